@@ -1,0 +1,127 @@
+"""The auth API (`/api/v1/auth/`) and the HTML pages that host the browser client."""
+
+from django.conf import settings
+from django.middleware.csrf import get_token
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.generic import TemplateView
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.cookies import clear_auth_cookies, set_auth_cookies
+from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
+from chat.events import session_revoked_publish
+
+
+def client_ip(request) -> str:
+    # Behind a reverse proxy run daphne with --proxy-headers so REMOTE_ADDR is the client.
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input, with field errors."),
+    401: OpenApiResponse(ErrorSerializer, description="Not signed in or invalid credentials."),
+    403: OpenApiResponse(ErrorSerializer, description="Missing or wrong CSRF token."),
+    429: OpenApiResponse(ErrorSerializer, description="Rate limited; see the Retry-After header."),
+}
+
+
+class CsrfView(APIView):
+    """Sets the `csrftoken` cookie and returns its value (for clients that are not pages)."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: CsrfSerializer}, auth=[])
+    def get(self, request):
+        return Response({"csrf_token": get_token(request)})
+
+
+class RegisterView(APIView):
+    """Create an account with its public device keys. Private keys never reach the server."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
+        auth=[],
+    )
+    def post(self, request):
+        services.registration_rate_limit(email=str(request.data.get("email", "")), ip=client_ip(request))
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_register(**serializer.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    """Sign in: sets the access and refresh cookies."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: UserSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403], 429: ERRORS[429]},
+        auth=[],
+    )
+    def post(self, request):
+        serializer = LoginSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_authenticate(**serializer.validated_data, ip=client_ip(request), request=request)
+        response = Response(UserSerializer(user).data)
+        set_auth_cookies(response, services.tokens_issue(user=user))
+        return response
+
+
+class RefreshView(APIView):
+    """Rotate the refresh cookie and issue a new access cookie. Reuse of an old refresh
+    token revokes every session of the account."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=None, responses={200: UserSerializer, 401: ERRORS[401], 403: ERRORS[403]}, auth=[])
+    def post(self, request):
+        raw = request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, "")
+        try:
+            user, pair = services.tokens_rotate(refresh=raw)
+        except services.InvalidRefreshToken:
+            response = Response(
+                {"code": "invalid_refresh_token", "detail": services.InvalidRefreshToken.default_detail},
+                status=status.HTTP_401_UNAUTHORIZED,
+            )
+            clear_auth_cookies(response)
+            return response
+        response = Response(UserSerializer(user).data)
+        set_auth_cookies(response, pair)
+        return response
+
+
+class LogoutView(APIView):
+    """Blacklist the refresh token, clear both cookies and close this user's sockets."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=None, responses={204: None, 403: ERRORS[403]}, auth=[])
+    def post(self, request):
+        user_id = services.tokens_blacklist(refresh=request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, ""))
+        if user_id is not None:
+            session_revoked_publish(user_id=user_id)
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        clear_auth_cookies(response)
+        return response
+
+
+class MeView(APIView):
+    """The signed-in user."""
+
+    @extend_schema(responses={200: UserSerializer, 401: ERRORS[401]})
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)
+
+
+@method_decorator(ensure_csrf_cookie, name="dispatch")
+class PageView(TemplateView):
+    """An HTML page of the browser client; sets the CSRF cookie its scripts echo."""

@@ -1,0 +1,76 @@
+"""Public key material of each user: the server is a key directory and never holds a
+private key. Keys are stored as canonical standard base64 of their raw bytes."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# Key ids travel as JSON numbers and are stored in signed 32-bit columns on every backend.
+MAX_KEY_ID = 2**31 - 1
+
+
+class IdentityKey(models.Model):
+    """The user's long-term Ed25519 public key (one per user; replaced when the user sets up
+    a new device)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identity_key")
+    public_key = models.CharField(max_length=44)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"identity key of {self.user_id}"
+
+
+class SignedPreKey(models.Model):
+    """An X25519 prekey signed by the identity key. The newest non-retired one is current;
+    a replaced one is retired (retired_at set) and kept for a grace period so that first
+    messages already encrypted to it can still be answered."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signed_prekeys")
+    key_id = models.IntegerField()
+    public_key = models.CharField(max_length=44)
+    signature = models.CharField(max_length=88)
+    created_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key_id"], name="keys_signedprekey_user_key_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
+                name="keys_signedprekey_key_id_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"signed prekey {self.key_id} of {self.user_id}"
+
+
+class OneTimePreKey(models.Model):
+    """An X25519 one-time prekey. Handed out at most once (claimed_at set atomically when a
+    bundle is fetched); ids are never reused for a user, so a claimed id can never be
+    overwritten by a refill."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="one_time_prekeys")
+    key_id = models.IntegerField()
+    public_key = models.CharField(max_length=44)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key_id"], name="keys_onetimeprekey_user_key_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
+                name="keys_onetimeprekey_key_id_range",
+            ),
+        ]
+        indexes = [
+            # "The oldest unclaimed key of this user": the bundle claim's access path.
+            models.Index(fields=["user", "claimed_at", "id"], name="keys_otpk_unclaimed_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"one-time prekey {self.key_id} of {self.user_id}"

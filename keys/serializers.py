@@ -1,0 +1,86 @@
+"""Request and response shapes of key material. Field-level validation delegates to
+`keys.validation`; cross-field rules (signature under the identity key, unique ids within
+one upload) are checked where both fields are known."""
+
+from rest_framework import serializers
+
+from keys import validation
+from keys.errors import InvalidKeyMaterial
+from keys.models import MAX_KEY_ID
+
+MAX_ONE_TIME_PREKEYS_PER_UPLOAD = 100
+
+
+def _as_field_error(func, value, **kwargs):
+    try:
+        func(value, **kwargs)
+    except InvalidKeyMaterial as exc:
+        raise serializers.ValidationError(exc.detail) from None
+    return value
+
+
+class Ed25519PublicKeyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Standard base64 of a raw 32-byte Ed25519 public key.")
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        return _as_field_error(validation.validate_ed25519_public_key, super().to_internal_value(data))
+
+
+class X25519PublicKeyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Standard base64 of a raw 32-byte X25519 public key.")
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        return _as_field_error(validation.validate_x25519_public_key, super().to_internal_value(data))
+
+
+class SignatureField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Standard base64 of a 64-byte Ed25519 signature.")
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        return _as_field_error(validation.decode_base64, value, length=validation.SIGNATURE_LENGTH, what="signature")
+
+
+class KeyIdField(serializers.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=MAX_KEY_ID, **kwargs)
+
+
+class SignedPreKeySerializer(serializers.Serializer):
+    key_id = KeyIdField()
+    public_key = X25519PublicKeyField()
+    signature = SignatureField()
+
+
+class OneTimePreKeySerializer(serializers.Serializer):
+    key_id = KeyIdField()
+    public_key = X25519PublicKeyField()
+
+
+class OneTimePreKeyListField(serializers.ListField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_ONE_TIME_PREKEYS_PER_UPLOAD)
+        super().__init__(child=OneTimePreKeySerializer(), **kwargs)
+
+    def to_internal_value(self, data):
+        keys = super().to_internal_value(data)
+        ids = [key["key_id"] for key in keys]
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError("One-time prekey ids must be unique.")
+        return keys
+
+
+def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -> None:
+    """Raise a field error unless the signed prekey is signed by this identity key."""
+    identity_raw = validation.decode_base64(identity_key_b64, length=validation.KEY_LENGTH)
+    prekey_raw = validation.decode_base64(signed_prekey["public_key"], length=validation.KEY_LENGTH)
+    try:
+        validation.verify_prekey_signature(identity_raw, prekey_raw, signed_prekey["signature"])
+    except InvalidKeyMaterial as exc:
+        raise serializers.ValidationError({"signed_prekey": {"signature": [exc.detail]}}) from None

@@ -1,0 +1,52 @@
+"""One error shape for the whole JSON API.
+
+Every error answer is `{"code": str, "detail": str}`, plus `"errors": {field: [messages]}`
+for validation failures, so clients can show a reason and never have to parse HTML.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from messenger.errors import DomainError, RateLimited
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code, headers=headers)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"code": "invalid", "detail": "Invalid input.", "errors": _as_field_errors(exc.detail)}
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        response.data = {"code": code, "detail": str(detail)}
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and isinstance(exc, exceptions.Throttled):
+        response.data["code"] = "rate_limited"
+    return response
+
+
+def _as_field_errors(detail) -> dict:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    return {"non_field_errors": _flatten(detail)}
+
+
+def _flatten(value):
+    if isinstance(value, dict):
+        return {key: _flatten(v) for key, v in value.items()}
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return [str(v) for v in value]
+        return [_flatten(v) for v in value]
+    return [str(value)]

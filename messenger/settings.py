@@ -1,0 +1,257 @@
+"""Settings for Secured Messenger.
+
+Everything configurable comes from the environment (django-environ); every variable is
+documented in `.env.example`. With nothing configured the project runs on its embedded
+defaults: a SQLite file under `var/` and the in-memory channel layer.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Placeholder values that must never reach production; the deploy check in
+# `messenger.checks` refuses to start a non-DEBUG server that still uses them.
+INSECURE_DEFAULT_SECRET = "insecure-development-secret-change-me"
+
+env = environ.Env()
+# A `.env` beside manage.py is read if present (the set-up script writes one with random
+# secrets on first run); real environment variables always win over it.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Django ---------------------------------------------------------------------------
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "channels",
+    "accounts",
+    "keys",
+    "contacts",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "messenger.urls"
+ASGI_APPLICATION = "messenger.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Unset DATABASE_URL -> a SQLite file under the git-ignored var/ folder.
+VAR_DIR = BASE_DIR / "var"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take the write lock up front, so two concurrent
+    # read-then-write transactions (rate-limit counters, token rotation) serialise
+    # instead of failing with "database is locked" half-way through.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"charset": "utf8mb4", "isolation_level": "read committed"}
+    )
+    DATABASES["default"].setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+# Under ASGI every request runs in a thread of its own: persistent connections leak.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# WhiteNoise serves static files from daphne itself (no separate web server needed for a
+# small installation); with DEBUG it reads them straight from STATICFILES_DIRS.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "/login"
+
+# --- Passwords ------------------------------------------------------------------------
+
+# The pepper is a server-side secret mixed into every password hash; it lives only in the
+# environment, so a database dump alone cannot be used to verify password guesses.
+# PASSWORD_PEPPER_OLD lists retired peppers that still verify (and are re-hashed with the
+# current one at the next successful login).
+PASSWORD_PEPPER = env.str("PASSWORD_PEPPER", default=INSECURE_DEFAULT_SECRET)
+PASSWORD_PEPPER_OLD = env.list("PASSWORD_PEPPER_OLD", default=[])
+PASSWORD_HASHERS = ["accounts.hashers.PepperedPBKDF2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Security -------------------------------------------------------------------------
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The auth cookies' Secure flag: on unless DEBUG (plain http://127.0.0.1 in development).
+AUTH_COOKIE_SECURE = env.bool("AUTH_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE = AUTH_COOKIE_SECURE
+CSRF_COOKIE_SECURE = AUTH_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_SAMESITE = "Strict"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+
+# One strict policy for every page: scripts only from this origin (no inline code), no
+# plugins, no <base> rewriting, no framing, network only back to this origin.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+# --- Django REST framework --------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.CookieJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "messenger.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Secured Messenger API",
+    "DESCRIPTION": (
+        "JSON API of a self-hosted end-to-end-encrypted messenger. The server stores and relays "
+        "only public keys and ciphertext. Authentication: JWT in HttpOnly cookies; every unsafe "
+        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- SIMPLE_JWT -----------------------------------------------------------------------
+
+# A signing key of its own, so that leaking SECRET_KEY (sessions, CSRF) does not let
+# anyone mint access tokens, and vice versa.
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=INSECURE_DEFAULT_SECRET + "-jwt")
+ACCESS_TOKEN_MINUTES = env.int("ACCESS_TOKEN_MINUTES", default=5)
+REFRESH_TOKEN_DAYS = env.int("REFRESH_TOKEN_DAYS", default=14)
+SIMPLE_JWT = {
+    # Access tokens cannot be revoked: keep them short-lived.
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=REFRESH_TOKEN_DAYS),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "CHECK_USER_IS_ACTIVE": True,
+}
+AUTH_COOKIE_ACCESS = "access_token"
+AUTH_COOKIE_REFRESH = "refresh_token"
+AUTH_COOKIE_REFRESH_PATH = "/api/v1/auth/"
+
+# --- Rate limits ----------------------------------------------------------------------
+
+# Each limit is "<count>/<seconds>": a burst of <count> requests, refilled at that rate
+# (a token bucket kept in the database, so it holds across processes). RATE_LIMITS_ENABLED
+# switches every limit off at once (benchmarks only).
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
+RATE_LIMITS = {
+    "login_ip": env.str("RATE_LIMIT_LOGIN_IP", default="20/300"),
+    "login_email": env.str("RATE_LIMIT_LOGIN_EMAIL", default="5/300"),
+    "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="10/3600"),
+    "register_email": env.str("RATE_LIMIT_REGISTER_EMAIL", default="3/3600"),
+    "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/60"),
+    "identity_reset": env.str("RATE_LIMIT_IDENTITY_RESET", default="5/3600"),
+    "contact_request": env.str("RATE_LIMIT_CONTACT_REQUEST", default="20/3600"),
+    # Signal's bucket: 6 bundles per (requester, target) pair, one more every 10 minutes.
+    "prekey_bundle": env.str("RATE_LIMIT_PREKEY_BUNDLE", default="6/3600"),
+    "message_send": env.str("RATE_LIMIT_MESSAGE_SEND", default="60/10"),
+    "typing": env.str("RATE_LIMIT_TYPING", default="20/10"),
+}
+
+# --- CHANNEL_LAYERS ---------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Logging ----------------------------------------------------------------------------
+
+# Never log request bodies, keys or message payloads: only metadata goes to the log.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

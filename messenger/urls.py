@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from accounts.views import PageView
+
+api_v1 = [
+    path("auth/", include("accounts.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("", PageView.as_view(template_name="app.html"), name="app"),
+    path("login", PageView.as_view(template_name="login.html"), name="login"),
+    path("register", PageView.as_view(template_name="register.html"), name="register"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
