@@ -6,6 +6,9 @@ from accounts.views import PageView
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
+    path("contacts/", include("contacts.urls")),
+    path("keys/", include("keys.urls")),
+    path("messages/", include("chat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
