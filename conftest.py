@@ -37,3 +37,8 @@ def pytest_collection_modifyitems(config, items):
 def _plain_http(settings):
     """Tests talk plain HTTP to the test server; production redirects to HTTPS."""
     settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["messenger.testing.FastPepperedPBKDF2PasswordHasher"]

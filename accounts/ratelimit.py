@@ -15,7 +15,7 @@ import math
 import time
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from accounts.models import RateLimitBucket
 from messenger.errors import RateLimited
@@ -33,7 +33,8 @@ def _bucket_key(scope: str, subject: str) -> str:
 def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> None:
     """Count one request of `subject` (an IP, an email, a user id, a pair...) against the
     limit named `scope` in settings.RATE_LIMITS; raise RateLimited with the seconds to wait
-    when the bucket is empty. Denied requests do not consume."""
+    when the bucket is empty. Denied requests do not consume. Call it outside any other
+    transaction, before the work it guards."""
     if not settings.RATE_LIMITS_ENABLED:
         return
     burst, period = parse_limit(settings.RATE_LIMITS[scope])
@@ -41,16 +42,13 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
     now = time.time() if now is None else now
     key = _bucket_key(scope, str(subject))
 
+    # Make sure the row exists first, outside the locking transaction: INSERT IGNORE (or
+    # INSERT OR IGNORE) never fails and never waits for long. Inserting inside the locking
+    # transaction instead deadlocks on MariaDB when two first requests race (the duplicate
+    # key error leaves a shared lock that both then try to upgrade). tat=0 is a full bucket.
+    RateLimitBucket.objects.bulk_create([RateLimitBucket(key=key, tat=0.0)], ignore_conflicts=True)
     with transaction.atomic():
-        bucket = RateLimitBucket.objects.select_for_update().filter(key=key).first()
-        if bucket is None:
-            try:
-                with transaction.atomic():
-                    RateLimitBucket.objects.create(key=key, tat=now + interval)
-                return
-            except IntegrityError:
-                # Another process created it between our read and insert: use theirs.
-                bucket = RateLimitBucket.objects.select_for_update().get(key=key)
+        bucket = RateLimitBucket.objects.select_for_update().get(key=key)
         new_tat = max(bucket.tat, now) + interval
         allowed_at = new_tat - burst * interval
         if allowed_at > now:

@@ -106,12 +106,13 @@ def tokens_rotate(*, refresh: str) -> tuple[User, TokenPair]:
     """Exchange a refresh token for a new pair; the old one can never be used again."""
     payload = _decode_refresh(refresh)
     jti = payload[jwt_settings.JTI_CLAIM]
-    user_id = payload.get(jwt_settings.USER_ID_CLAIM)
     reused = False
     with transaction.atomic():
         outstanding = OutstandingToken.objects.filter(jti=jti).first()
-        if outstanding is None or outstanding.user_id != user_id:
+        # simplejwt writes the user id claim as a string.
+        if outstanding is None or str(outstanding.user_id) != str(payload.get(jwt_settings.USER_ID_CLAIM)):
             raise InvalidRefreshToken()
+        user_id = outstanding.user_id
         try:
             with transaction.atomic():
                 BlacklistedToken.objects.create(token=outstanding)

@@ -14,6 +14,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rest_framework.test import APIClient
 
+from accounts.hashers import PepperedPBKDF2PasswordHasher
+
+class FastPepperedPBKDF2PasswordHasher(PepperedPBKDF2PasswordHasher):
+    """The production hasher with few iterations, so hundreds of test logins stay fast.
+    accounts/tests/test_hashers.py checks the real iteration count separately."""
+
+    iterations = 1000
+
+
 DEFAULT_PASSWORD = "correct horse battery staple"
 _emails = itertools.count(1)
 
