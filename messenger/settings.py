@@ -19,8 +19,12 @@ INSECURE_DEFAULT_SECRET = "insecure-development-secret-change-me"
 
 env = environ.Env()
 # A `.env` beside manage.py is read if present (the set-up script writes one with random
-# secrets on first run); real environment variables always win over it.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# secrets on first run); real environment variables always win over it. ENV_FILE names
+# another file, or none at all when empty (the test script does that, so a developer's
+# .env never changes what the tests see).
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 # --- Django ---------------------------------------------------------------------------
 
@@ -234,14 +238,27 @@ RATE_LIMITS = {
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    # Redis pub/sub: fire-and-forget fan-out between processes, which is all a nudge needs
+    # (envelopes live in the database). It was the fastest stock Redis layer measured.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process: channels' InMemoryChannelLayer scans every channel and group on each
+    # operation; this subclass indexes them (see chat.layers).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.IndexedInMemoryChannelLayer"}}
+
+# --- Chat -------------------------------------------------------------------------------
+
+# Largest envelope body accepted (bytes of the ciphertext string as sent).
+MESSAGE_MAX_BODY_BYTES = env.int("MESSAGE_MAX_BODY_BYTES", default=64 * 1024)
+# Undelivered envelopes older than this are deleted by `manage.py purge_messages`.
+MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
+# Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
+KEEP_DELIVERED_BODIES = env.bool("KEEP_DELIVERED_BODIES", default=False)
 
 # --- Logging ----------------------------------------------------------------------------
 

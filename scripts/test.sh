@@ -21,7 +21,9 @@ if [ -d tests/js ]; then
   node --test tests/js/
 fi
 
-# The test settings never depend on a developer's .env: every variable is set here.
+# The test settings never depend on a developer's .env: it is not read, and the secrets
+# are set here.
+export ENV_FILE=""
 export SECRET_KEY=test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz
 export JWT_SIGNING_KEY=test-jwt-signing-key-0123456789abcdefghijklmnopqrstuvwxyz
 export PASSWORD_PEPPER=test-pepper-0123456789abcdefghijklmnopqrstuvwxyz
