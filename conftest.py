@@ -30,7 +30,9 @@ def pytest_collection_modifyitems(config, items):
         if "mariadb" in item.keywords and not on_mariadb:
             item.add_marker(pytest.mark.skip(reason="needs MariaDB (runs in the MariaDB pass of scripts/test.sh)"))
         if "redis" in item.keywords and not on_redis:
-            item.add_marker(pytest.mark.skip(reason="needs Redis (runs in the MariaDB + Redis pass of scripts/test.sh)"))
+            item.add_marker(
+                pytest.mark.skip(reason="needs Redis (runs in the MariaDB + Redis pass of scripts/test.sh)")
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,14 @@ from keys.selectors import identity_key_fingerprint, one_time_prekeys_unused_cou
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "date_joined", "last_login", "is_active", "identity_fingerprint", "unused_one_time_prekeys"]
+    list_display = [
+        "email",
+        "date_joined",
+        "last_login",
+        "is_active",
+        "identity_fingerprint",
+        "unused_one_time_prekeys",
+    ]
     list_filter = ["is_active", "is_staff"]
     search_fields = ["email"]
     readonly_fields = ["date_joined", "last_login", "identity_fingerprint", "unused_one_time_prekeys"]

@@ -42,7 +42,9 @@ class CookieJWTAuthentication(JWTAuthentication):
         try:
             validated = self.get_validated_token(raw_token.encode())
         except (InvalidToken, TokenError):
-            raise exceptions.AuthenticationFailed("The access token is invalid or expired.", code="token_not_valid") from None
+            raise exceptions.AuthenticationFailed(
+                "The access token is invalid or expired.", code="token_not_valid"
+            ) from None
         return self.get_user(validated), validated
 
     def authenticate_header(self, request):

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from accounts.hashers import PepperedPBKDF2PasswordHasher
 
+
 class FastPepperedPBKDF2PasswordHasher(PepperedPBKDF2PasswordHasher):
     """The production hasher with few iterations, so hundreds of test logins stay fast.
     accounts/tests/test_hashers.py checks the real iteration count separately."""
@@ -77,8 +78,9 @@ def unique_email(prefix: str = "user") -> str:
     return f"{prefix}{next(_emails)}@example.test"
 
 
-def registration_payload(email: str | None = None, password: str = DEFAULT_PASSWORD, keys: DeviceKeys | None = None,
-                         one_time_count: int = 10) -> dict:
+def registration_payload(
+    email: str | None = None, password: str = DEFAULT_PASSWORD, keys: DeviceKeys | None = None, one_time_count: int = 10
+) -> dict:
     keys = keys or DeviceKeys()
     return {"email": email or unique_email(), "password": password, **keys.registration_keys(one_time_count)}
 

@@ -34,7 +34,8 @@ def test_login_sets_httponly_strict_cookies_with_refresh_scoped_to_auth_routes(s
         assert cookie["secure"] is True
     assert access["path"] == "/"
     assert refresh["path"] == "/api/v1/auth/"
-    assert "access" not in response.json() and "refresh" not in response.json()
+    assert "access" not in response.json()
+    assert "refresh" not in response.json()
 
 
 def test_secure_flag_follows_the_setting(settings, make_account, client_csrf):
@@ -130,7 +131,9 @@ def test_refresh_is_refused_for_a_deactivated_user(account):
     assert account.client.get(ME).status_code == 401
 
 
-def test_logout_blacklists_refresh_clears_cookies_and_closes_sockets(account, monkeypatch, django_capture_on_commit_callbacks):
+def test_logout_blacklists_refresh_clears_cookies_and_closes_sockets(
+    account, monkeypatch, django_capture_on_commit_callbacks
+):
     closed = []
     monkeypatch.setattr("accounts.views.session_revoked_publish", lambda *, user_id: closed.append(user_id))
     refresh = account.client.cookies["refresh_token"].value

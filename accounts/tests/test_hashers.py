@@ -13,7 +13,7 @@ PASSWORD = "a very long passphrase 123"
 
 def test_hash_uses_pbkdf2_sha256_with_at_least_djangos_iterations(settings):
     encoded = PepperedPBKDF2PasswordHasher().encode(PASSWORD, "s" * 22)
-    algorithm, pid, iterations, salt, digest = encoded.split("$")
+    algorithm, pid, iterations, salt, _digest = encoded.split("$")
     assert algorithm == "pbkdf2_sha256_peppered"
     assert pid == pepper_id(settings.PASSWORD_PEPPER)
     assert int(iterations) >= PBKDF2PasswordHasher.iterations

@@ -46,8 +46,10 @@ def test_login_is_throttled_per_email_with_retry_after(settings, make_account):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "3/300"}
     account = make_account(login=False)
     client = CsrfClient()
-    codes = [client.post_json("/api/v1/auth/login", {"email": account.email, "password": "wrong"}).status_code
-             for _ in range(3)]
+    codes = [
+        client.post_json("/api/v1/auth/login", {"email": account.email, "password": "wrong"}).status_code
+        for _ in range(3)
+    ]
     assert codes == [401, 401, 401]
     # Even the right password is refused while the bucket is empty.
     response = client.post_json("/api/v1/auth/login", {"email": account.email.upper(), "password": account.password})

@@ -56,7 +56,7 @@ def test_signature_by_another_identity_is_rejected(client_csrf):
 
 
 @pytest.mark.parametrize(
-    "field, value",
+    ("field", "value"),
     [
         ("identity_key", "not base64!"),
         ("identity_key", b64(bytes(31))),
@@ -87,7 +87,11 @@ def test_low_order_prekeys_are_rejected(client_csrf, point):
 def test_low_order_signed_prekey_is_rejected_even_if_signed(client_csrf):
     keys = DeviceKeys()
     payload = registration_payload(keys=keys)
-    payload["signed_prekey"] = {"key_id": 1, "public_key": b64(bytes(32)), "signature": b64(keys.identity.sign(bytes(32)))}
+    payload["signed_prekey"] = {
+        "key_id": 1,
+        "public_key": b64(bytes(32)),
+        "signature": b64(keys.identity.sign(bytes(32))),
+    }
     response = client_csrf.post_json(URL, payload)
     assert response.status_code == 400
     assert "signed_prekey" in response.json()["errors"]

@@ -63,8 +63,13 @@ def test_pages_send_a_strict_csp_and_the_csrf_cookie(client, path):
     response = client.get(path)
     assert response.status_code == 200
     csp = response["Content-Security-Policy"]
-    for directive in ("script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'",
-                      "connect-src 'self'"):
+    for directive in (
+        "script-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "connect-src 'self'",
+    ):
         assert directive in csp
     assert "unsafe-inline" not in csp
     assert "csrftoken" in response.cookies
