@@ -39,6 +39,11 @@ ensure_system_packages() {
   fi
 }
 
+pip_install() {
+  # Quiet, minus the warnings some machines' pip configuration prints for every package.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+}
+
 ensure_venv() {
   if [ ! -x .venv/bin/python ] || ! python_ok .venv/bin/python; then
     local python
@@ -54,8 +59,8 @@ ensure_venv() {
   # A dev install includes the runtime dependencies, so it satisfies both modes.
   if [ -f ".venv/.installed-$hash-dev" ] || [ -f ".venv/.installed-$hash-$MODE" ]; then return 0; fi
   log "installing Python dependencies ($reqs)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$reqs"
+  pip_install --upgrade pip
+  pip_install -r "$reqs"
   rm -f .venv/.installed-*
   touch ".venv/.installed-$hash-$MODE"
 }
