@@ -90,8 +90,23 @@ ensure_node_packages() {
   fi
 }
 
+ensure_chromium() {
+  # The browser tests drive Debian's chromium through Playwright (no browser download).
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing chromium (for the browser tests)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "WARNING: /usr/bin/chromium not found: browser tests will be skipped (Debian: apt-get install chromium)"
+  fi
+}
+
 ensure_system_packages
 ensure_venv
 ensure_env_file
 mkdir -p var/staticfiles
-if [ "$MODE" = dev ]; then ensure_node_packages; fi
+if [ "$MODE" = dev ]; then
+  ensure_node_packages
+  ensure_chromium
+fi
