@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
+from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
 from chat.events import session_revoked_publish
 
@@ -82,8 +83,11 @@ class RefreshView(APIView):
 
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(request=None, responses={200: UserSerializer, 401: ERRORS[401], 403: ERRORS[403]}, auth=[])
+    @extend_schema(
+        request=None, responses={200: UserSerializer, 401: ERRORS[401], 403: ERRORS[403], 429: ERRORS[429]}, auth=[]
+    )
     def post(self, request):
+        rate_limit_hit("refresh_ip", client_ip(request))
         raw = request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, "")
         try:
             user, pair = services.tokens_rotate(refresh=raw)

@@ -77,6 +77,12 @@ def test_registration_is_throttled_per_ip(settings):
     assert "Retry-After" in response
 
 
+def test_refresh_is_throttled_per_ip(settings, account):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "refresh_ip": "1/60"}
+    assert account.client.post_json("/api/v1/auth/refresh").status_code == 200
+    assert account.client.post_json("/api/v1/auth/refresh").status_code == 429
+
+
 @pytest.mark.mariadb
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_hits_never_exceed_the_burst(settings):
