@@ -1,0 +1,33 @@
+"""Protocol parameters, identical to static/js/crypto/constants.js and docs/PROTOCOL.md."""
+
+WIRE_VERSION = 1
+
+X3DH_INFO = b"SecuredMessenger X3DH v1"
+ROOT_CHAIN_INFO = b"SecuredMessenger Root Chain v1"
+MESSAGE_KEYS_INFO = b"SecuredMessenger Message Keys v1"
+
+# Message chain: HMAC(ck, 0x02) -> next chain key, HMAC(ck, 0x01) -> message key (libsignal order).
+MESSAGE_CHAIN_CONSTANT = b"\x02\x01"
+
+MAX_SKIP = 1000
+# Twice MAX_SKIP: one message skipping on its previous and its new chain never evicts keys it just derived.
+MAX_STORED_SKIPPED_KEYS = 2 * MAX_SKIP
+
+MAX_BODY_LENGTH = 64 * 1024
+MAX_PLAINTEXT_BYTES = 32 * 1024
+
+MIN_KEY_ID = 1
+MAX_KEY_ID = 2**31 - 1
+MAX_ONE_TIME_PREKEYS_PER_BATCH = 100
+MAX_MESSAGE_NUMBER = 2**32 - 1
+
+KIND_PREKEY = "prekey"
+KIND_MESSAGE = "message"
+
+SAFETY_NUMBER_ITERATIONS = 5200
+SAFETY_NUMBER_VERSION = 0
+
+KEY_LENGTH = 32
+SIGNATURE_LENGTH = 64
+MAC_LENGTH = 32
+AES_BLOCK_LENGTH = 16

@@ -1,0 +1,51 @@
+/**
+ * Protocol parameters. Every value here is part of the wire protocol or of its limits and is written
+ * down in docs/PROTOCOL.md; changing one breaks interoperability with existing sessions and clients.
+ */
+
+/** Version byte at the start of every envelope body. */
+export const WIRE_VERSION = 1;
+
+/** HKDF info strings (ASCII). Distinct per use so that no two derivations can ever share an output. */
+export const X3DH_INFO = 'SecuredMessenger X3DH v1';
+export const ROOT_CHAIN_INFO = 'SecuredMessenger Root Chain v1';
+export const MESSAGE_KEYS_INFO = 'SecuredMessenger Message Keys v1';
+
+/** Message chain KDF inputs (libsignal order): HMAC(ck, 0x02) -> next chain key, HMAC(ck, 0x01) -> message key. */
+export const CHAIN_KEY_SEED = 0x02;
+export const MESSAGE_KEY_SEED = 0x01;
+
+/** Largest number of message keys one incoming message may make us derive and store (spec MAX_SKIP). */
+export const MAX_SKIP = 1000;
+/**
+ * Largest number of skipped message keys kept per session; the oldest are evicted first. Twice MAX_SKIP so
+ * that one message skipping on both its previous and its new chain never evicts keys it just derived.
+ */
+export const MAX_STORED_SKIPPED_KEYS = 2 * MAX_SKIP;
+
+/** Envelope `body` limit enforced by the server (characters of base64 text). */
+export const MAX_BODY_LENGTH = 64 * 1024;
+/** Largest plaintext accepted by encryptMessage; the resulting prekey body stays well under MAX_BODY_LENGTH. */
+export const MAX_PLAINTEXT_BYTES = 32 * 1024;
+
+/** Key ids are positive and fit a signed 32-bit database column. */
+export const MIN_KEY_ID = 1;
+export const MAX_KEY_ID = 2 ** 31 - 1;
+/** Most one-time prekeys the server accepts in one upload, hence the largest batch generated at once. */
+export const MAX_ONE_TIME_PREKEYS_PER_BATCH = 100;
+
+/** Message numbers travel as unsigned 32-bit integers. */
+export const MAX_MESSAGE_NUMBER = 2 ** 32 - 1;
+
+/** Envelope kinds, as in the server envelope's `kind` field. */
+export const EnvelopeKind = Object.freeze({ PREKEY: 'prekey', MESSAGE: 'message' });
+
+/** Safety number: iterations of SHA-512 per identity key, and fingerprint format version. */
+export const SAFETY_NUMBER_ITERATIONS = 5200;
+export const SAFETY_NUMBER_VERSION = 0;
+
+/** Sizes in bytes. */
+export const KEY_LENGTH = 32;
+export const SIGNATURE_LENGTH = 64;
+export const MAC_LENGTH = 32;
+export const AES_BLOCK_LENGTH = 16;

@@ -1,0 +1,53 @@
+/**
+ * Public API of the end-to-end encryption protocol (docs/PROTOCOL.md). Pure: bytes and plain objects in,
+ * bytes and plain objects out; no DOM, network, storage or logging. Runs unchanged in browsers and in
+ * Node >= 20.19.
+ *
+ * Records (identity key pair, prekeys, sessions) are JSON-able objects with base64 byte fields; store them
+ * as they are. Plaintexts are Uint8Array (textToBytes / bytesToText convert). Every expected failure is a
+ * ProtocolError with a stable `code` (ErrorCode).
+ *
+ * Registration
+ *   generateIdentityKeyPair(), generateSignedPrekey(identity, keyId), generateOneTimePrekeys(nextId, n)
+ *   -> registrationKeys({...}) is what the server receives; persist the private records and nextKeyId
+ *      only after the server accepted the registration (seed-review #8).
+ * Sending to a new contact
+ *   initiateSession({identityKeyPair, bundle}) -> encryptMessage(session, bytes) -> {kind, body}
+ * Receiving
+ *   parseEnvelope(kind, body) -> decryptMessage(session, envelope) or acceptInitialMessage({...})
+ *   (see session.js for the exact routing and what to persist on success)
+ * Verifying
+ *   safetyNumber(ourIdentityKey, theirIdentityKey) -> 60 digits; formatSafetyNumber(digits)
+ */
+export { ErrorCode, ProtocolError } from './errors.js';
+export {
+  EnvelopeKind,
+  MAX_BODY_LENGTH,
+  MAX_KEY_ID,
+  MAX_ONE_TIME_PREKEYS_PER_BATCH,
+  MAX_PLAINTEXT_BYTES,
+  MAX_SKIP,
+  MAX_STORED_SKIPPED_KEYS,
+  MIN_KEY_ID,
+  WIRE_VERSION,
+} from './constants.js';
+export { bytesToText, fromBase64, textToBytes, toBase64 } from './bytes.js';
+export {
+  generateIdentityKeyPair,
+  generateOneTimePrekeys,
+  generateSignedPrekey,
+  publicOneTimePrekey,
+  publicSignedPrekey,
+  registrationKeys,
+  verifySignedPrekey,
+} from './keys.js';
+export { parseBundle } from './x3dh.js';
+export { parseEnvelope } from './envelope.js';
+export {
+  acceptInitialMessage,
+  decryptMessage,
+  encryptMessage,
+  initiateSession,
+  isInitialMessageForSession,
+} from './session.js';
+export { formatSafetyNumber, identityKeyDigits, safetyNumber } from './fingerprint.js';
