@@ -258,6 +258,16 @@ MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
 KEEP_DELIVERED_BODIES = env.bool("KEEP_DELIVERED_BODIES", default=False)
 
+# --- Keys -------------------------------------------------------------------------------
+
+# A replaced signed prekey stays on record (retired) this long, and clients keep its private
+# half as long, so first messages encrypted to it can still be read: keep it at least
+# MESSAGE_RETENTION_DAYS (an undelivered first message lives that long).
+SIGNED_PREKEY_GRACE_DAYS = env.int("SIGNED_PREKEY_GRACE_DAYS", default=30)
+# `manage.py audit_prekeys` flags current signed prekeys older than this; clients are told it
+# (GET /api/v1/keys/prekeys/count) and rotate before.
+SIGNED_PREKEY_MAX_AGE_DAYS = env.int("SIGNED_PREKEY_MAX_AGE_DAYS", default=30)
+
 # --- Logging ----------------------------------------------------------------------------
 
 # Never log request bodies, keys or message payloads: only metadata goes to the log.
