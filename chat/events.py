@@ -1,20 +1,50 @@
-"""Realtime events: group names and payload builders, and the one way to publish them.
+"""Realtime events: group names, every payload the server pushes, and the one way to publish.
 
 Every event is published only after the surrounding transaction commits (like Zulip's
 `send_event_on_commit`): a client must never hear of a row that a rollback then erases. The
 channel layer is at-most-once, so an event is only a nudge; clients resync from the API.
+
+All server frames are built here, so the WebSocket protocol can be read in one place:
+
+    message                   id, client_id, from, kind, body, sent_at
+    sent                      client_id, id            (to the sender's socket that sent it)
+    delivered / read          ids                      (to every socket of the sender)
+    queue_empty                                        (after the backlog on connect)
+    error                     code, detail [, client_id, retry_after]
+    typing                    from, state
+    contact_request           id, from
+    contact_request_answered  id, by, accepted
+    contact_removed           email
+    prekeys_low               remaining
+    identity_changed          email
+
+Builders take primitives, never model instances, so any app can call them without importing
+chat models; none of them logs anything (bodies and keys never reach the log).
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from datetime import datetime
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+PUSH_EVENT = "push.event"
+SESSION_REVOKED = "session.revoked"
+
 
 def user_group(user_id: int) -> str:
     """The channel-layer group holding every open socket of one user."""
     return f"user.{user_id}"
+
+
+# --- publishing ------------------------------------------------------------------------
+
+# Set by `collected_events()`: on commit, events are appended here instead of being sent from
+# the database thread (the consumer sends them from the event loop, saving a thread hop).
+_collector: ContextVar[list | None] = ContextVar("chat_events_collector", default=None)
 
 
 def _send_now(user_ids: list[int], message: dict) -> None:
@@ -25,14 +55,116 @@ def _send_now(user_ids: list[int], message: dict) -> None:
         async_to_sync(layer.group_send)(user_group(user_id), message)
 
 
+def _publish_on_commit(user_ids: Iterable[int], message: dict) -> None:
+    ids = list(user_ids)
+    collector = _collector.get()
+    if collector is not None:
+        transaction.on_commit(lambda: collector.append((ids, message)))
+    else:
+        transaction.on_commit(lambda: _send_now(ids, message))
+
+
 def publish_on_commit(user_ids: Iterable[int], event: dict) -> None:
     """Push `event` (a JSON-able dict with a "type") to every open socket of these users
     once the current transaction commits (immediately when there is none)."""
-    ids = list(user_ids)
-    transaction.on_commit(lambda: _send_now(ids, {"type": "push.event", "event": event}))
+    _publish_on_commit(user_ids, {"type": PUSH_EVENT, "event": event})
 
 
 def session_revoked_publish(*, user_id: int) -> None:
     """Close every socket of a user (logout, deactivation, new device)."""
-    ids = [user_id]
-    transaction.on_commit(lambda: _send_now(ids, {"type": "session.revoked"}))
+    _publish_on_commit([user_id], {"type": SESSION_REVOKED})
+
+
+@contextlib.contextmanager
+def collected_events() -> Iterator[list[tuple[list[int], dict]]]:
+    """Within this block, events published on commit are collected as (user_ids, message)
+    instead of sent; the caller passes them to `send_collected` after the block (and so after
+    the commit). Used by the consumer around its one database call per frame."""
+    events: list[tuple[list[int], dict]] = []
+    token = _collector.set(events)
+    try:
+        yield events
+    finally:
+        _collector.reset(token)
+
+
+async def send_collected(layer, events: list[tuple[list[int], dict]]) -> None:
+    for user_ids, message in events:
+        for user_id in user_ids:
+            await layer.group_send(user_group(user_id), message)
+
+
+# --- payloads: chat ---------------------------------------------------------------------
+
+
+def _timestamp(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def message_event(*, id: int, client_id: str, sender_email: str, kind: str, body: str, sent_at: datetime) -> dict:
+    return {
+        "type": "message",
+        "id": id,
+        "client_id": str(client_id),
+        "from": sender_email,
+        "kind": kind,
+        "body": body,
+        "sent_at": _timestamp(sent_at),
+    }
+
+
+def sent_event(*, client_id: str, id: int) -> dict:
+    return {"type": "sent", "client_id": str(client_id), "id": id}
+
+
+def delivered_event(*, ids: list[int]) -> dict:
+    return {"type": "delivered", "ids": ids}
+
+
+def read_event(*, ids: list[int]) -> dict:
+    return {"type": "read", "ids": ids}
+
+
+def queue_empty_event() -> dict:
+    return {"type": "queue_empty"}
+
+
+def error_event(*, code: str, detail: str, client_id: str | None = None, retry_after: int | None = None) -> dict:
+    event = {"type": "error", "code": code, "detail": detail}
+    if client_id is not None:
+        event["client_id"] = str(client_id)
+    if retry_after is not None:
+        event["retry_after"] = retry_after
+    return event
+
+
+def typing_event(*, sender_email: str, state: str) -> dict:
+    return {"type": "typing", "from": sender_email, "state": state}
+
+
+# --- payloads: other apps ----------------------------------------------------------------
+
+
+def contact_request_event(*, request_id: int, from_email: str) -> dict:
+    """To the addressee of a new contact request."""
+    return {"type": "contact_request", "id": request_id, "from": from_email}
+
+
+def contact_request_answered_event(*, request_id: int, by_email: str, accepted: bool) -> dict:
+    """To the requester, once the addressee accepted or declined."""
+    return {"type": "contact_request_answered", "id": request_id, "by": by_email, "accepted": accepted}
+
+
+def contact_removed_event(*, email: str) -> dict:
+    """To the other side of a removed contact (`email` is the one who is gone)."""
+    return {"type": "contact_removed", "email": email}
+
+
+def prekeys_low_event(*, remaining: int) -> dict:
+    """To the owner of the one-time prekeys, when a claim left few unused."""
+    return {"type": "prekeys_low", "remaining": remaining}
+
+
+def identity_changed_event(*, email: str) -> dict:
+    """To every contact of a user whose identity key changed (new device, reset)."""
+    return {"type": "identity_changed", "email": email}

@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from chat import views
 
 app_name = "chat"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.MessagesView.as_view(), name="messages"),
+    path("ack", views.AckView.as_view(), name="ack"),
+    path("read", views.ReadView.as_view(), name="read"),
+]

@@ -1,0 +1,238 @@
+"""The chat WebSocket (`/ws/chat/`): the socket side of chat.services.
+
+Lifecycle: the handshake passes chat.middleware (Origin, access-token cookie); an anonymous
+socket is accepted only to be closed with 4401 (a browser cannot read the status of a refused
+handshake, but it can read a close code). Then the socket joins its user's group, receives
+every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
+access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
+one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
+deactivation: sign in again).
+
+Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
+frame gets an `error` frame and the socket stays open. Each frame costs at most one database
+call (`database_sync_to_async` around one service call, validation and store together), and
+the events the service publishes on commit are sent from the event loop afterwards rather
+than from the database thread.
+
+Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
+the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
+anything not acknowledged is sent again on the next connect (or `sync` frame).
+"""
+
+import asyncio
+import json
+import logging
+import time
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import events, selectors, services, validation
+from chat.errors import InvalidFrame
+from chat.ratelimit import local_rate_limit_hit
+from messenger.errors import DomainError, RateLimited
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401  # no, invalid or expired access token: refresh, then reconnect
+CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
+
+# Room for the JSON around the largest body; anything bigger is refused unparsed.
+FRAME_OVERHEAD = 4096
+
+
+@database_sync_to_async
+def _call_collecting(function, kwargs: dict):
+    """Run one service call in the database thread; return its result and the events it
+    published on commit, to be sent from the event loop."""
+    with events.collected_events() as collected:
+        result = function(**kwargs)
+    return result, collected
+
+
+def _encode(event: dict) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    user = None
+    group: str | None = None
+    closing = False
+    _expiry_handle: asyncio.TimerHandle | None = None
+    _expiry_task: asyncio.Task | None = None
+    _unacked: set[int] | None = None
+
+    async def dispatch(self, message):
+        # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
+        # message: a thread hop per frame and per push. Every ORM call here goes through
+        # database_sync_to_async, which does that cleanup itself, so it is skipped.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        await self.accept()
+        self.group = events.user_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        delay = max(0.0, self.scope["token_exp"] - time.time())
+        self._expiry_handle = asyncio.get_running_loop().call_later(delay, self._token_expired)
+        await self._deliver_backlog()
+
+    def _token_expired(self) -> None:
+        self._expiry_task = asyncio.ensure_future(self._close(CLOSE_UNAUTHENTICATED))
+
+    async def _close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code)
+
+    async def disconnect(self, code):
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def session_revoked(self, message):
+        await self._close(CLOSE_SESSION_REVOKED)
+
+    # --- server -> client --------------------------------------------------------------------
+
+    async def _send_event(self, event: dict) -> None:
+        if not self.closing:
+            await self.send(text_data=_encode(event))
+
+    async def _send_message(self, event: dict) -> None:
+        if self._unacked is None:
+            self._unacked = set()
+        self._unacked.add(event["id"])
+        await self._send_event(event)
+
+    async def _deliver_backlog(self) -> None:
+        """Every undelivered envelope, oldest first, a page at a time, then queue_empty.
+        The group was joined first, so an envelope committed meanwhile is either in a page or
+        pushed afterwards (or both: then `_unacked` keeps it from being shown twice)."""
+        after = 0
+        while True:
+            page = await database_sync_to_async(selectors.envelopes_pending)(user_id=self.user.pk, after=after)
+            for event in page:
+                if not self._unacked or event["id"] not in self._unacked:
+                    await self._send_message(event)
+            if len(page) < selectors.PAGE_SIZE:
+                break
+            after = page[-1]["id"]
+        await self._send_event(events.queue_empty_event())
+
+    async def push_event(self, message):
+        """A group message from events.publish_on_commit: forward the event as it is."""
+        event = message["event"]
+        if event.get("type") == "message":
+            if self._unacked and event["id"] in self._unacked:
+                return
+            await self._send_message(event)
+        else:
+            await self._send_event(event)
+
+    # --- client -> server --------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing or self.user is None:
+            return
+        frame = None
+        try:
+            if text_data is None:
+                raise InvalidFrame("Frames are JSON text.")
+            if len(text_data) > settings.MESSAGE_MAX_BODY_BYTES + FRAME_OVERHEAD:
+                raise InvalidFrame("The frame is too large.", code="frame_too_large")
+            try:
+                frame = json.loads(text_data)
+            except ValueError:
+                raise InvalidFrame("Frames are JSON objects.") from None
+            if not isinstance(frame, dict):
+                raise InvalidFrame("Frames are JSON objects.")
+            handler = self.FRAME_HANDLERS.get(frame.get("type"))
+            if handler is None:
+                raise InvalidFrame("Unknown frame type.", code="unknown_type")
+            await handler(self, frame)
+        except DomainError as exc:
+            await self._send_error(exc, frame)
+        except Exception as exc:
+            # The exception's text is not logged: database errors can quote the values.
+            logger.error(
+                "chat frame failed user=%s type=%s error=%s",
+                self.user.pk,
+                frame.get("type") if isinstance(frame, dict) else None,
+                type(exc).__name__,
+            )
+            logger.debug("chat frame failure", exc_info=True)
+            await self._send_error(DomainError("The server could not handle this frame.", code="server_error"), frame)
+
+    async def _send_error(self, exc: DomainError, frame) -> None:
+        client_id = frame.get("client_id") if isinstance(frame, dict) else None
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            client_id = None
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        await self._send_event(
+            events.error_event(code=exc.code, detail=exc.detail, client_id=client_id, retry_after=retry_after)
+        )
+
+    async def _frame_send(self, frame: dict) -> None:
+        client_id = validation.client_id_parse(frame.get("client_id"))
+        to_email = validation.email_parse(frame.get("to"))
+        kind = validation.kind_parse(frame.get("kind"))
+        body = validation.body_parse(frame.get("body"))
+        validation.body_size_check(body)
+        local_rate_limit_hit("message_send", self.user.pk)
+        result, collected = await _call_collecting(
+            services.envelope_send,
+            {"sender": self.user, "to_email": to_email, "client_id": client_id, "kind": kind, "body": body},
+        )
+        await events.send_collected(self.channel_layer, collected)
+        await self._send_event(events.sent_event(client_id=client_id, id=result.id))
+
+    async def _frame_ack(self, frame: dict) -> None:
+        ids = validation.ids_parse(frame.get("ids"))
+        _, collected = await _call_collecting(services.envelopes_mark_delivered, {"user_id": self.user.pk, "ids": ids})
+        if self._unacked:
+            self._unacked.difference_update(ids)
+        await events.send_collected(self.channel_layer, collected)
+
+    async def _frame_read(self, frame: dict) -> None:
+        ids = validation.ids_parse(frame.get("ids"))
+        _, collected = await _call_collecting(services.envelopes_mark_read, {"user_id": self.user.pk, "ids": ids})
+        if self._unacked:
+            self._unacked.difference_update(ids)
+        await events.send_collected(self.channel_layer, collected)
+
+    async def _frame_typing(self, frame: dict) -> None:
+        to_email = validation.email_parse(frame.get("to"))
+        state = validation.typing_state_parse(frame.get("state"))
+        local_rate_limit_hit("typing", self.user.pk)
+        recipient_id = await database_sync_to_async(services.typing_recipient)(sender=self.user, to_email=to_email)
+        # Never stored; relayed only to the contact's open sockets.
+        await self.channel_layer.group_send(
+            events.user_group(recipient_id),
+            {"type": events.PUSH_EVENT, "event": events.typing_event(sender_email=self.user.email, state=state)},
+        )
+
+    async def _frame_sync(self, frame: dict) -> None:
+        """Send the backlog again (after the client suspects a dropped push)."""
+        await self._deliver_backlog()
+
+    FRAME_HANDLERS = {
+        "send": _frame_send,
+        "ack": _frame_ack,
+        "read": _frame_read,
+        "typing": _frame_typing,
+        "sync": _frame_sync,
+    }

@@ -1,0 +1,38 @@
+"""Domain errors of the chat app. The REST views turn them into `{"code", "detail"}` answers
+(messenger.api) and the consumer into `error` frames (chat.events.error_event)."""
+
+from messenger.errors import Conflict, DomainError
+
+
+class ChatError(DomainError):
+    """Base class of the chat app's domain errors."""
+
+
+class InvalidFrame(ChatError):
+    code = "invalid_frame"
+    default_detail = "Invalid frame."
+
+
+class InvalidEnvelope(ChatError):
+    code = "invalid_envelope"
+    default_detail = "Invalid envelope."
+
+
+class BodyTooLarge(ChatError):
+    status_code = 413
+    code = "body_too_large"
+    default_detail = "The message body is too large."
+
+
+class NotAContact(ChatError):
+    """Also the answer for an unknown recipient: whether an email has an account is not
+    something a stranger may learn from the messaging endpoint."""
+
+    status_code = 403
+    code = "not_a_contact"
+    default_detail = "You can only write to accepted contacts."
+
+
+class ClientIdReused(Conflict, ChatError):
+    code = "client_id_reused"
+    default_detail = "This client_id was already used for another recipient."

@@ -1,0 +1,94 @@
+"""The WebSocket handshake's two gates: the Origin, then the access-token cookie.
+
+Origin: a browser sends cookies with a WebSocket handshake to any site that asks, so without
+this check any web page could open a socket as the signed-in user (cross-site WebSocket
+hijacking; the prototype accepted any Origin). Channels' `AllowedHostsOriginValidator` reuses
+ALLOWED_HOSTS, where `*` would accept every Origin, and lets a missing Origin through; here the
+Origin must be present, http(s), and its host must match an ALLOWED_HOSTS entry other than
+`*` (or the origin must be listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
+
+Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
+validated with simplejwt exactly as the REST API does (signature, expiry, token type, active
+user), inside `database_sync_to_async` because loading the user is an ORM query. The consumer
+closes an unauthenticated socket with 4401 and schedules a close at the token's expiry.
+"""
+
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+from channels.security.websocket import WebsocketDenier
+from channels.sessions import CookieMiddleware
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http.request import validate_host
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+
+def origin_allowed(origin: str | None) -> bool:
+    if not origin:
+        return False
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not hostname:
+        return False
+    normalised = f"{parts.scheme}://{parts.netloc}".lower()
+    if normalised in (o.rstrip("/").lower() for o in settings.CSRF_TRUSTED_ORIGINS):
+        return True
+    # ALLOWED_HOSTS patterns name hosts, not ports (like Django's own host check).
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    patterns = [pattern for pattern in settings.ALLOWED_HOSTS if pattern != "*"]
+    return validate_host(host, patterns)
+
+
+class StrictOriginValidator:
+    """Refuse a WebSocket handshake without an allowed Origin header."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            origin = None
+            for name, value in scope.get("headers", ()):
+                if name == b"origin":
+                    origin = value.decode("latin1")
+                    break
+            if not origin_allowed(origin):
+                denier = WebsocketDenier()
+                return await denier(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+@database_sync_to_async
+def _user_from_token(raw: str):
+    """(user, expiry as a Unix time) for a valid access token of an active user, else
+    (AnonymousUser, None)."""
+    auth = JWTAuthentication()
+    try:
+        validated = auth.get_validated_token(raw.encode())
+        user = auth.get_user(validated)
+    except (InvalidToken, TokenError, AuthenticationFailed):
+        return AnonymousUser(), None
+    return user, float(validated["exp"])
+
+
+class JWTCookieAuthMiddleware(BaseMiddleware):
+    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid) and
+    scope["token_exp"] from the access-token cookie. Needs CookieMiddleware outside it."""
+
+    async def __call__(self, scope, receive, send):
+        raw = scope.get("cookies", {}).get(settings.AUTH_COOKIE_ACCESS)
+        user, exp = (AnonymousUser(), None) if not raw else await _user_from_token(raw)
+        scope = {**scope, "user": user, "token_exp": exp}
+        return await super().__call__(scope, receive, send)
+
+
+def websocket_stack(application):
+    return StrictOriginValidator(CookieMiddleware(JWTCookieAuthMiddleware(application)))

@@ -1,0 +1,55 @@
+"""Request and response shapes of the REST fallback (`/api/v1/messages/`). The socket frames
+carry the same fields (see chat.events)."""
+
+from rest_framework import serializers
+
+from chat.models import Envelope
+from chat.validation import MAX_IDS_PER_FRAME
+
+
+class SendSerializer(serializers.Serializer):
+    client_id = serializers.UUIDField(help_text="Chosen by the sender's client; a resend reuses it.")
+    to = serializers.EmailField(max_length=254, help_text="Email of an accepted contact.")
+    kind = serializers.ChoiceField(choices=Envelope.Kind.choices, help_text="`prekey` for a first message.")
+    body = serializers.CharField(trim_whitespace=False, help_text="Ciphertext, opaque to the server (max 64 KiB).")
+
+
+class SentSerializer(serializers.Serializer):
+    client_id = serializers.UUIDField()
+    id = serializers.IntegerField(help_text="Server id; envelopes are delivered in id order.")
+
+
+class MessageSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='Always "message".')
+    id = serializers.IntegerField()
+    client_id = serializers.UUIDField()
+    # `from` is a Python keyword: declared below.
+    kind = serializers.ChoiceField(choices=Envelope.Kind.choices)
+    body = serializers.CharField()
+    sent_at = serializers.DateTimeField()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.EmailField(help_text="The sender.")
+        return fields
+
+
+class PendingQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="Only envelopes with a larger id.")
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
+class PendingSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True)
+    has_more = serializers.BooleanField(help_text="Ask again with after=<last id>.")
+
+
+class IdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_IDS_PER_FRAME)
+
+
+class ReceiptSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The ids this call marked (the others were not yours, or were already marked).",
+    )

@@ -1,0 +1,512 @@
+"""The chat socket, frame by frame. Every test disconnects its sockets; database checks run
+through database_sync_to_async like the consumer's own."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chat import events
+from chat.models import Envelope
+from chat.tests.helpers import (
+    communicator,
+    make_contacts,
+    open_socket,
+    receive,
+    request_contact,
+    send_frame,
+    send_payload,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@database_sync_to_async
+def envelope_rows(**filters) -> list[Envelope]:
+    return list(Envelope.objects.filter(**filters).order_by("id"))
+
+
+async def send_and_confirm(socket, to, **kwargs) -> dict:
+    payload = send_payload(to, **kwargs)
+    await send_frame(socket, payload)
+    sent = await receive(socket)
+    assert sent == {"type": "sent", "client_id": payload["client_id"], "id": sent["id"]}
+    return {**payload, "id": sent["id"]}
+
+
+# --- handshake -------------------------------------------------------------------------------
+
+
+async def test_socket_without_access_cookie_is_closed_with_4401():
+    socket = communicator()
+    connected, _ = await socket.connect()
+    assert connected
+    assert await socket.receive_output() == {"type": "websocket.close", "code": 4401}
+    await socket.disconnect()
+
+
+async def test_socket_with_invalid_token_is_closed_with_4401():
+    socket = communicator(token="not.a.jwt")
+    await socket.connect()
+    assert await socket.receive_output() == {"type": "websocket.close", "code": 4401}
+    await socket.disconnect()
+
+
+async def test_socket_from_a_foreign_origin_is_refused(alice):
+    socket = communicator(alice, origin="https://evil.example")
+    connected, _ = await socket.connect()
+    assert not connected
+    await socket.disconnect()
+
+
+async def test_socket_without_origin_is_refused(alice):
+    socket = communicator(alice, origin=None)
+    connected, _ = await socket.connect()
+    assert not connected
+    await socket.disconnect()
+
+
+async def test_allowed_hosts_wildcard_does_not_admit_any_origin(alice, settings):
+    settings.ALLOWED_HOSTS = ["*"]
+    socket = communicator(alice, origin="https://evil.example")
+    connected, _ = await socket.connect()
+    assert not connected
+    await socket.disconnect()
+
+
+async def test_socket_from_a_trusted_origin_is_admitted(alice, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.org"]
+    socket = communicator(alice, origin="https://chat.example.org")
+    connected, _ = await socket.connect()
+    assert connected
+    assert await receive(socket) == {"type": "queue_empty"}
+    await socket.disconnect()
+
+
+async def test_socket_of_deactivated_user_is_closed_with_4401(alice):
+    await sync_to_async(_deactivate)(alice.id)
+    socket = communicator(alice)
+    await socket.connect()
+    assert await socket.receive_output() == {"type": "websocket.close", "code": 4401}
+    await socket.disconnect()
+
+
+def _deactivate(user_id: int) -> None:
+    from accounts.models import User
+
+    user = User.objects.get(pk=user_id)
+    user.is_active = False
+    user.save()
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+async def test_send_stores_pushes_to_recipient_and_confirms_to_sender(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+
+    sent = await send_and_confirm(alice_socket, bob, kind="prekey")
+
+    message = await receive(bob_socket)
+    assert message == {
+        "type": "message",
+        "id": sent["id"],
+        "client_id": sent["client_id"],
+        "from": alice.email,
+        "kind": "prekey",
+        "body": sent["body"],
+        "sent_at": message["sent_at"],
+    }
+    [row] = await envelope_rows(id=sent["id"])
+    assert (row.sender_id, row.recipient_id, row.body, row.delivered_at) == (alice.id, bob.id, sent["body"], None)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_offline_recipient_gets_backlog_in_order_then_queue_empty(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = [await send_and_confirm(alice_socket, bob, body=f"body-{i}") for i in range(5)]
+
+    bob_socket, backlog = await open_socket(bob, expect_backlog=5)
+
+    assert [m["id"] for m in backlog] == [s["id"] for s in sent]
+    assert [m["body"] for m in backlog] == [f"body-{i}" for i in range(5)]
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_backlog_larger_than_a_page_arrives_whole_and_in_order(contacts, settings):
+    from chat import selectors
+
+    alice, bob = contacts
+    settings.RATE_LIMITS_ENABLED = False
+    original, selectors.PAGE_SIZE = selectors.PAGE_SIZE, 3
+    try:
+        alice_socket, _ = await open_socket(alice)
+        sent = [await send_and_confirm(alice_socket, bob) for _ in range(8)]
+        bob_socket, backlog = await open_socket(bob, expect_backlog=8)
+        assert [m["id"] for m in backlog] == [s["id"] for s in sent]
+    finally:
+        selectors.PAGE_SIZE = original
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_unacknowledged_envelopes_come_back_on_reconnect_acknowledged_ones_do_not(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    first = await send_and_confirm(alice_socket, bob)
+    second = await send_and_confirm(alice_socket, bob)
+    assert (await receive(bob_socket))["id"] == first["id"]
+    assert (await receive(bob_socket))["id"] == second["id"]
+    await send_frame(bob_socket, {"type": "ack", "ids": [first["id"]]})
+    assert await receive(alice_socket) == {"type": "delivered", "ids": [first["id"]]}
+    # bob's socket dies before acking the second one
+    await bob_socket.disconnect()
+
+    bob_socket, backlog = await open_socket(bob, expect_backlog=1)
+    assert backlog[0]["id"] == second["id"]
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_every_socket_of_the_recipient_receives(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    tab1, _ = await open_socket(bob)
+    tab2, _ = await open_socket(bob)
+    sent = await send_and_confirm(alice_socket, bob)
+    assert (await receive(tab1))["id"] == sent["id"]
+    assert (await receive(tab2))["id"] == sent["id"]
+    for socket in (alice_socket, tab1, tab2):
+        await socket.disconnect()
+
+
+async def test_nothing_is_broadcast_to_other_users(contacts, make_account):
+    alice, bob = contacts
+    carol = await sync_to_async(make_account)()
+    await sync_to_async(make_contacts)(carol, alice)
+    alice_socket, _ = await open_socket(alice)
+    carol_socket, _ = await open_socket(carol)
+    await send_and_confirm(alice_socket, bob)  # bob is offline
+    assert await carol_socket.receive_nothing(timeout=0.2)
+    await alice_socket.disconnect()
+    await carol_socket.disconnect()
+
+
+async def test_resend_with_same_client_id_returns_same_id_and_stores_nothing(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    client_id = uuid.uuid4()
+    first = await send_and_confirm(alice_socket, bob, client_id=client_id)
+    again = await send_and_confirm(alice_socket, bob, client_id=client_id)
+    assert again["id"] == first["id"]
+    assert len(await envelope_rows(sender_id=alice.id)) == 1
+    await alice_socket.disconnect()
+
+
+async def test_push_racing_the_backlog_is_not_shown_twice(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, backlog = await open_socket(bob, expect_backlog=1)
+    # The same envelope pushed again (as if its push had raced the backlog read).
+    layer = get_channel_layer()
+    await layer.group_send(events.user_group(bob.id), {"type": "push.event", "event": backlog[0]})
+    assert await bob_socket.receive_nothing(timeout=0.2)
+    assert backlog[0]["id"] == sent["id"]
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+# --- who may write to whom -------------------------------------------------------------------
+
+
+async def test_envelope_to_a_stranger_is_refused(alice, bob):
+    alice_socket, _ = await open_socket(alice)
+    payload = send_payload(bob)
+    await send_frame(alice_socket, payload)
+    assert await receive(alice_socket) == {
+        "type": "error",
+        "code": "not_a_contact",
+        "detail": "You can only write to accepted contacts.",
+        "client_id": payload["client_id"],
+    }
+    assert await envelope_rows() == []
+    await alice_socket.disconnect()
+
+
+async def test_envelope_to_a_pending_contact_is_refused(alice, bob):
+    await sync_to_async(request_contact)(alice, bob)
+    alice_socket, _ = await open_socket(alice)
+    await send_frame(alice_socket, send_payload(bob))
+    assert (await receive(alice_socket))["code"] == "not_a_contact"
+    assert await envelope_rows() == []
+    await alice_socket.disconnect()
+
+
+async def test_envelope_to_an_unknown_email_gets_the_same_answer_as_a_stranger(alice):
+    alice_socket, _ = await open_socket(alice)
+    await send_frame(alice_socket, {**send_payload(alice), "to": "nobody@example.test"})
+    assert (await receive(alice_socket))["code"] == "not_a_contact"
+    await alice_socket.disconnect()
+
+
+async def test_envelope_to_oneself_is_refused(alice):
+    alice_socket, _ = await open_socket(alice)
+    await send_frame(alice_socket, send_payload(alice))
+    assert (await receive(alice_socket))["code"] == "self_recipient"
+    await alice_socket.disconnect()
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+async def test_ack_marks_delivered_erases_body_and_tells_every_sender_socket(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    alice_tab2, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+
+    assert await receive(alice_socket) == {"type": "delivered", "ids": [sent["id"]]}
+    assert await receive(alice_tab2) == {"type": "delivered", "ids": [sent["id"]]}
+    [row] = await envelope_rows(id=sent["id"])
+    assert row.delivered_at is not None
+    assert row.body == ""
+    assert row.size == len(sent["body"])
+    for socket in (alice_socket, alice_tab2, bob_socket):
+        await socket.disconnect()
+
+
+async def test_ack_of_someone_elses_envelope_changes_nothing(contacts, make_account):
+    alice, bob = contacts
+    mallory = await sync_to_async(make_account)()
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    mallory_socket, _ = await open_socket(mallory)
+
+    await send_frame(mallory_socket, {"type": "ack", "ids": [sent["id"]]})
+    await send_frame(mallory_socket, {"type": "read", "ids": [sent["id"]]})
+    # the sender acking its own envelope is no better
+    await send_frame(alice_socket, {"type": "ack", "ids": [sent["id"]]})
+
+    assert await alice_socket.receive_nothing(timeout=0.2)
+    assert await mallory_socket.receive_nothing(timeout=0.1)
+    [row] = await envelope_rows(id=sent["id"])
+    assert (row.delivered_at, row.read_at, row.body) == (None, None, sent["body"])
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    for socket in (alice_socket, mallory_socket, bob_socket):
+        await socket.disconnect()
+
+
+async def test_read_marks_read_and_tells_the_sender(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+    assert await receive(alice_socket) == {"type": "delivered", "ids": [sent["id"]]}
+
+    await send_frame(bob_socket, {"type": "read", "ids": [sent["id"]]})
+
+    assert await receive(alice_socket) == {"type": "read", "ids": [sent["id"]]}
+    [row] = await envelope_rows(id=sent["id"])
+    assert row.read_at is not None
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_reacking_sends_no_second_receipt(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+    assert (await receive(alice_socket))["type"] == "delivered"
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+    assert await alice_socket.receive_nothing(timeout=0.2)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+# --- invalid frames --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_frame"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": "ack", "ids": []}', "invalid_ids"),
+        ('{"type": "ack", "ids": ["1"]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [true]}', "invalid_ids"),
+        ('{"type": "send", "client_id": "nope", "to": "a@b.c", "kind": "message", "body": "x"}', "invalid_client_id"),
+        (
+            '{"type": "send", "client_id": "6f1c1d52-4a3e-4a4b-9a70-1d0f5c1b2a3e", "to": "a@b.c", '
+            '"kind": "html", "body": "x"}',
+            "invalid_kind",
+        ),
+        (
+            '{"type": "send", "client_id": "6f1c1d52-4a3e-4a4b-9a70-1d0f5c1b2a3e", "to": "a@b.c", '
+            '"kind": "message", "body": ""}',
+            "invalid_frame",
+        ),
+        ('{"type": "typing", "to": "a@b.c", "state": "dancing"}', "invalid_frame"),
+    ],
+)
+async def test_invalid_frame_gets_an_error_and_the_socket_stays_usable(contacts, frame, code):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    await alice_socket.send_to(text_data=frame)
+    error = await receive(alice_socket)
+    assert (error["type"], error["code"]) == ("error", code)
+    await send_and_confirm(alice_socket, bob)
+    await alice_socket.disconnect()
+
+
+async def test_binary_frame_gets_an_error(alice):
+    alice_socket, _ = await open_socket(alice)
+    await alice_socket.send_to(bytes_data=b"\x00\x01")
+    assert (await receive(alice_socket))["code"] == "invalid_frame"
+    await alice_socket.disconnect()
+
+
+async def test_body_over_the_limit_is_refused(contacts, settings):
+    alice, bob = contacts
+    settings.MESSAGE_MAX_BODY_BYTES = 1024
+    alice_socket, _ = await open_socket(alice)
+    await send_frame(alice_socket, send_payload(bob, body="x" * 1025))
+    assert (await receive(alice_socket))["code"] == "body_too_large"
+    await send_frame(alice_socket, send_payload(bob, body="x" * 10_000))
+    assert (await receive(alice_socket))["code"] == "frame_too_large"
+    await send_and_confirm(alice_socket, bob, body="x" * 1024)
+    assert len(await envelope_rows()) == 1
+    await alice_socket.disconnect()
+
+
+async def test_sending_is_rate_limited(contacts, settings):
+    alice, bob = contacts
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message_send": "3/60"}
+    alice_socket, _ = await open_socket(alice)
+    for _ in range(3):
+        await send_and_confirm(alice_socket, bob)
+    await send_frame(alice_socket, send_payload(bob))
+    error = await receive(alice_socket)
+    assert (error["code"], error["retry_after"] > 0) == ("rate_limited", True)
+    assert len(await envelope_rows()) == 3
+    # a second socket of the same user shares the bucket
+    tab2, _ = await open_socket(alice)
+    await send_frame(tab2, send_payload(bob))
+    assert (await receive(tab2))["code"] == "rate_limited"
+    await alice_socket.disconnect()
+    await tab2.disconnect()
+
+
+async def test_rate_limits_can_be_switched_off(contacts, settings):
+    alice, bob = contacts
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message_send": "1/60"}
+    settings.RATE_LIMITS_ENABLED = False
+    alice_socket, _ = await open_socket(alice)
+    for _ in range(3):
+        await send_and_confirm(alice_socket, bob)
+    await alice_socket.disconnect()
+
+
+# --- typing ------------------------------------------------------------------------------------
+
+
+async def test_typing_is_relayed_to_the_contact_and_never_stored(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    await send_frame(alice_socket, {"type": "typing", "to": bob.email, "state": "start"})
+    assert await receive(bob_socket) == {"type": "typing", "from": alice.email, "state": "start"}
+    assert await alice_socket.receive_nothing(timeout=0.1)
+    assert await envelope_rows() == []
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_typing_to_a_stranger_is_refused(alice, bob):
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    await send_frame(alice_socket, {"type": "typing", "to": bob.email, "state": "start"})
+    assert (await receive(alice_socket))["code"] == "not_a_contact"
+    assert await bob_socket.receive_nothing(timeout=0.1)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_typing_is_rate_limited(contacts, settings):
+    alice, bob = contacts
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "typing": "2/60"}
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    for state in ("start", "stop"):
+        await send_frame(alice_socket, {"type": "typing", "to": bob.email, "state": state})
+        assert (await receive(bob_socket))["state"] == state
+    await send_frame(alice_socket, {"type": "typing", "to": bob.email, "state": "start"})
+    assert (await receive(alice_socket))["code"] == "rate_limited"
+    assert await bob_socket.receive_nothing(timeout=0.1)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+# --- events of other apps, closing ---------------------------------------------------------------
+
+
+async def test_events_published_by_other_apps_are_forwarded(alice, bob):
+    alice_socket, _ = await open_socket(alice)
+    await sync_to_async(events.publish_on_commit)([alice.id], events.prekeys_low_event(remaining=3))
+    assert await receive(alice_socket) == {"type": "prekeys_low", "remaining": 3}
+    # a contact request from bob, through the contacts API
+    await sync_to_async(request_contact)(bob, alice)
+    event = await receive(alice_socket)
+    assert (event["type"], event["from"]) == ("contact_request", bob.email)
+    await alice_socket.disconnect()
+
+
+async def test_logout_closes_every_socket_of_the_user_with_4403(alice):
+    tab1, _ = await open_socket(alice)
+    tab2, _ = await open_socket(alice)
+    response = await sync_to_async(alice.client.post_json)("/api/v1/auth/logout")
+    assert response.status_code == 204
+    assert await tab1.receive_output() == {"type": "websocket.close", "code": 4403}
+    assert await tab2.receive_output() == {"type": "websocket.close", "code": 4403}
+    await tab1.disconnect()
+    await tab2.disconnect()
+
+
+async def test_deactivating_a_user_closes_their_sockets(alice):
+    socket, _ = await open_socket(alice)
+    await sync_to_async(_deactivate)(alice.id)
+    assert await socket.receive_output() == {"type": "websocket.close", "code": 4403}
+    await socket.disconnect()
+
+
+async def test_socket_is_closed_when_its_access_token_expires(alice):
+    from accounts.models import User
+
+    user = await User.objects.aget(pk=alice.id)
+    token = AccessToken.for_user(user)
+    # JWT expiry is in whole seconds: this one expires between 1 and 2 s from now.
+    token.set_exp(lifetime=timedelta(seconds=2))
+    socket = communicator(token=str(token))
+    connected, _ = await socket.connect()
+    assert connected
+    assert await receive(socket) == {"type": "queue_empty"}
+    assert await socket.receive_nothing(timeout=0.5)
+    assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+    await socket.disconnect()

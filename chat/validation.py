@@ -1,0 +1,72 @@
+"""Shape checks of client input, shared by the WebSocket frames and the REST views.
+
+Plain functions rather than DRF serializers on the socket path: they run once per frame, and a
+serializer costs more than the rest of the frame's CPU work together. The REST serializers
+describe the same shapes for the schema and call the same size check.
+"""
+
+import uuid
+
+from django.conf import settings
+
+from chat.errors import BodyTooLarge, InvalidFrame
+from chat.models import Envelope
+
+MAX_IDS_PER_FRAME = 1000
+MAX_EMAIL_LENGTH = 254
+TYPING_STATES = ("start", "stop")
+KINDS = frozenset(Envelope.Kind.values)
+
+
+def body_size_check(body: str) -> int:
+    """The body's size in bytes; BodyTooLarge past MESSAGE_MAX_BODY_BYTES."""
+    size = len(body.encode("utf-8"))
+    if size > settings.MESSAGE_MAX_BODY_BYTES:
+        raise BodyTooLarge(f"The message body is larger than {settings.MESSAGE_MAX_BODY_BYTES} bytes.")
+    return size
+
+
+def client_id_parse(value) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise InvalidFrame("client_id must be a UUID string.", code="invalid_client_id")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidFrame("client_id must be a UUID string.", code="invalid_client_id") from None
+
+
+def email_parse(value, field: str = "to") -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_EMAIL_LENGTH:
+        raise InvalidFrame(f"{field} must be the email of a contact.")
+    return value
+
+
+def kind_parse(value) -> str:
+    if value not in KINDS:
+        raise InvalidFrame(f"kind must be one of {', '.join(sorted(KINDS))}.", code="invalid_kind")
+    return value
+
+
+def body_parse(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidFrame("body must be a non-empty string.")
+    return value
+
+
+def ids_parse(value) -> list[int]:
+    """A non-empty list of positive envelope ids (bools are not ids), at most
+    MAX_IDS_PER_FRAME, deduplicated in order."""
+    if not isinstance(value, list) or not value or len(value) > MAX_IDS_PER_FRAME:
+        raise InvalidFrame(f"ids must be a list of 1 to {MAX_IDS_PER_FRAME} envelope ids.", code="invalid_ids")
+    seen: dict[int, None] = {}
+    for item in value:
+        if type(item) is not int or item <= 0:
+            raise InvalidFrame("ids must be positive integers.", code="invalid_ids")
+        seen[item] = None
+    return list(seen)
+
+
+def typing_state_parse(value) -> str:
+    if value not in TYPING_STATES:
+        raise InvalidFrame('state must be "start" or "stop".')
+    return value

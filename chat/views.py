@@ -1,0 +1,96 @@
+"""REST fallback of the chat socket (`/api/v1/messages/`), for clients without a socket and
+for resync. Same services, same rules, same idempotency as the socket frames; the rate limit
+here is the database bucket "message_send" shared by all processes."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.ratelimit import rate_limit_hit
+from accounts.serializers import ErrorSerializer
+from accounts.views import ERRORS
+from chat import selectors, services
+from chat.serializers import (
+    IdsSerializer,
+    PendingQuerySerializer,
+    PendingSerializer,
+    ReceiptSerializer,
+    SendSerializer,
+    SentSerializer,
+)
+
+SEND_ERRORS = {
+    400: ERRORS[400],
+    401: ERRORS[401],
+    403: OpenApiResponse(ErrorSerializer, description="CSRF failure, or the recipient is not an accepted contact."),
+    409: OpenApiResponse(ErrorSerializer, description="client_id already used for another recipient."),
+    413: OpenApiResponse(ErrorSerializer, description="Body larger than MESSAGE_MAX_BODY_BYTES."),
+    429: ERRORS[429],
+}
+
+
+class MessagesView(APIView):
+    """Undelivered envelopes (GET) and sending one (POST)."""
+
+    @extend_schema(
+        parameters=[PendingQuerySerializer],
+        responses={200: PendingSerializer, 400: ERRORS[400], 401: ERRORS[401]},
+        description="Undelivered envelopes addressed to you, oldest first, a page at a time. "
+        "They stay here until acknowledged with POST ack.",
+    )
+    def get(self, request):
+        query = PendingQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit = query.validated_data["limit"]
+        page = selectors.envelopes_pending(
+            user_id=request.user.pk, after=query.validated_data["after"], limit=limit + 1
+        )
+        return Response({"messages": page[:limit], "has_more": len(page) > limit})
+
+    @extend_schema(
+        request=SendSerializer,
+        responses={201: SentSerializer, 200: SentSerializer, **SEND_ERRORS},
+        description="Store an envelope for an accepted contact. 201 when stored, 200 with the "
+        "same id when this client_id was already sent (nothing is stored twice).",
+    )
+    def post(self, request):
+        rate_limit_hit("message_send", str(request.user.pk))
+        serializer = SendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = services.envelope_send(
+            sender=request.user, to_email=data["to"], client_id=data["client_id"], kind=data["kind"], body=data["body"]
+        )
+        return Response(
+            {"client_id": str(result.client_id), "id": result.id},
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class AckView(APIView):
+    """Mark envelopes delivered (their bodies are then erased from the server)."""
+
+    @extend_schema(
+        request=IdsSerializer,
+        responses={200: ReceiptSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403]},
+    )
+    def post(self, request):
+        serializer = IdsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.envelopes_mark_delivered(user_id=request.user.pk, ids=serializer.validated_data["ids"])
+        return Response({"ids": result.marked})
+
+
+class ReadView(APIView):
+    """Mark envelopes read (and delivered, if they were not yet)."""
+
+    @extend_schema(
+        request=IdsSerializer,
+        responses={200: ReceiptSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403]},
+    )
+    def post(self, request):
+        serializer = IdsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.envelopes_mark_read(user_id=request.user.pk, ids=serializer.validated_data["ids"])
+        return Response({"ids": result.marked})
