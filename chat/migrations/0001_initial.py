@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,23 +15,51 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Envelope',
+            name="Envelope",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('client_id', models.UUIDField()),
-                ('kind', models.CharField(choices=[('prekey', 'prekey'), ('message', 'message')], max_length=8)),
-                ('body', models.TextField(blank=True)),
-                ('size', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
-                ('recipient', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='received_envelopes', to=settings.AUTH_USER_MODEL)),
-                ('sender', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sent_envelopes', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("client_id", models.UUIDField()),
+                ("kind", models.CharField(choices=[("prekey", "prekey"), ("message", "message")], max_length=8)),
+                ("body", models.TextField(blank=True)),
+                ("size", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "recipient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="received_envelopes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "sender",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sent_envelopes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['recipient', 'delivered_at', 'id'], name='chat_env_recipient_queue'), models.Index(fields=['delivered_at', 'created_at'], name='chat_env_retention')],
-                'constraints': [models.UniqueConstraint(fields=('sender', 'client_id'), name='chat_envelope_sender_client_id_unique'), models.CheckConstraint(condition=models.Q(('kind__in', ['prekey', 'message'])), name='chat_envelope_kind_valid'), models.CheckConstraint(condition=models.Q(('sender', models.F('recipient')), _negated=True), name='chat_envelope_not_to_self')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["recipient", "delivered_at", "id"], name="chat_env_recipient_queue"),
+                    models.Index(fields=["delivered_at", "created_at"], name="chat_env_retention"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("sender", "client_id"), name="chat_envelope_sender_client_id_unique"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["prekey", "message"])), name="chat_envelope_kind_valid"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("sender", models.F("recipient")), _negated=True),
+                        name="chat_envelope_not_to_self",
+                    ),
+                ],
             },
         ),
     ]
