@@ -1,4 +1,4 @@
-from messenger.errors import Conflict, DomainError
+from messenger.errors import Conflict, DomainError, NotFound
 
 
 class KeysError(DomainError):
@@ -13,3 +13,28 @@ class InvalidKeyMaterial(KeysError):
 class KeyIdReused(Conflict, KeysError):
     code = "key_id_reused"
     default_detail = "A key with this id was already uploaded; key ids are never reused."
+
+
+class ContactNotFound(NotFound, KeysError):
+    """One answer for an unknown email, a stranger and a pending request: key lookups must
+    not reveal who has an account or who asked whom."""
+
+    code = "not_found"
+    default_detail = "No contact with this email."
+
+
+class TooManyPreKeys(Conflict, KeysError):
+    code = "too_many_prekeys"
+    default_detail = "Too many unused one-time prekeys are stored already."
+
+
+class NoDeviceKeys(Conflict, KeysError):
+    code = "no_device_keys"
+    default_detail = "This account has no identity key yet; set up the device keys first (PUT /api/v1/keys/identity)."
+
+
+class WrongPassword(KeysError):
+    # 403, not 401: the session is valid (a 401 would make the client refresh and retry).
+    status_code = 403
+    code = "wrong_password"
+    default_detail = "The password is wrong."

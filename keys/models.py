@@ -7,6 +7,12 @@ from django.utils import timezone
 
 # Key ids travel as JSON numbers and are stored in signed 32-bit columns on every backend.
 MAX_KEY_ID = 2**31 - 1
+# Below this many unused one-time prekeys the owner is asked to upload more (`prekeys_low`
+# event, `GET /api/v1/keys/prekeys/count`, `manage.py audit_prekeys`).
+ONE_TIME_PREKEYS_LOW = 10
+# Unused one-time prekeys a user may have stored at once: enough for a burst of new
+# contacts, small enough that one account cannot fill the table.
+ONE_TIME_PREKEYS_MAX_UNUSED = 500
 
 
 class IdentityKey(models.Model):
@@ -32,11 +38,21 @@ class SignedPreKey(models.Model):
     signature = models.CharField(max_length=88)
     created_at = models.DateTimeField(default=timezone.now)
     retired_at = models.DateTimeField(null=True, blank=True)
+    # True for the current key, NULL once retired (never False): with the unique index on
+    # (user, is_current) the database admits at most one current signed prekey per user.
+    # MariaDB has no partial unique index; NULLs never collide in a unique index.
+    is_current = models.BooleanField(null=True, default=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["user", "key_id"], name="keys_signedprekey_user_key_id_unique"),
+            models.UniqueConstraint(fields=["user", "is_current"], name="keys_signedprekey_one_current"),
+            models.CheckConstraint(
+                condition=models.Q(is_current=True, retired_at__isnull=True)
+                | models.Q(is_current__isnull=True, retired_at__isnull=False),
+                name="keys_signedprekey_current_xor_retired",
+            ),
             models.CheckConstraint(
                 condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
                 name="keys_signedprekey_key_id_range",

@@ -84,3 +84,59 @@ def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -
         validation.verify_prekey_signature(identity_raw, prekey_raw, signed_prekey["signature"])
     except InvalidKeyMaterial as exc:
         raise serializers.ValidationError({"signed_prekey": {"signature": [exc.detail]}}) from None
+
+
+# --- the keys API (`/api/v1/keys/`) ---------------------------------------------------------
+
+
+class PreKeyBundleSerializer(serializers.Serializer):
+    identity_key = serializers.CharField(help_text="The owner's Ed25519 identity key (base64).")
+    signed_prekey = SignedPreKeySerializer(help_text="Verify its signature under identity_key before use.")
+    one_time_prekey = OneTimePreKeySerializer(
+        allow_null=True, help_text="Claimed for you and never handed out again; null when none is left."
+    )
+
+
+class IdentityKeySerializer(serializers.Serializer):
+    identity_key = serializers.CharField(help_text="Ed25519 identity key (base64).")
+
+
+class PreKeyStatusSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Unused one-time prekeys stored now.")
+    low_threshold = serializers.IntegerField(help_text="Upload more when count is below this.")
+    max_unused = serializers.IntegerField(help_text="The most unused one-time prekeys that may be stored.")
+    signed_prekey_id = serializers.IntegerField(allow_null=True)
+    signed_prekey_created_at = serializers.DateTimeField(allow_null=True)
+    signed_prekey_age_seconds = serializers.IntegerField(allow_null=True)
+    signed_prekey_max_age_seconds = serializers.IntegerField(help_text="Rotate the signed prekey before this age.")
+
+
+class PreKeyUploadSerializer(serializers.Serializer):
+    one_time_prekeys = OneTimePreKeyListField(
+        allow_empty=False, help_text=f"1 to {MAX_ONE_TIME_PREKEYS_PER_UPLOAD} keys with ids never used before."
+    )
+
+
+class PreKeyCountSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Unused one-time prekeys stored after the upload.")
+
+
+class SignedPreKeyStatusSerializer(serializers.Serializer):
+    key_id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class IdentityResetSerializer(serializers.Serializer):
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
+    identity_key = Ed25519PublicKeyField()
+    signed_prekey = SignedPreKeySerializer()
+    one_time_prekeys = OneTimePreKeyListField()
+
+    def validate(self, attrs):
+        verify_signed_prekey_signature(attrs["identity_key"], attrs["signed_prekey"])
+        return attrs
+
+
+class IdentityResetResultSerializer(serializers.Serializer):
+    identity_key = serializers.CharField()
+    count = serializers.IntegerField(help_text="Unused one-time prekeys stored now.")

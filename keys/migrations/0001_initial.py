@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,44 +15,77 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='IdentityKey',
+            name="IdentityKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_key', models.CharField(max_length=44)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='identity_key', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("public_key", models.CharField(max_length=44)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identity_key",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='OneTimePreKey',
+            name="OneTimePreKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key_id', models.IntegerField()),
-                ('public_key', models.CharField(max_length=44)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='one_time_prekeys', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key_id", models.IntegerField()),
+                ("public_key", models.CharField(max_length=44)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="one_time_prekeys",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['user', 'claimed_at', 'id'], name='keys_otpk_unclaimed_idx')],
-                'constraints': [models.UniqueConstraint(fields=('user', 'key_id'), name='keys_onetimeprekey_user_key_id_unique'), models.CheckConstraint(condition=models.Q(('key_id__gte', 0), ('key_id__lte', 2147483647)), name='keys_onetimeprekey_key_id_range')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["user", "claimed_at", "id"], name="keys_otpk_unclaimed_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "key_id"), name="keys_onetimeprekey_user_key_id_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("key_id__gte", 0), ("key_id__lte", 2147483647)),
+                        name="keys_onetimeprekey_key_id_range",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SignedPreKey',
+            name="SignedPreKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key_id', models.IntegerField()),
-                ('public_key', models.CharField(max_length=44)),
-                ('signature', models.CharField(max_length=88)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signed_prekeys', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key_id", models.IntegerField()),
+                ("public_key", models.CharField(max_length=44)),
+                ("signature", models.CharField(max_length=88)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="signed_prekeys",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'constraints': [models.UniqueConstraint(fields=('user', 'key_id'), name='keys_signedprekey_user_key_id_unique'), models.CheckConstraint(condition=models.Q(('key_id__gte', 0), ('key_id__lte', 2147483647)), name='keys_signedprekey_key_id_range')],
+                "ordering": ["-created_at", "-id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "key_id"), name="keys_signedprekey_user_key_id_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("key_id__gte", 0), ("key_id__lte", 2147483647)),
+                        name="keys_signedprekey_key_id_range",
+                    ),
+                ],
             },
         ),
     ]

@@ -1,0 +1,103 @@
+"""Key metadata for operators: counts, ages, key ids and fingerprints.
+
+Every page here is view-only: no add, change or delete, and the public keys themselves are
+shown only as fingerprints. Key material is written by its owner's browser through the API
+(signatures verified) and removed by `manage.py purge_prekeys`; an admin form that could
+edit it would let whoever holds an operator account substitute a key, the main active attack
+on an end-to-end-encrypted messenger.
+"""
+
+from django.contrib import admin
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
+from keys.selectors import fingerprint
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="fingerprint")
+    def key_fingerprint(self, obj) -> str:
+        return fingerprint(obj.public_key)
+
+
+def _age(since) -> str:
+    if since is None:
+        return "-"
+    return f"{(timezone.now() - since).total_seconds() / 86400:.1f} days"
+
+
+@admin.register(IdentityKey)
+class IdentityKeyAdmin(ReadOnlyAdmin):
+    list_display = [
+        "user",
+        "key_fingerprint",
+        "created_at",
+        "unused_one_time_prekeys",
+        "signed_prekey_id",
+        "signed_prekey_age",
+    ]
+    fields = [
+        "user",
+        "key_fingerprint",
+        "created_at",
+        "unused_one_time_prekeys",
+        "signed_prekey_id",
+        "signed_prekey_age",
+    ]
+    readonly_fields = fields
+    ordering = ["user__email"]
+
+    def get_queryset(self, request):
+        current = SignedPreKey.objects.filter(user=OuterRef("user"), is_current=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                unused=Count("user__one_time_prekeys", filter=Q(user__one_time_prekeys__claimed_at__isnull=True)),
+                signed_id=Subquery(current.values("key_id")[:1]),
+                signed_created_at=Subquery(current.values("created_at")[:1]),
+            )
+        )
+
+    @admin.display(description="unused one-time prekeys", ordering="unused")
+    def unused_one_time_prekeys(self, obj) -> int:
+        return obj.unused
+
+    @admin.display(description="signed prekey id")
+    def signed_prekey_id(self, obj) -> int | None:
+        return obj.signed_id
+
+    @admin.display(description="signed prekey age", ordering="signed_created_at")
+    def signed_prekey_age(self, obj) -> str:
+        return _age(obj.signed_created_at)
+
+
+@admin.register(SignedPreKey)
+class SignedPreKeyAdmin(ReadOnlyAdmin):
+    list_display = ["user", "key_id", "key_fingerprint", "created_at", "retired_at"]
+    list_filter = [("retired_at", admin.EmptyFieldListFilter)]
+    fields = ["user", "key_id", "key_fingerprint", "created_at", "retired_at"]
+    readonly_fields = fields
+    ordering = ["user__email", "-created_at"]
+
+
+@admin.register(OneTimePreKey)
+class OneTimePreKeyAdmin(ReadOnlyAdmin):
+    list_display = ["user", "key_id", "key_fingerprint", "created_at", "claimed_at"]
+    list_filter = [("claimed_at", admin.EmptyFieldListFilter)]
+    fields = ["user", "key_id", "key_fingerprint", "created_at", "claimed_at"]
+    readonly_fields = fields
+    ordering = ["user__email", "id"]

@@ -1,0 +1,143 @@
+"""The keys API (`/api/v1/keys/`): a directory of public keys.
+
+The server hands out keys it cannot use: every private half stays in the browser. Its part
+of the protocol's security is who may fetch what (accepted contacts only), handing each
+one-time prekey out once, and refusing keys that are malformed, of low order or not signed
+by the identity key.
+"""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.serializers import ErrorSerializer
+from accounts.views import ERRORS
+from keys import selectors, services
+from keys.errors import ContactNotFound
+from keys.serializers import (
+    IdentityKeySerializer,
+    IdentityResetResultSerializer,
+    IdentityResetSerializer,
+    PreKeyBundleSerializer,
+    PreKeyCountSerializer,
+    PreKeyStatusSerializer,
+    PreKeyUploadSerializer,
+    SignedPreKeySerializer,
+    SignedPreKeyStatusSerializer,
+)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+NOT_A_CONTACT = _error("`not_found`: unknown email, or not a contact (the same answer for both).")
+NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
+
+
+class BundleView(APIView):
+    """A contact's prekey bundle, to start a session (X3DH)."""
+
+    @extend_schema(
+        description=(
+            "Claims one of the contact's one-time prekeys (oldest first; each is handed out once). "
+            "`one_time_prekey` is null when none is left. Accepted contacts only; rate limited per "
+            "(requester, contact) pair."
+        ),
+        responses={200: PreKeyBundleSerializer, 401: ERRORS[401], 404: NOT_A_CONTACT, 429: ERRORS[429]},
+    )
+    def get(self, request, email: str):
+        bundle = services.prekey_bundle_claim(requester=request.user, email=email)
+        return Response(PreKeyBundleSerializer(bundle).data)
+
+
+class IdentityLookupView(APIView):
+    """The identity key of a contact or of a user with a pending request to or from you."""
+
+    @extend_schema(responses={200: IdentityKeySerializer, 401: ERRORS[401], 404: NOT_A_CONTACT})
+    def get(self, request, email: str):
+        identity_key = selectors.identity_key_for(viewer_id=request.user.id, email=email)
+        if identity_key is None:
+            raise ContactNotFound()
+        return Response(IdentityKeySerializer({"identity_key": identity_key}).data)
+
+
+class IdentityView(APIView):
+    """Set up a new browser: its keys replace the account's device keys."""
+
+    @extend_schema(
+        request=IdentityResetSerializer,
+        description=(
+            "Needs the account password. The old signed and one-time prekeys are dropped; contacts "
+            "and pending counterparties receive an `identity_changed` event. Rate limited."
+        ),
+        responses={
+            200: IdentityResetResultSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: _error("Missing CSRF token, or `wrong_password`."),
+            429: ERRORS[429],
+        },
+    )
+    def put(self, request):
+        serializer = IdentityResetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.identity_reset(user=request.user, **serializer.validated_data)
+        result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
+        return Response(IdentityResetResultSerializer(result).data)
+
+
+class PreKeyCountView(APIView):
+    """How many one-time prekeys are left, and how old the signed prekey is."""
+
+    @extend_schema(responses={200: PreKeyStatusSerializer, 401: ERRORS[401]})
+    def get(self, request):
+        return Response(PreKeyStatusSerializer(selectors.prekey_status(user_id=request.user.id)).data)
+
+
+class PreKeyUploadView(APIView):
+    """Upload more one-time prekeys."""
+
+    @extend_schema(
+        request=PreKeyUploadSerializer,
+        responses={
+            201: PreKeyCountSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            409: _error(
+                "`key_id_reused`: an id is already on record (the whole upload is refused); "
+                f"`too_many_prekeys`: the upload would exceed the cap on unused keys; {NO_DEVICE_KEYS}."
+            ),
+        },
+    )
+    def post(self, request):
+        serializer = PreKeyUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        count = services.one_time_prekeys_add(user=request.user, **serializer.validated_data)
+        return Response(PreKeyCountSerializer({"count": count}).data, status=status.HTTP_201_CREATED)
+
+
+class SignedPreKeyView(APIView):
+    """Rotate the signed prekey."""
+
+    @extend_schema(
+        request=SignedPreKeySerializer,
+        description=(
+            "The signature must verify under the account's identity key. The previous signed prekey "
+            "is retired (kept for SIGNED_PREKEY_GRACE_DAYS, then deleted)."
+        ),
+        responses={
+            200: SignedPreKeyStatusSerializer,
+            400: _error("Invalid input, or `invalid_key`: the signature does not verify."),
+            401: ERRORS[401],
+            403: ERRORS[403],
+            409: _error(f"`key_id_reused`: this signed prekey id is already on record; {NO_DEVICE_KEYS}."),
+        },
+    )
+    def put(self, request):
+        serializer = SignedPreKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        signed = services.signed_prekey_rotate(user=request.user, **serializer.validated_data)
+        return Response(SignedPreKeyStatusSerializer(signed).data)
