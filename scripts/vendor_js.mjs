@@ -33,7 +33,12 @@ export const VENDORED_PACKAGES = {
 };
 
 /** Module entry points the crypto code imports; everything they import is vendored too. */
-export const ENTRY_POINTS = ['@noble/curves/ed25519.js', '@noble/hashes/sha2.js'];
+export const ENTRY_POINTS = [
+  '@noble/curves/ed25519.js',
+  '@noble/hashes/sha2.js',
+  '@noble/hashes/hmac.js',
+  '@noble/hashes/hkdf.js',
+];
 
 const MANIFEST_NAME = 'MANIFEST.json';
 

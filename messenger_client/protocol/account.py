@@ -38,7 +38,7 @@ from .encoding import b64decode, b64encode
 from .envelope import Envelope, OutgoingEnvelope, parse_envelope
 from .errors import ErrorCode, ProtocolError
 from .library import DOUBLE_RATCHET_PARAMETERS, X3DH_PARAMETERS, DoubleRatchet, X3DHState
-from .session import PendingPrekey, Session, check_plaintext, library_header, translate_library_error
+from .session import PendingPrekey, Session, check_plaintext, library_header, raise_translated
 
 ACCOUNT_STATE_VERSION = 1
 
@@ -192,7 +192,8 @@ class ProtocolAccount:
     def one_time_prekeys(self) -> list[dict[str, Any]]:
         """The unused one-time prekeys, server form, by id."""
         return [
-            {"key_id": key_id, "public_key": b64encode(pub)} for key_id, pub in sorted(self._one_time_prekey_ids.items())
+            {"key_id": key_id, "public_key": b64encode(pub)}
+            for key_id, pub in sorted(self._one_time_prekey_ids.items())
         ]
 
     def registration_keys(self) -> dict[str, Any]:
@@ -208,7 +209,11 @@ class ProtocolAccount:
         opk = None
         if one_time_prekey_id is not None:
             opk = {"key_id": one_time_prekey_id, "public_key": b64encode(self._one_time_prekey_ids[one_time_prekey_id])}
-        return {"identity_key": b64encode(self.identity_key), "signed_prekey": self.signed_prekey(), "one_time_prekey": opk}
+        return {
+            "identity_key": b64encode(self.identity_key),
+            "signed_prekey": self.signed_prekey(),
+            "one_time_prekey": opk,
+        }
 
     # -- initiating ---------------------------------------------------------------------------------------
 
@@ -314,7 +319,7 @@ class ProtocolAccount:
         except x3dh.KeyAgreementException as error:
             raise ProtocolError(ErrorCode.UNKNOWN_SIGNED_PREKEY, "key agreement failed") from error
         except Exception as error:
-            raise translate_library_error(error) from error
+            raise_translated(error)
 
         # Success only: now the one-time prekey is spent and the ephemeral key may never be used again.
         if header.one_time_prekey_id is not None:

@@ -23,8 +23,13 @@ import x3dh
 from doubleratchet import DoubleRatchet as _DoubleRatchet
 from doubleratchet import Header
 from doubleratchet.aead import AuthenticationFailedException
-from doubleratchet.recommended import HashFunction
-from doubleratchet.recommended import aead_aes_hmac, diffie_hellman_ratchet_curve25519, kdf_hkdf, kdf_separate_hmacs
+from doubleratchet.recommended import (
+    HashFunction,
+    aead_aes_hmac,
+    diffie_hellman_ratchet_curve25519,
+    kdf_hkdf,
+    kdf_separate_hmacs,
+)
 from doubleratchet.recommended.crypto_provider_impl import CryptoProviderImpl
 
 from .constants import (

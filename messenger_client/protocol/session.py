@@ -12,7 +12,7 @@ Persist the session after every :meth:`encrypt` *before* sending, and after ever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from doubleratchet import (
     AuthenticationFailedException,
@@ -22,6 +22,7 @@ from doubleratchet import (
     EncryptedMessage,
     Header,
 )
+from xeddsa import XEdDSAException
 
 from .constants import KEY_LENGTH, KIND_MESSAGE, KIND_PREKEY, MAX_MESSAGE_NUMBER, MAX_PLAINTEXT_BYTES, MAX_SKIP
 from .encoding import b64decode, b64encode
@@ -48,8 +49,8 @@ def library_header(message: RatchetMessage) -> Header:
     )
 
 
-def translate_library_error(error: Exception) -> ProtocolError:
-    """Maps the libraries' exceptions to our stable error codes."""
+def translate_library_error(error: Exception) -> ProtocolError | None:
+    """Maps the libraries' exceptions to our stable error codes; None for anything unexpected (a bug)."""
     if isinstance(error, ProtocolError):
         return error
     if isinstance(error, AuthenticationFailedException):
@@ -60,8 +61,17 @@ def translate_library_error(error: Exception) -> ProtocolError:
         return ProtocolError(ErrorCode.TOO_MANY_SKIPPED_MESSAGES, f"more than {MAX_SKIP} skipped messages")
     if isinstance(error, DuplicateMessageException):
         return ProtocolError(ErrorCode.DUPLICATE_MESSAGE, "message was already received or its key was discarded")
-    # cryptography raises ValueError for a low-order X25519 key (all-zero shared secret).
-    return ProtocolError(ErrorCode.INVALID_KEY, "a key in this message is invalid")
+    if isinstance(error, ValueError | XEdDSAException):
+        # cryptography raises ValueError, xeddsa XEdDSAException, for a low-order X25519 key.
+        return ProtocolError(ErrorCode.INVALID_KEY, "a key in this message is invalid")
+    return None
+
+
+def raise_translated(error: Exception) -> NoReturn:
+    translated = translate_library_error(error)
+    if translated is None:
+        raise error
+    raise translated from error
 
 
 class Session:
@@ -155,7 +165,7 @@ class Session:
                 EncryptedMessage(header=header, ciphertext=envelope.message.ciphertext), self.associated_data
             )
         except Exception as error:
-            raise translate_library_error(error) from error
+            raise_translated(error)
         # Whatever decrypts in an initiator's session came from the responder: stop sending the X3DH header.
         self.pending_prekey = None
         return plaintext

@@ -30,7 +30,7 @@ class DriverProcess:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not installed")
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        self._process = subprocess.Popen(
             [node, str(DRIVER)],
             cwd=REPO_ROOT,
             stdin=subprocess.PIPE,

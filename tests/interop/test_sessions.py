@@ -4,6 +4,8 @@ initiator and once with Python as the initiator."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from messenger_client.protocol import ErrorCode, ProtocolError, safety_number
@@ -185,11 +187,14 @@ def test_bundle_with_a_bad_signature_aborts_the_key_agreement(make_peer, initiat
     bundle = bob.bundle(bob.one_time_prekey_ids()[0])
     signature = bytearray(b64decode(bundle["signed_prekey"]["signature"]))
     signature[10] ^= 0x40
-    bundle["signed_prekey"]["signature"] = __import__("base64").b64encode(bytes(signature)).decode()
+    bundle["signed_prekey"]["signature"] = base64.b64encode(bytes(signature)).decode()
+
+    def initiate_and_send() -> None:
+        alice.initiate(bob.name, bundle)  # Python defers the key agreement to the first message
+        alice.encrypt(bob.name, b"never sent")
 
     with pytest.raises(ProtocolError) as failure:
-        alice.initiate(bob.name, bundle)
-        alice.encrypt(bob.name, b"never sent")
+        initiate_and_send()
     assert failure.value.code == ErrorCode.INVALID_SIGNATURE
 
 

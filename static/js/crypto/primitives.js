@@ -2,14 +2,19 @@
  * The only module that touches cryptographic primitives. Nothing here is hand-rolled:
  *  - Ed25519 / X25519 and the Ed25519 -> X25519 birational map come from the vendored @noble/curves
  *    (WebCrypto cannot convert an Ed25519 key to X25519 nor import a raw X25519 private key);
- *  - HKDF-SHA-256, HMAC-SHA-256 and AES-256-CBC come from WebCrypto (globalThis.crypto.subtle), which is
- *    native and constant-time, in Node >= 20 and in browsers;
- *  - SHA-512 for the safety number comes from the vendored @noble/hashes (synchronous, 10k small hashes).
+ *  - HKDF-SHA-256, HMAC-SHA-256 and SHA-512 come from the vendored @noble/hashes: synchronous, so a chain
+ *    step costs microseconds instead of a WebCrypto round trip (~100-250 us each in Node), which matters
+ *    when up to MAX_SKIP message keys are derived for one message; results are identical to WebCrypto;
+ *  - AES-256-CBC comes from WebCrypto (globalThis.crypto.subtle): native, constant-time AES, in Node >= 20
+ *    and in browsers. Tags are compared with the constant-time equalBytes.
  *
  * Every function validates lengths and turns library exceptions into ProtocolError.
  */
 import { ed25519, x25519 } from '../../vendor/noble-curves/ed25519.js';
-import { sha512 } from '../../vendor/noble-hashes/sha2.js';
+import { hkdf } from '../../vendor/noble-hashes/hkdf.js';
+import { hmac } from '../../vendor/noble-hashes/hmac.js';
+import { sha256, sha512 } from '../../vendor/noble-hashes/sha2.js';
+import { equalBytes } from './bytes.js';
 import { AES_BLOCK_LENGTH, KEY_LENGTH, MAC_LENGTH, SIGNATURE_LENGTH } from './constants.js';
 import { ErrorCode, ProtocolError, withErrorCode } from './errors.js';
 
@@ -117,7 +122,7 @@ export function x25519SharedSecret(privateKey, publicKey) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Symmetric primitives (WebCrypto)
+// Symmetric primitives
 
 /**
  * HKDF-SHA-256 (RFC 5869).
@@ -125,49 +130,27 @@ export function x25519SharedSecret(privateKey, publicKey) {
  * @param {Uint8Array} salt
  * @param {Uint8Array} info
  * @param {number} length output bytes
- * @returns {Promise<Uint8Array>}
+ * @returns {Uint8Array}
  */
-export async function hkdfSha256(inputKeyMaterial, salt, info, length) {
-  const webcrypto = requireSubtle();
-  const key = await webcrypto.importKey('raw', inputKeyMaterial, 'HKDF', false, ['deriveBits']);
-  const bits = await webcrypto.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt, info }, key, length * 8);
-  return new Uint8Array(bits);
+export function hkdfSha256(inputKeyMaterial, salt, info, length) {
+  return hkdf(sha256, inputKeyMaterial, salt, info, length);
 }
 
-async function importHmacKey(key, usages) {
-  return requireSubtle().importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, usages);
+/** @param {Uint8Array} key @param {Uint8Array} message @returns {Uint8Array} 32-byte HMAC-SHA-256 tag */
+export function hmacSha256(key, message) {
+  return hmac(sha256, key, message);
 }
 
 /**
- * HMAC-SHA-256 of several messages under one key (one key import).
- * @param {Uint8Array} key
- * @param {Uint8Array[]} messages
- * @returns {Promise<Uint8Array[]>} one 32-byte tag per message
- */
-export async function hmacSha256Many(key, messages) {
-  const cryptoKey = await importHmacKey(key, ['sign']);
-  const webcrypto = requireSubtle();
-  const tags = await Promise.all(messages.map((message) => webcrypto.sign('HMAC', cryptoKey, message)));
-  return tags.map((tag) => new Uint8Array(tag));
-}
-
-/** @param {Uint8Array} key @param {Uint8Array} message @returns {Promise<Uint8Array>} */
-export async function hmacSha256(key, message) {
-  const [tag] = await hmacSha256Many(key, [message]);
-  return tag;
-}
-
-/**
- * Verifies an HMAC-SHA-256 tag; WebCrypto's verify compares in constant time.
+ * Verifies an HMAC-SHA-256 tag, comparing in constant time.
  * @param {Uint8Array} key
  * @param {Uint8Array} message
  * @param {Uint8Array} tag
- * @returns {Promise<boolean>}
+ * @returns {boolean}
  */
-export async function hmacSha256Verify(key, message, tag) {
+export function hmacSha256Verify(key, message, tag) {
   if (tag.length !== MAC_LENGTH) return false;
-  const cryptoKey = await importHmacKey(key, ['verify']);
-  return requireSubtle().verify('HMAC', cryptoKey, tag, message);
+  return equalBytes(hmacSha256(key, message), tag);
 }
 
 async function importAesKey(key, usages) {

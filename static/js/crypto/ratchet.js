@@ -44,7 +44,6 @@ import {
   aes256CbcEncrypt,
   hkdfSha256,
   hmacSha256,
-  hmacSha256Many,
   hmacSha256Verify,
   x25519SharedSecret,
 } from './primitives.js';
@@ -73,26 +72,27 @@ const MESSAGE_KEY_INPUT = Uint8Array.of(MESSAGE_KEY_SEED);
  * @property {number} sendingMessageNumber (Ns)
  * @property {number} receivingMessageNumber (Nr)
  * @property {number} previousChainLength (PN)
- * @property {Map<string, Uint8Array>} skippedMessageKeys (MKSKIPPED) "ratchetKeyBase64:n" -> message key, oldest first
+ * @property {Map<string, string>} skippedMessageKeys (MKSKIPPED) "ratchetKeyBase64:n" -> base64 message key,
+ *   oldest first. Kept in base64 so that a session with thousands of stored keys is not decoded and
+ *   re-encoded in full on every message; a key is decoded (strictly) only when it is used.
  */
 
 // ---------------------------------------------------------------------------------------------------
 // KDFs
 
 /** KDF_RK: one root chain step. */
-async function rootChainStep(rootKey, dhOutput) {
-  const output = await hkdfSha256(dhOutput, rootKey, ROOT_INFO_BYTES, 64);
+function rootChainStep(rootKey, dhOutput) {
+  const output = hkdfSha256(dhOutput, rootKey, ROOT_INFO_BYTES, 64);
   return { rootKey: output.slice(0, 32), chainKey: output.slice(32, 64) };
 }
 
 /** KDF_CK: one message chain step. */
-async function messageChainStep(chainKey) {
-  const [nextChainKey, messageKey] = await hmacSha256Many(chainKey, [CHAIN_KEY_INPUT, MESSAGE_KEY_INPUT]);
-  return { chainKey: nextChainKey, messageKey };
+function messageChainStep(chainKey) {
+  return { chainKey: hmacSha256(chainKey, CHAIN_KEY_INPUT), messageKey: hmacSha256(chainKey, MESSAGE_KEY_INPUT) };
 }
 
-async function expandMessageKey(messageKey) {
-  const output = await hkdfSha256(messageKey, ZERO_SALT, MESSAGE_INFO_BYTES, 80);
+function expandMessageKey(messageKey) {
+  const output = hkdfSha256(messageKey, ZERO_SALT, MESSAGE_INFO_BYTES, 80);
   return { encryptionKey: output.slice(0, 32), authenticationKey: output.slice(32, 64), iv: output.slice(64, 80) };
 }
 
@@ -118,9 +118,9 @@ export function messageAssociatedData(sessionAssociatedData, header) {
  * @returns {Promise<Uint8Array>} AES-CBC ciphertext || HMAC tag
  */
 export async function encryptWithMessageKey(messageKey, plaintext, associatedData) {
-  const { encryptionKey, authenticationKey, iv } = await expandMessageKey(messageKey);
+  const { encryptionKey, authenticationKey, iv } = expandMessageKey(messageKey);
   const ciphertext = await aes256CbcEncrypt(encryptionKey, iv, plaintext);
-  const tag = await hmacSha256(authenticationKey, concatBytes(associatedData, ciphertext));
+  const tag = hmacSha256(authenticationKey, concatBytes(associatedData, ciphertext));
   wipe(encryptionKey, authenticationKey);
   return concatBytes(ciphertext, tag);
 }
@@ -138,9 +138,9 @@ export async function decryptWithMessageKey(messageKey, sealed, associatedData) 
   }
   const ciphertext = sealed.subarray(0, sealed.length - MAC_LENGTH);
   const tag = sealed.subarray(sealed.length - MAC_LENGTH);
-  const { encryptionKey, authenticationKey, iv } = await expandMessageKey(messageKey);
+  const { encryptionKey, authenticationKey, iv } = expandMessageKey(messageKey);
   try {
-    if (!(await hmacSha256Verify(authenticationKey, concatBytes(associatedData, ciphertext), tag))) {
+    if (!hmacSha256Verify(authenticationKey, concatBytes(associatedData, ciphertext), tag)) {
       throw new ProtocolError(ErrorCode.AUTHENTICATION_FAILED, 'message authentication failed');
     }
     return await aes256CbcDecrypt(encryptionKey, iv, ciphertext);
@@ -171,13 +171,13 @@ function emptyState(rootKey, sendingRatchetKey) {
  * @param {Uint8Array} sharedSecret X3DH SK
  * @param {Uint8Array} remoteRatchetKey the responder's signed prekey public key
  * @param {import('./bytes.js').RandomSource} [random]
- * @returns {Promise<RatchetState>}
+ * @returns {RatchetState}
  */
-export async function initInitiatorRatchet(sharedSecret, remoteRatchetKey, random) {
+export function initInitiatorRatchet(sharedSecret, remoteRatchetKey, random) {
   const state = emptyState(sharedSecret, generateX25519KeyPair(random));
   state.remoteRatchetKey = Uint8Array.from(remoteRatchetKey);
   const dhOutput = x25519SharedSecret(state.sendingRatchetKey.privateKey, remoteRatchetKey);
-  const { rootKey, chainKey } = await rootChainStep(state.rootKey, dhOutput);
+  const { rootKey, chainKey } = rootChainStep(state.rootKey, dhOutput);
   state.rootKey = rootKey;
   state.sendingChainKey = chainKey;
   return state;
@@ -213,7 +213,7 @@ export async function ratchetEncrypt(state, plaintext, sessionAssociatedData) {
   if (state.sendingMessageNumber >= MAX_MESSAGE_NUMBER) {
     throw new ProtocolError(ErrorCode.CHAIN_EXHAUSTED, 'sending chain is exhausted; start a new session');
   }
-  const { chainKey, messageKey } = await messageChainStep(state.sendingChainKey);
+  const { chainKey, messageKey } = messageChainStep(state.sendingChainKey);
   const header = {
     ratchetKey: Uint8Array.from(state.sendingRatchetKey.publicKey),
     messageNumber: state.sendingMessageNumber,
@@ -235,40 +235,39 @@ function skippedKeyId(ratchetKey, messageNumber) {
 }
 
 /** SkipMessageKeys: derive and store the keys of messages not received yet on the receiving chain. */
-async function skipMessageKeys(state, until) {
+function skipMessageKeys(state, until) {
   if (state.receivingMessageNumber + MAX_SKIP < until) {
     throw new ProtocolError(ErrorCode.TOO_MANY_SKIPPED_MESSAGES, `more than ${MAX_SKIP} skipped messages`);
   }
   if (state.receivingChainKey === null) return;
   while (state.receivingMessageNumber < until) {
-    const { chainKey, messageKey } = await messageChainStep(state.receivingChainKey);
-    state.skippedMessageKeys.set(skippedKeyId(state.remoteRatchetKey, state.receivingMessageNumber), messageKey);
-    wipe(state.receivingChainKey);
+    const { chainKey, messageKey } = messageChainStep(state.receivingChainKey);
+    state.skippedMessageKeys.set(skippedKeyId(state.remoteRatchetKey, state.receivingMessageNumber), toBase64(messageKey));
+    wipe(state.receivingChainKey, messageKey);
     state.receivingChainKey = chainKey;
     state.receivingMessageNumber += 1;
   }
   // Oldest first: Map iteration order is insertion order.
-  for (const [id, messageKey] of state.skippedMessageKeys) {
+  for (const id of state.skippedMessageKeys.keys()) {
     if (state.skippedMessageKeys.size <= MAX_STORED_SKIPPED_KEYS) break;
-    wipe(messageKey);
     state.skippedMessageKeys.delete(id);
   }
 }
 
 /** DHRatchet: new receiving chain from the peer's new key, then a fresh key pair and sending chain. */
-async function dhRatchetStep(state, remoteRatchetKey, random) {
+function dhRatchetStep(state, remoteRatchetKey, random) {
   state.previousChainLength = state.sendingMessageNumber;
   state.sendingMessageNumber = 0;
   state.receivingMessageNumber = 0;
   state.remoteRatchetKey = Uint8Array.from(remoteRatchetKey);
 
-  const receiving = await rootChainStep(
+  const receiving = rootChainStep(
     state.rootKey,
     x25519SharedSecret(state.sendingRatchetKey.privateKey, state.remoteRatchetKey),
   );
   wipe(state.sendingRatchetKey.privateKey);
   state.sendingRatchetKey = generateX25519KeyPair(random);
-  const sending = await rootChainStep(
+  const sending = rootChainStep(
     receiving.rootKey,
     x25519SharedSecret(state.sendingRatchetKey.privateKey, state.remoteRatchetKey),
   );
@@ -290,8 +289,9 @@ export async function ratchetDecrypt(state, header, ciphertext, sessionAssociate
   const associatedData = messageAssociatedData(sessionAssociatedData, header);
 
   const skippedId = skippedKeyId(header.ratchetKey, header.messageNumber);
-  const skippedKey = state.skippedMessageKeys.get(skippedId);
-  if (skippedKey !== undefined) {
+  const storedKey = state.skippedMessageKeys.get(skippedId);
+  if (storedKey !== undefined) {
+    const skippedKey = decodeKey(storedKey, 'skipped messageKey');
     const plaintext = await decryptWithMessageKey(skippedKey, ciphertext, associatedData);
     state.skippedMessageKeys.delete(skippedId);
     wipe(skippedKey);
@@ -300,19 +300,19 @@ export async function ratchetDecrypt(state, header, ciphertext, sessionAssociate
 
   const onCurrentChain = state.remoteRatchetKey !== null && equalBytes(header.ratchetKey, state.remoteRatchetKey);
   if (!onCurrentChain) {
-    await skipMessageKeys(state, header.previousChainLength);
-    await dhRatchetStep(state, header.ratchetKey, random);
+    skipMessageKeys(state, header.previousChainLength);
+    dhRatchetStep(state, header.ratchetKey, random);
   } else if (header.messageNumber < state.receivingMessageNumber) {
     // Its key was used (a replay) or evicted; either way it must not decrypt again.
     throw new ProtocolError(ErrorCode.DUPLICATE_MESSAGE, 'message was already received or its key was discarded');
   }
-  await skipMessageKeys(state, header.messageNumber);
+  skipMessageKeys(state, header.messageNumber);
   if (state.receivingChainKey === null) {
     // Only reachable for an initiator that has not heard back yet and gets a header naming the
     // responder's signed prekey as ratchet key: nothing the responder would ever send.
     throw new ProtocolError(ErrorCode.AUTHENTICATION_FAILED, 'message does not belong to this session');
   }
-  const { chainKey, messageKey } = await messageChainStep(state.receivingChainKey);
+  const { chainKey, messageKey } = messageChainStep(state.receivingChainKey);
   wipe(state.receivingChainKey);
   state.receivingChainKey = chainKey;
   state.receivingMessageNumber += 1;
@@ -350,7 +350,7 @@ export function encodeRatchetState(state) {
       return {
         ratchetKey: id.slice(0, separator),
         messageNumber: Number(id.slice(separator + 1)),
-        messageKey: toBase64(messageKey),
+        messageKey,
       };
     }),
   };
@@ -362,6 +362,12 @@ function invalidState(what) {
 
 function decodeKey(value, what) {
   return fromBase64(value, { length: KEY_LENGTH, code: ErrorCode.INVALID_SESSION_STATE, what: `session state ${what}` });
+}
+
+const ENCODED_KEY = /^[A-Za-z0-9+/]{43}=$/;
+
+function isEncodedKey(value) {
+  return typeof value === 'string' && ENCODED_KEY.test(value);
 }
 
 function decodeOptionalKey(value, what) {
@@ -385,9 +391,10 @@ export function decodeRatchetState(data) {
   }
   const skippedMessageKeys = new Map();
   for (const entry of data.skippedMessageKeys) {
-    const ratchetKey = decodeKey(entry?.ratchetKey, 'skipped ratchetKey');
+    // Shape check only; the message key is decoded strictly if and when it is used.
+    if (!isEncodedKey(entry?.ratchetKey) || !isEncodedKey(entry.messageKey)) throw invalidState('skipped key');
     const messageNumber = decodeCounter(entry.messageNumber, 'skipped messageNumber');
-    skippedMessageKeys.set(skippedKeyId(ratchetKey, messageNumber), decodeKey(entry.messageKey, 'skipped messageKey'));
+    skippedMessageKeys.set(`${entry.ratchetKey}:${messageNumber}`, entry.messageKey);
   }
   const state = {
     rootKey: decodeKey(data.rootKey, 'rootKey'),

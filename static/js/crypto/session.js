@@ -149,8 +149,8 @@ function ratchetHeaderOf(envelope) {
  *   the identity key known for this contact before trusting the session
  */
 export async function initiateSession({ identityKeyPair, bundle, random }) {
-  const agreement = await x3dhInitiate({ identityKeyPair, bundle, random });
-  const ratchet = await initInitiatorRatchet(agreement.sharedSecret, agreement.signedPrekeyPublicKey, random);
+  const agreement = x3dhInitiate({ identityKeyPair, bundle, random });
+  const ratchet = initInitiatorRatchet(agreement.sharedSecret, agreement.signedPrekeyPublicKey, random);
   wipe(agreement.sharedSecret);
   const session = encodeSession({
     role: 'initiator',
@@ -308,7 +308,7 @@ export async function acceptInitialMessage({
 
   const remoteIdentityKey = fromBase64(header.identityKey, { length: KEY_LENGTH, what: 'identityKey' });
   const ephemeralKey = fromBase64(header.ephemeralKey, { length: KEY_LENGTH, what: 'ephemeralKey' });
-  const agreement = await x3dhRespond({
+  const agreement = x3dhRespond({
     identityKeyPair,
     signedPrekey,
     oneTimePrekey: header.oneTimePrekeyId === null ? null : oneTimePrekey,

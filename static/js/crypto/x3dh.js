@@ -93,9 +93,9 @@ export function decodeIdentityKeyPair(identityKeyPair) {
   return { seed, publicKey };
 }
 
-async function deriveSharedSecret(dhOutputs) {
+function deriveSharedSecret(dhOutputs) {
   const inputKeyMaterial = concatBytes(KDF_PREFIX, ...dhOutputs);
-  const sharedSecret = await hkdfSha256(inputKeyMaterial, ZERO_SALT, textToBytes(X3DH_INFO), 32);
+  const sharedSecret = hkdfSha256(inputKeyMaterial, ZERO_SALT, textToBytes(X3DH_INFO), 32);
   wipe(inputKeyMaterial, ...dhOutputs);
   return sharedSecret;
 }
@@ -107,11 +107,11 @@ async function deriveSharedSecret(dhOutputs) {
  * @param {import('./keys.js').IdentityKeyPair} params.identityKeyPair our identity
  * @param {unknown} params.bundle the peer's bundle, server form
  * @param {import('./bytes.js').RandomSource} [params.random]
- * @returns {Promise<{sharedSecret: Uint8Array, associatedData: Uint8Array, ephemeralPublicKey: Uint8Array,
+ * @returns {{sharedSecret: Uint8Array, associatedData: Uint8Array, ephemeralPublicKey: Uint8Array,
  *   remoteIdentityKey: Uint8Array, signedPrekeyId: number, signedPrekeyPublicKey: Uint8Array,
- *   oneTimePrekeyId: number | null}>}
+ *   oneTimePrekeyId: number | null}}
  */
-export async function x3dhInitiate({ identityKeyPair, bundle, random }) {
+export function x3dhInitiate({ identityKeyPair, bundle, random }) {
   const parsed = parseBundle(bundle);
   if (!ed25519Verify(parsed.identityKey, parsed.signedPrekey.publicKey, parsed.signedPrekey.signature)) {
     throw new ProtocolError(ErrorCode.INVALID_SIGNATURE, 'signed prekey signature does not verify');
@@ -131,7 +131,7 @@ export async function x3dhInitiate({ identityKeyPair, bundle, random }) {
   wipe(own.seed, ownIdentityDh, ephemeral.privateKey);
 
   return {
-    sharedSecret: await deriveSharedSecret(dhOutputs),
+    sharedSecret: deriveSharedSecret(dhOutputs),
     associatedData: concatBytes(own.publicKey, parsed.identityKey),
     ephemeralPublicKey: ephemeral.publicKey,
     remoteIdentityKey: parsed.identityKey,
@@ -150,9 +150,9 @@ export async function x3dhInitiate({ identityKeyPair, bundle, random }) {
  * @param {import('./keys.js').OneTimePrekey | null} params.oneTimePrekey
  * @param {Uint8Array} params.remoteIdentityKey IK_A (Ed25519)
  * @param {Uint8Array} params.ephemeralKey EK_A (X25519)
- * @returns {Promise<{sharedSecret: Uint8Array, associatedData: Uint8Array}>}
+ * @returns {{sharedSecret: Uint8Array, associatedData: Uint8Array}}
  */
-export async function x3dhRespond({ identityKeyPair, signedPrekey, oneTimePrekey, remoteIdentityKey, ephemeralKey }) {
+export function x3dhRespond({ identityKeyPair, signedPrekey, oneTimePrekey, remoteIdentityKey, ephemeralKey }) {
   const remoteIdentityDh = ed25519PublicKeyToX25519(remoteIdentityKey);
   const own = decodeIdentityKeyPair(identityKeyPair);
   const ownIdentityDh = ed25519SeedToX25519(own.seed);
@@ -171,7 +171,7 @@ export async function x3dhRespond({ identityKeyPair, signedPrekey, oneTimePrekey
   wipe(own.seed, ownIdentityDh, signedPrekeyPrivate);
 
   return {
-    sharedSecret: await deriveSharedSecret(dhOutputs),
+    sharedSecret: deriveSharedSecret(dhOutputs),
     associatedData: concatBytes(remoteIdentityKey, own.publicKey),
   };
 }
