@@ -1,34 +1,210 @@
-// The only place that calls fetch(): adds the CSRF header to unsafe requests and turns API
-// errors into Error objects with the server's reason.
+// The only place that calls fetch().
+//
+// - Unsafe requests echo the `csrftoken` cookie in X-CSRFToken (the auth cookies are HttpOnly and
+//   SameSite=Strict; the server runs Django's CSRF check on every unsafe method).
+// - A 401 on an API call refreshes the session once and retries the request once. Refreshes are
+//   serialised across tabs with a Web Lock: two tabs must never present the same refresh token, or
+//   the second presentation looks like token reuse and the server revokes every session of the
+//   account. A tab that waited for the lock skips its own refresh when another tab refreshed after
+//   its request failed (the new cookies are shared).
+// - Every failure becomes an ApiError {status, code, detail, errors, retryAfter} with a message fit
+//   for the user.
+import { withLock } from "./locks.js";
+
+const REFRESH_LOCK = "sm-auth-refresh";
+const REFRESHED_AT = "sm-auth-refreshed-at";
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return match ? decodeURIComponent(match[1]) : "";
 }
 
+const FIELD_NAMES = {
+  email: "Email",
+  password: "Password",
+  non_field_errors: "",
+  identity_key: "Identity key",
+  signed_prekey: "Signed prekey",
+  one_time_prekeys: "One-time prekeys",
+};
+
+function flattenErrors(errors, prefix = "") {
+  const lines = [];
+  if (Array.isArray(errors)) {
+    for (const item of errors) {
+      if (typeof item === "string") lines.push(prefix ? `${prefix}: ${item}` : item);
+      else lines.push(...flattenErrors(item, prefix));
+    }
+  } else if (errors && typeof errors === "object") {
+    for (const [field, value] of Object.entries(errors)) {
+      const name = field in FIELD_NAMES ? FIELD_NAMES[field] : field;
+      lines.push(...flattenErrors(value, name));
+    }
+  }
+  return lines;
+}
+
 export class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.detail) || `Request failed (${status}).`);
+  constructor(status, body, { retryAfter = null } = {}) {
+    const detail = (body && typeof body.detail === "string" && body.detail) || defaultDetail(status);
+    super(detail);
+    this.name = "ApiError";
     this.status = status;
-    this.code = body && body.code;
-    this.errors = body && body.errors;
+    this.code = (body && body.code) || (status === 0 ? "network_error" : "error");
+    this.detail = detail;
+    this.errors = (body && body.errors) || null;
+    this.retryAfter = retryAfter;
+  }
+
+  /** A sentence for the user: the server's reason, field errors, and when to retry. */
+  get userMessage() {
+    const lines = this.errors ? flattenErrors(this.errors) : [];
+    let text = lines.length ? lines.join(" ") : this.detail;
+    if (this.status === 429 && this.retryAfter) text += ` Try again in ${formatSeconds(this.retryAfter)}.`;
+    return text;
   }
 }
 
-async function request(method, url, body) {
+function defaultDetail(status) {
+  if (status === 0) return "Cannot reach the server. Check your connection.";
+  if (status === 429) return "Too many attempts.";
+  if (status >= 500) return "The server had a problem. Try again in a moment.";
+  return `Request failed (${status}).`;
+}
+
+function formatSeconds(seconds) {
+  const s = Number(seconds);
+  if (s < 90) return `${s} seconds`;
+  return `${Math.ceil(s / 60)} minutes`;
+}
+
+/** Human text for any error a page may catch. */
+export function errorMessage(error) {
+  if (error instanceof ApiError) return error.userMessage;
+  return (error && error.message) || "Something went wrong.";
+}
+
+// --- session expiry hook: main.js decides what a dead session means for the page ---------------
+
+let onSessionExpired = () => window.location.assign("/login");
+export function setSessionExpiredHandler(handler) {
+  onSessionExpired = handler;
+}
+
+async function rawFetch(method, url, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  const response = await fetch(url, {
-    method,
-    headers,
-    credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      credentials: "same-origin",
+      cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, null);
+  }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) {
+    const retry = response.headers.get("Retry-After");
+    throw new ApiError(response.status, data, { retryAfter: retry ? Number(retry) : null });
+  }
   return data;
 }
 
-export const apiGet = (url) => request("GET", url);
-export const apiPost = (url, body) => request("POST", url, body);
+/** Makes sure the CSRF cookie exists (pages set it; this covers a cleared cookie jar). */
+async function ensureCsrf() {
+  if (!csrfToken()) await rawFetch("GET", "/api/v1/auth/csrf");
+}
+
+let refreshInFlight = null;
+
+/**
+ * Refreshes the access cookie. `since` is when the failed request started: if another tab
+ * refreshed after that, its new cookies are already ours and no refresh is sent.
+ * Resolves true on success, false when the session is over.
+ */
+export function refreshSession(since = Date.now()) {
+  if (!refreshInFlight) {
+    refreshInFlight = withLock(REFRESH_LOCK, async () => {
+      const last = Number(localStorage.getItem(REFRESHED_AT) || 0);
+      if (last >= since) return true;
+      try {
+        await ensureCsrf();
+        await rawFetch("POST", "/api/v1/auth/refresh");
+      } catch (error) {
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return false;
+        throw error;
+      }
+      localStorage.setItem(REFRESHED_AT, String(Date.now()));
+      return true;
+    }).finally(() => {
+      refreshInFlight = null;
+    });
+  }
+  return refreshInFlight;
+}
+
+/** An authenticated API call: on 401, refresh once and retry once. */
+async function request(method, url, body) {
+  if (method !== "GET") await ensureCsrf();
+  const started = Date.now();
+  try {
+    return await rawFetch(method, url, body);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    const refreshed = await refreshSession(started);
+    if (!refreshed) {
+      onSessionExpired();
+      throw error;
+    }
+    try {
+      return await rawFetch(method, url, body);
+    } catch (retryError) {
+      if (retryError instanceof ApiError && retryError.status === 401) onSessionExpired();
+      throw retryError;
+    }
+  }
+}
+
+/** An auth endpoint: no refresh dance (there is no session yet, or it is being ended). */
+async function authRequest(method, url, body) {
+  await ensureCsrf();
+  return rawFetch(method, url, body);
+}
+
+const enc = encodeURIComponent;
+
+export const auth = {
+  me: () => request("GET", "/api/v1/auth/me"),
+  login: (email, password) => authRequest("POST", "/api/v1/auth/login", { email, password }),
+  register: (payload) => authRequest("POST", "/api/v1/auth/register", payload),
+  logout: () => authRequest("POST", "/api/v1/auth/logout"),
+};
+
+export const contactsApi = {
+  list: () => request("GET", "/api/v1/contacts/"),
+  requests: () => request("GET", "/api/v1/contacts/requests"),
+  request: (email) => request("POST", "/api/v1/contacts/requests", { email }),
+  answer: (id, action) => request("PUT", `/api/v1/contacts/requests/${enc(id)}`, { action }),
+  remove: (email) => request("DELETE", `/api/v1/contacts/${enc(email)}`),
+};
+
+export const keysApi = {
+  bundle: (email) => request("GET", `/api/v1/keys/bundle/${enc(email)}`),
+  identity: (email) => request("GET", `/api/v1/keys/identity/${enc(email)}`),
+  prekeyCount: () => request("GET", "/api/v1/keys/prekeys/count"),
+  uploadPrekeys: (oneTimePrekeys) => request("POST", "/api/v1/keys/prekeys", { one_time_prekeys: oneTimePrekeys }),
+  setSignedPrekey: (signedPrekey) => request("PUT", "/api/v1/keys/signed-prekey", signedPrekey),
+  setIdentity: (payload) => request("PUT", "/api/v1/keys/identity", payload),
+};
+
+export const messagesApi = {
+  pending: (after = 0) => request("GET", `/api/v1/messages/?after=${enc(after)}`),
+  send: (envelope) => request("POST", "/api/v1/messages/", envelope),
+  ack: (ids) => request("POST", "/api/v1/messages/ack", { ids }),
+  read: (ids) => request("POST", "/api/v1/messages/read", { ids }),
+};

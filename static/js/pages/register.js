@@ -1,7 +1,54 @@
-// Registration page. Key generation arrives with the browser client (end-to-end encryption
-// core); until then the page explains that this browser cannot register yet.
+// Registration: the keys are made here; only their public halves go to the server. The private
+// keys are stored (scoped to the new account) only after the server accepted the registration, so
+// a failed attempt can never overwrite the keys of an existing account (seed-review #8).
+import { ApiError, auth, errorMessage } from "../api.js";
+import { createDeviceKeys } from "../session.js";
+import { openAccountStore } from "../storage.js";
+
+const form = document.getElementById("register-form");
 const error = document.getElementById("register-error");
-document.getElementById("register-form").addEventListener("submit", (event) => {
+const progress = document.getElementById("register-progress");
+const submit = document.getElementById("register-submit");
+
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  error.textContent = "Registration from the browser needs the encryption client, which is not installed yet.";
+  error.textContent = "";
+  const email = form.elements.email.value.trim();
+  const password = form.elements.password.value;
+  if (!email || !form.elements.email.checkValidity()) {
+    error.textContent = "Enter a valid email address.";
+    return;
+  }
+  if (password.length < 10) {
+    error.textContent = "The password must be at least 10 characters long.";
+    return;
+  }
+  if (password !== form.elements.password2.value) {
+    error.textContent = "The two passwords differ.";
+    return;
+  }
+  submit.disabled = true;
+  progress.textContent = "Creating your encryption keys…";
+  try {
+    const keys = createDeviceKeys();
+    progress.textContent = "Creating your account…";
+    const user = await auth.register({ email, password, ...keys.publicKeys });
+    const store = await openAccountStore(user);
+    await store.write(keys.writes);
+    progress.textContent = "Signing in…";
+    try {
+      await auth.login(email, password);
+    } catch (loginError) {
+      if (loginError instanceof ApiError) {
+        window.location.assign("/login?reason=registered");
+        return;
+      }
+      throw loginError;
+    }
+    window.location.assign("/");
+  } catch (err) {
+    error.textContent = errorMessage(err);
+    progress.textContent = "";
+    submit.disabled = false;
+  }
 });

@@ -1,0 +1,178 @@
+// The chat WebSocket (/ws/chat/): lifecycle, reconnect with backoff, and routing of server frames
+// through one dispatch table (given by the caller, see client.js).
+//
+// Close codes from the server (chat/consumers.py):
+//   4401  no valid access token (or it expired while the socket was open): refresh, then reconnect
+//   4403  session revoked (logout, deactivation): the user must sign in again
+// Anything else (network loss, server restart) reconnects with exponential backoff and jitter.
+// On every (re)connect the server sends the undelivered backlog, then `queue_empty`.
+
+const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_REVOKED = 4403;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 30000;
+
+export const Connection = Object.freeze({
+  CONNECTING: "connecting",
+  ONLINE: "online",
+  RECONNECTING: "reconnecting",
+  OFFLINE: "offline",
+});
+
+export class ChatSocket {
+  /**
+   * @param {object} options
+   * @param {Record<string, (frame: object) => void>} options.handlers the dispatch table, by frame type
+   * @param {(status: string) => void} options.onStatus connection status changes
+   * @param {() => Promise<boolean>} options.refresh refreshes the access cookie; false: session over
+   * @param {() => void} options.onSessionEnded the user must sign in again
+   * @param {() => void} [options.onOpen]
+   */
+  constructor({ handlers, onStatus, refresh, onSessionEnded, onOpen = () => {} }) {
+    this.handlers = handlers;
+    this.onStatus = onStatus;
+    this.refresh = refresh;
+    this.onSessionEnded = onSessionEnded;
+    this.onOpen = onOpen;
+    this.ws = null;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = true;
+    this.unauthorizedInARow = 0;
+    this.status = Connection.OFFLINE;
+    this.handleOnline = () => this.reconnectNow();
+    this.handleOffline = () => this.setStatus(Connection.OFFLINE);
+  }
+
+  get url() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${window.location.host}/ws/chat/`;
+  }
+
+  get isOpen() {
+    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN);
+  }
+
+  setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this.onStatus(status);
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    window.addEventListener("online", this.handleOnline);
+    window.addEventListener("offline", this.handleOffline);
+    this.setStatus(Connection.CONNECTING);
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    window.removeEventListener("online", this.handleOnline);
+    window.removeEventListener("offline", this.handleOffline);
+    clearTimeout(this.timer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000);
+    }
+    this.setStatus(Connection.OFFLINE);
+  }
+
+  open() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener("open", () => {
+      if (this.ws !== ws) return;
+      this.attempt = 0;
+      this.setStatus(Connection.ONLINE);
+      this.onOpen();
+    });
+    ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return;
+      this.dispatch(event.data);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.closed(event.code);
+    });
+  }
+
+  dispatch(data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    // Only an authenticated socket receives frames.
+    this.unauthorizedInARow = 0;
+    const handler = Object.prototype.hasOwnProperty.call(this.handlers, frame.type) ? this.handlers[frame.type] : null;
+    if (handler) handler(frame);
+  }
+
+  async closed(code) {
+    if (this.stopped) return;
+    if (code === CLOSE_REVOKED) {
+      this.stop();
+      this.onSessionEnded();
+      return;
+    }
+    if (code === CLOSE_UNAUTHENTICATED) {
+      this.setStatus(Connection.RECONNECTING);
+      this.unauthorizedInARow += 1;
+      // A fresh token that is refused again right away means the session is gone: do not loop.
+      let refreshed = false;
+      try {
+        refreshed = this.unauthorizedInARow <= 2 && (await this.refresh());
+      } catch {
+        this.scheduleReconnect();
+        return;
+      }
+      if (!refreshed) {
+        this.stop();
+        this.onSessionEnded();
+        return;
+      }
+      this.open();
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    this.setStatus(navigator.onLine === false ? Connection.OFFLINE : Connection.RECONNECTING);
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.attempt += 1;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  reconnectNow() {
+    if (this.stopped || this.isOpen) return;
+    this.attempt = 0;
+    if (this.ws) return; // still connecting
+    this.open();
+  }
+
+  /** Sends a frame if the socket is open; returns whether it was handed to the socket. */
+  send(frame) {
+    if (!this.isOpen) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+}

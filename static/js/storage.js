@@ -1,0 +1,230 @@
+// IndexedDB: one database per browser (SecureMessengerDB), every record scoped to the signed-in
+// account. Each store's primary key starts with the account key (`<user id>:<email>`), and every
+// read goes through an IDBKeyRange bounded by it, so two accounts in one browser never see each
+// other's keys, sessions or history.
+//
+// Pitfall 11: an IndexedDB transaction commits as soon as the event loop is idle with no request
+// pending, so an `await` of WebCrypto inside a transaction silently ends it. The rule here: do all
+// the cryptography first, then hand the whole outcome to `write()` (or `update()`, whose callback
+// must be synchronous), which applies it in ONE transaction.
+//
+// Private keys and plaintext stay in this database only; nothing here logs anything.
+
+const DB_NAME = "SecureMessengerDB";
+const DB_VERSION = 1;
+
+// Store name -> [key path (after "account"), indexes {name: key path}]
+const SCHEMA = {
+  // Decrypted history: {account, id, contact, direction: "in"|"out", text, ts, status, serverId?,
+  // unread?: 1, failed?: code}. Outgoing ids are the envelope client_id; incoming ids "in:<id>".
+  messages: [["account", "id"], {
+    conversation: ["account", "contact", "ts"],
+    serverId: ["account", "serverId"],
+    unread: ["account", "contact", "unread"],
+  }],
+  // Pending requests mirrored from the server: {account, id, email, direction, created_at}
+  contactRequests: [["account", "id"], {}],
+  // Accepted contacts: {account, email, since}
+  contacts: [["account", "email"], {}],
+  // Our key material: {account, name, value}; names "identity", "spk:<id>", "opk:<id>"
+  signalKeys: [["account", "name"], {}],
+  // Double Ratchet sessions per contact: {account, email, current, archived: [...]}
+  signalSessions: [["account", "email"], {}],
+  // Identity keys seen for contacts: {account, email, identityKey, verified, changedTo?, firstSeen}
+  identities: [["account", "email"], {}],
+  // Messages waiting to be sent: {account, clientId, seq, to, kind?, body?}
+  outbox: [["account", "clientId"], { order: ["account", "seq"] }],
+  // X3DH ephemeral keys that already founded a session (replay guard): {account, key, signedPrekeyId}
+  ephemeralKeys: [["account", "key"], {}],
+  // Small values: {account, name, value}
+  meta: [["account", "name"], {}],
+};
+
+export const STORES = Object.freeze(Object.keys(SCHEMA));
+
+function promisify(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+let dbPromise = null;
+
+export function openDatabase() {
+  if (!dbPromise) {
+    dbPromise = new Promise((resolve, reject) => {
+      const request = indexedDB.open(DB_NAME, DB_VERSION);
+      request.onupgradeneeded = () => {
+        const db = request.result;
+        for (const [name, [keyPath, indexes]] of Object.entries(SCHEMA)) {
+          if (db.objectStoreNames.contains(name)) continue;
+          const store = db.createObjectStore(name, { keyPath });
+          for (const [indexName, indexPath] of Object.entries(indexes)) store.createIndex(indexName, indexPath);
+        }
+      };
+      request.onsuccess = () => {
+        const db = request.result;
+        // Another tab upgrading the schema: let it, this tab reloads.
+        db.onversionchange = () => db.close();
+        resolve(db);
+      };
+      request.onerror = () => reject(request.error);
+      request.onblocked = () => reject(new Error("The local database is blocked by another tab."));
+    });
+  }
+  return dbPromise;
+}
+
+export function accountKey(user) {
+  return `${user.id}:${String(user.email).toLowerCase()}`;
+}
+
+// An upper bound that sorts after every key sharing `prefix` (arrays sort after numbers/strings).
+function prefixRange(prefix) {
+  return IDBKeyRange.bound(prefix, [...prefix, []]);
+}
+
+/** The storage of one account. Every method scopes keys to that account. */
+export class AccountStore {
+  constructor(db, account) {
+    this.db = db;
+    this.account = account;
+  }
+
+  key(store, ...parts) {
+    return [this.account, ...parts];
+  }
+
+  async get(store, ...parts) {
+    const tx = this.db.transaction(store, "readonly");
+    const record = await promisify(tx.objectStore(store).get(this.key(store, ...parts)));
+    return record === undefined ? null : record;
+  }
+
+  /** Every record of this account in `store`, optionally through an index with extra key parts. */
+  async all(store, { index = null, prefix = [], range = null } = {}) {
+    const tx = this.db.transaction(store, "readonly");
+    const source = index ? tx.objectStore(store).index(index) : tx.objectStore(store);
+    return promisify(source.getAll(range || prefixRange([this.account, ...prefix])));
+  }
+
+  /** The last record (in key order) of an index range, e.g. the latest message of a conversation. */
+  async last(store, index, prefix) {
+    const tx = this.db.transaction(store, "readonly");
+    const cursor = await promisify(
+      tx.objectStore(store).index(index).openCursor(prefixRange([this.account, ...prefix]), "prev"),
+    );
+    return cursor ? cursor.value : null;
+  }
+
+  async count(store, { index = null, prefix = [] } = {}) {
+    const tx = this.db.transaction(store, "readonly");
+    const source = index ? tx.objectStore(store).index(index) : tx.objectStore(store);
+    return promisify(source.count(prefixRange([this.account, ...prefix])));
+  }
+
+  async byIndex(store, index, ...parts) {
+    const tx = this.db.transaction(store, "readonly");
+    const record = await promisify(tx.objectStore(store).index(index).get([this.account, ...parts]));
+    return record === undefined ? null : record;
+  }
+
+  /** A record object for `store` carrying the account scope. */
+  record(fields) {
+    return { ...fields, account: this.account };
+  }
+
+  /**
+   * Applies writes atomically in one transaction: [{put: store, value}] / [{delete: store, key: [...]}]
+   * / [{clear: store}] (clear removes this account's records only).
+   */
+  write(operations) {
+    const names = [...new Set(operations.map((op) => op.put || op.delete || op.clear))];
+    if (!names.length) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(names, "readwrite");
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("Local database transaction aborted."));
+      for (const op of operations) {
+        if (op.put) tx.objectStore(op.put).put({ ...op.value, account: this.account });
+        else if (op.delete) tx.objectStore(op.delete).delete([this.account, ...op.key]);
+        else if (op.clear) tx.objectStore(op.clear).delete(prefixRange([this.account]));
+      }
+    });
+  }
+
+  /**
+   * Read-modify-write in one transaction over `stores`. `change(records)` receives the current records
+   * (null when absent) of `reads` ([{store, key: [...], index?}]) and returns {writes, result}. It must
+   * be synchronous: no await may happen between the reads and the writes.
+   */
+  update(stores, reads, change) {
+    const names = [...new Set(stores.concat(reads.map((r) => r.store)))];
+    return new Promise((resolve, reject) => {
+      const tx = this.db.transaction(names, "readwrite");
+      const results = new Array(reads.length);
+      let pending = reads.length;
+      let output;
+      tx.oncomplete = () => resolve(output);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error || new Error("Local database transaction aborted."));
+      const apply = () => {
+        let operations;
+        try {
+          operations = change(results);
+        } catch (error) {
+          tx.abort();
+          reject(error);
+          return;
+        }
+        output = operations.result;
+        for (const op of operations.writes || []) {
+          if (op.put) tx.objectStore(op.put).put({ ...op.value, account: this.account });
+          else if (op.delete) tx.objectStore(op.delete).delete([this.account, ...op.key]);
+        }
+      };
+      if (!pending) apply();
+      reads.forEach((read, i) => {
+        const request = read.index
+          ? tx.objectStore(read.store).index(read.index).get([this.account, ...read.key])
+          : tx.objectStore(read.store).get([this.account, ...read.key]);
+        request.onsuccess = () => {
+          results[i] = request.result === undefined ? null : request.result;
+          pending -= 1;
+          if (!pending) apply();
+        };
+      });
+    });
+  }
+
+  // --- small helpers --------------------------------------------------------------------------
+
+  async getMeta(name, fallback = null) {
+    const record = await this.get("meta", name);
+    return record ? record.value : fallback;
+  }
+
+  setMeta(name, value) {
+    return this.write([{ put: "meta", value: { name, value } }]);
+  }
+
+  async getKey(name) {
+    const record = await this.get("signalKeys", name);
+    return record ? record.value : null;
+  }
+
+  /** Every record of this account, store by store (used by the tests' key-leak check, and by
+   *  "forget this browser"). */
+  async dump() {
+    const out = {};
+    for (const name of STORES) out[name] = await this.all(name);
+    return out;
+  }
+}
+
+export async function openAccountStore(user) {
+  const db = await openDatabase();
+  return new AccountStore(db, accountKey(user));
+}

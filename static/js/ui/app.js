@@ -1,0 +1,388 @@
+// The messenger screen: contacts, requests, the open conversation, the safety number dialog.
+// DOM only: renders from the state on its change events and calls `actions` (main.js wires them to
+// the client). Every piece of user data is set as text.
+import { Topic } from "../state.js";
+import { byId, dayKey, el, errorMessage, formatDay, formatFull, formatTime, replaceChildren, show } from "./dom.js";
+
+const CONNECTION_TEXT = {
+  connecting: "Connecting…",
+  online: "Online",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
+
+const STATUS_TEXT = {
+  sending: "Sending…",
+  sent: "Sent",
+  delivered: "Delivered",
+  read: "Read",
+  held: "Not sent: safety number changed",
+  failed: "Not sent",
+};
+
+export function mountApp({ state, actions }) {
+  const dom = {
+    messenger: byId("messenger"),
+    connection: byId("connection"),
+    notice: byId("notice"),
+    noticeText: byId("notice-text"),
+    contactList: byId("contact-list"),
+    noContacts: byId("no-contacts"),
+    incomingSection: byId("incoming-section"),
+    incomingList: byId("incoming-list"),
+    outgoingSection: byId("outgoing-section"),
+    outgoingList: byId("outgoing-list"),
+    addForm: byId("add-contact-form"),
+    addEmail: byId("add-contact-email"),
+    addError: byId("add-contact-error"),
+    addInfo: byId("add-contact-info"),
+    notify: byId("notify-toggle"),
+    empty: byId("conversation-empty"),
+    view: byId("conversation-view"),
+    title: byId("conversation-title"),
+    typing: byId("conversation-typing"),
+    messages: byId("messages"),
+    composer: byId("composer"),
+    input: byId("composer-input"),
+    send: byId("send-button"),
+    note: byId("composer-note"),
+    warning: byId("identity-warning"),
+    warningText: byId("identity-warning-text"),
+    remove: byId("remove-contact"),
+    dialog: byId("safety-dialog"),
+    safetyIntro: byId("safety-intro"),
+    safetyNumber: byId("safety-number"),
+    safetyState: byId("safety-state"),
+    safetyVerify: byId("safety-verify"),
+  };
+  let removeArmed = false;
+
+  // --- rendering ------------------------------------------------------------------------------
+
+  function renderConnection() {
+    dom.connection.dataset.state = state.connection;
+    dom.connection.textContent = CONNECTION_TEXT[state.connection] || state.connection;
+  }
+
+  function renderNotice() {
+    show(dom.notice, Boolean(state.notice));
+    dom.notice.dataset.kind = state.notice ? state.notice.kind : "";
+    dom.noticeText.textContent = state.notice ? state.notice.text : "";
+  }
+
+  function renderContacts() {
+    const contacts = state.sortedContacts();
+    show(dom.noContacts, contacts.length === 0);
+    replaceChildren(
+      dom.contactList,
+      contacts.map((contact) => {
+        const changed = contact.identity && contact.identity.changedTo;
+        const label = [contact.email];
+        if (contact.unread) label.push(`${contact.unread} unread`);
+        if (changed) label.push("safety number changed");
+        return el(
+          "li",
+          {},
+          el(
+            "button",
+            {
+              type: "button",
+              class: "contact",
+              "data-email": contact.email,
+              "aria-current": contact.email === state.active ? "true" : null,
+              "aria-label": label.join(", "),
+              onclick: () => actions.openConversation(contact.email),
+            },
+            el("span", { class: "avatar", "aria-hidden": "true", text: contact.email.slice(0, 1).toUpperCase() }),
+            el(
+              "span",
+              { class: "contact-text" },
+              el("span", { class: "contact-email", text: contact.email }),
+              contact.typing ? el("span", { class: "contact-sub typing", text: "typing…" }) : null,
+              changed ? el("span", { class: "contact-sub alert", text: "Safety number changed" }) : null,
+            ),
+            contact.unread ? el("span", { class: "badge", "aria-hidden": "true", text: String(contact.unread) }) : null,
+          ),
+        );
+      }),
+    );
+  }
+
+  function requestItem(request, incoming) {
+    const buttons = incoming
+      ? [
+          el("button", {
+            type: "button",
+            class: "small",
+            "aria-label": `Accept ${request.email}`,
+            text: "Accept",
+            onclick: (event) => answer(event, request, "accept"),
+          }),
+          el("button", {
+            type: "button",
+            class: "small secondary",
+            "aria-label": `Decline ${request.email}`,
+            text: "Decline",
+            onclick: (event) => answer(event, request, "reject"),
+          }),
+        ]
+      : [el("span", { class: "muted small", text: "pending" })];
+    return el(
+      "li",
+      { class: "request", "data-email": request.email },
+      el("span", { class: "request-email", text: request.email }),
+      el("span", { class: "row tight" }, buttons),
+    );
+  }
+
+  async function answer(event, request, action) {
+    event.currentTarget.disabled = true;
+    try {
+      await actions.answerRequest(request.id, action);
+    } catch (error) {
+      state.setNotice(errorMessage(error));
+      event.target.disabled = false;
+    }
+  }
+
+  function renderRequests() {
+    const { incoming, outgoing } = state.requests;
+    show(dom.incomingSection, incoming.length > 0);
+    show(dom.outgoingSection, outgoing.length > 0);
+    replaceChildren(dom.incomingList, incoming.map((r) => requestItem(r, true)));
+    replaceChildren(dom.outgoingList, outgoing.map((r) => requestItem(r, false)));
+  }
+
+  function statusLine(message) {
+    if (message.direction === "in") return null;
+    const text = STATUS_TEXT[message.status] || message.status;
+    const full = message.status === "failed" && message.error ? `${text}: ${message.error}` : text;
+    return el("span", { class: `status status-${message.status}`, "data-status": message.status, text: full });
+  }
+
+  function messageItem(message) {
+    const classes = ["message", message.direction === "in" ? "incoming" : "outgoing"];
+    if (message.failed) classes.push("undecryptable");
+    const body = message.failed
+      ? el("p", { class: "text notice-text", text: "This message could not be decrypted." })
+      : el("p", { class: "text", text: message.text });
+    return el(
+      "li",
+      {
+        class: classes.join(" "),
+        "data-id": message.id,
+        "data-direction": message.direction,
+        "data-status": message.status || "",
+      },
+      body,
+      el(
+        "span",
+        { class: "meta" },
+        el("time", { datetime: new Date(message.ts).toISOString(), title: formatFull(message.ts), text: formatTime(message.ts) }),
+        statusLine(message),
+      ),
+    );
+  }
+
+  function renderMessages() {
+    const email = state.active;
+    const list = state.conversations.get(email) || [];
+    const nearBottom = dom.messages.scrollHeight - dom.messages.scrollTop - dom.messages.clientHeight < 80;
+    const items = [];
+    let day = null;
+    for (const message of list) {
+      const key = dayKey(message.ts);
+      if (key !== day) {
+        day = key;
+        items.push(el("li", { class: "day", role: "separator" }, el("span", { text: formatDay(message.ts) })));
+      }
+      items.push(messageItem(message));
+    }
+    if (!list.length) items.push(el("li", { class: "day muted", text: "No messages yet. Say hello!" }));
+    replaceChildren(dom.messages, items);
+    if (nearBottom || dom.messages.dataset.contact !== email) dom.messages.scrollTop = dom.messages.scrollHeight;
+    dom.messages.dataset.contact = email || "";
+  }
+
+  function renderConversationHeader() {
+    const email = state.active;
+    const contact = state.contacts.get(email);
+    dom.title.textContent = email || "";
+    dom.typing.textContent = contact && contact.typing ? `${email} is typing…` : "";
+    const changed = contact && contact.identity && contact.identity.changedTo;
+    show(dom.warning, Boolean(changed));
+    if (changed) {
+      dom.warningText.textContent =
+        `The safety number with ${email} has changed. They may have set up a new browser, or someone may be ` +
+        "trying to intercept the conversation. Compare the new safety number with them (in person or by a call) " +
+        "before you continue. Nothing is sent to the new key until you accept it.";
+    }
+    const isContact = Boolean(contact);
+    dom.remove.hidden = !isContact;
+    dom.input.disabled = !isContact;
+    dom.send.disabled = !isContact;
+    dom.note.textContent = !isContact
+      ? `${email} is no longer a contact; you can read the history but not send.`
+      : changed
+        ? "Messages you write now are held until you accept the new safety number."
+        : state.connection === "online"
+          ? ""
+          : "You are offline: messages are kept and sent when the connection is back.";
+    if (!removeArmed) dom.remove.textContent = "Remove contact";
+  }
+
+  function renderActive() {
+    const email = state.active;
+    dom.messenger.dataset.view = email ? "conversation" : "list";
+    show(dom.empty, !email);
+    show(dom.view, Boolean(email));
+    removeArmed = false;
+    if (email) {
+      renderConversationHeader();
+      renderMessages();
+    }
+    renderContacts();
+  }
+
+  state.addEventListener("change", (event) => {
+    const { topic, email } = event.detail;
+    if (topic === Topic.CONNECTION) {
+      renderConnection();
+      if (state.active) renderConversationHeader();
+    } else if (topic === Topic.NOTICE) renderNotice();
+    else if (topic === Topic.CONTACTS) {
+      renderContacts();
+      if (state.active) renderConversationHeader();
+    } else if (topic === Topic.REQUESTS) renderRequests();
+    else if (topic === Topic.ACTIVE) renderActive();
+    else if (topic === Topic.CONVERSATION && email === state.active) {
+      renderConversationHeader();
+      renderMessages();
+    } else if (topic === Topic.SETTINGS) dom.notify.checked = Boolean(state.settings.notifications);
+  });
+
+  // --- handlers -------------------------------------------------------------------------------
+
+  byId("notice-close").addEventListener("click", () => state.setNotice(null));
+
+  dom.addForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    dom.addError.textContent = "";
+    dom.addInfo.textContent = "";
+    const email = dom.addEmail.value.trim();
+    if (!email || !dom.addEmail.checkValidity()) {
+      dom.addError.textContent = "Enter a valid email address.";
+      return;
+    }
+    const submit = byId("add-contact-submit");
+    submit.disabled = true;
+    try {
+      const result = await actions.requestContact(email);
+      dom.addEmail.value = "";
+      dom.addInfo.textContent =
+        result && result.status === "accepted"
+          ? `${result.email} had already asked you: you are now contacts.`
+          : `Request sent to ${email}.`;
+    } catch (error) {
+      dom.addError.textContent = errorMessage(error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+
+  dom.notify.addEventListener("change", () => actions.setNotifications(dom.notify.checked));
+
+  byId("back-button").addEventListener("click", () => actions.closeConversation());
+
+  dom.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitMessage();
+  });
+
+  dom.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      submitMessage();
+    }
+  });
+
+  dom.input.addEventListener("input", () => {
+    if (state.active && dom.input.value) actions.typing(state.active);
+  });
+
+  function submitMessage() {
+    const email = state.active;
+    const text = dom.input.value;
+    if (!email || !text.trim()) return;
+    dom.input.value = "";
+    actions.sendText(email, text).catch((error) => state.setNotice(errorMessage(error)));
+    dom.input.focus();
+  }
+
+  dom.remove.addEventListener("click", async () => {
+    const email = state.active;
+    if (!email) return;
+    if (!removeArmed) {
+      removeArmed = true;
+      dom.remove.textContent = `Confirm: remove ${email}`;
+      return;
+    }
+    removeArmed = false;
+    try {
+      await actions.removeContact(email);
+    } catch (error) {
+      state.setNotice(errorMessage(error));
+    }
+  });
+
+  // Safety number dialog
+  let dialogEmail = null;
+  async function openSafety() {
+    const email = state.active;
+    if (!email) return;
+    dialogEmail = email;
+    dom.safetyIntro.textContent =
+      `Compare this number with the one ${email} sees for you, in person or over a call. ` +
+      "If they match, nobody is intercepting your messages.";
+    dom.safetyNumber.textContent = "Computing…";
+    dom.safetyState.textContent = "";
+    dom.dialog.showModal();
+    try {
+      const info = await actions.safetyNumber(email);
+      if (!info) {
+        dom.safetyNumber.textContent = "Not available yet: exchange a message first.";
+        dom.safetyVerify.hidden = true;
+        return;
+      }
+      dom.safetyNumber.textContent = info.number;
+      dom.safetyState.textContent = info.changed
+        ? "This is the NEW safety number: it changed since you last talked."
+        : info.verified
+          ? "You marked this safety number as verified."
+          : "Not verified yet.";
+      dom.safetyVerify.hidden = info.changed;
+      dom.safetyVerify.textContent = info.verified ? "Mark as not verified" : "Mark as verified";
+      dom.safetyVerify.dataset.verified = info.verified ? "true" : "false";
+    } catch (error) {
+      dom.safetyNumber.textContent = errorMessage(error);
+    }
+  }
+  byId("safety-button").addEventListener("click", openSafety);
+  byId("identity-review").addEventListener("click", openSafety);
+  byId("safety-close").addEventListener("click", () => dom.dialog.close());
+  dom.safetyVerify.addEventListener("click", async () => {
+    if (!dialogEmail) return;
+    await actions.markVerified(dialogEmail, dom.safetyVerify.dataset.verified !== "true");
+    dom.dialog.close();
+  });
+  byId("identity-accept").addEventListener("click", async () => {
+    if (state.active) await actions.acceptIdentity(state.active);
+  });
+
+  show(dom.messenger, true);
+  renderConnection();
+  renderNotice();
+  renderRequests();
+  renderActive();
+  dom.notify.checked = Boolean(state.settings.notifications);
+}

@@ -1,0 +1,149 @@
+"""Browser tests: real Chromium (Debian's package, driven by Playwright) against a real daphne
+server with a fresh SQLite database, used through the UI the way a person would.
+
+The server runs in a subprocess on a free loopback port; its stderr (the server log) is kept in
+a file so tests can check that no plaintext or key ever reaches it. Browser tests do not use the
+pytest-django test database: the server has its own.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "a long passphrase for tests"
+
+
+def pytest_collection_modifyitems(config, items):
+    on_mysql = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+    for item in items:
+        if "browser" not in item.keywords:
+            continue
+        if on_mysql:
+            item.add_marker(pytest.mark.skip(reason="browser tests run once, in the embedded pass"))
+        elif not Path(CHROMIUM).exists():
+            item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db_path: Path
+    log_path: Path
+    process: subprocess.Popen
+    # Every plaintext the tests sent, for the leak checks.
+    plaintexts: list[str] = field(default_factory=list)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def messenger_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser-server")
+    db_path = tmp / "db.sqlite3"
+    log_path = tmp / "server.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "messenger.settings",
+        "ENV_FILE": "",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "AUTH_COOKIE_SECURE": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "REDIS_URL": "",
+        "SECRET_KEY": "browser-secret-" + secrets.token_hex(24),
+        "JWT_SIGNING_KEY": "browser-jwt-" + secrets.token_hex(24),
+        "PASSWORD_PEPPER": "browser-pepper-" + secrets.token_hex(24),
+        "RATE_LIMITS_ENABLED": "false",
+        "LOG_LEVEL": "DEBUG",
+        "PYTHONUNBUFFERED": "1",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
+    port = _free_port()
+    daphne = ROOT / ".venv" / "bin" / "daphne"
+    command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [*command, "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("daphne did not start:\n" + log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.2)
+    server = LiveServer(url=url, db_path=db_path, log_path=log_path, process=process)
+    yield server
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def people(browser, messenger_server):
+    """Makes browser contexts ("people"); closes what is left at the end of the test."""
+    from tests.browser.helpers import Person
+
+    made: list[Person] = []
+
+    def make(name: str, **context_options) -> "Person":
+        person = Person(browser=browser, server=messenger_server, name=name, context_options=context_options)
+        made.append(person)
+        return person
+
+    yield make
+    for person in made:
+        person.close()

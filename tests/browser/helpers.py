@@ -1,0 +1,159 @@
+"""A person using the messenger in their own browser context, through the UI only."""
+
+import itertools
+import re
+
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import PASSWORD, LiveServer
+
+_numbers = itertools.count(1)
+TIMEOUT = 15_000
+
+
+class Person:
+    def __init__(self, *, browser: Browser, server: LiveServer, name: str, context_options: dict | None = None):
+        self.browser = browser
+        self.server = server
+        self.name = name
+        self.email = f"{name}{next(_numbers)}-{id(self) % 100000}@example.test"
+        self.context_options = context_options or {}
+        self.dialogs: list[str] = []
+        self.page_errors: list[str] = []
+        self.console_messages: list[str] = []
+        self.context = None
+        self.page: Page | None = None
+        self.open_browser()
+
+    # --- browser ----------------------------------------------------------------------------
+
+    def open_browser(self) -> Page:
+        self.context = self.browser.new_context(base_url=self.server.url, **self.context_options)
+        self.context.set_default_timeout(TIMEOUT)
+        self.page = self.context.new_page()
+        self._watch(self.page)
+        return self.page
+
+    def _watch(self, page: Page) -> None:
+        def on_dialog(dialog):
+            self.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("console", lambda message: self.console_messages.append(f"{message.type}: {message.text}"))
+
+    def new_tab(self) -> Page:
+        page = self.context.new_page()
+        self._watch(page)
+        return page
+
+    def close(self) -> None:
+        if self.context is not None:
+            try:
+                self.context.close()
+            except Exception:  # noqa: BLE001 - already closed with the browser
+                pass
+            self.context = None
+
+    # --- accounts ----------------------------------------------------------------------------
+
+    def register(self) -> "Person":
+        page = self.page
+        page.goto("/register")
+        page.get_by_label("Email").fill(self.email)
+        page.get_by_label("Password (at least 10 characters)").fill(PASSWORD)
+        page.get_by_label("Repeat the password").fill(PASSWORD)
+        page.get_by_role("button", name="Create account").click()
+        self.wait_ready()
+        return self
+
+    def login(self, page: Page | None = None) -> None:
+        page = page or self.page
+        page.goto("/login")
+        page.get_by_label("Email").fill(self.email)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/$"))
+
+    def wait_ready(self, page: Page | None = None) -> None:
+        page = page or self.page
+        expect(page.locator("body[data-ready='true']")).to_have_count(1)
+        expect(page.locator("#connection")).to_have_text("Online")
+
+    # --- contacts ----------------------------------------------------------------------------
+
+    def request_contact(self, other: "Person") -> None:
+        page = self.page
+        page.get_by_label("Add a contact by email").fill(other.email)
+        page.get_by_role("button", name="Send request").click()
+        expect(page.locator("#add-contact-info")).to_contain_text(other.email)
+
+    def accept_request_from(self, other: "Person") -> None:
+        button = self.page.get_by_role("button", name=f"Accept {other.email}")
+        button.click()
+        expect(self.contact_button(other)).to_be_visible()
+
+    def contact_button(self, other: "Person", page: Page | None = None):
+        return (page or self.page).locator(f"#contact-list button[data-email='{other.email}']")
+
+    def befriend(self, other: "Person") -> None:
+        self.request_contact(other)
+        other.accept_request_from(self)
+        expect(self.contact_button(other)).to_be_visible()
+
+    # --- conversation ------------------------------------------------------------------------
+
+    def open_chat(self, other: "Person", page: Page | None = None) -> None:
+        page = page or self.page
+        self.contact_button(other, page).click()
+        expect(page.locator("#conversation-title")).to_have_text(other.email)
+
+    def send(self, text: str, page: Page | None = None) -> None:
+        page = page or self.page
+        self.server.plaintexts.append(text)
+        box = page.get_by_label("Message", exact=True)
+        box.fill(text)
+        box.press("Enter")
+
+    def messages(self, page: Page | None = None):
+        return (page or self.page).locator("#messages li.message")
+
+    def incoming_texts(self, page: Page | None = None) -> list[str]:
+        return (page or self.page).locator("#messages li.message.incoming .text").all_text_contents()
+
+    def outgoing(self, text: str, page: Page | None = None):
+        return (page or self.page).locator("#messages li.message.outgoing").filter(has_text=text)
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def private_keys(self, page: Page | None = None) -> list[str]:
+        """Every private key this browser holds (own keys and ratchet keys), read from IndexedDB."""
+        return (page or self.page).evaluate(
+            """async () => {
+              const db = await new Promise((resolve, reject) => {
+                const request = indexedDB.open("SecureMessengerDB");
+                request.onsuccess = () => resolve(request.result);
+                request.onerror = () => reject(request.error);
+              });
+              const all = (store) => new Promise((resolve, reject) => {
+                const request = db.transaction(store, "readonly").objectStore(store).getAll();
+                request.onsuccess = () => resolve(request.result);
+                request.onerror = () => reject(request.error);
+              });
+              // Own private keys, and the secret parts of every ratchet session.
+              const SECRET = new Set(["privateKey", "rootKey", "sendingChainKey", "receivingChainKey", "messageKey"]);
+              const found = [];
+              const walk = (value) => {
+                if (!value || typeof value !== "object") return;
+                for (const [k, v] of Object.entries(value)) {
+                  if (SECRET.has(k) && typeof v === "string") found.push(v);
+                  else walk(v);
+                }
+              };
+              for (const record of await all("signalKeys")) walk(record.value);
+              for (const record of await all("signalSessions")) walk(record);
+              db.close();
+              return [...new Set(found)];
+            }"""
+        )
