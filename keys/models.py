@@ -48,10 +48,13 @@ class SignedPreKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key_id"], name="keys_signedprekey_user_key_id_unique"),
             models.UniqueConstraint(fields=["user", "is_current"], name="keys_signedprekey_one_current"),
+            # `is_current IS NOT NULL` is spelled out because `NULL = TRUE` is unknown, and a
+            # CHECK whose result is unknown passes: without it a row that is neither current nor
+            # retired would be accepted.
             models.CheckConstraint(
-                condition=models.Q(is_current=True, retired_at__isnull=True)
+                condition=models.Q(is_current__isnull=False, is_current=True, retired_at__isnull=True)
                 | models.Q(is_current__isnull=True, retired_at__isnull=False),
-                name="keys_signedprekey_current_xor_retired",
+                name="keys_signedprekey_current_xor_retired_v2",
             ),
             models.CheckConstraint(
                 condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
