@@ -1,0 +1,99 @@
+"""Helpers shared by the contacts and keys tests: users made through the registration
+service (real keys, no HTTP), contact relations made through the contacts services, and a
+recorder of the realtime events those services publish on commit."""
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+
+from accounts.hashers import PepperedPBKDF2PasswordHasher
+from accounts.models import User
+from accounts.services import user_register
+from contacts import services as contacts_services
+from keys import services as keys_services
+from messenger.testing import DEFAULT_PASSWORD, DeviceKeys, unique_email
+
+
+class Published(list):
+    """(user_ids, event) pairs, appended when the publishing transaction commits."""
+
+    def to(self, user_id: int) -> list[dict]:
+        return [event for user_ids, event in self if user_id in user_ids]
+
+    def types(self) -> list[str]:
+        return [event["type"] for _, event in self]
+
+
+@pytest.fixture
+def published(monkeypatch) -> Published:
+    """Records what contacts and keys publish through chat.events.publish_on_commit, with the
+    same after-commit timing (run the code under `django_capture_on_commit_callbacks(execute=True)`
+    to see the events)."""
+    events = Published()
+
+    def record(user_ids, event):
+        ids = list(user_ids)
+        transaction.on_commit(lambda: events.append((ids, event)))
+
+    monkeypatch.setattr(contacts_services, "publish_on_commit", record)
+    monkeypatch.setattr(keys_services, "publish_on_commit", record)
+    return events
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    """The real peppered hasher with few iterations: these tests create many accounts and
+    are not about password hashing (accounts' tests check the production iteration count)."""
+    monkeypatch.setattr(PepperedPBKDF2PasswordHasher, "iterations", 1000)
+
+
+def make_user(email: str | None = None, *, one_time_count: int = 10, keys: DeviceKeys | None = None) -> User:
+    """A registered user with real device keys; the private halves are on `user.device`."""
+    keys = keys or DeviceKeys()
+    email = email or unique_email()
+    user = user_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
+    user.device = keys
+    return user
+
+
+def befriend(a: User, b: User) -> None:
+    """a asks b, b accepts."""
+    request = contacts_services.contact_request_send(requester=a, email=b.email)
+    contacts_services.contact_request_answer(recipient=b, request_id=request.id, action="accept")
+
+
+def ask(a: User, b: User) -> int:
+    """a asks b; returns the pending request's id."""
+    return contacts_services.contact_request_send(requester=a, email=b.email).id
+
+
+def reject(a: User, b: User) -> int:
+    """a asks b, b rejects."""
+    request_id = ask(a, b)
+    contacts_services.contact_request_answer(recipient=b, request_id=request_id, action="reject")
+    return request_id
+
+
+def run_concurrently(calls: list[Callable[[], object]]) -> list[object]:
+    """Run each call in a thread of its own (so each has its own database connection), all
+    released at once; returns each call's result or the exception it raised, in order."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            outcomes[index] = call()
+        except Exception as exc:
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
