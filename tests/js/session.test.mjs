@@ -87,6 +87,7 @@ test('a prekey message of another X3DH run does not belong to the session', asyn
   assert.equal(isInitialMessageForSession(other.aliceSession, envelope), false, 'initiators never accept prekey messages');
   assert.equal(isInitialMessageForSession(null, envelope), false);
   await rejectsWithCode(decryptMessage(accepted.session, envelope), ErrorCode.SESSION_MISMATCH);
+  await rejectsWithCode(decryptMessage(null, envelope), ErrorCode.SESSION_MISMATCH);
 });
 
 test('every single-byte change of an initial message fails without consuming the one-time prekey', async () => {

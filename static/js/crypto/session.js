@@ -231,6 +231,9 @@ export function isInitialMessageForSession(session, envelope) {
  */
 export async function decryptMessage(session, envelope, { random } = {}) {
   requireEnvelope(envelope);
+  if (session === null || session === undefined) {
+    throw new ProtocolError(ErrorCode.SESSION_MISMATCH, 'there is no session with this sender');
+  }
   if (envelope.kind === EnvelopeKind.PREKEY && !isInitialMessageForSession(session, envelope)) {
     throw new ProtocolError(ErrorCode.SESSION_MISMATCH, 'this prekey message does not belong to this session');
   }
