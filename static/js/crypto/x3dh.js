@@ -121,14 +121,21 @@ export function x3dhInitiate({ identityKeyPair, bundle, random }) {
   const ownIdentityDh = ed25519SeedToX25519(own.seed);
   const ephemeral = generateX25519KeyPair(random);
 
-  const dhOutputs = [
-    x25519SharedSecret(ownIdentityDh, parsed.signedPrekey.publicKey),
-    x25519SharedSecret(ephemeral.privateKey, remoteIdentityDh),
-    x25519SharedSecret(ephemeral.privateKey, parsed.signedPrekey.publicKey),
-  ];
-  if (parsed.oneTimePrekey) dhOutputs.push(x25519SharedSecret(ephemeral.privateKey, parsed.oneTimePrekey.publicKey));
-  // The ephemeral private key is needed for nothing else: forget it now (forward secrecy).
-  wipe(own.seed, ownIdentityDh, ephemeral.privateKey);
+  const dhOutputs = [];
+  try {
+    dhOutputs.push(
+      x25519SharedSecret(ownIdentityDh, parsed.signedPrekey.publicKey),
+      x25519SharedSecret(ephemeral.privateKey, remoteIdentityDh),
+      x25519SharedSecret(ephemeral.privateKey, parsed.signedPrekey.publicKey),
+    );
+    if (parsed.oneTimePrekey) dhOutputs.push(x25519SharedSecret(ephemeral.privateKey, parsed.oneTimePrekey.publicKey));
+  } catch (error) {
+    wipe(...dhOutputs);
+    throw error;
+  } finally {
+    // The ephemeral private key is needed for nothing else: forget it now (forward secrecy).
+    wipe(own.seed, ownIdentityDh, ephemeral.privateKey);
+  }
 
   return {
     sharedSecret: deriveSharedSecret(dhOutputs),
@@ -158,17 +165,25 @@ export function x3dhRespond({ identityKeyPair, signedPrekey, oneTimePrekey, remo
   const ownIdentityDh = ed25519SeedToX25519(own.seed);
   const signedPrekeyPrivate = fromBase64(signedPrekey.privateKey, { length: KEY_LENGTH, what: 'signed prekey' });
 
-  const dhOutputs = [
-    x25519SharedSecret(signedPrekeyPrivate, remoteIdentityDh),
-    x25519SharedSecret(ownIdentityDh, ephemeralKey),
-    x25519SharedSecret(signedPrekeyPrivate, ephemeralKey),
-  ];
-  if (oneTimePrekey) {
-    const oneTimePrivate = fromBase64(oneTimePrekey.privateKey, { length: KEY_LENGTH, what: 'one-time prekey' });
-    dhOutputs.push(x25519SharedSecret(oneTimePrivate, ephemeralKey));
-    wipe(oneTimePrivate);
+  const oneTimePrivate = oneTimePrekey
+    ? fromBase64(oneTimePrekey.privateKey, { length: KEY_LENGTH, what: 'one-time prekey' })
+    : null;
+
+  const dhOutputs = [];
+  try {
+    dhOutputs.push(
+      x25519SharedSecret(signedPrekeyPrivate, remoteIdentityDh),
+      x25519SharedSecret(ownIdentityDh, ephemeralKey),
+      x25519SharedSecret(signedPrekeyPrivate, ephemeralKey),
+    );
+    if (oneTimePrivate) dhOutputs.push(x25519SharedSecret(oneTimePrivate, ephemeralKey));
+  } catch (error) {
+    wipe(...dhOutputs);
+    throw error;
+  } finally {
+    // Copies decoded from the caller's records; the records themselves are the caller's to delete.
+    wipe(own.seed, ownIdentityDh, signedPrekeyPrivate, oneTimePrivate);
   }
-  wipe(own.seed, ownIdentityDh, signedPrekeyPrivate);
 
   return {
     sharedSecret: deriveSharedSecret(dhOutputs),
