@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rest_framework.test import APIClient
 
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
+from keys.tests.test_validation import SMALL_ORDER, with_torsion
 from messenger.testing import DeviceKeys, b64, raw_public
 
 pytestmark = pytest.mark.django_db
@@ -305,3 +306,12 @@ def test_unsafe_routes_refuse_a_signed_in_request_without_the_csrf_header(alice,
     assert IdentityKey.objects.get(user_id=alice.id).public_key == alice.keys.identity_key
     assert OneTimePreKey.objects.filter(user_id=alice.id).count() == 10
     assert SignedPreKey.objects.filter(user_id=alice.id).count() == 1
+
+
+def test_new_device_refuses_an_identity_key_with_a_torsion_component(alice):
+    device = DeviceKeys()
+    payload = new_device_payload(alice, device)
+    payload["identity_key"] = b64(with_torsion(raw_public(device.identity), SMALL_ORDER[6]))
+    response = alice.client.put_json(f"{KEYS}/identity", payload)
+    assert response.status_code == 400
+    assert "prime order" in response.json()["errors"]["identity_key"][0]
