@@ -114,22 +114,28 @@ class PreKeyAudit:
     problems: list[str] = field(default_factory=list)
 
 
-def _signature_valid(identity_key: str, public_key: str, signature: str) -> bool:
+def _signature_valid(identity_raw: bytes | None, public_key: str, signature: str) -> bool:
+    if identity_raw is None:
+        return False
     try:
-        identity = validation.validate_ed25519_public_key(identity_key)
         prekey = validation.validate_x25519_public_key(public_key, what="signed prekey")
-        validation.verify_prekey_signature(identity, prekey, signature)
+        validation.verify_prekey_signature(identity_raw, prekey, signature)
     except InvalidKeyMaterial:
         return False
     return True
 
 
-def _identity_valid(identity_key: str) -> bool:
+def _identity_raw(identity_key: str) -> tuple[bytes | None, bool]:
+    """The identity key's raw bytes (None if it does not even decode) and whether it passes
+    the full validation."""
     try:
-        validation.validate_ed25519_public_key(identity_key)
+        return validation.validate_ed25519_public_key(identity_key), True
     except InvalidKeyMaterial:
-        return False
-    return True
+        pass
+    try:
+        return validation.decode_base64(identity_key, length=validation.KEY_LENGTH), False
+    except InvalidKeyMaterial:
+        return None, False
 
 
 def prekeys_audit(*, email: str | None = None, now: datetime | None = None) -> list[PreKeyAudit]:
@@ -192,10 +198,10 @@ def prekeys_audit(*, email: str | None = None, now: datetime | None = None) -> l
             audit.signed_prekey_age_days = round(age.total_seconds() / 86400, 1)
             if age > max_age:
                 problems.append(SIGNED_PREKEY_STALE)
-        identity_key = identity_keys[user_id]
-        if not all(_signature_valid(identity_key, row["public_key"], row["signature"]) for row in signed[user_id]):
+        identity_raw, identity_valid = _identity_raw(identity_keys[user_id])
+        if not all(_signature_valid(identity_raw, row["public_key"], row["signature"]) for row in signed[user_id]):
             problems.append(BAD_SIGNATURE)
-        if not _identity_valid(identity_key):
+        if not identity_valid:
             problems.append(INVALID_IDENTITY_KEY)
         if user_id in duplicate_ids:
             problems.append(DUPLICATE_KEY_IDS)
