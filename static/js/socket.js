@@ -11,6 +11,10 @@ const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_REVOKED = 4403;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30000;
+// Liveness: every HEARTBEAT_MS the client asks for a resync (`sync`, answered by `queue_empty`);
+// no frame at all within HEARTBEAT_TIMEOUT_MS means a dead connection.
+const HEARTBEAT_MS = 30000;
+const HEARTBEAT_TIMEOUT_MS = 10000;
 
 export const Connection = Object.freeze({
   CONNECTING: "connecting",
@@ -40,8 +44,12 @@ export class ChatSocket {
     this.stopped = true;
     this.unauthorizedInARow = 0;
     this.status = Connection.OFFLINE;
+    this.heartbeat = null;
+    this.lastFrameAt = 0;
     this.handleOnline = () => this.reconnectNow();
-    this.handleOffline = () => this.setStatus(Connection.OFFLINE);
+    // The browser says the network is gone: a socket may look open for minutes without carrying
+    // anything, so it is dropped now and messages wait in the outbox.
+    this.handleOffline = () => this.drop();
   }
 
   get url() {
@@ -68,8 +76,35 @@ export class ChatSocket {
     this.open();
   }
 
+  /** Abandons the current socket (dead or offline) and reconnects with backoff. */
+  drop() {
+    const ws = this.ws;
+    this.ws = null;
+    this.stopHeartbeat();
+    if (ws) ws.close();
+    this.scheduleReconnect();
+  }
+
+  startHeartbeat() {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      if (!this.isOpen) return;
+      const asked = Date.now();
+      this.send({ type: "sync" });
+      setTimeout(() => {
+        if (this.isOpen && this.lastFrameAt < asked) this.drop();
+      }, HEARTBEAT_TIMEOUT_MS);
+    }, HEARTBEAT_MS);
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
   stop() {
     this.stopped = true;
+    this.stopHeartbeat();
     window.removeEventListener("online", this.handleOnline);
     window.removeEventListener("offline", this.handleOffline);
     clearTimeout(this.timer);
@@ -96,6 +131,7 @@ export class ChatSocket {
       if (this.ws !== ws) return;
       this.attempt = 0;
       this.setStatus(Connection.ONLINE);
+      this.startHeartbeat();
       this.onOpen();
     });
     ws.addEventListener("message", (event) => {
@@ -105,6 +141,7 @@ export class ChatSocket {
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.stopHeartbeat();
       this.closed(event.code);
     });
   }
@@ -119,6 +156,7 @@ export class ChatSocket {
     if (!frame || typeof frame !== "object") return;
     // Only an authenticated socket receives frames.
     this.unauthorizedInARow = 0;
+    this.lastFrameAt = Date.now();
     const handler = Object.prototype.hasOwnProperty.call(this.handlers, frame.type) ? this.handlers[frame.type] : null;
     if (handler) handler(frame);
   }

@@ -70,7 +70,7 @@ def messenger_server(tmp_path_factory):
     log_path = tmp / "server.log"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "messenger.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.browser.server_settings",
         "ENV_FILE": "",
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",
@@ -139,8 +139,10 @@ def people(browser, messenger_server):
 
     made: list[Person] = []
 
-    def make(name: str, **context_options) -> "Person":
-        person = Person(browser=browser, server=messenger_server, name=name, context_options=context_options)
+    def make(name: str, email: str | None = None, **context_options) -> "Person":
+        person = Person(
+            browser=browser, server=messenger_server, name=name, context_options=context_options, email=email
+        )
         made.append(person)
         return person
 

@@ -9,14 +9,24 @@ from tests.browser.conftest import PASSWORD, LiveServer
 
 _numbers = itertools.count(1)
 TIMEOUT = 15_000
+# Registration hashes the password with the production PBKDF2 cost and makes 100 prekeys.
+expect.set_options(timeout=TIMEOUT)
 
 
 class Person:
-    def __init__(self, *, browser: Browser, server: LiveServer, name: str, context_options: dict | None = None):
+    def __init__(
+        self,
+        *,
+        browser: Browser,
+        server: LiveServer,
+        name: str,
+        context_options: dict | None = None,
+        email: str | None = None,
+    ):
         self.browser = browser
         self.server = server
         self.name = name
-        self.email = f"{name}{next(_numbers)}-{id(self) % 100000}@example.test"
+        self.email = email or f"{name}{next(_numbers)}-{id(self) % 100000}@example.test"
         self.context_options = context_options or {}
         self.dialogs: list[str] = []
         self.page_errors: list[str] = []
@@ -46,6 +56,19 @@ class Person:
     def new_tab(self) -> Page:
         page = self.context.new_page()
         self._watch(page)
+        return page
+
+    def go_offline(self) -> dict:
+        """Closes the browser context, keeping its cookies and IndexedDB to come back with."""
+        self.saved_state = self.context.storage_state(indexed_db=True)
+        self.close()
+        return self.saved_state
+
+    def come_back(self) -> Page:
+        self.context_options = {**self.context_options, "storage_state": self.saved_state}
+        page = self.open_browser()
+        page.goto("/")
+        self.wait_ready()
         return page
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
 """Two people register, become contacts and talk, in real Chromium through the UI."""
 
+import base64
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,138 @@ def test_two_people_register_become_contacts_and_chat_with_delivered_and_read_re
         alice.page.set_viewport_size({"width": 1200, "height": 760})
         alice.page.screenshot(path=str(tmp_path / "desktop.png"))
         shutil.copy(tmp_path / "desktop.png", SCREENSHOTS / "conversation-desktop.png")
+
+
+def test_messages_to_an_offline_contact_arrive_in_order_when_they_come_back_and_survive_a_reload(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+
+    bob.go_offline()
+    alice.open_chat(bob)
+    texts = [f"while you were away #{i}" for i in range(1, 6)]
+    for text in texts:
+        alice.send(text)
+    for text in texts:
+        # Stored by the server, not delivered: Bob has no open socket.
+        expect(alice.outgoing(text).locator("[data-status]")).to_have_attribute("data-status", "sent")
+
+    bob.come_back()
+    expect(bob.contact_button(alice).locator(".badge")).to_have_text("5")
+    for text in texts:
+        expect(alice.outgoing(text).locator("[data-status]")).to_have_attribute("data-status", "delivered")
+    bob.open_chat(alice)
+    expect(bob.messages()).to_have_count(5)
+    assert bob.incoming_texts() == texts
+    for text in texts:
+        expect(alice.outgoing(text).locator("[data-status]")).to_have_attribute("data-status", "read")
+
+    # The server cannot serve them again (acknowledged, bodies erased): history is local.
+    bob.page.reload()
+    bob.wait_ready()
+    bob.open_chat(alice)
+    expect(bob.messages()).to_have_count(5)
+    assert bob.incoming_texts() == texts
+    expect(bob.page.locator("#messages li.day").first).to_have_text("Today")
+
+    alice.page.reload()
+    alice.wait_ready()
+    alice.open_chat(bob)
+    expect(alice.messages()).to_have_count(5)
+    expect(alice.page.locator("#messages li.message.outgoing [data-status='read']")).to_have_count(5)
+
+    # And the conversation goes on from the restored session state.
+    bob.send("back again")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["back again"])
+
+
+def test_messages_written_while_the_socket_is_down_wait_in_the_outbox_and_go_out_on_reconnect(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    bob.open_chat(alice)
+    alice.send("before the outage")
+    expect(bob.page.locator("#messages li.message.incoming")).to_have_count(1)
+
+    alice.context.set_offline(True)
+    expect(alice.page.locator("#connection")).not_to_have_text("Online")
+    alice.send("written offline 1")
+    alice.send("written offline 2")
+    expect(alice.outgoing("written offline 2").locator("[data-status]")).to_have_attribute("data-status", "sending")
+    bob.page.wait_for_timeout(500)
+    expect(bob.page.locator("#messages li.message.incoming")).to_have_count(1)
+
+    alice.context.set_offline(False)
+    expect(alice.page.locator("#connection")).to_have_text("Online", timeout=30_000)
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(
+        ["before the outage", "written offline 1", "written offline 2"]
+    )
+    expect(alice.outgoing("written offline 2").locator("[data-status]")).to_have_attribute("data-status", "read")
+
+
+def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    bob.open_chat(alice)
+    payloads = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg onload=alert(3)>']
+    for payload in payloads:
+        alice.send(payload)
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(payloads)
+    expect(alice.page.locator("#messages li.message.outgoing .text")).to_have_text(payloads)
+    bob.page.wait_for_timeout(300)
+    assert bob.page.locator("#messages img, #messages script, #messages svg").count() == 0
+    assert alice.dialogs == [] and bob.dialogs == []
+    assert alice.page_errors == [] and bob.page_errors == []
+
+
+def _sqlite_contents(path: Path) -> tuple[str, bytes]:
+    """The database as SQL text (WAL included) and the raw bytes of its files."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        text = "\n".join(connection.iterdump())
+    finally:
+        connection.close()
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file())
+    return text, raw
+
+
+def test_neither_the_database_nor_the_server_log_holds_a_plaintext_or_a_private_key(people, messenger_server):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    secret = "the launch code is 7204 — ünïcödé"
+    alice.send(secret)
+    bob.go_offline()  # a message that stays on the server, undelivered, while we look
+    alice.send("still queued on the server: 5581")
+    expect(alice.outgoing("5581").locator("[data-status]")).to_have_attribute("data-status", "sent")
+    bob.come_back()
+    bob.open_chat(alice)
+    expect(bob.page.locator("#messages li.message.incoming")).to_have_count(2)
+    bob.send("reply with its own secret 9931")
+    expect(alice.page.locator("#messages li.message.incoming")).to_have_count(1)
+
+    private_keys = alice.private_keys() + bob.private_keys()
+    # Identity, signed prekey, 100 one-time prekeys (minus claimed), ratchet keys: all there.
+    assert len(private_keys) > 150
+    text, raw = _sqlite_contents(messenger_server.db_path)
+    log = messenger_server.log_text()
+    assert "/ws/chat/" in log and "/api/v1/keys/bundle/" in log, "the server log is captured"
+
+    plaintexts = [p for p in messenger_server.plaintexts if len(p) >= 6]
+    assert secret in plaintexts
+    for plaintext in plaintexts:
+        assert plaintext not in text, "plaintext found in the database"
+        assert plaintext.encode() not in raw, "plaintext found in the database files"
+        assert plaintext not in log, "plaintext found in the server log"
+    for key in private_keys:
+        assert key not in text and key.encode() not in raw, "private key found in the database"
+        assert base64.b64decode(key) not in raw, "raw private key bytes found in the database"
+        assert key not in log, "private key found in the server log"
+
+    # The app itself writes nothing to the console.
+    for person in (alice, bob):
+        assert [m for m in person.console_messages if m.split(":")[0] in ("log", "debug", "info")] == []

@@ -1,0 +1,130 @@
+"""Devices and accounts: a new browser for an existing account, two accounts in one browser,
+transparent session refresh."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def read_safety_number(person, other) -> str:
+    page = person.page
+    person.open_chat(other)
+    page.get_by_role("button", name="Safety number", exact=True).click()
+    number = page.locator("#safety-number")
+    expect(number).to_have_text(re.compile(r"^(\d{5} ){11}\d{5}$"))
+    text = number.text_content()
+    page.get_by_role("button", name="Close").click()
+    return text
+
+
+def test_a_new_browser_for_an_account_warns_its_contacts_and_changes_the_safety_number(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    alice.send("from the first browser")
+    bob.open_chat(alice)
+    expect(bob.page.locator("#messages li.message.incoming")).to_have_count(1)
+    bob.send("reply to the first browser")
+    expect(alice.page.locator("#messages li.message.incoming")).to_have_count(1)
+
+    before = read_safety_number(bob, alice)
+    assert read_safety_number(alice, bob) == before  # both sides compute the same number
+    bob.open_chat(alice)
+
+    # Alice signs in on a new browser: it has no keys for her account and says so.
+    alice2 = people("alice-new-browser", email=alice.email)
+    alice2.login()
+    expect(alice2.page.locator("#device-explanation")).to_contain_text("no encryption keys")
+    alice2.page.get_by_label("Your password, to confirm").fill("wrong password!!")
+    alice2.page.get_by_role("button", name="Set up this browser").click()
+    expect(alice2.page.locator("#device-error")).not_to_be_empty()
+    alice2.page.get_by_label("Your password, to confirm").fill(PASSWORD)
+    alice2.page.get_by_role("button", name="Set up this browser").click()
+    alice2.wait_ready()
+
+    # Bob is warned live, in the open conversation and in the contact list.
+    warning = bob.page.locator("#identity-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("safety number")
+    expect(bob.contact_button(alice)).to_contain_text("Safety number changed")
+    after = read_safety_number(bob, alice)
+    assert after != before
+    expect(warning).to_be_visible()
+
+    # Nothing goes to the new key before Bob accepts it.
+    bob.send("held until I accept")
+    held = bob.outgoing("held until I accept").locator("[data-status]")
+    expect(held).to_have_attribute("data-status", "held")
+    alice2.open_chat(bob)
+    alice2.page.wait_for_timeout(500)
+    expect(alice2.messages()).to_have_count(0)
+
+    bob.page.get_by_role("button", name="I understand, send to the new key").click()
+    expect(warning).to_be_hidden()
+    expect(alice2.page.locator("#messages li.message.incoming .text")).to_have_text(["held until I accept"])
+    expect(held).to_have_attribute("data-status", "read")
+    assert read_safety_number(alice2, bob) == after
+
+    alice2.send("hello from the new browser")
+    expect(bob.page.locator("#messages li.message.incoming .text").last).to_have_text("hello from the new browser")
+
+    # The old browser learns that its keys are no longer the account's.
+    alice.page.reload()
+    expect(alice.page.locator("#device-explanation")).to_contain_text("set up in another browser")
+
+
+def test_two_accounts_in_one_browser_keep_their_keys_and_history_apart(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    alice.send("alice's secret")
+    expect(alice.outgoing("alice's secret").locator("[data-status]")).to_have_attribute("data-status", "delivered")
+
+    # Carol registers in Alice's browser (same IndexedDB database).
+    alice.page.get_by_role("button", name="Sign out").click()
+    alice.page.wait_for_url(re.compile(r"/login"))
+    carol = people("carol")
+    carol.close()
+    carol.context, carol.page = alice.context, alice.page
+    carol.register()
+    expect(carol.page.locator("#contact-list li")).to_have_count(0)
+    expect(carol.page.locator("#no-contacts")).to_be_visible()
+
+    # Alice comes back to her browser: her keys and history are still hers, no set-up needed.
+    carol.page.get_by_role("button", name="Sign out").click()
+    carol.page.wait_for_url(re.compile(r"/login"))
+    alice.login()
+    alice.wait_ready()
+    alice.open_chat(bob)
+    expect(alice.page.locator("#messages li.message.outgoing .text")).to_have_text(["alice's secret"])
+    bob.open_chat(alice)
+    bob.send("still works")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["still works"])
+
+
+def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    second_tab = alice.new_tab()
+    second_tab.goto("/")
+    alice.wait_ready(second_tab)
+
+    alice.context.clear_cookies(name="access_token")
+    # A REST call gets 401, refreshes (once, under a Web Lock shared by both tabs) and retries.
+    alice.request_contact(bob)
+    expect(bob.page.get_by_role("button", name=f"Accept {alice.email}")).to_be_visible()
+
+    # Both tabs reloading at once with no access token: neither is signed out.
+    alice.context.clear_cookies(name="access_token")
+    alice.page.evaluate("location.reload()")
+    second_tab.evaluate("location.reload()")
+    alice.wait_ready()
+    alice.wait_ready(second_tab)
+    assert "/login" not in alice.page.url and "/login" not in second_tab.url
