@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -152,9 +153,11 @@ class Server:
 def start_server(env: dict, app: str) -> Server:
     port = free_port()
     log = open(f"/tmp/chat-bench-{port}.log", "wb")  # lives as long as the server
-    process = subprocess.Popen(
-        [DAPHNE, "-v", "0", "-b", HOST, "-p", str(port), app], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
+    command = [DAPHNE, "-v", "0", "-b", HOST, "-p", str(port), app]
+    if os.environ.get("BENCH_SERVER_SCRIPT"):
+        # A profiling wrapper: `script PORT` serves messenger.asgi and dumps stats on SIGUSR1.
+        command = [PYTHON, os.environ["BENCH_SERVER_SCRIPT"], str(port)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -166,6 +169,10 @@ def start_server(env: dict, app: str) -> Server:
 
 
 def stop_server(server: Server) -> None:
+    if os.environ.get("BENCH_SERVER_SCRIPT"):
+        server.process.send_signal(signal.SIGUSR1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.process.wait(30)
     server.process.terminate()
     try:
         server.process.wait(10)

@@ -9,10 +9,11 @@ one; the client refreshes and reconnects) and with 4403 on `session.revoked` (lo
 deactivation: sign in again).
 
 Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
-frame gets an `error` frame and the socket stays open. Each frame costs at most one database
-call (`database_sync_to_async` around one service call, validation and store together), and
-the events the service publishes on commit are sent from the event loop afterwards rather
-than from the database thread.
+frame gets an `error` frame and the socket stays open. Database work never runs on the event
+loop: it runs in the chat database thread (chat.db), and the `send`, `ack` and `read` frames
+of every socket of the process are applied in batches (chat.batching: one thread hop and one
+transaction per batch, validation and store together). Events the services publish on commit
+are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
@@ -25,11 +26,12 @@ import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import events, selectors, services, validation
+from chat.batching import RECEIPT, SEND, batcher
+from chat.db import run_in_db_thread
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
 from messenger.errors import DomainError, RateLimited
@@ -41,15 +43,6 @@ CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
 
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
-
-
-@database_sync_to_async
-def _call_collecting(function, kwargs: dict):
-    """Run one service call in the database thread; return its result and the events it
-    published on commit, to be sent from the event loop."""
-    with events.collected_events() as collected:
-        result = function(**kwargs)
-    return result, collected
 
 
 def _encode(event: dict) -> str:
@@ -66,8 +59,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message):
         # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
-        # message: a thread hop per frame and per push. Every ORM call here goes through
-        # database_sync_to_async, which does that cleanup itself, so it is skipped.
+        # message: a thread hop per frame and per push. This consumer's ORM calls all run in
+        # the chat database thread (chat.db), which manages its own connection.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -124,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         pushed afterwards (or both: then `_unacked` keeps it from being shown twice)."""
         after = 0
         while True:
-            page = await database_sync_to_async(selectors.envelopes_pending)(user_id=self.user.pk, after=after)
+            page = await run_in_db_thread(selectors.envelopes_pending, user_id=self.user.pk, after=after)
             for event in page:
                 if not self._unacked or event["id"] not in self._unacked:
                     await self._send_message(event)
@@ -193,32 +186,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         body = validation.body_parse(frame.get("body"))
         validation.body_size_check(body)
         local_rate_limit_hit("message_send", self.user.pk)
-        result, collected = await _call_collecting(
-            services.envelope_send,
-            {"sender": self.user, "to_email": to_email, "client_id": client_id, "kind": kind, "body": body},
-        )
-        await events.send_collected(self.channel_layer, collected)
+        request = services.SendRequest(self.user.pk, self.user.email, to_email, client_id, kind, body)
+        result = await batcher().submit(SEND, request)
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
-        _, collected = await _call_collecting(services.envelopes_mark_delivered, {"user_id": self.user.pk, "ids": ids})
+        await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
         if self._unacked:
             self._unacked.difference_update(ids)
-        await events.send_collected(self.channel_layer, collected)
 
     async def _frame_read(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
-        _, collected = await _call_collecting(services.envelopes_mark_read, {"user_id": self.user.pk, "ids": ids})
+        await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids, read=True))
         if self._unacked:
             self._unacked.difference_update(ids)
-        await events.send_collected(self.channel_layer, collected)
 
     async def _frame_typing(self, frame: dict) -> None:
         to_email = validation.email_parse(frame.get("to"))
         state = validation.typing_state_parse(frame.get("state"))
         local_rate_limit_hit("typing", self.user.pk)
-        recipient_id = await database_sync_to_async(services.typing_recipient)(sender=self.user, to_email=to_email)
+        recipient_id = await run_in_db_thread(services.typing_recipient, sender=self.user, to_email=to_email)
         # Never stored; relayed only to the contact's open sockets.
         await self.channel_layer.group_send(
             events.user_group(recipient_id),

@@ -9,13 +9,12 @@ Origin must be present, http(s), and its host must match an ALLOWED_HOSTS entry 
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
 validated with simplejwt exactly as the REST API does (signature, expiry, token type, active
-user), inside `database_sync_to_async` because loading the user is an ORM query. The consumer
+user), in the chat database thread (chat.db) because loading the user is an ORM query. The consumer
 closes an unauthenticated socket with 4401 and schedules a close at the token's expiry.
 """
 
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import WebsocketDenier
 from channels.sessions import CookieMiddleware
@@ -25,6 +24,8 @@ from django.http.request import validate_host
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from chat.db import run_in_db_thread
 
 
 def origin_allowed(origin: str | None) -> bool:
@@ -66,7 +67,6 @@ class StrictOriginValidator:
         return await self.application(scope, receive, send)
 
 
-@database_sync_to_async
 def _user_from_token(raw: str):
     """(user, expiry as a Unix time) for a valid access token of an active user, else
     (AnonymousUser, None)."""
@@ -85,7 +85,7 @@ class JWTCookieAuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope, receive, send):
         raw = scope.get("cookies", {}).get(settings.AUTH_COOKIE_ACCESS)
-        user, exp = (AnonymousUser(), None) if not raw else await _user_from_token(raw)
+        user, exp = (AnonymousUser(), None) if not raw else await run_in_db_thread(_user_from_token, raw)
         scope = {**scope, "user": user, "token_exp": exp}
         return await super().__call__(scope, receive, send)
 

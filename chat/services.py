@@ -29,11 +29,21 @@ from django.utils import timezone
 
 from accounts.models import normalize_email
 from chat import events
-from chat.errors import ClientIdReused, InvalidEnvelope, NotAContact
+from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    sender_id: int
+    sender_email: str
+    to_email: str
+    client_id: uuid.UUID
+    kind: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,13 @@ class SendResult:
     client_id: uuid.UUID
     recipient_id: int
     created: bool
+
+
+@dataclass(frozen=True)
+class ReceiptRequest:
+    user_id: int
+    ids: list[int]
+    read: bool = False  # False: delivered (ack); True: read (implies delivered)
 
 
 @dataclass(frozen=True)
@@ -57,102 +74,175 @@ class PurgeResult:
 
 
 def _are_contacts(*, user_id: int, other_id: int) -> bool:
-    # Imported here: the contacts app may import chat.events at module level.
+    # Imported here: the contacts app imports chat.events at module level.
     from contacts.selectors import are_contacts
 
     return are_contacts(user_id=user_id, other_id=other_id)
 
 
-def _recipient_id(*, sender_id: int, to_email: str) -> int:
-    """The recipient's id, and in the same query a check that the sender is still active (a
-    socket of a user deactivated a moment ago may still be open until its close arrives)."""
-    email = normalize_email(to_email)
-    rows = get_user_model().objects.filter(Q(email=email) | Q(pk=sender_id)).values_list("pk", "email", "is_active")
-    sender = recipient = None
-    for pk, row_email, is_active in rows:
-        if pk == sender_id:
-            sender = (row_email, is_active)
-        else:
-            recipient = (pk, is_active)
-    if sender is None or not sender[1]:
-        raise NotAContact("Your account is disabled.", code="account_disabled")
-    if sender[0] == email:
-        raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
-    if recipient is None or not recipient[1]:
-        raise NotAContact()
-    return recipient[0]
-
-
-def _existing(*, sender_id: int, client_id: uuid.UUID) -> tuple[int, int] | None:
-    return Envelope.objects.filter(sender_id=sender_id, client_id=client_id).values_list("id", "recipient_id").first()
-
-
-def _duplicate_result(existing: tuple[int, int], *, client_id: uuid.UUID, recipient_id: int) -> SendResult:
-    envelope_id, stored_recipient_id = existing
-    if stored_recipient_id != recipient_id:
-        raise ClientIdReused()
-    return SendResult(id=envelope_id, client_id=client_id, recipient_id=recipient_id, created=False)
+# --- sending ----------------------------------------------------------------------------------
 
 
 def envelope_send(*, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str) -> SendResult:
     """Store an envelope from `sender` to the contact with email `to_email` and push it to
     the recipient's sockets once committed. Idempotent per (sender, client_id)."""
-    if kind not in KINDS:
-        raise InvalidEnvelope("Unknown kind.", code="invalid_kind")
-    size = body_size_check(body)
+    request = SendRequest(sender.pk, sender.email, to_email, client_id, kind, body)
+    [result] = envelopes_send([request])
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def envelopes_send(requests: list[SendRequest]) -> list[SendResult | ChatError]:
+    """`envelope_send` for many requests (from any senders) at once: the socket path batches
+    the frames of every socket of a process into one call. The answer for each request is
+    its result or its error; one refused request does not affect the others. The rules are
+    the same code for one request and for many."""
     try:
-        return _envelope_store(sender=sender, to_email=to_email, client_id=client_id, kind=kind, body=body, size=size)
+        return _envelopes_store(requests)
     except IntegrityError:
-        # Two resends with one client_id raced (two tabs, a retry on a slow link): the other
-        # one's insert won, so this one is the duplicate.
-        existing = _existing(sender_id=sender.pk, client_id=client_id)
-        if existing is None:
-            raise
-        recipient_id = _recipient_id(sender_id=sender.pk, to_email=to_email)
-        return _duplicate_result(existing, client_id=client_id, recipient_id=recipient_id)
+        # A concurrent resend (another tab, another process) inserted one of these
+        # (sender, client_id) pairs between our duplicate check and our insert. Its row is
+        # committed now: redo each request alone, which finds it and answers with its id.
+        results: list[SendResult | ChatError] = []
+        for request in requests:
+            try:
+                results.extend(_envelopes_store([request]))
+            except IntegrityError:
+                results.extend(_envelopes_store([request]))
+        return results
+
+
+def _check_shape(request: SendRequest) -> None:
+    if request.kind not in KINDS:
+        raise InvalidEnvelope("Unknown kind.", code="invalid_kind")
+    body_size_check(request.body)
 
 
 @transaction.atomic
-def _envelope_store(*, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str, size: int) -> SendResult:
-    recipient_id = _recipient_id(sender_id=sender.pk, to_email=to_email)
-    existing = _existing(sender_id=sender.pk, client_id=client_id)
-    if existing is not None:
-        return _duplicate_result(existing, client_id=client_id, recipient_id=recipient_id)
-    if not _are_contacts(user_id=sender.pk, other_id=recipient_id):
+def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError]:
+    results: list[SendResult | ChatError | None] = [None] * len(requests)
+    todo: list[int] = []
+    for index, request in enumerate(requests):
+        try:
+            _check_shape(request)
+            todo.append(index)
+        except ChatError as error:
+            results[index] = error
+    if not todo:
+        return results
+
+    # Who is who: every recipient by email and every sender by id, in one query. The sender
+    # is checked too: a socket of a user deactivated a moment ago may not be closed yet.
+    emails = {normalize_email(requests[i].to_email) for i in todo}
+    sender_ids = {requests[i].sender_id for i in todo}
+    users = list(
+        get_user_model()
+        .objects.filter(Q(email__in=emails) | Q(pk__in=sender_ids))
+        .values_list("pk", "email", "is_active")
+    )
+    active_by_email = {email: pk for pk, email, active in users if active}
+    email_by_id = {pk: email for pk, email, _ in users}
+    active_ids = {pk for pk, _, active in users if active}
+
+    # Resends: envelopes already stored under these (sender, client_id) pairs.
+    stored = {
+        (sender_id, client_id): (pk, recipient_id)
+        for sender_id, client_id, pk, recipient_id in Envelope.objects.filter(
+            sender_id__in=sender_ids, client_id__in={requests[i].client_id for i in todo}
+        ).values_list("sender_id", "client_id", "id", "recipient_id")
+    }
+
+    contact: dict[tuple[int, int], bool] = {}
+    new: list[tuple[int, int]] = []  # (request index, recipient id)
+    for index in todo:
+        request = requests[index]
+        try:
+            recipient_id = _recipient(request, active_ids, active_by_email, email_by_id)
+            key = (request.sender_id, request.client_id)
+            if key in stored:
+                if stored[key][0] is None:
+                    # Sent twice within this batch: answered with the first copy's id below.
+                    _duplicate(stored[key], request, recipient_id)
+                    continue
+                results[index] = _duplicate(stored[key], request, recipient_id)
+                continue
+            pair = (request.sender_id, recipient_id)
+            if pair not in contact:
+                contact[pair] = _are_contacts(user_id=request.sender_id, other_id=recipient_id)
+            if not contact[pair]:
+                raise NotAContact()
+            stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
+            new.append((index, recipient_id))
+        except ChatError as error:
+            results[index] = error
+
+    envelopes = [
+        Envelope(
+            client_id=requests[index].client_id,
+            sender_id=requests[index].sender_id,
+            recipient_id=recipient_id,
+            kind=requests[index].kind,
+            body=requests[index].body,
+            size=len(requests[index].body.encode("utf-8")),
+        )
+        for index, recipient_id in new
+    ]
+    # One INSERT for the batch; SQLite (3.35+) and MariaDB (10.5+) return the new ids.
+    Envelope.objects.bulk_create(envelopes)
+    for (index, recipient_id), envelope in zip(new, envelopes, strict=True):
+        request = requests[index]
+        stored[(request.sender_id, request.client_id)] = (envelope.id, recipient_id)
+        results[index] = SendResult(
+            id=envelope.id, client_id=request.client_id, recipient_id=recipient_id, created=True
+        )
+        events.publish_on_commit(
+            [recipient_id],
+            events.message_event(
+                id=envelope.id,
+                client_id=request.client_id,
+                sender_email=email_by_id[request.sender_id],
+                kind=request.kind,
+                body=request.body,
+                sent_at=envelope.created_at,
+            ),
+        )
+        logger.debug(
+            "envelope stored id=%s sender=%s recipient=%s size=%s",
+            envelope.id,
+            request.sender_id,
+            recipient_id,
+            envelope.size,
+        )
+    # Copies of a client_id sent twice within this batch get the first copy's id.
+    for index in todo:
+        if results[index] is None:
+            request = requests[index]
+            results[index] = _duplicate(stored[(request.sender_id, request.client_id)], request, None)
+    return results
+
+
+def _recipient(request: SendRequest, active_ids: set, active_by_email: dict, email_by_id: dict) -> int:
+    if request.sender_id not in active_ids:
+        raise NotAContact("Your account is disabled.", code="account_disabled")
+    email = normalize_email(request.to_email)
+    if email_by_id.get(request.sender_id) == email:
+        raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
+    recipient_id = active_by_email.get(email)
+    if recipient_id is None:
+        # Unknown and deactivated accounts look exactly like strangers.
         raise NotAContact()
-    envelope = Envelope.objects.create(
-        client_id=client_id, sender_id=sender.pk, recipient_id=recipient_id, kind=kind, body=body, size=size
-    )
-    events.publish_on_commit(
-        [recipient_id],
-        events.message_event(
-            id=envelope.id,
-            client_id=client_id,
-            sender_email=sender.email,
-            kind=kind,
-            body=body,
-            sent_at=envelope.created_at,
-        ),
-    )
-    logger.debug("envelope stored id=%s sender=%s recipient=%s size=%s", envelope.id, sender.pk, recipient_id, size)
-    return SendResult(id=envelope.id, client_id=client_id, recipient_id=recipient_id, created=True)
+    return recipient_id
 
 
-def _own_rows(*, user_id: int, ids: list[int], unset: str) -> list[tuple[int, int, datetime | None]]:
-    """The recipient's own envelopes among `ids` whose `unset` timestamp is still empty,
-    locked. Ids that are not the user's at all (someone else's, or none) are counted in the
-    log and otherwise ignored."""
-    rows = list(
-        Envelope.objects.select_for_update()
-        .filter(recipient_id=user_id, id__in=ids)
-        .order_by("id")
-        .values_list("id", "sender_id", "delivered_at", unset)
-    )
-    foreign = len(ids) - len(rows)
-    if foreign:
-        # The ids themselves are not logged: they would tell the reader whose they are.
-        logger.warning("receipt for envelopes not addressed to the user ignored user=%s count=%s", user_id, foreign)
-    return [(pk, sender_id, delivered_at) for pk, sender_id, delivered_at, value in rows if value is None]
+def _duplicate(stored: tuple[int, int], request: SendRequest, recipient_id: int | None) -> SendResult:
+    envelope_id, stored_recipient_id = stored
+    if recipient_id is not None and stored_recipient_id != recipient_id:
+        raise ClientIdReused()
+    return SendResult(id=envelope_id, client_id=request.client_id, recipient_id=stored_recipient_id, created=False)
+
+
+# --- receipts ---------------------------------------------------------------------------------
 
 
 def _delivered_fields(now: datetime) -> dict:
@@ -163,52 +253,85 @@ def _delivered_fields(now: datetime) -> dict:
     return fields
 
 
-def _by_sender(rows) -> dict[int, list[int]]:
+def envelopes_mark_delivered(*, user_id: int, ids: list[int]) -> ReceiptResult:
+    """The recipient acknowledges envelopes: they are delivered (and their bodies erased),
+    and each sender's sockets get one `delivered` event. Re-acking is a no-op."""
+    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids)])[0]
+
+
+def envelopes_mark_read(*, user_id: int, ids: list[int]) -> ReceiptResult:
+    """The recipient has shown envelopes to the user. Reading implies delivery: envelopes not
+    yet acknowledged are marked delivered too (and that receipt is sent first)."""
+    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids, read=True)])[0]
+
+
+@transaction.atomic
+def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
+    """Delivered/read receipts of many recipients at once (the socket path batches them).
+    Each request marks only envelopes addressed to its own user; ids of anyone else's
+    envelopes are ignored and counted in the log (not the ids: they would tell the reader
+    whose they are)."""
+    now = timezone.now()
+    all_ids = {pk for request in requests for pk in request.ids}
+    rows = {
+        pk: (sender_id, recipient_id, delivered_at, read_at)
+        for pk, sender_id, recipient_id, delivered_at, read_at in Envelope.objects.select_for_update()
+        .filter(id__in=all_ids)
+        .values_list("id", "sender_id", "recipient_id", "delivered_at", "read_at")
+    }
+    delivered: dict[int, int] = {}  # envelope id -> sender id, marked delivered now
+    read: dict[int, int] = {}
+    results = []
+    for request in requests:
+        marked, foreign = [], 0
+        for pk in request.ids:
+            row = rows.get(pk)
+            if row is None or row[1] != request.user_id:
+                foreign += 1
+                continue
+            sender_id, _, delivered_at, read_at = row
+            changed = False
+            if delivered_at is None and pk not in delivered:
+                delivered[pk] = sender_id
+                changed = True
+            if request.read and read_at is None and pk not in read:
+                read[pk] = sender_id
+                changed = True
+            if changed:
+                marked.append(pk)
+        if foreign:
+            logger.warning(
+                "receipt for envelopes not addressed to the user ignored user=%s count=%s", request.user_id, foreign
+            )
+        results.append(ReceiptResult(marked=marked, ignored=len(request.ids) - len(marked)))
+    if delivered:
+        Envelope.objects.filter(id__in=list(delivered)).update(**_delivered_fields(now))
+        for sender_id, sender_ids in _by_sender(delivered).items():
+            events.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
+    if read:
+        Envelope.objects.filter(id__in=list(read)).update(read_at=now)
+        for sender_id, sender_ids in _by_sender(read).items():
+            events.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
+    return results
+
+
+def _by_sender(marked: dict[int, int]) -> dict[int, list[int]]:
     grouped: dict[int, list[int]] = {}
-    for pk, sender_id, *_ in rows:
-        grouped.setdefault(sender_id, []).append(pk)
+    for pk in sorted(marked):
+        grouped.setdefault(marked[pk], []).append(pk)
     return grouped
 
 
-@transaction.atomic
-def envelopes_mark_delivered(*, user_id: int, ids: list[int], now: datetime | None = None) -> ReceiptResult:
-    """The recipient acknowledges envelopes: they are delivered (and their bodies erased),
-    and each sender's sockets get one `delivered` event. Re-acking is a no-op."""
-    now = now or timezone.now()
-    rows = _own_rows(user_id=user_id, ids=ids, unset="delivered_at")
-    if not rows:
-        return ReceiptResult(marked=[], ignored=len(ids))
-    marked = [row[0] for row in rows]
-    Envelope.objects.filter(id__in=marked).update(**_delivered_fields(now))
-    for sender_id, sender_ids in _by_sender(rows).items():
-        events.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
-    return ReceiptResult(marked=marked, ignored=len(ids) - len(marked))
-
-
-@transaction.atomic
-def envelopes_mark_read(*, user_id: int, ids: list[int], now: datetime | None = None) -> ReceiptResult:
-    """The recipient has shown envelopes to the user. Reading implies delivery: envelopes not
-    yet acknowledged are marked delivered too (and that receipt sent first)."""
-    now = now or timezone.now()
-    rows = _own_rows(user_id=user_id, ids=ids, unset="read_at")
-    if not rows:
-        return ReceiptResult(marked=[], ignored=len(ids))
-    marked = [row[0] for row in rows]
-    undelivered = [row for row in rows if row[2] is None]
-    if undelivered:
-        Envelope.objects.filter(id__in=[row[0] for row in undelivered]).update(**_delivered_fields(now))
-        for sender_id, sender_ids in _by_sender(undelivered).items():
-            events.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
-    Envelope.objects.filter(id__in=marked).update(read_at=now)
-    for sender_id, sender_ids in _by_sender(rows).items():
-        events.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
-    return ReceiptResult(marked=marked, ignored=len(ids) - len(marked))
+# --- typing, retention ------------------------------------------------------------------------
 
 
 def typing_recipient(*, sender, to_email: str) -> int:
     """The id of the contact a typing indicator may be relayed to (nothing is stored)."""
-    recipient_id = _recipient_id(sender_id=sender.pk, to_email=to_email)
-    if not _are_contacts(user_id=sender.pk, other_id=recipient_id):
+    email = normalize_email(to_email)
+    if email == sender.email:
+        raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
+    recipient_id = get_user_model().objects.filter(email=email, is_active=True).values_list("pk", flat=True).first()
+    if recipient_id is None or not _are_contacts(user_id=sender.pk, other_id=recipient_id):
         raise NotAContact()
     return recipient_id
 

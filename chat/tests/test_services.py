@@ -316,3 +316,71 @@ def test_purge_keeps_delivered_bodies_when_configured(contacts, settings):
     services.envelopes_mark_delivered(user_id=bob.id, ids=[sent.id])
     assert services.envelopes_purge().bodies_erased == 0
     assert Envelope.objects.get().body != ""
+
+
+# --- batches (the socket path sends many requests in one call) -----------------------------------
+
+
+def request(sender, to, *, client_id=None, kind="message", body="x") -> services.SendRequest:
+    return services.SendRequest(sender.id, sender.email, to.email, client_id or uuid.uuid4(), kind, body)
+
+
+def test_a_batch_answers_each_request_on_its_own(contacts, make_account, settings):
+    alice, bob = contacts
+    stranger = make_account()
+    settings.MESSAGE_MAX_BODY_BYTES = 10
+    client_id = uuid.uuid4()
+    results = services.envelopes_send(
+        [
+            request(alice, bob, client_id=client_id),
+            request(alice, stranger),
+            request(bob, alice, body="x" * 11),
+            request(alice, bob, client_id=client_id),  # the same envelope twice in one batch
+            request(bob, alice, kind="html"),
+            request(bob, alice),
+        ]
+    )
+    ok, stranger_error, too_large, duplicate, bad_kind, reply = results
+    assert ok.created
+    assert reply.created
+    assert (duplicate.id, duplicate.created) == (ok.id, False)
+    assert [type(e) for e in (stranger_error, too_large, bad_kind)] == [NotAContact, BodyTooLarge, InvalidEnvelope]
+    assert Envelope.objects.count() == 2
+    assert list(Envelope.objects.values_list("id", flat=True)) == sorted([ok.id, reply.id])
+
+
+def test_a_batch_refuses_a_client_id_reused_for_another_recipient_within_it(contacts, make_account):
+    alice, bob = contacts
+    carol = make_account()
+    make_contacts(alice, carol)
+    client_id = uuid.uuid4()
+    first, second = services.envelopes_send(
+        [request(alice, bob, client_id=client_id), request(alice, carol, client_id=client_id)]
+    )
+    assert first.created
+    assert isinstance(second, ClientIdReused)
+
+
+def test_receipts_of_two_sockets_for_one_envelope_in_one_batch_mark_it_once(contacts, publishing):
+    alice, bob = contacts
+    sent = send(alice, bob)
+    results, published = publishing(
+        services.envelopes_mark,
+        [services.ReceiptRequest(bob.id, [sent.id]), services.ReceiptRequest(bob.id, [sent.id], read=True)],
+    )
+    assert [r.marked for r in results] == [[sent.id], [sent.id]]  # delivered by one, read by the other
+    assert [m["event"] for _, m in published] == [
+        {"type": "delivered", "ids": [sent.id]},
+        {"type": "read", "ids": [sent.id]},
+    ]
+
+
+def test_receipts_in_one_batch_stay_scoped_to_their_own_user(contacts, make_account):
+    alice, bob = contacts
+    mallory = make_account()
+    sent = send(alice, bob)
+    results = services.envelopes_mark(
+        [services.ReceiptRequest(mallory.id, [sent.id]), services.ReceiptRequest(alice.id, [sent.id], read=True)]
+    )
+    assert [r.marked for r in results] == [[], []]
+    assert Envelope.objects.get().delivered_at is None

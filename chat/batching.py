@@ -1,0 +1,81 @@
+"""Group commit for the socket path.
+
+Each socket handles its frames one at a time, but a process holds hundreds of sockets. Their
+`send`, `ack` and `read` frames are queued here and applied together: one hop to the database
+thread, one transaction (so one commit, one fsync on MariaDB) and a handful of queries for the
+whole batch, instead of all of that per frame. No timer is involved: a batch is whatever
+arrived while the previous one was being written, so an idle server answers a lone frame at
+once and a busy one writes bigger batches.
+
+Per request nothing changes: each socket awaits its own answer (a result or a domain error),
+the rules are the same service code as for the REST path (chat.services), and events are
+published only after the batch committed, from the event loop.
+"""
+
+import asyncio
+import weakref
+
+from channels.layers import get_channel_layer
+
+from chat import events, services
+from chat.db import run_in_db_thread
+
+MAX_BATCH = 200
+
+SEND = "send"
+RECEIPT = "receipt"
+
+
+def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
+    """In the database thread: the batch's sends, then its receipts (two transactions)."""
+    sends = [request for kind, request in batch if kind == SEND]
+    receipts = [request for kind, request in batch if kind == RECEIPT]
+    with events.collected_events() as collected:
+        send_results = iter(services.envelopes_send(sends) if sends else [])
+        receipt_results = iter(services.envelopes_mark(receipts) if receipts else [])
+    results = [next(send_results) if kind == SEND else next(receipt_results) for kind, _ in batch]
+    return results, collected
+
+
+class Batcher:
+    def __init__(self):
+        self._pending: list[tuple[str, object, asyncio.Future]] = []
+        self._task: asyncio.Task | None = None
+
+    async def submit(self, kind: str, request):
+        """Queue one request; returns its result or raises its domain error."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((kind, request, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._drain())
+        result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results, collected = await run_in_db_thread(_apply, [(kind, request) for kind, request, _ in batch])
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            await events.send_collected(get_channel_layer(), collected)
+            for (*_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+
+_batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = weakref.WeakKeyDictionary()
+
+
+def batcher() -> Batcher:
+    """The batcher of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    found = _batchers.get(loop)
+    if found is None:
+        found = _batchers[loop] = Batcher()
+    return found
