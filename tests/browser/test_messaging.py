@@ -74,8 +74,13 @@ def test_two_people_register_become_contacts_and_chat_with_delivered_and_read_re
     if os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         alice.page.set_viewport_size({"width": 1200, "height": 760})
+        alice.page.evaluate("document.getElementById('messages').scrollTop = 1e6")
         alice.page.screenshot(path=str(tmp_path / "desktop.png"))
         shutil.copy(tmp_path / "desktop.png", SCREENSHOTS / "conversation-desktop.png")
+        bob.page.set_viewport_size({"width": 390, "height": 780})
+        bob.page.evaluate("document.getElementById('messages').scrollTop = 1e6")
+        bob.page.screenshot(path=str(tmp_path / "phone.png"))
+        shutil.copy(tmp_path / "phone.png", SCREENSHOTS / "conversation-phone.png")
 
 
 def test_messages_to_an_offline_contact_arrive_in_order_when_they_come_back_and_survive_a_reload(people):
@@ -211,3 +216,71 @@ def test_neither_the_database_nor_the_server_log_holds_a_plaintext_or_a_private_
     # The app itself writes nothing to the console.
     for person in (alice, bob):
         assert [m for m in person.console_messages if m.split(":")[0] in ("log", "debug", "info")] == []
+
+
+FORGE_ENVELOPE = """async ({to, identityKey}) => {
+  // A broken (or malicious) sender: a well-formed prekey envelope that names Bob's one-time
+  // prekey 5 but whose keys and MAC are random. It must fail to decrypt and consume nothing.
+  const random = (n) => crypto.getRandomValues(new Uint8Array(n));
+  const ik = Uint8Array.from(atob(identityKey), (c) => c.charCodeAt(0));
+  const u32 = (v) => new Uint8Array([v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  const parts = [new Uint8Array([1, 1]), ik, random(32), u32(1), new Uint8Array([1]), u32(5),
+                 random(32), u32(0), u32(0), random(16 + 32)];
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) { bytes.set(p, offset); offset += p.length; }
+  const body = btoa(String.fromCharCode(...bytes));
+  const csrf = decodeURIComponent(document.cookie.match(/csrftoken=([^;]+)/)[1]);
+  const response = await fetch("/api/v1/messages/", {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+    body: JSON.stringify({client_id: crypto.randomUUID(), to, kind: "prekey", body}),
+  });
+  return response.status;
+}"""
+
+HAS_ONE_TIME_PREKEY = """async (name) => {
+  const db = await new Promise((resolve) => { const r = indexedDB.open("SecureMessengerDB"); r.onsuccess = () => resolve(r.result); });
+  const all = await new Promise((resolve) => {
+    const r = db.transaction("signalKeys").objectStore("signalKeys").getAll(); r.onsuccess = () => resolve(r.result);
+  });
+  db.close();
+  return all.some((record) => record.name === name);
+}"""
+
+
+def test_a_message_that_fails_to_decrypt_is_shown_as_such_and_consumes_no_one_time_prekey(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    bob.open_chat(alice)
+    assert bob.page.evaluate(HAS_ONE_TIME_PREKEY, "opk:5")
+    identity_key = alice.page.evaluate(
+        """async () => {
+          const db = await new Promise((resolve) => { const r = indexedDB.open("SecureMessengerDB"); r.onsuccess = () => resolve(r.result); });
+          const all = await new Promise((resolve) => {
+            const r = db.transaction("signalKeys").objectStore("signalKeys").getAll(); r.onsuccess = () => resolve(r.result);
+          });
+          db.close();
+          return all.find((record) => record.name === "identity").value.publicKey;
+        }"""
+    )
+    assert alice.page.evaluate(FORGE_ENVELOPE, {"to": bob.email, "identityKey": identity_key}) == 201
+
+    broken = bob.page.locator("#messages li.message.undecryptable")
+    expect(broken).to_have_count(1)
+    expect(broken).to_contain_text("could not be decrypted")
+    assert bob.page.evaluate(HAS_ONE_TIME_PREKEY, "opk:5")
+
+    # The app carries on: real messages both ways still work.
+    alice.open_chat(bob)
+    alice.send("a real one after the broken one")
+    expect(bob.page.locator("#messages li.message.incoming .text").last).to_have_text("a real one after the broken one")
+    bob.send("got it")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["got it"])
+    # Acknowledged once stored: a reload does not bring the broken envelope back twice.
+    bob.page.reload()
+    bob.wait_ready()
+    bob.open_chat(alice)
+    expect(bob.page.locator("#messages li.message.undecryptable")).to_have_count(1)
+    assert bob.page_errors == []
