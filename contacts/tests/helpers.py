@@ -6,14 +6,15 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.hashers import PepperedPBKDF2PasswordHasher
 from accounts.models import User
-from accounts.services import user_register
+from accounts.services import tokens_issue, user_register
 from contacts import services as contacts_services
 from keys import services as keys_services
-from messenger.testing import DEFAULT_PASSWORD, DeviceKeys, unique_email
+from messenger.testing import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
 
 class Published(list):
@@ -56,6 +57,25 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
     user = user_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
     user.device = keys
     return user
+
+
+def signed_in_account(*, one_time_count: int = 10) -> Account:
+    """What `messenger.testing.register_account` returns (a registered account and a client
+    carrying its auth cookies), made through the services instead of two HTTP round trips:
+    these tests are about the contacts and keys endpoints, and make many accounts."""
+    user = make_user(one_time_count=one_time_count)
+    client = CsrfClient()
+    client.get("/api/v1/auth/csrf")  # the csrftoken cookie, as the register page sets it
+    tokens = tokens_issue(user=user)
+    client.cookies[settings.AUTH_COOKIE_ACCESS] = tokens.access
+    client.cookies[settings.AUTH_COOKIE_REFRESH] = tokens.refresh
+    return Account(user.email, DEFAULT_PASSWORD, user.device, client, user.id)
+
+
+@pytest.fixture
+def make_account(db):
+    """Overrides the project fixture of the same name for these tests (see signed_in_account)."""
+    return signed_in_account
 
 
 def befriend(a: User, b: User) -> None:
