@@ -30,7 +30,7 @@ export class ChatSocket {
    * @param {(status: string) => void} options.onStatus connection status changes
    * @param {() => Promise<boolean>} options.refresh refreshes the access cookie; false: session over
    * @param {() => void} options.onSessionEnded the user must sign in again
-   * @param {() => void} [options.onOpen]
+   * @param {() => void} [options.onOpen] the connection is authenticated and up
    */
   constructor({ handlers, onStatus, refresh, onSessionEnded, onOpen = () => {} }) {
     this.handlers = handlers;
@@ -39,6 +39,7 @@ export class ChatSocket {
     this.onSessionEnded = onSessionEnded;
     this.onOpen = onOpen;
     this.ws = null;
+    this.ready = false;
     this.attempt = 0;
     this.timer = null;
     this.stopped = true;
@@ -58,7 +59,7 @@ export class ChatSocket {
   }
 
   get isOpen() {
-    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN);
+    return Boolean(this.ws && this.ready && this.ws.readyState === WebSocket.OPEN);
   }
 
   setStatus(status) {
@@ -127,15 +128,21 @@ export class ChatSocket {
       return;
     }
     this.ws = ws;
-    ws.addEventListener("open", () => {
-      if (this.ws !== ws) return;
-      this.attempt = 0;
-      this.setStatus(Connection.ONLINE);
-      this.startHeartbeat();
-      this.onOpen();
-    });
+    // An unauthenticated socket is accepted and then closed with 4401, so "open" proves nothing:
+    // the connection counts as up at its first frame (the server always starts with the backlog
+    // and `queue_empty`).
+    let greeted = false;
+    this.ready = false;
     ws.addEventListener("message", (event) => {
       if (this.ws !== ws) return;
+      if (!greeted) {
+        greeted = true;
+        this.ready = true;
+        this.attempt = 0;
+        this.setStatus(Connection.ONLINE);
+        this.startHeartbeat();
+        this.onOpen();
+      }
       this.dispatch(event.data);
     });
     ws.addEventListener("close", (event) => {

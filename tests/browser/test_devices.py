@@ -121,6 +121,40 @@ def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
     alice.request_contact(bob)
     expect(bob.page.get_by_role("button", name=f"Accept {alice.email}")).to_be_visible()
 
+    # The socket reconnects without an access token: the server closes it with 4401, the client
+    # refreshes and reconnects.
+    bob.accept_request_from(alice)
+    alice.context.clear_cookies(name="access_token")
+    alice.context.set_offline(True)
+    expect(alice.page.locator("#connection")).not_to_have_text("Online")
+    alice.context.set_offline(False)
+    expect(alice.page.locator("#connection")).to_have_text("Online", timeout=30_000)
+    expect(second_tab.locator("#connection")).to_have_text("Online", timeout=30_000)
+    for _ in range(50):
+        if any(c["name"] == "access_token" for c in alice.context.cookies()):
+            break
+        alice.page.wait_for_timeout(200)
+    assert any(c["name"] == "access_token" for c in alice.context.cookies())
+
+    # Two tabs of one account share one ratchet per contact: no fork, whichever tab sends.
+    alice.open_chat(bob)
+    alice.open_chat(bob, second_tab)
+    bob.open_chat(alice)
+    bob.send("to both of your tabs")
+    for page in (alice.page, second_tab):
+        expect(page.locator("#messages li.message.incoming .text")).to_have_text(["to both of your tabs"])
+    alice.send("from the second tab", second_tab)
+    alice.send("from the first tab")
+    alice.send("second tab again", second_tab)
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(
+        ["from the second tab", "from the first tab", "second tab again"]
+    )
+    bob.send("still in sync")
+    for page in (alice.page, second_tab):
+        expect(page.locator("#messages li.message.incoming .text").last).to_have_text("still in sync")
+    expect(alice.page.locator("#messages li.undecryptable")).to_have_count(0)
+    expect(bob.page.locator("#messages li.undecryptable")).to_have_count(0)
+
     # Both tabs reloading at once with no access token: neither is signed out.
     alice.context.clear_cookies(name="access_token")
     alice.page.evaluate("location.reload()")

@@ -71,6 +71,29 @@ def test_two_people_register_become_contacts_and_chat_with_delivered_and_read_re
     assert alice.dialogs == [] and bob.dialogs == []
     assert alice.page_errors == [] and bob.page_errors == []
 
+
+def test_declined_requests_and_removed_contacts_update_both_sides_live(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    carol = people("carol").register()
+    alice.request_contact(carol)
+    carol.page.get_by_role("button", name=f"Decline {alice.email}").click()
+    expect(carol.page.locator("#incoming-section")).to_be_hidden()
+    # A refusal is never revealed: Alice's request just stays pending.
+    expect(alice.page.locator("#outgoing-list")).to_contain_text(carol.email)
+
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    page = alice.page
+    page.get_by_role("button", name="Remove contact").click()
+    page.get_by_role("button", name=f"Confirm: remove {bob.email}").click()
+    expect(alice.contact_button(bob)).to_have_count(0)
+    expect(bob.contact_button(alice)).to_have_count(0)
+    # Asking for an unknown account shows the server's reason.
+    alice.page.get_by_label("Add a contact by email").fill("nobody-here@example.test")
+    alice.page.get_by_role("button", name="Send request").click()
+    expect(alice.page.locator("#add-contact-error")).not_to_be_empty()
+
     if os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         alice.page.set_viewport_size({"width": 1200, "height": 760})
