@@ -373,7 +373,6 @@ export class MessengerClient {
     this.state.setActive(email);
     if (!this.state.loaded.has(email)) await this.reloadConversation(email);
     this.markActiveRead();
-    this.checkIdentity(email);
   }
 
   async reloadConversation(email) {

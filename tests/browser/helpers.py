@@ -75,7 +75,7 @@ class Person:
         if self.context is not None:
             try:
                 self.context.close()
-            except Exception:  # noqa: BLE001 - already closed with the browser
+            except Exception:  # already closed with the browser
                 pass
             self.context = None
 
@@ -150,33 +150,50 @@ class Person:
 
     # --- inspection ----------------------------------------------------------------------------
 
-    def private_keys(self, page: Page | None = None) -> list[str]:
-        """Every private key this browser holds (own keys and ratchet keys), read from IndexedDB."""
+    def local_records(self, store: str, page: Page | None = None) -> list[dict]:
+        """Every record of one IndexedDB store of this browser (all accounts)."""
         return (page or self.page).evaluate(
-            """async () => {
+            """async (store) => {
               const db = await new Promise((resolve, reject) => {
                 const request = indexedDB.open("SecureMessengerDB");
                 request.onsuccess = () => resolve(request.result);
                 request.onerror = () => reject(request.error);
               });
-              const all = (store) => new Promise((resolve, reject) => {
+              const records = await new Promise((resolve, reject) => {
                 const request = db.transaction(store, "readonly").objectStore(store).getAll();
                 request.onsuccess = () => resolve(request.result);
                 request.onerror = () => reject(request.error);
               });
-              // Own private keys, and the secret parts of every ratchet session.
-              const SECRET = new Set(["privateKey", "rootKey", "sendingChainKey", "receivingChainKey", "messageKey"]);
-              const found = [];
-              const walk = (value) => {
-                if (!value || typeof value !== "object") return;
-                for (const [k, v] of Object.entries(value)) {
-                  if (SECRET.has(k) && typeof v === "string") found.push(v);
-                  else walk(v);
-                }
-              };
-              for (const record of await all("signalKeys")) walk(record.value);
-              for (const record of await all("signalSessions")) walk(record);
               db.close();
-              return [...new Set(found)];
-            }"""
+              return records;
+            }""",
+            store,
         )
+
+    def local_key_names(self) -> set[str]:
+        return {record["name"] for record in self.local_records("signalKeys")}
+
+    def own_identity_key(self) -> str:
+        (identity,) = [r for r in self.local_records("signalKeys") if r["name"] == "identity"]
+        return identity["value"]["publicKey"]
+
+    def private_keys(self) -> list[str]:
+        """Every private key this browser holds (own keys and the secret parts of every ratchet
+        session), exported from IndexedDB for the leak checks."""
+        secret_fields = {"privateKey", "rootKey", "sendingChainKey", "receivingChainKey", "messageKey"}
+        found: set[str] = set()
+
+        def walk(value):
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if key in secret_fields and isinstance(item, str):
+                        found.add(item)
+                    else:
+                        walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(self.local_records("signalKeys"))
+        walk(self.local_records("signalSessions"))
+        return sorted(found)

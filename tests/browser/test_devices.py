@@ -161,4 +161,5 @@ def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
     second_tab.evaluate("location.reload()")
     alice.wait_ready()
     alice.wait_ready(second_tab)
-    assert "/login" not in alice.page.url and "/login" not in second_tab.url
+    assert "/login" not in alice.page.url
+    assert "/login" not in second_tab.url
