@@ -122,8 +122,11 @@ def messenger_server(tmp_path_factory):
     log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Package-scoped on purpose: Playwright's sync API keeps an asyncio loop running in the
+    main thread while it is open, which breaks every later test that runs a loop of its own
+    (pytest-asyncio, asyncio.run). Closing it at the end of tests/browser/ avoids that."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
