@@ -2,11 +2,9 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db import transaction
 
 from accounts.models import User
-from accounts.services import tokens_revoke_all
-from chat.events import session_revoked_publish
+from accounts.services import user_deactivate
 from keys.selectors import identity_key_fingerprint, one_time_prekeys_unused_count
 
 
@@ -34,17 +32,12 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Deactivate (ban) selected users", permissions=["change"])
     def deactivate_ban(self, request, queryset):
-        """is_active=False already refuses sign-in, refresh and every access token at its next
-        use; revoking the refresh tokens as well keeps them dead if the account is ever
-        reactivated, and the open sockets (authenticated once, at connect) are closed now
-        rather than when their access token expires. The acting operator is never banned."""
+        """Deactivates through accounts.services.user_deactivate (sessions revoked, sockets
+        closed). The acting operator is never banned."""
         users = list(queryset.exclude(pk=request.user.pk))
-        with transaction.atomic():
-            User.objects.filter(pk__in=[user.pk for user in users]).update(is_active=False)
-            for user in users:
-                tokens_revoke_all(user_id=user.pk)
-                session_revoked_publish(user_id=user.pk)
-                self.log_change(request, user, "Deactivated (ban): sessions revoked, sockets closed.")
+        for user in users:
+            user_deactivate(user_id=user.pk)
+            self.log_change(request, user, "Deactivated (ban): sessions revoked, sockets closed.")
         if len(users) < queryset.count():
             self.message_user(request, "You cannot ban your own account; it was left active.", messages.WARNING)
         self.message_user(request, f"Deactivated {len(users)} account(s); their sessions were revoked.")

@@ -27,6 +27,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from accounts.models import User, normalize_email
 from accounts.ratelimit import rate_limit_hit
+from chat.events import session_revoked_publish
 from keys.services import device_keys_set
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,18 @@ def tokens_revoke_all(*, user_id: int) -> int:
     rows = [BlacklistedToken(token=token) for token in outstanding]
     BlacklistedToken.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+@transaction.atomic
+def user_deactivate(*, user_id: int) -> None:
+    """Ban an account. is_active=False already refuses sign-in, refresh and every access
+    token at its next use; revoking the refresh tokens as well keeps them dead if the account
+    is ever reactivated, and the open sockets (authenticated once, at connect) are closed
+    after commit rather than when their access token expires."""
+    User.objects.filter(pk=user_id).update(is_active=False)
+    tokens_revoke_all(user_id=user_id)
+    session_revoked_publish(user_id=user_id)
+    logger.info("user deactivated id=%s", user_id)
 
 
 def tokens_rotate(*, refresh: str) -> tuple[User, TokenPair]:

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from accounts.models import User, normalize_email
+from accounts.models import User
+from accounts.selectors import user_by_email
 from contacts.models import ContactRequest
 
 Status = ContactRequest.Status
@@ -90,16 +91,6 @@ def are_related(*, user_id: int, other_id: int) -> bool:
         _pair(user_id, other_id),
         Q(status__in=[Status.ACCEPTED, Status.PENDING]) | Q(status=Status.REJECTED, requester_id=user_id),
     ).exists()
-
-
-def user_by_email(*, email: str, active_only: bool = True) -> User | None:
-    """The account with this email (compared normalised), or None. Deactivated (banned)
-    accounts are invisible unless `active_only` is False. (The accounts app has no selector
-    for this yet; it belongs there.)"""
-    users = User.objects.filter(email=normalize_email(email))
-    if active_only:
-        users = users.filter(is_active=True)
-    return users.first()
 
 
 def contact_by_email(*, user_id: int, email: str) -> User | None:

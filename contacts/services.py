@@ -28,8 +28,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
+from accounts.selectors import user_by_email
 from chat.events import publish_on_commit
-from contacts import selectors
 from contacts.errors import (
     AlreadyContacts,
     AlreadyRequested,
@@ -75,7 +75,7 @@ def contact_request_send(*, requester: User, email: str) -> ContactRequest:
     or, when that user had already asked `requester`, their request now accepted."""
     # Counted before the lookup, so probing for unknown emails costs a token too.
     rate_limit_hit("contact_request", str(requester.id))
-    recipient = selectors.user_by_email(email=email)
+    recipient = user_by_email(email=email)
     if recipient is None:
         raise UserNotFound()
     if recipient.id == requester.id:
@@ -159,7 +159,7 @@ def contact_request_answer(*, recipient: User, request_id: int, action: str) -> 
 @transaction.atomic
 def contact_remove(*, user: User, email: str) -> None:
     """End a contact relation, for both sides. Works on a deactivated contact too."""
-    other = selectors.user_by_email(email=email, active_only=False)
+    other = user_by_email(email=email, active_only=False)
     if other is None or other.id == user.id:
         raise NotAContact()
     low, high = ContactRequest.ordered_pair(user.id, other.id)

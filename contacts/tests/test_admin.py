@@ -4,7 +4,7 @@ admin's ban action signs the user out everywhere."""
 import pytest
 from django.db import transaction
 
-from accounts import admin as accounts_admin
+from accounts import services as accounts_services
 from accounts.models import User
 from contacts.models import ContactRequest
 from contacts.tests.helpers import ask, befriend, make_user
@@ -50,7 +50,7 @@ def test_ban_deactivates_revokes_sessions_and_closes_sockets(
     victim, bystander = make_account(), make_account()
     closed = []
     monkeypatch.setattr(
-        accounts_admin,
+        accounts_services,
         "session_revoked_publish",
         lambda *, user_id: transaction.on_commit(lambda: closed.append(user_id)),
     )

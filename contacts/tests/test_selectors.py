@@ -116,14 +116,6 @@ def test_contacts_of_lists_emails_alphabetically_with_the_acceptance_time():
     assert [c.id for c in contacts] == [adam.id, zoe.id]
 
 
-def test_user_by_email_normalises_and_hides_deactivated_accounts(alice):
-    assert selectors.user_by_email(email=f" {alice.email.upper()}") == alice
-    alice.is_active = False
-    alice.save()
-    assert selectors.user_by_email(email=alice.email) is None
-    assert selectors.user_by_email(email=alice.email, active_only=False) == alice
-
-
 def test_contact_by_email_answers_none_alike_for_strangers_pending_and_unknown(alice, bob):
     carol = make_user()
     befriend(alice, bob)
