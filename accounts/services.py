@@ -103,6 +103,16 @@ def tokens_revoke_all(*, user_id: int) -> int:
     return len(rows)
 
 
+def sessions_replace(*, user: User) -> TokenPair:
+    """End every session of an account and start a fresh one for the caller (a new device
+    took over the account's keys: the old browser must not keep running on keys that are no
+    longer the account's). Refresh tokens are revoked, sockets closed after commit, and the
+    returned pair goes to the device that asked."""
+    tokens_revoke_all(user_id=user.id)
+    session_revoked_publish(user_id=user.id)
+    return tokens_issue(user=user)
+
+
 @transaction.atomic
 def user_deactivate(*, user_id: int) -> None:
     """Ban an account. is_active=False already refuses sign-in, refresh and every access

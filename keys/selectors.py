@@ -55,6 +55,7 @@ def signed_prekey_max_age() -> timedelta:
 
 @dataclass(frozen=True)
 class PreKeyStatus:
+    identity_key: str | None
     count: int
     low_threshold: int
     max_unused: int
@@ -66,11 +67,13 @@ class PreKeyStatus:
 
 def prekey_status(*, user_id: int, now: datetime | None = None) -> PreKeyStatus:
     """What a client needs to decide whether to upload one-time prekeys or rotate its signed
-    prekey."""
+    prekey, and whether its identity key is still the account's (another browser may have
+    replaced it)."""
     now = now or timezone.now()
     current = SignedPreKey.objects.filter(user_id=user_id, is_current=True).values_list("key_id", "created_at").first()
     key_id, created_at = current if current else (None, None)
     return PreKeyStatus(
+        identity_key=IdentityKey.objects.filter(user_id=user_id).values_list("public_key", flat=True).first(),
         count=OneTimePreKey.objects.filter(user_id=user_id, claimed_at__isnull=True).count(),
         low_threshold=ONE_TIME_PREKEYS_LOW,
         max_unused=ONE_TIME_PREKEYS_MAX_UNUSED,

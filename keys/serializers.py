@@ -102,6 +102,9 @@ class IdentityKeySerializer(serializers.Serializer):
 
 
 class PreKeyStatusSerializer(serializers.Serializer):
+    identity_key = serializers.CharField(
+        allow_null=True, help_text="The account's current identity key: a browser holding another one was replaced."
+    )
     count = serializers.IntegerField(help_text="Unused one-time prekeys stored now.")
     low_threshold = serializers.IntegerField(help_text="Upload more when count is below this.")
     max_unused = serializers.IntegerField(help_text="The most unused one-time prekeys that may be stored.")

@@ -11,7 +11,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.cookies import set_auth_cookies
 from accounts.serializers import ErrorSerializer
+from accounts.services import sessions_replace
 from accounts.views import ERRORS
 from keys import selectors, services
 from keys.errors import ContactNotFound
@@ -70,7 +72,8 @@ class IdentityView(APIView):
         request=IdentityResetSerializer,
         description=(
             "Needs the account password. The old signed and one-time prekeys are dropped; contacts "
-            "and pending counterparties receive an `identity_changed` event. Rate limited."
+            "and pending counterparties receive an `identity_changed` event. Every other session of "
+            "the account is revoked and its sockets closed; the caller gets fresh auth cookies. Rate limited."
         ),
         responses={
             200: IdentityResetResultSerializer,
@@ -85,7 +88,10 @@ class IdentityView(APIView):
         serializer.is_valid(raise_exception=True)
         count = services.identity_reset(user=request.user, **serializer.validated_data)
         result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
-        return Response(IdentityResetResultSerializer(result).data)
+        response = Response(IdentityResetResultSerializer(result).data)
+        # The browser that held the old keys is signed out everywhere; this one gets new cookies.
+        set_auth_cookies(response, sessions_replace(user=request.user))
+        return response
 
 
 class PreKeyCountView(APIView):

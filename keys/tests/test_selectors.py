@@ -52,6 +52,7 @@ def test_prekey_status_reports_unused_count_and_signed_prekey_age(alice, setting
     created = SignedPreKey.objects.get(user=alice).created_at
     status = selectors.prekey_status(user_id=alice.id, now=created + timedelta(hours=2))
     assert status == selectors.PreKeyStatus(
+        identity_key=IdentityKey.objects.get(user=alice).public_key,
         count=9,
         low_threshold=ONE_TIME_PREKEYS_LOW,
         max_unused=ONE_TIME_PREKEYS_MAX_UNUSED,

@@ -1,13 +1,15 @@
 """/api/v1/keys/: happy paths, the same 404 for everyone but contacts, key checks at the
 boundary, authentication and CSRF."""
 
+from http.cookies import SimpleCookie
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rest_framework.test import APIClient
 
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
 from keys.tests.test_validation import SMALL_ORDER, with_torsion
-from messenger.testing import DeviceKeys, b64, raw_public
+from messenger.testing import CsrfClient, DeviceKeys, b64, raw_public
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +123,7 @@ def test_prekey_count(alice):
     assert (body["count"], body["low_threshold"], body["max_unused"], body["signed_prekey_id"]) == (10, 10, 500, 1)
     assert body["signed_prekey_age_seconds"] >= 0
     assert body["signed_prekey_max_age_seconds"] == 30 * 86400
+    assert body["identity_key"] == alice.keys.identity_key
 
 
 def test_upload_one_time_prekeys(alice):
@@ -240,6 +243,20 @@ def test_new_device_replaces_the_keys_and_contacts_see_the_new_identity(friends)
     assert response.json() == {"identity_key": device.identity_key, "count": 5}
     assert bob.client.get(f"{KEYS}/identity/{alice.email}").json()["identity_key"] == device.identity_key
     assert bob.client.get(f"{KEYS}/bundle/{alice.email}").json()["signed_prekey"] == device.signed_prekey_payload()
+
+
+def test_new_device_signs_out_the_old_browser_and_keeps_the_new_one_signed_in(alice, monkeypatch):
+    closed = []
+    monkeypatch.setattr("accounts.services.session_revoked_publish", lambda *, user_id: closed.append(user_id))
+    old_browser = CsrfClient()
+    old_browser.cookies = SimpleCookie({k: v.value for k, v in alice.client.cookies.items()})
+    response = alice.client.put_json(f"{KEYS}/identity", new_device_payload(alice))
+    assert response.status_code == 200
+    assert closed == [alice.id]
+    assert "access_token" in response.cookies
+    assert "refresh_token" in response.cookies
+    assert alice.client.post_json("/api/v1/auth/refresh").status_code == 200
+    assert old_browser.post_json("/api/v1/auth/refresh").status_code == 401
 
 
 def test_new_device_with_a_wrong_password_is_403(alice):

@@ -25,6 +25,8 @@ def production(settings):
         setattr(settings, name, value)
     settings.ALLOWED_HOSTS = ["chat.example.org"]
     settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = settings.SECURE_HSTS_PRELOAD = True
     settings.AUTH_COOKIE_SECURE = settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
     return settings
 

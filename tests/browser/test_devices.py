@@ -74,8 +74,11 @@ def test_a_new_browser_for_an_account_warns_its_contacts_and_changes_the_safety_
     alice2.send("hello from the new browser")
     expect(bob.page.locator("#messages li.message.incoming .text").last).to_have_text("hello from the new browser")
 
-    # The old browser learns that its keys are no longer the account's.
+    # Setting up the new browser signed the old one out everywhere; signing in there again
+    # explains that its keys are no longer the account's.
     alice.page.reload()
+    expect(alice.page.get_by_role("status")).to_contain_text("session ended")
+    alice.login()
     expect(alice.page.locator("#device-explanation")).to_contain_text("set up in another browser")
 
 
