@@ -5,7 +5,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-# Key ids travel as JSON numbers and are stored in signed 32-bit columns on every backend.
+# Key ids are 1..2**31-1 (docs/PROTOCOL.md; the envelope parser refuses 0). They travel as
+# JSON numbers and are stored in signed 32-bit columns on every backend.
+MIN_KEY_ID = 1
 MAX_KEY_ID = 2**31 - 1
 # Below this many unused one-time prekeys the owner is asked to upload more (`prekeys_low`
 # event, `GET /api/v1/keys/prekeys/count`, `manage.py audit_prekeys`).
@@ -57,7 +59,7 @@ class SignedPreKey(models.Model):
                 name="keys_signedprekey_current_xor_retired_v2",
             ),
             models.CheckConstraint(
-                condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
+                condition=models.Q(key_id__gte=MIN_KEY_ID) & models.Q(key_id__lte=MAX_KEY_ID),
                 name="keys_signedprekey_key_id_range",
             ),
         ]
@@ -82,7 +84,7 @@ class OneTimePreKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key_id"], name="keys_onetimeprekey_user_key_id_unique"),
             models.CheckConstraint(
-                condition=models.Q(key_id__gte=0) & models.Q(key_id__lte=MAX_KEY_ID),
+                condition=models.Q(key_id__gte=MIN_KEY_ID) & models.Q(key_id__lte=MAX_KEY_ID),
                 name="keys_onetimeprekey_key_id_range",
             ),
         ]

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from keys import validation
 from keys.errors import InvalidKeyMaterial
-from keys.models import MAX_KEY_ID
+from keys.models import MAX_KEY_ID, MIN_KEY_ID
 
 MAX_ONE_TIME_PREKEYS_PER_UPLOAD = 100
 
@@ -49,7 +49,7 @@ class SignatureField(serializers.CharField):
 
 class KeyIdField(serializers.IntegerField):
     def __init__(self, **kwargs):
-        super().__init__(min_value=0, max_value=MAX_KEY_ID, **kwargs)
+        super().__init__(min_value=MIN_KEY_ID, max_value=MAX_KEY_ID, **kwargs)
 
 
 class SignedPreKeySerializer(serializers.Serializer):

@@ -115,7 +115,7 @@ def test_duplicate_one_time_prekey_ids_are_rejected(client_csrf):
     assert client_csrf.post_json(URL, payload).status_code == 400
 
 
-@pytest.mark.parametrize("key_id", [-1, 2**31, "one", None])
+@pytest.mark.parametrize("key_id", [-1, 0, 2**31, "one", None])
 def test_out_of_range_key_ids_are_rejected(client_csrf, key_id):
     payload = registration_payload()
     payload["one_time_prekeys"][0]["key_id"] = key_id
