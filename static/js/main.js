@@ -1,7 +1,7 @@
 // The messenger page: wires api, storage, session keys, client, state and ui together.
 import { ApiError, auth, errorMessage, keysApi, setSessionExpiredHandler } from "./api.js";
 import { MessengerClient } from "./client.js";
-import { createDeviceKeys, forgetDeviceWrites, keysMatchServer, ownIdentityKey, randomSignedPrekeyId } from "./session.js";
+import { createDeviceKeys, forgetDeviceWrites, keysMatchServer, ownIdentityKey } from "./session.js";
 import { AppState } from "./state.js";
 import { openAccountStore } from "./storage.js";
 import { mountApp } from "./ui/app.js";
@@ -39,9 +39,9 @@ async function deviceStatus(store) {
 }
 
 async function setUpThisBrowser(store, password) {
-  // A new device: fresh keys (its own signed prekey id space), the server replaces the old ones
-  // and tells every contact. Local keys are written only after the server accepted them.
-  const keys = createDeviceKeys({ signedPrekeyId: randomSignedPrekeyId() });
+  // A new device: fresh keys; the server replaces the old ones and tells every contact.
+  // Local keys are written only after the server accepted them.
+  const keys = createDeviceKeys();
   await keysApi.setIdentity({ password, ...keys.publicKeys });
   await store.write([...forgetDeviceWrites(), ...keys.writes]);
 }

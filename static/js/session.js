@@ -65,12 +65,10 @@ const keysLock = (store) => `sm:${store.account}:keys`;
 /**
  * A full set of device keys for registration or a new browser. Nothing is stored here: the caller
  * stores `writes` only after the server accepted `publicKeys` (seed-review #8).
- * @param {{signedPrekeyId?: number}} [options] a new device on an existing account starts its
- *   signed prekey ids at a random point, so a browser can tell its keys were replaced.
  */
-export function createDeviceKeys({ signedPrekeyId = 1 } = {}) {
+export function createDeviceKeys() {
   const identityKeyPair = generateIdentityKeyPair();
-  const signedPrekey = generateSignedPrekey(identityKeyPair, signedPrekeyId);
+  const signedPrekey = generateSignedPrekey(identityKeyPair, 1);
   const { prekeys, nextKeyId } = generateOneTimePrekeys(1, ONE_TIME_PREKEY_BATCH);
   const now = Date.now();
   const writes = [
@@ -103,8 +101,9 @@ export async function ownIdentityKey(store) {
 export async function keysMatchServer(store, status) {
   const identity = await store.getKey("identity");
   if (!identity) return false;
-  if (status.signed_prekey_id === null || status.signed_prekey_id === undefined) return true;
-  return Boolean(await store.getKey(`spk:${status.signed_prekey_id}`));
+  // The server reports the account's identity key: a different one means another browser was
+  // set up as the account's device since.
+  return !status.identity_key || status.identity_key === identity.publicKey;
 }
 
 // --- identities ---------------------------------------------------------------------------------
@@ -404,9 +403,3 @@ export function maintainSignedPrekey(store, status, publish) {
   });
 }
 
-/** A random starting id for the signed prekeys of a new device (see keysMatchServer). */
-export function randomSignedPrekeyId() {
-  const buffer = new Uint32Array(1);
-  crypto.getRandomValues(buffer);
-  return 1 + (buffer[0] % 2 ** 30);
-}
