@@ -1,1 +1,1 @@
-from contacts.tests.helpers import _cheap_password_hashing, make_account, published  # noqa: F401  (fixtures)
+from contacts.tests.helpers import make_account, published  # noqa: F401  (fixtures)

@@ -9,7 +9,6 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
-from accounts.hashers import PepperedPBKDF2PasswordHasher
 from accounts.models import User
 from accounts.services import tokens_issue, user_register
 from contacts import services as contacts_services
@@ -41,13 +40,6 @@ def published(monkeypatch) -> Published:
     monkeypatch.setattr(contacts_services, "publish_on_commit", record)
     monkeypatch.setattr(keys_services, "publish_on_commit", record)
     return events
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """The real peppered hasher with few iterations: these tests create many accounts and
-    are not about password hashing (accounts' tests check the production iteration count)."""
-    monkeypatch.setattr(PepperedPBKDF2PasswordHasher, "iterations", 1000)
 
 
 def make_user(email: str | None = None, *, one_time_count: int = 10, keys: DeviceKeys | None = None) -> User:
