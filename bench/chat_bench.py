@@ -462,6 +462,16 @@ def suite(args) -> None:
         rate=args.rate,
         **common,
     )
+    results["sqlite_low"] = run_scenario(
+        f"sqlite, 1 process, open loop {args.low_rate:.0f}/s",
+        backend="sqlite",
+        processes=1,
+        pairs=big,
+        messages=0,
+        inflight=0,
+        rate=args.low_rate,
+        **common,
+    )
     if not args.skip_mariadb:
         results["mariadb"] = run_scenario(
             "mariadb+redis, 1 process", backend="mariadb", processes=1, pairs=big, **closed
@@ -546,6 +556,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10, help="envelopes per sender (closed loop)")
     parser.add_argument("--inflight", type=int, default=500, help="closed loop: envelopes in flight in total")
     parser.add_argument("--rate", type=float, default=500, help="open loop: offered envelopes per second")
+    parser.add_argument("--low-rate", type=float, default=100, help="matrix: a second, lighter open-loop rate")
     parser.add_argument("--duration", type=float, default=10, help="open loop: seconds of offered load")
     parser.add_argument("--timeout", type=float, default=120, help="give up on a run after this many seconds")
     parser.add_argument("--open-loop", action="store_true", help="with --backend: offer --rate instead of closed loop")

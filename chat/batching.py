@@ -13,12 +13,15 @@ published only after the batch committed, from the event loop.
 """
 
 import asyncio
+import logging
 import weakref
 
 from channels.layers import get_channel_layer
 
 from chat import events, services
 from chat.db import run_in_db_thread
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 
@@ -63,7 +66,12 @@ class Batcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            await events.send_collected(get_channel_layer(), collected)
+            try:
+                await events.send_collected(get_channel_layer(), collected)
+            except Exception as exc:
+                # The envelopes are committed; a lost push only delays them until the
+                # recipient's next connect or sync. Never leave the senders waiting.
+                logger.error("chat push failed after commit events=%s error=%s", len(collected), type(exc).__name__)
             for (*_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)

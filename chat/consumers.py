@@ -153,7 +153,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise InvalidFrame("Frames are JSON objects.") from None
             if not isinstance(frame, dict):
                 raise InvalidFrame("Frames are JSON objects.")
-            handler = self.FRAME_HANDLERS.get(frame.get("type"))
+            frame_type = frame.get("type")
+            handler = self.FRAME_HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
             if handler is None:
                 raise InvalidFrame("Unknown frame type.", code="unknown_type")
             await handler(self, frame)

@@ -349,6 +349,8 @@ async def test_reacking_sends_no_second_receipt(contacts):
         ("not json", "invalid_frame"),
         ("[1, 2]", "invalid_frame"),
         ('{"type": "shout"}', "unknown_type"),
+        ('{"type": ["send"]}', "unknown_type"),
+        ('{"no": "type"}', "unknown_type"),
         ('{"type": "ack", "ids": []}', "invalid_ids"),
         ('{"type": "ack", "ids": ["1"]}', "invalid_ids"),
         ('{"type": "ack", "ids": [true]}', "invalid_ids"),
@@ -510,3 +512,41 @@ async def test_socket_is_closed_when_its_access_token_expires(alice):
     assert await socket.receive_nothing(timeout=0.5)
     assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
     await socket.disconnect()
+
+
+async def test_a_push_that_fails_after_commit_still_confirms_and_redelivers(contacts, monkeypatch):
+    alice, bob = contacts
+
+    async def layer_down(*args, **kwargs):
+        raise ConnectionError("channel layer unavailable")
+
+    alice_socket, _ = await open_socket(alice)
+    monkeypatch.setattr(events, "send_collected", layer_down)
+    sent = await send_and_confirm(alice_socket, bob)  # stored and confirmed despite the lost push
+    monkeypatch.undo()
+    bob_socket, backlog = await open_socket(bob, expect_backlog=1)
+    assert backlog[0]["id"] == sent["id"]
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_sync_delivers_what_a_dropped_push_missed_and_nothing_twice(contacts, monkeypatch):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+
+    async def dropped(*args, **kwargs):
+        return None
+
+    monkeypatch.setattr(events, "send_collected", dropped)
+    sent = await send_and_confirm(alice_socket, bob)
+    monkeypatch.undo()
+    assert await bob_socket.receive_nothing(timeout=0.2)
+
+    await send_frame(bob_socket, {"type": "sync"})
+    assert (await receive(bob_socket))["id"] == sent["id"]
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+    await send_frame(bob_socket, {"type": "sync"})
+    assert await receive(bob_socket) == {"type": "queue_empty"}  # already on this socket, not acked
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
