@@ -1,1 +1,27 @@
-"""Python client of Secured Messenger. ``messenger_client.protocol`` is the end-to-end encryption protocol."""
+"""Python client of Secured Messenger: an SDK (:class:`Client`), a command line (``python -m messenger_client``)
+and, in ``messenger_client.protocol``, the end-to-end encryption protocol. Importable without Django.
+
+A bot in a few lines::
+
+    async with Client.open("https://chat.example.org", "bot.sqlite3", passphrase) as client:
+        await client.login("bot@example.org", password)
+        async for message in client.messages():
+            await client.send(message.sender, "echo: " + (message.text or ""))
+"""
+
+from .client import Client, Event, Message, SentMessage
+from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn
+from .store import WrongPassphrase
+
+__all__ = [
+    "ApiError",
+    "Client",
+    "ClientError",
+    "Event",
+    "IdentityChanged",
+    "Message",
+    "NotSetUp",
+    "NotSignedIn",
+    "SentMessage",
+    "WrongPassphrase",
+]

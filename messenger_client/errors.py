@@ -1,0 +1,53 @@
+"""Errors of the client, each with a message fit to show a person."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ApiError(ClientError):
+    """The server refused a request: HTTP status, the API's error ``code`` and ``detail``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: dict | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors or {}
+        self.retry_after = retry_after
+        message = f"{detail} ({code}, HTTP {status})" if status else f"{detail} ({code})"
+        if self.errors:
+            fields = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                               for name, msgs in self.errors.items())
+            message += f" [{fields}]"
+        if retry_after is not None:
+            message += f"; retry after {retry_after} s"
+        super().__init__(message)
+
+
+class NotSignedIn(ClientError):
+    """No valid session with the server: sign in (again)."""
+
+
+class NotSetUp(ClientError):
+    """This state file holds no keys for the account (register, or log in with new_device=True)."""
+
+
+class IdentityChanged(ClientError):
+    """The contact's identity key changed: compare the new safety number, then accept it."""
+
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+        super().__init__(
+            f"The safety number with {peer} changed. Compare it (safety-number {peer}) and accept it "
+            f"(trust {peer}) before sending."
+        )

@@ -1,0 +1,313 @@
+"""The client's local state: one SQLite file per account and device.
+
+Public metadata (server URL, email, contact emails, message status) is stored in the clear so the
+file can be inspected; everything secret (the protocol account with its private keys, ratchet
+sessions, auth cookies, message texts) is sealed with AES-GCM under a key derived from the user's
+passphrase with scrypt and a random salt kept in the file. Each sealed value is bound to its row
+(table and key as associated data), so sealed values cannot be swapped between rows unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from .errors import ClientError
+
+SCHEMA_VERSION = 1
+# scrypt cost: 2^15 * 8 * 128 bytes = 32 MiB and ~0.1 s per unlock; stored per file so it can grow.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+_CHECK = b"secured-messenger-client-state"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (peer TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    peer TEXT PRIMARY KEY,
+    identity_key TEXT NOT NULL,        -- the trusted key (first seen, or acknowledged)
+    changed_to TEXT,                   -- a different key seen since, not yet acknowledged
+    verified INTEGER NOT NULL DEFAULT 0,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    local_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    peer TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    server_id INTEGER,
+    client_id TEXT,
+    status TEXT NOT NULL,              -- out: pending/sent/delivered/read; in: received/read/failed
+    failure TEXT,                      -- protocol error code of an incoming envelope that did not decrypt
+    sealed_text BLOB,
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_in_server_id ON messages (server_id) WHERE direction = 'in';
+CREATE UNIQUE INDEX IF NOT EXISTS messages_client_id ON messages (client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_peer ON messages (peer, local_id);
+"""
+
+
+class WrongPassphrase(ClientError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    local_id: int
+    peer: str
+    direction: str
+    server_id: int | None
+    client_id: str | None
+    status: str
+    failure: str | None
+    text: str | None
+    created_at: float
+
+
+class Store:
+    """Synchronous; the client calls it from its event loop (each call is a short local transaction)."""
+
+    def __init__(self, path: str | os.PathLike, passphrase: str) -> None:
+        self.path = Path(path)
+        new = not self.path.exists()
+        if new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Created private to the user: the file holds sealed keys and public metadata.
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+        salt_hex = self.get_meta("kdf_salt")
+        if salt_hex is None:
+            salt = os.urandom(16)
+            params = {"n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P}
+            self._aead = AESGCM(_derive(passphrase, salt, params))
+            with self.transaction():
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+                self.set_meta("kdf_salt", salt.hex())
+                self.set_meta("kdf_params", json.dumps(params))
+                self.put_secret("check", _CHECK)
+        else:
+            params = json.loads(self.get_meta("kdf_params") or "{}")
+            self._aead = AESGCM(_derive(passphrase, bytes.fromhex(salt_hex), params))
+            try:
+                if self.get_secret("check") != _CHECK:
+                    raise WrongPassphrase("wrong passphrase for this state file")
+            except InvalidTag as error:
+                raise WrongPassphrase("wrong passphrase for this state file") from error
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- sealing ------------------------------------------------------------------------------------------
+
+    def _seal(self, where: str, data: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, where.encode())
+
+    def _open(self, where: str, sealed: bytes) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], where.encode())
+
+    # -- meta (public) ------------------------------------------------------------------------------------
+
+    def get_meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE name = ?", (name,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    # -- secrets ------------------------------------------------------------------------------------------
+
+    def get_secret(self, name: str) -> bytes | None:
+        row = self._db.execute("SELECT sealed FROM secrets WHERE name = ?", (name,)).fetchone()
+        return self._open(f"secrets:{name}", row[0]) if row else None
+
+    def put_secret(self, name: str, value: bytes | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM secrets WHERE name = ?", (name,))
+        else:
+            sealed = self._seal(f"secrets:{name}", value)
+            self._db.execute("INSERT OR REPLACE INTO secrets (name, sealed) VALUES (?, ?)", (name, sealed))
+
+    def get_json(self, name: str) -> Any:
+        raw = self.get_secret(name)
+        return None if raw is None else json.loads(raw)
+
+    def put_json(self, name: str, value: Any) -> None:
+        self.put_secret(name, None if value is None else json.dumps(value).encode())
+
+    # -- sessions -----------------------------------------------------------------------------------------
+
+    def get_sessions(self, peer: str) -> list[dict]:
+        """The sessions with ``peer``, current first, then a few archived ones (JSON forms)."""
+        row = self._db.execute("SELECT sealed FROM sessions WHERE peer = ?", (peer,)).fetchone()
+        return json.loads(self._open(f"sessions:{peer}", row[0])) if row else []
+
+    def put_sessions(self, peer: str, sessions: list[dict]) -> None:
+        if not sessions:
+            self._db.execute("DELETE FROM sessions WHERE peer = ?", (peer,))
+            return
+        sealed = self._seal(f"sessions:{peer}", json.dumps(sessions).encode())
+        self._db.execute("INSERT OR REPLACE INTO sessions (peer, sealed) VALUES (?, ?)", (peer, sealed))
+
+    # -- identities ---------------------------------------------------------------------------------------
+
+    def get_identity(self, peer: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT identity_key, changed_to, verified FROM identities WHERE peer = ?", (peer,)
+        ).fetchone()
+        if row is None:
+            return None
+        return {"identity_key": row[0], "changed_to": row[1], "verified": bool(row[2])}
+
+    def note_identity(self, peer: str, identity_key: str) -> str:
+        """Trust on first use; returns "trusted" (first seen), "same" or "changed" (pending acknowledgement)."""
+        known = self.get_identity(peer)
+        if known is None:
+            self._db.execute(
+                "INSERT INTO identities (peer, identity_key, first_seen) VALUES (?, ?, ?)",
+                (peer, identity_key, time.time()),
+            )
+            return "trusted"
+        if known["identity_key"] == identity_key:
+            if known["changed_to"]:
+                self._db.execute("UPDATE identities SET changed_to = NULL WHERE peer = ?", (peer,))
+            return "same"
+        if known["changed_to"] != identity_key:
+            self._db.execute("UPDATE identities SET changed_to = ? WHERE peer = ?", (identity_key, peer))
+        return "changed"
+
+    def accept_identity(self, peer: str) -> bool:
+        """The user acknowledged the new key: it becomes the trusted one. Returns whether one was pending."""
+        known = self.get_identity(peer)
+        if known is None or not known["changed_to"]:
+            return False
+        self._db.execute(
+            "UPDATE identities SET identity_key = changed_to, changed_to = NULL, verified = 0 WHERE peer = ?", (peer,)
+        )
+        return True
+
+    # -- messages -----------------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        *,
+        peer: str,
+        direction: str,
+        status: str,
+        text: str | None,
+        server_id: int | None = None,
+        client_id: str | None = None,
+        failure: str | None = None,
+    ) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO messages (peer, direction, server_id, client_id, status, failure, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (peer, direction, server_id, client_id, status, failure, time.time()),
+        )
+        local_id = cursor.lastrowid
+        if text is not None:
+            sealed = self._seal(f"messages:{local_id}", text.encode())
+            self._db.execute("UPDATE messages SET sealed_text = ? WHERE local_id = ?", (sealed, local_id))
+        return local_id
+
+    def has_incoming(self, server_id: int) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM messages WHERE direction = 'in' AND server_id = ?", (server_id,)
+        ).fetchone()
+        return row is not None
+
+    def mark_sent(self, client_id: str, server_id: int) -> None:
+        self._db.execute(
+            "UPDATE messages SET server_id = ?, status = CASE WHEN status = 'pending' THEN 'sent' ELSE status END"
+            " WHERE client_id = ?",
+            (server_id, client_id),
+        )
+
+    def mark_outgoing(self, server_ids: list[int], status: str) -> None:
+        order = {"sent": 1, "delivered": 2, "read": 3}
+        for server_id in server_ids:
+            row = self._db.execute(
+                "SELECT status FROM messages WHERE direction = 'out' AND server_id = ?", (server_id,)
+            ).fetchone()
+            if row and order.get(row[0], 0) < order[status]:
+                self._db.execute(
+                    "UPDATE messages SET status = ? WHERE direction = 'out' AND server_id = ?", (status, server_id)
+                )
+
+    def mark_incoming_read(self, server_ids: list[int]) -> None:
+        for server_id in server_ids:
+            self._db.execute(
+                "UPDATE messages SET status = 'read' WHERE direction = 'in' AND server_id = ? AND status = 'received'",
+                (server_id,),
+            )
+
+    def pending_outgoing(self) -> list[dict]:
+        """Envelopes stored before sending whose ``sent`` never came back (resent with the same client_id)."""
+        rows = self._db.execute(
+            "SELECT client_id FROM messages WHERE direction = 'out' AND status = 'pending' ORDER BY local_id"
+        ).fetchall()
+        out = []
+        for (client_id,) in rows:
+            envelope = self.get_json(f"outbox:{client_id}")
+            if envelope is not None:
+                out.append(envelope)
+        return out
+
+    def history(self, peer: str | None = None, limit: int = 100) -> list[StoredMessage]:
+        query = (
+            "SELECT local_id, peer, direction, server_id, client_id, status, failure, sealed_text, created_at"
+            " FROM messages"
+        )
+        params: tuple = ()
+        if peer is not None:
+            query += " WHERE peer = ?"
+            params = (peer,)
+        query += " ORDER BY local_id DESC LIMIT ?"
+        rows = self._db.execute(query, (*params, limit)).fetchall()
+        result = []
+        for local_id, row_peer, direction, server_id, client_id, status, failure, sealed, created in reversed(rows):
+            text = self._open(f"messages:{local_id}", sealed).decode() if sealed else None
+            result.append(
+                StoredMessage(local_id, row_peer, direction, server_id, client_id, status, failure, text, created)
+            )
+        return result
+
+
+def _derive(passphrase: str, salt: bytes, params: dict) -> bytes:
+    if not passphrase:
+        raise ClientError("an empty passphrase cannot protect the state file")
+    kdf = Scrypt(salt=salt, length=32, n=int(params["n"]), r=int(params["r"]), p=int(params["p"]))
+    return kdf.derive(passphrase.encode())
