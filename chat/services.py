@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import normalize_email
-from chat import events
+from chat import events, sql
 from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
@@ -146,12 +146,7 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     active_ids = {pk for pk, _, active in users if active}
 
     # Resends: envelopes already stored under these (sender, client_id) pairs.
-    stored = {
-        (sender_id, client_id): (pk, recipient_id)
-        for sender_id, client_id, pk, recipient_id in Envelope.objects.filter(
-            sender_id__in=sender_ids, client_id__in={requests[i].client_id for i in todo}
-        ).values_list("sender_id", "client_id", "id", "recipient_id")
-    }
+    stored = sql.stored_for_resend(sender_ids, {requests[i].client_id for i in todo})
 
     contact: dict[tuple[int, int], bool] = {}
     new: list[tuple[int, int]] = []  # (request index, recipient id)
@@ -177,42 +172,39 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
         except ChatError as error:
             results[index] = error
 
-    envelopes = [
-        Envelope(
-            client_id=requests[index].client_id,
-            sender_id=requests[index].sender_id,
-            recipient_id=recipient_id,
-            kind=requests[index].kind,
-            body=requests[index].body,
-            size=len(requests[index].body.encode("utf-8")),
+    # One INSERT for the batch.
+    now = timezone.now()
+    rows = [
+        (
+            requests[index].client_id,
+            requests[index].sender_id,
+            recipient_id,
+            requests[index].kind,
+            requests[index].body,
+            len(requests[index].body.encode("utf-8")),
         )
         for index, recipient_id in new
     ]
-    # One INSERT for the batch; SQLite (3.35+) and MariaDB (10.5+) return the new ids.
-    Envelope.objects.bulk_create(envelopes)
-    for (index, recipient_id), envelope in zip(new, envelopes, strict=True):
+    ids = sql.envelopes_insert(rows, now) if rows else []
+    for (index, recipient_id), envelope_id, row in zip(new, ids, rows, strict=True):
         request = requests[index]
-        stored[(request.sender_id, request.client_id)] = (envelope.id, recipient_id)
+        stored[(request.sender_id, request.client_id)] = (envelope_id, recipient_id)
         results[index] = SendResult(
-            id=envelope.id, client_id=request.client_id, recipient_id=recipient_id, created=True
+            id=envelope_id, client_id=request.client_id, recipient_id=recipient_id, created=True
         )
         events.publish_on_commit(
             [recipient_id],
             events.message_event(
-                id=envelope.id,
+                id=envelope_id,
                 client_id=request.client_id,
                 sender_email=email_by_id[request.sender_id],
                 kind=request.kind,
                 body=request.body,
-                sent_at=envelope.created_at,
+                sent_at=now,
             ),
         )
         logger.debug(
-            "envelope stored id=%s sender=%s recipient=%s size=%s",
-            envelope.id,
-            request.sender_id,
-            recipient_id,
-            envelope.size,
+            "envelope stored id=%s sender=%s recipient=%s size=%s", envelope_id, request.sender_id, recipient_id, row[5]
         )
     # Copies of a client_id sent twice within this batch get the first copy's id.
     for index in todo:
@@ -273,12 +265,7 @@ def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
     whose they are)."""
     now = timezone.now()
     all_ids = {pk for request in requests for pk in request.ids}
-    rows = {
-        pk: (sender_id, recipient_id, delivered_at, read_at)
-        for pk, sender_id, recipient_id, delivered_at, read_at in Envelope.objects.select_for_update()
-        .filter(id__in=all_ids)
-        .values_list("id", "sender_id", "recipient_id", "delivered_at", "read_at")
-    }
+    rows = sql.receipt_rows(all_ids)
     delivered: dict[int, int] = {}  # envelope id -> sender id, marked delivered now
     read: dict[int, int] = {}
     results = []
@@ -305,11 +292,11 @@ def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
             )
         results.append(ReceiptResult(marked=marked, ignored=len(request.ids) - len(marked)))
     if delivered:
-        Envelope.objects.filter(id__in=list(delivered)).update(**_delivered_fields(now))
+        sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
         for sender_id, sender_ids in _by_sender(delivered).items():
             events.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
     if read:
-        Envelope.objects.filter(id__in=list(read)).update(read_at=now)
+        sql.envelopes_update(list(read), fields={"read_at": now})
         for sender_id, sender_ids in _by_sender(read).items():
             events.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
     return results
