@@ -1,0 +1,288 @@
+"""Command line of the Python client: ``python -m messenger_client --help``.
+
+Each account and device has its own state file (``--state``, default
+``~/.secured-messenger/state.sqlite3`` or ``$MESSENGER_STATE``) sealed with a passphrase read from
+``$MESSENGER_PASSPHRASE`` or asked for. Account passwords come from ``$MESSENGER_PASSWORD`` or a prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from .client import Client, Event, Message
+from .errors import ApiError, ClientError, IdentityChanged
+from .protocol import ProtocolError
+
+DEFAULT_STATE = Path.home() / ".secured-messenger" / "state.sqlite3"
+
+
+def _secret(env: str, prompt: str, *, confirm: bool = False) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise ClientError(f"{prompt.rstrip(': ')} needed: set {env} or run in a terminal")
+    value = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat: ") != value:
+        raise ClientError("the two entries differ")
+    return value
+
+
+def _open(args) -> Client:
+    passphrase = _secret("MESSENGER_PASSPHRASE", "State file passphrase: ", confirm=not Path(args.state).exists())
+    return Client.open(args.server, args.state, passphrase, on_event=None)
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# -- commands ----------------------------------------------------------------------------------------------
+
+
+async def cmd_register(args) -> None:
+    async with _open(args) as client:
+        password = _secret("MESSENGER_PASSWORD", "Account password: ", confirm=True)
+        await client.register(args.email, password)
+        _out(f"Registered and signed in as {args.email} on {client.server}.")
+
+
+async def cmd_login(args) -> None:
+    async with _open(args) as client:
+        password = _secret("MESSENGER_PASSWORD", "Account password: ")
+        await client.login(args.email, password, new_device=args.new_device)
+        _out(f"Signed in as {args.email}.")
+        if args.new_device:
+            _out("This is now the account's device: other sessions were signed out.")
+
+
+async def cmd_logout(args) -> None:
+    async with _open(args) as client:
+        await client.logout()
+        _out("Signed out.")
+
+
+async def cmd_contacts(args) -> None:
+    async with _open(args) as client:
+        contacts = await client.contacts()
+        requests = await client.contact_requests()
+        if not contacts:
+            _out("No contacts yet.")
+        for contact in contacts:
+            _out(f"{contact['email']}  (since {contact.get('since', '?')})")
+        for request in requests.get("incoming", []):
+            _out(f"request from {request['email']}  (accept with: contacts accept {request['email']})")
+        for request in requests.get("outgoing", []):
+            _out(f"request to {request['email']}  (waiting)")
+
+
+async def cmd_add(args) -> None:
+    async with _open(args) as client:
+        await client.add_contact(args.email)
+        _out(f"Contact request sent to {args.email}.")
+
+
+async def cmd_accept(args) -> None:
+    async with _open(args) as client:
+        await client.answer_request(args.email, accept=True)
+        _out(f"{args.email} is now a contact.")
+
+
+async def cmd_reject(args) -> None:
+    async with _open(args) as client:
+        await client.answer_request(args.email, accept=False)
+        _out(f"Request from {args.email} declined.")
+
+
+async def cmd_remove(args) -> None:
+    async with _open(args) as client:
+        await client.remove_contact(args.email)
+        _out(f"{args.email} removed.")
+
+
+async def cmd_send(args) -> None:
+    async with _open(args) as client:
+        text = args.text if args.text is not None else sys.stdin.read().removesuffix("\n")
+        sent = await client.send(args.email, text)
+        _out(f"Sent to {args.email} (id {sent.id}).")
+
+
+def _show(message: Message) -> str:
+    if message.text is None:
+        return f"[{message.sender}] (could not decrypt: {message.failure})"
+    note = "  [safety number changed]" if message.identity_changed else ""
+    return f"[{message.sender}] {message.text}{note}"
+
+
+async def cmd_inbox(args) -> None:
+    async with _open(args) as client:
+        received = await client.fetch()
+        for message in received:
+            _out(_show(message))
+            if args.read:
+                await client.mark_read(message)
+        if not received:
+            _out("No new messages.")
+
+
+async def cmd_history(args) -> None:
+    async with _open(args) as client:
+        for item in client.history(args.email, args.limit):
+            arrow = "->" if item.direction == "out" else "<-"
+            text = item.text if item.text is not None else f"(could not decrypt: {item.failure})"
+            _out(f"{arrow} {item.status:9} {text}")
+
+
+async def cmd_safety_number(args) -> None:
+    async with _open(args) as client:
+        number = await client.safety_number(args.email)
+        _out(f"Safety number with {args.email}:")
+        _out(number["safety_number"])
+        if number["changed"]:
+            _out("")
+            _out(f"WARNING: {args.email} has a NEW identity key. New safety number:")
+            _out(number["new_safety_number"])
+            _out(f"Compare it with them, then run: trust {args.email}")
+
+
+async def cmd_trust(args) -> None:
+    async with _open(args) as client:
+        if await client.accept_identity(args.email):
+            _out(f"Accepted the new identity key of {args.email}.")
+        else:
+            _out(f"No pending identity change for {args.email}.")
+
+
+async def cmd_chat(args) -> None:
+    peer = args.email
+
+    def on_event(event: Event) -> None:
+        if event.type == "identity_changed":
+            _out(f"*** The safety number with {event.data.get('email')} changed (see: safety-number).")
+        elif event.type == "contact_request":
+            _out(f"*** Contact request from {event.data.get('from')}.")
+        elif event.type == "read" and args.receipts:
+            _out(f"*** read: {event.data.get('ids')}")
+
+    async with _open(args) as client:
+        client.on_event = on_event
+        for item in client.history(peer, 10):
+            who = "me" if item.direction == "out" else peer
+            _out(f"[{who}] {item.text if item.text is not None else '(undecryptable)'}")
+        await client.connect()
+        _out(f"--- chatting with {peer}; type a line and Enter to send, Ctrl-D to quit ---")
+
+        async def show_incoming() -> None:
+            async for message in client.messages():
+                _out(_show(message))
+                if message.sender.lower() == peer.lower():
+                    await client.mark_read(message)
+
+        reader = asyncio.create_task(show_incoming())
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line:
+                    break
+                line = line.rstrip("\n")
+                if not line.strip():
+                    continue
+                try:
+                    await client.send(peer, line)
+                except (ApiError, IdentityChanged) as error:
+                    _out(f"!!! not sent: {error}")
+                if reader.done():
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if reader.done() and not reader.cancelled() and reader.exception():
+                raise reader.exception()
+
+
+# -- parser ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m messenger_client",
+        description="Secured Messenger from the terminal: end-to-end encrypted, interoperable with the browser.",
+        epilog="Environment: MESSENGER_SERVER, MESSENGER_STATE, MESSENGER_PASSPHRASE (state file), "
+        "MESSENGER_PASSWORD (account). Without them you are prompted.",
+    )
+    parser.add_argument(
+        "--server", default=os.environ.get("MESSENGER_SERVER"),
+        help="server URL, e.g. https://chat.example.org (default: the one stored in the state file)",
+    )
+    parser.add_argument(
+        "--state", default=os.environ.get("MESSENGER_STATE", str(DEFAULT_STATE)),
+        help=f"state file of this account and device (default: {DEFAULT_STATE})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str, *arguments: tuple[str, str]):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        for argument, argument_help in arguments:
+            sub.add_argument(argument, help=argument_help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("register", cmd_register, "create an account (new keys in the state file) and sign in",
+            ("email", "your email address"))
+    login = command("login", cmd_login, "sign in", ("email", "your email address"))
+    login.add_argument("--new-device", action="store_true",
+                       help="make this state file the account's device (new identity key; signs other "
+                            "sessions out; contacts see a new safety number)")
+    command("logout", cmd_logout, "sign out (the server forgets this session)")
+
+    contacts = commands.add_parser("contacts", help="list, add, accept, reject or remove contacts",
+                                   description="Contacts and contact requests (without a subcommand: list).")
+    contacts.set_defaults(handler=cmd_contacts)
+    contact_commands = contacts.add_subparsers(dest="contacts_command", metavar="ACTION")
+    for name, handler, help_text in (
+        ("list", cmd_contacts, "list contacts and pending requests"),
+        ("add", cmd_add, "send a contact request"),
+        ("accept", cmd_accept, "accept a contact request"),
+        ("reject", cmd_reject, "decline a contact request"),
+        ("remove", cmd_remove, "remove a contact (for both sides)"),
+    ):
+        sub = contact_commands.add_parser(name, help=help_text, description=help_text)
+        if name != "list":
+            sub.add_argument("email", help="the other person's email")
+        sub.set_defaults(handler=handler)
+
+    send = command("send", cmd_send, "send one message", ("email", "the contact"))
+    send.add_argument("text", nargs="?", help="the message (default: read from standard input)")
+    inbox = command("inbox", cmd_inbox, "download, decrypt and show new messages (without a live connection)")
+    inbox.add_argument("--read", action="store_true", help="also send read receipts")
+    history = command("history", cmd_history, "show stored messages with a contact", ("email", "the contact"))
+    history.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    command("safety-number", cmd_safety_number, "show the safety number with a contact (compare it with theirs)",
+            ("email", "the contact"))
+    command("trust", cmd_trust, "accept a contact's new identity key after comparing the safety number",
+            ("email", "the contact"))
+    chat = command("chat", cmd_chat, "interactive conversation: incoming messages are printed live",
+                   ("email", "the contact"))
+    chat.add_argument("--receipts", action="store_true", help="print read receipts")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(args.handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except (ClientError, ProtocolError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,89 @@
+"""The command line: register, login, contacts, send, inbox, safety number and clear errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from messenger_client.cli import main
+from tests.client.conftest import PASSPHRASE, PASSWORD, ROOT
+from tests.client.helpers import new_email
+
+
+@pytest.fixture
+def cli(client_server, monkeypatch, capsys):
+    monkeypatch.setenv("MESSENGER_SERVER", client_server.url)
+    monkeypatch.setenv("MESSENGER_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("MESSENGER_PASSWORD", PASSWORD)
+
+    def run(state, *argv) -> tuple[int, str, str]:
+        code = main(["--state", str(state), *argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_two_terminal_users_register_befriend_chat_and_compare_safety_numbers(cli, tmp_path):
+    alice, bob = new_email("alice"), new_email("bob")
+    a, b = tmp_path / "alice.sqlite3", tmp_path / "bob.sqlite3"
+    assert cli(a, "register", alice)[0] == 0
+    assert cli(b, "register", bob)[0] == 0
+    assert cli(a, "contacts", "add", bob) == (0, f"Contact request sent to {bob}.\n", "")
+    code, out, _ = cli(b, "contacts")
+    assert f"request from {alice}" in out
+    assert cli(b, "contacts", "accept", alice)[0] == 0
+    assert bob in cli(a, "contacts", "list")[1]
+
+    code, out, _ = cli(a, "send", bob, "Hello from the terminal")
+    assert code == 0
+    assert out.startswith(f"Sent to {bob}")
+    assert cli(b, "inbox", "--read")[1] == f"[{alice}] Hello from the terminal\n"
+    assert cli(b, "send", alice, "and back")[0] == 0
+    assert cli(a, "inbox")[1] == f"[{bob}] and back\n"
+    assert cli(a, "inbox")[1] == "No new messages.\n"
+    history = cli(a, "history", bob)[1]
+    assert "Hello from the terminal" in history
+    assert "and back" in history
+
+    numbers = [cli(state, "safety-number", peer)[1].splitlines()[1] for state, peer in ((a, bob), (b, alice))]
+    assert numbers[0] == numbers[1]
+    assert len(numbers[0].replace(" ", "")) == 60
+
+    # Sign-in again on the same state file (same keys), then remove the contact.
+    assert cli(a, "login", alice) == (0, f"Signed in as {alice}.\n", "")
+    assert cli(a, "contacts", "remove", bob)[0] == 0
+    code, _, err = cli(a, "send", bob, "gone?")
+    assert code == 1
+    assert "not_a_contact" in err
+
+
+def test_errors_are_reported_with_the_api_code_and_a_non_zero_status(cli, tmp_path, monkeypatch):
+    alice = new_email("alice")
+    state = tmp_path / "alice.sqlite3"
+    assert cli(state, "register", alice)[0] == 0
+    code, _, err = cli(state, "contacts", "add", "nobody@example.test")
+    assert code == 1
+    assert "user_not_found" in err
+    code, _, err = cli(tmp_path / "other.sqlite3", "register", alice)
+    assert code == 1
+    assert "HTTP 400" in err
+    monkeypatch.setenv("MESSENGER_PASSWORD", "not the right password")
+    code, _, err = cli(tmp_path / "third.sqlite3", "login", alice)
+    assert code == 1
+    assert "HTTP 401" in err
+    monkeypatch.setenv("MESSENGER_PASSPHRASE", "wrong passphrase")
+    assert cli(state, "contacts") == (1, "", "error: wrong passphrase for this state file\n")
+
+
+def test_help_everywhere_and_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "messenger_client", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    for command in ("register", "login", "contacts", "send", "inbox", "safety-number", "chat"):
+        assert command in result.stdout
+    for argv in (["send", "--help"], ["contacts", "add", "--help"], ["chat", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
