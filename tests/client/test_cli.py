@@ -87,3 +87,38 @@ def test_help_everywhere_and_module_entry_point():
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
+
+
+def test_chat_mode_prints_incoming_messages_live_and_sends_typed_lines(cli, client_server, tmp_path):
+    alice, bob = new_email("alice"), new_email("bob")
+    a, b = tmp_path / "alice.sqlite3", tmp_path / "bob.sqlite3"
+    assert cli(a, "register", alice)[0] == 0
+    assert cli(b, "register", bob)[0] == 0
+    assert cli(a, "contacts", "add", bob)[0] == 0
+    assert cli(b, "contacts", "accept", alice)[0] == 0
+    env = {
+        **client_server.env,
+        "MESSENGER_SERVER": client_server.url,
+        "MESSENGER_PASSPHRASE": PASSPHRASE,
+        "PYTHONUNBUFFERED": "1",
+    }
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "messenger_client", "--state", str(a), "chat", bob],
+        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert "chatting with" in chat.stdout.readline()
+        assert cli(b, "send", alice, "live message")[0] == 0
+        assert chat.stdout.readline() == f"[{bob}] live message\n"
+        chat.stdin.write("typed in chat mode\n")
+        chat.stdin.flush()
+        for _ in range(50):
+            out = cli(b, "inbox")[1]
+            if "typed in chat mode" in out:
+                break
+        assert out == f"[{alice}] typed in chat mode\n"
+        chat.stdin.close()
+        assert chat.wait(timeout=15) == 0
+    finally:
+        if chat.poll() is None:
+            chat.kill()
