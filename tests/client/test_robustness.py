@@ -1,0 +1,89 @@
+"""What goes wrong on real networks: both sides starting at once, redelivery, tampering, expired tokens,
+being signed out, a crash between storing and sending."""
+
+import asyncio
+import base64
+
+import pytest
+
+from messenger_client import NotSignedIn
+from tests.client.helpers import befriend, next_message, registered
+
+
+async def test_both_sides_start_a_session_at_the_same_time_and_converge(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        # Neither has seen the other's first message yet: two X3DH runs cross.
+        await asyncio.gather(alice.send(bob.email, "alice first"), bob.send(alice.email, "bob first"))
+        assert [m.text for m in await bob.fetch()] == ["alice first"]
+        assert [m.text for m in await alice.fetch()] == ["bob first"]
+        for i in range(3):
+            await alice.send(bob.email, f"a{i}")
+            await bob.send(alice.email, f"b{i}")
+            assert [m.text for m in await bob.fetch()] == [f"a{i}"]
+            assert [m.text for m in await alice.fetch()] == [f"b{i}"]
+
+
+async def test_a_redelivered_envelope_is_stored_once_and_a_tampered_one_is_dropped(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        await alice.send(bob.email, "one")
+        (frame,) = (await bob._api("GET", "messages/?after=0"))["messages"]
+        first = await bob._decrypt_frame(frame)
+        assert first.text == "one"
+        # The acknowledgement was lost: the same envelope comes again and is only acknowledged again.
+        assert await bob._decrypt_frame(frame) is None
+        await bob._api("POST", "messages/ack", {"ids": [frame["id"]]})
+
+        await alice.send(bob.email, "two")
+        (frame,) = (await bob._api("GET", "messages/?after=0"))["messages"]
+        body = bytearray(base64.b64decode(frame["body"]))
+        body[-1] ^= 1
+        tampered = {**frame, "body": base64.b64encode(bytes(body)).decode()}
+        message = await bob._decrypt_frame(tampered)
+        assert message.text is None
+        assert message.failure == "authentication_failed"
+        # The session is unharmed: later messages still decrypt.
+        await bob._api("POST", "messages/ack", {"ids": [frame["id"]]})
+        await alice.send(bob.email, "three")
+        assert [m.text for m in await bob.fetch()] == ["three"]
+        assert [(m.text, m.failure) for m in bob.history(alice.email)] == [
+            ("one", None),
+            (None, "authentication_failed"),
+            ("three", None),
+        ]
+
+
+async def test_an_expired_access_token_is_refreshed_and_logout_closes_the_stream(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    async with alice:
+        alice.http.cookies.pop("access_token")
+        assert await alice.contacts() == []  # 401 -> refresh -> retry
+        assert "access_token" in alice.http.cookies
+        await alice.connect()
+        stream = alice.messages()
+        reader = asyncio.create_task(anext(stream))
+        # Signing out elsewhere (here: the same session) closes the socket with 4403.
+        await alice.logout()
+        with pytest.raises(NotSignedIn):
+            await asyncio.wait_for(reader, 10)
+        with pytest.raises(NotSignedIn):
+            await alice.contacts()
+
+
+async def test_an_envelope_stored_but_never_confirmed_is_sent_when_the_socket_connects(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        # A crash between storing the new session and sending: the envelope waits in the outbox.
+        await alice._encrypt_for(bob.email, "survived a crash")
+        assert [m.status for m in alice.history(bob.email)] == ["pending"]
+        await bob.connect()
+        await alice.connect()
+        assert (await next_message(bob)).text == "survived a crash"
+        assert [m.status for m in alice.history(bob.email)] != ["pending"]
