@@ -273,10 +273,16 @@ class Client:
 _background: set[asyncio.Task] = set()
 
 
+def _forget(task: asyncio.Task) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # a send racing the final close; counted nowhere, not worth a traceback
+
+
 def background(coroutine) -> None:
     task = asyncio.ensure_future(coroutine)
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_forget)
 
 
 # A typical short Double Ratchet envelope: header + ~60 bytes of text, base64.

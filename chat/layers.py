@@ -67,9 +67,13 @@ class IndexedInMemoryChannelLayer(InMemoryChannelLayer):
         queue = self._queue(channel)
         try:
             _, message = await queue.get()
-        finally:
+        except asyncio.CancelledError:
+            # The reader is gone (its consumer exited): forget the queue if nothing waits in
+            # it. The parent class drops a queue each time it runs empty, which costs a new
+            # asyncio.Queue per message for a busy socket.
             if queue.empty() and self.channels.get(channel) is queue:
                 self.channels.pop(channel, None)
+            raise
         return message
 
     # --- groups -----------------------------------------------------------------------

@@ -82,3 +82,19 @@ async def test_flush_forgets_everything(layer):
     await layer.send(a, {"type": "x"})
     await layer.flush()
     assert (layer.channels, layer.groups, layer._channel_groups) == ({}, {}, {})
+
+
+async def test_a_readers_queue_is_kept_while_it_reads_and_dropped_when_it_stops(layer):
+    a = await layer.new_channel()
+    await layer.send(a, {"type": "x"})
+    await layer.receive(a)
+    queue = layer.channels[a]
+    await layer.send(a, {"type": "y"})
+    await layer.receive(a)
+    assert layer.channels[a] is queue
+    reader = asyncio.ensure_future(layer.receive(a))
+    await asyncio.sleep(0)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert a not in layer.channels
