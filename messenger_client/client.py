@@ -95,7 +95,8 @@ class Client:
         self._peer_locks: dict[str, asyncio.Lock] = {}
         self._account_lock = asyncio.Lock()
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        # Bounded: a bot that never reads events() must not grow without limit (oldest dropped).
+        self._events: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
         self._socket_task: asyncio.Task | None = None
         self._ws = None
         self._connected = asyncio.Event()
@@ -443,12 +444,12 @@ class Client:
             if self.store.has_incoming(server_id):
                 return None
             stored = self.store.get_sessions(peer)
-            candidates = [Session.from_json(s) for s in stored]
             text = failure = None
             new_sessions = stored
             account_changed = False
             remote_identity = None
             try:
+                candidates = [Session.from_json(s) for s in stored]
                 envelope = parse_envelope(frame.get("kind"), frame.get("body"))
                 outcome = None
                 if envelope.kind == KIND_PREKEY:
@@ -573,6 +574,8 @@ class Client:
             getter.cancel()
             if self._fatal is not None:
                 raise self._fatal
+            if not self._socket_task.cancelled() and self._socket_task.exception() is not None:
+                raise self._socket_task.exception()
             return
 
     async def events(self) -> AsyncIterator[Event]:
@@ -593,6 +596,8 @@ class Client:
                     origin=self.server,
                     additional_headers={"Cookie": self.http.cookie_header("/ws/chat/")},
                     open_timeout=10,
+                    # Envelopes are ciphertext: deflate cannot shrink them and only costs CPU on both ends.
+                    compression=None,
                 ) as ws:
                     self._ws = ws
                     self._connected.set()
@@ -666,6 +671,8 @@ class Client:
         self._emit(Event(str(kind), {k: v for k, v in frame.items() if k != "type"}))
 
     def _emit(self, event: Event) -> None:
+        if self._events.full():
+            self._events.get_nowait()
         self._events.put_nowait(event)
         if self.on_event is not None:
             self.on_event(event)
