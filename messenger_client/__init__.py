@@ -5,8 +5,9 @@ A bot in a few lines::
 
     async with Client.open("https://chat.example.org", "bot.sqlite3", passphrase) as client:
         await client.login("bot@example.org", password)
-        async for message in client.messages():
-            await client.send(message.sender, "echo: " + (message.text or ""))
+        async for msg in client.messages():
+            if msg.text is not None:  # None: an envelope that did not decrypt
+                await client.send(msg.sender, "echo: " + msg.text)
 """
 
 from .client import Client, Event, Message, SentMessage

@@ -1,6 +1,7 @@
 """Two Python clients talk through a real server: X3DH, the ratchet, receipts, offline delivery."""
 
 import asyncio
+import contextlib
 import sqlite3
 
 import pytest
@@ -161,3 +162,34 @@ async def test_prekeys_are_refilled_and_the_signed_prekey_rotated(client_server,
             await befriend(late, bob)
             await late.send(bob.email, "after rotation")
             assert [m.text for m in await bob.fetch()] == ["after rotation"]
+
+
+async def test_the_readme_echo_bot(client_server, tmp_path):
+    bot = await registered(client_server.url, tmp_path, "bot")
+    bot_email = bot.email
+    await bot.close()
+    user = await registered(client_server.url, tmp_path, "user")
+
+    async def echo_bot() -> None:
+        # As in the README.
+        async with Client.open(client_server.url, str(tmp_path / f"{bot_email}.sqlite3"), PASSPHRASE) as client:
+            await client.login(bot_email, PASSWORD)
+            async for msg in client.messages():
+                if msg.text is not None:  # None: an envelope that did not decrypt
+                    await client.send(msg.sender, "echo: " + msg.text)
+
+    async with user:
+        await user.add_contact(bot_email)
+        async with Client.open(None, str(tmp_path / f"{bot_email}.sqlite3"), PASSPHRASE) as client:
+            await client.answer_request(user.email)
+        task = asyncio.create_task(echo_bot())
+        try:
+            await user.connect()
+            await user.send(bot_email, "hello bot")
+            assert (await next_message(user)).text == "echo: hello bot"
+            await user.send(bot_email, "again")
+            assert (await next_message(user)).text == "echo: again"
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
