@@ -62,6 +62,35 @@ def _mysql(database_url: str, sql: str) -> None:
         connection.close()
 
 
+def start_daphne(env: dict, log_path: Path) -> tuple[subprocess.Popen, str, object]:
+    """One more daphne process with ``env`` (an already migrated database) on a free port."""
+    port = _free_port()
+    daphne = ROOT / ".venv" / "bin" / "daphne"
+    command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [*command, "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("daphne did not start:\n" + log_path.read_text(errors="replace")[-3000:])
+        time.sleep(0.2)
+    return process, url, log
+
+
 def start_server(tmp: Path, **extra_env: str) -> tuple[Server, callable]:
     log_path = tmp / "server.log"
     env = {
@@ -95,31 +124,7 @@ def start_server(tmp: Path, **extra_env: str) -> tuple[Server, callable]:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=180
     )
-    port = _free_port()
-    daphne = ROOT / ".venv" / "bin" / "daphne"
-    command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [*command, "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("daphne did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
-
+    process, url, log = start_daphne(env, log_path)
     def stop() -> None:
         process.terminate()
         try:
@@ -138,3 +143,16 @@ def client_server(tmp_path_factory):
     server, stop = start_server(tmp_path_factory.mktemp("client-server"))
     yield server
     stop()
+
+
+@pytest.fixture
+def second_process(client_server, tmp_path):
+    """Another daphne process on the same database (and Redis, in the MariaDB + Redis pass)."""
+    process, url, log = start_daphne(client_server.env, tmp_path / "second.log")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

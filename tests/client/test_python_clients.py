@@ -193,3 +193,19 @@ async def test_the_readme_echo_bot(client_server, tmp_path):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+@pytest.mark.mariadb
+@pytest.mark.redis
+async def test_clients_on_two_server_processes_talk_through_redis(client_server, second_process, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(second_process, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        await alice.connect()
+        await bob.connect()
+        for i in range(3):
+            await alice.send(bob.email, f"across processes {i}")
+            assert (await next_message(bob)).text == f"across processes {i}"
+            await bob.send(alice.email, f"and back {i}")
+            assert (await next_message(alice)).text == f"and back {i}"
