@@ -60,7 +60,9 @@ def mysql(url: str, sql: str) -> None:
 
     parts = urllib.parse.urlsplit(url)
     connection = MySQLdb.connect(
-        host=parts.hostname or HOST, port=parts.port or 3306, user=parts.username or "root",
+        host=parts.hostname or HOST,
+        port=parts.port or 3306,
+        user=parts.username or "root",
         password=urllib.parse.unquote(parts.password or ""),
     )
     try:
@@ -100,8 +102,13 @@ def start(backend: str, tmp: Path):
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     log = (tmp / "server.log").open("wb")
-    process = subprocess.Popen([DAPHNE, "-v", "0", "-b", HOST, "-p", str(port), "messenger.asgi:application"],
-                               cwd=ROOT, env=env, stdout=log, stderr=log)
+    process = subprocess.Popen(
+        [DAPHNE, "-v", "0", "-b", HOST, "-p", str(port), "messenger.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:

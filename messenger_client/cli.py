@@ -219,11 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         "MESSENGER_PASSWORD (account). Without them you are prompted.",
     )
     parser.add_argument(
-        "--server", default=os.environ.get("MESSENGER_SERVER"),
+        "--server",
+        default=os.environ.get("MESSENGER_SERVER"),
         help="server URL, e.g. https://chat.example.org (default: the one stored in the state file)",
     )
     parser.add_argument(
-        "--state", default=os.environ.get("MESSENGER_STATE", str(DEFAULT_STATE)),
+        "--state",
+        default=os.environ.get("MESSENGER_STATE", str(DEFAULT_STATE)),
         help=f"state file of this account and device (default: {DEFAULT_STATE})",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -235,16 +237,26 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command("register", cmd_register, "create an account (new keys in the state file) and sign in",
-            ("email", "your email address"))
+    command(
+        "register",
+        cmd_register,
+        "create an account (new keys in the state file) and sign in",
+        ("email", "your email address"),
+    )
     login = command("login", cmd_login, "sign in", ("email", "your email address"))
-    login.add_argument("--new-device", action="store_true",
-                       help="make this state file the account's device (new identity key; signs other "
-                            "sessions out; contacts see a new safety number)")
+    login.add_argument(
+        "--new-device",
+        action="store_true",
+        help="make this state file the account's device (new identity key; signs other "
+        "sessions out; contacts see a new safety number)",
+    )
     command("logout", cmd_logout, "sign out (the server forgets this session)")
 
-    contacts = commands.add_parser("contacts", help="list, add, accept, reject or remove contacts",
-                                   description="Contacts and contact requests (without a subcommand: list).")
+    contacts = commands.add_parser(
+        "contacts",
+        help="list, add, accept, reject or remove contacts",
+        description="Contacts and contact requests (without a subcommand: list).",
+    )
     contacts.set_defaults(handler=cmd_contacts)
     contact_commands = contacts.add_subparsers(dest="contacts_command", metavar="ACTION")
     for name, handler, help_text in (
@@ -265,12 +277,21 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--read", action="store_true", help="also send read receipts")
     history = command("history", cmd_history, "show stored messages with a contact", ("email", "the contact"))
     history.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    command("safety-number", cmd_safety_number, "show the safety number with a contact (compare it with theirs)",
-            ("email", "the contact"))
-    command("trust", cmd_trust, "accept a contact's new identity key after comparing the safety number",
-            ("email", "the contact"))
-    chat = command("chat", cmd_chat, "interactive conversation: incoming messages are printed live",
-                   ("email", "the contact"))
+    command(
+        "safety-number",
+        cmd_safety_number,
+        "show the safety number with a contact (compare it with theirs)",
+        ("email", "the contact"),
+    )
+    command(
+        "trust",
+        cmd_trust,
+        "accept a contact's new identity key after comparing the safety number",
+        ("email", "the contact"),
+    )
+    chat = command(
+        "chat", cmd_chat, "interactive conversation: incoming messages are printed live", ("email", "the contact")
+    )
     chat.add_argument("--receipts", action="store_true", help="print read receipts")
     return parser
 

@@ -175,8 +175,9 @@ class Client:
         if self._account is not None:
             raise ClientError(f"this state file already holds the keys of {self.email}")
         account = ProtocolAccount.create(one_time_prekeys=one_time_prekeys)
-        await self._api("POST", "auth/register", {"email": email, "password": password, **account.registration_keys()},
-                        auth=False)
+        await self._api(
+            "POST", "auth/register", {"email": email, "password": password, **account.registration_keys()}, auth=False
+        )
         with self.store.transaction():
             self._account = account
             self._save_account()
@@ -342,7 +343,8 @@ class Client:
                     return False
                 trusted = self.store.get_identity(peer)["identity_key"]
                 sessions = [
-                    s for s in self.store.get_sessions(peer)
+                    s
+                    for s in self.store.get_sessions(peer)
                     if b64encode(Session.from_json(s).remote_identity_key) == trusted
                 ]
                 self.store.put_sessions(peer, sessions)
@@ -549,8 +551,9 @@ class Client:
             self._socket_task = asyncio.create_task(self._run_socket())
         if wait:
             waiter = asyncio.create_task(self._queue_empty.wait())
-            done, _ = await asyncio.wait({waiter, self._socket_task}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {waiter, self._socket_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             waiter.cancel()
             if self._fatal is not None:
                 raise self._fatal

@@ -26,8 +26,10 @@ class ApiError(ClientError):
         self.retry_after = retry_after
         message = f"{detail} ({code}, HTTP {status})" if status else f"{detail} ({code})"
         if self.errors:
-            fields = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                               for name, msgs in self.errors.items())
+            fields = "; ".join(
+                f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                for name, msgs in self.errors.items()
+            )
             message += f" [{fields}]"
         if retry_after is not None:
             message += f"; retry after {retry_after} s"

@@ -125,6 +125,7 @@ def start_server(tmp: Path, **extra_env: str) -> tuple[Server, callable]:
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=180
     )
     process, url, log = start_daphne(env, log_path)
+
     def stop() -> None:
         process.terminate()
         try:

@@ -104,7 +104,12 @@ def test_chat_mode_prints_incoming_messages_live_and_sends_typed_lines(cli, clie
     }
     chat = subprocess.Popen(
         [sys.executable, "-m", "messenger_client", "--state", str(a), "chat", bob],
-        cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert "chatting with" in chat.stdout.readline()

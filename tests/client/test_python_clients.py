@@ -38,9 +38,9 @@ async def test_first_message_reply_and_many_turns_over_the_socket(client_server,
         assert statuses[sent.id] == "read"
         assert all(s in ("delivered", "read") for s in statuses.values())
         # Both sides compute the same safety number.
-        assert (await alice.safety_number(bob.email))["safety_number"] == (
-            await bob.safety_number(alice.email)
-        )["safety_number"]
+        assert (await alice.safety_number(bob.email))["safety_number"] == (await bob.safety_number(alice.email))[
+            "safety_number"
+        ]
 
 
 async def test_offline_recipient_gets_messages_later_over_rest_and_history_survives_reopen(client_server, tmp_path):
