@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import getpass
 import os
+import sqlite3
 import sys
 from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
 
 from .client import Client, Event, Message
 from .errors import ApiError, ClientError, IdentityChanged
@@ -305,5 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (ClientError, ProtocolError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except InvalidTag:
+        print(f"error: the state file {args.state} is damaged (a sealed value does not verify)", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as error:
+        print(f"error: state file {args.state}: {error}", file=sys.stderr)
         return 1
     return 0
