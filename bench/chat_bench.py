@@ -190,6 +190,9 @@ class Stats:
     delivered: int = 0
     received: int = 0
     errors: int = 0
+    duplicates: int = 0  # a message shown twice or a receipt for an id already receipted
+    seen_messages: set = field(default_factory=set)
+    seen_receipts: set = field(default_factory=set)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     expected: int = 0
 
@@ -229,13 +232,19 @@ class Client:
                     if self.echo:
                         self._delivered(1)
                     else:
+                        if frame["id"] in stats.seen_messages:
+                            stats.duplicates += 1
+                        stats.seen_messages.add(frame["id"])
                         self._acks.append(frame["id"])
                         if not self._ack_scheduled:
                             # Ack what arrived together in one frame (one DB transaction).
                             self._ack_scheduled = True
                             asyncio.get_running_loop().call_soon(self._flush_acks)
                 elif kind == "delivered":
-                    self._delivered(len(frame["ids"]))
+                    fresh = [i for i in frame["ids"] if i not in stats.seen_receipts]
+                    stats.duplicates += len(frame["ids"]) - len(fresh)
+                    stats.seen_receipts.update(fresh)
+                    self._delivered(len(fresh))
                 elif kind == "queue_empty":
                     self.ready.set()
                 elif kind == "error":
@@ -394,6 +403,7 @@ async def run_load(
         p95_ms=percentile(stats.latencies, 95) * 1000,
         p99_ms=percentile(stats.latencies, 99) * 1000,
         errors=stats.errors,
+        duplicates=stats.duplicates,
         server_rss_mb=sum(s.rss_kb() for s in servers) / 1024,
     )
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
@@ -435,7 +445,8 @@ def print_result(r: dict) -> None:
     print(
         f"{r['name']:<34} {r['sockets']:>5} sockets  {r['delivered']:>6} msgs in {r['seconds']:5.1f}s  "
         f"{r['per_second']:7.0f}/s  {r['per_cpu_second']:7.0f}/server-CPU-s  "
-        f"p50 {r['p50_ms']:6.1f} p95 {r['p95_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}  "
+        f"p50 {r['p50_ms']:6.1f} p95 {r['p95_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  "
+        f"errors {r['errors']} dup {r['duplicates']}  "
         f"idle {r['idle_kb_per_socket']:5.1f} KB/socket  rss {r['server_rss_mb']:5.0f} MB  "
         f"(server CPU {r['server_cpu_seconds']:.1f}s, client CPU {r['client_cpu_seconds']:.1f}s)",
         flush=True,
