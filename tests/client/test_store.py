@@ -1,0 +1,57 @@
+"""The state file: secrets sealed under the passphrase, each bound to its row; public metadata in the clear."""
+
+import sqlite3
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from messenger_client.errors import ClientError
+from messenger_client.store import Store, WrongPassphrase
+
+
+def test_secrets_are_sealed_and_need_the_passphrase(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    store = Store(path, "passphrase one")
+    store.put_json("account", {"private": "very secret key material"})
+    store.add_message(peer="bob@example.test", direction="in", status="received", text="hello there", server_id=1)
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # the database and any WAL left
+    assert b"very secret key material" not in raw
+    assert b"hello there" not in raw
+    assert b"bob@example.test" in raw  # metadata stays readable
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(WrongPassphrase):
+        Store(path, "passphrase two")
+    store = Store(path, "passphrase one")
+    assert store.get_json("account") == {"private": "very secret key material"}
+    assert [m.text for m in store.history("bob@example.test")] == ["hello there"]
+    store.close()
+
+
+def test_a_sealed_value_moved_to_another_row_does_not_open(tmp_path):
+    store = Store(tmp_path / "state.sqlite3", "passphrase")
+    store.put_sessions("alice@example.test", [{"session": "alice's"}])
+    store.put_sessions("mallory@example.test", [{"session": "mallory's"}])
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+        (sealed,) = db.execute("SELECT sealed FROM sessions WHERE peer = 'mallory@example.test'").fetchone()
+        db.execute("UPDATE sessions SET sealed = ? WHERE peer = 'alice@example.test'", (sealed,))
+    with pytest.raises(InvalidTag):
+        store.get_sessions("alice@example.test")
+    store.close()
+
+
+def test_identity_keys_are_trusted_on_first_use_and_a_change_waits_for_acceptance(tmp_path):
+    store = Store(tmp_path / "state.sqlite3", "passphrase")
+    assert store.note_identity("bob@example.test", "KEY1") == "trusted"
+    assert store.note_identity("bob@example.test", "KEY1") == "same"
+    assert store.note_identity("bob@example.test", "KEY2") == "changed"
+    assert store.get_identity("bob@example.test")["changed_to"] == "KEY2"
+    assert store.accept_identity("bob@example.test")
+    assert store.get_identity("bob@example.test") == {"identity_key": "KEY2", "changed_to": None, "verified": False}
+    assert not store.accept_identity("bob@example.test")
+    store.close()
+
+
+def test_an_empty_passphrase_is_refused(tmp_path):
+    with pytest.raises(ClientError):
+        Store(tmp_path / "state.sqlite3", "")
