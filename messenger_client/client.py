@@ -86,6 +86,8 @@ class Client:
         if store.get_meta("server") not in (None, self.server):
             raise ClientError(f"this state file belongs to {store.get_meta('server')}, not {self.server}")
         self.http.import_cookies(store.get_json("cookies"))
+        self.http.load_stored_cookies = lambda: self.store.get_json("cookies")
+        self.http.store_cookies = self._save_cookies
         self.on_event = on_event
         self._email = store.get_meta("email")
         self._account: ProtocolAccount | None = None

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -38,6 +39,10 @@ class HttpApi:
         self.cookies: dict[str, dict[str, Any]] = {}
         self._opener = urllib.request.build_opener(_NoRedirect)
         self._refresh_lock = asyncio.Lock()
+        # Where the newest cookies are kept (the state file), shared with other processes of the same
+        # account and device (a `chat` running while a `send` runs): see refresh().
+        self.load_stored_cookies: Callable[[], dict | None] | None = None
+        self.store_cookies: Callable[[], None] | None = None
 
     # -- cookies ------------------------------------------------------------------------------------------
 
@@ -136,6 +141,16 @@ class HttpApi:
     async def refresh(self) -> None:
         """Rotates the refresh token; NotSignedIn when it is missing, expired or revoked."""
         async with self._refresh_lock:
+            # The server treats a rotated refresh token presented again as theft and revokes every session
+            # of the account. Another process on the same state file may have rotated ours already: then
+            # its newer cookies are used instead of refreshing with the old token.
+            if self.load_stored_cookies is not None:
+                stored = self.load_stored_cookies() or {}
+                if _value(stored, "refresh_token") and _value(stored, "refresh_token") != _value(
+                    self.cookies, "refresh_token"
+                ):
+                    self.import_cookies(stored)
+                    return
             before = self.cookies.get("access_token")
             if "refresh_token" not in self.cookies:
                 raise NotSignedIn("not signed in (log in first)")
@@ -146,6 +161,13 @@ class HttpApi:
                     return
                 error = _error(status, payload, headers)
                 raise NotSignedIn(f"not signed in: {error.detail} (log in again)") from error
+            if self.store_cookies is not None:
+                self.store_cookies()
+
+
+def _value(cookies: dict, name: str) -> str | None:
+    cookie = cookies.get(name)
+    return cookie.get("value") if isinstance(cookie, dict) else None
 
 
 def _json(raw: bytes) -> Any:

@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from messenger_client import NotSignedIn
+from messenger_client import Client, NotSignedIn
+from tests.client.conftest import PASSPHRASE
 from tests.client.helpers import befriend, next_message, registered
 
 
@@ -87,3 +88,17 @@ async def test_an_envelope_stored_but_never_confirmed_is_sent_when_the_socket_co
         await alice.connect()
         assert (await next_message(bob)).text == "survived a crash"
         assert [m.status for m in alice.history(bob.email)] != ["pending"]
+
+
+async def test_two_processes_on_one_state_file_never_present_a_rotated_refresh_token(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    # A second client on the same state file (say `chat` running while `send` runs elsewhere).
+    other = Client.open(None, str(alice.store.path), PASSPHRASE)
+    async with alice, other:
+        alice.http.cookies.pop("access_token")
+        assert await alice.contacts() == []  # alice rotates the refresh token and stores the new one
+        other.http.cookies.pop("access_token")
+        # Refreshing with the old token would look like theft and revoke every session: the stored
+        # newer cookies are used instead.
+        assert await other.contacts() == []
+        assert await alice.contacts() == []
