@@ -12,7 +12,7 @@ A bot in a few lines::
 
 from .client import Client, Event, Message, SentMessage
 from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn
-from .store import WrongPassphrase
+from .store import StateFileInUse, WrongPassphrase
 
 __all__ = [
     "ApiError",
@@ -24,5 +24,6 @@ __all__ = [
     "NotSetUp",
     "NotSignedIn",
     "SentMessage",
+    "StateFileInUse",
     "WrongPassphrase",
 ]

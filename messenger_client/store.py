@@ -25,6 +25,11 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .errors import ClientError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process lock
+    fcntl = None
+
 SCHEMA_VERSION = 1
 # scrypt cost: 2^15 * 8 * 128 bytes = 32 MiB and ~0.1 s per unlock; stored per file so it can grow.
 SCRYPT_N = 2**15
@@ -64,6 +69,10 @@ class WrongPassphrase(ClientError):
     pass
 
 
+class StateFileInUse(ClientError):
+    pass
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     local_id: int
@@ -82,9 +91,27 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, passphrase: str) -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One process at a time: the in-process peer locks serialise ratchet work, and the account object
+        # is kept in memory, so a second process on the same file could fork a ratchet (reusing message
+        # keys) or bring back a spent one-time prekey. An exclusive lock on a side file refuses it.
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        try:
+            if fcntl is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._open_database(passphrase)
+        except BlockingIOError as error:
+            self._lock_file.close()
+            raise StateFileInUse(f"the state file {self.path} is in use by another process") from error
+        except BaseException:
+            if hasattr(self, "_db"):
+                self._db.close()
+            self._lock_file.close()
+            raise
+
+    def _open_database(self, passphrase: str) -> None:
         new = not self.path.exists()
         if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # Created private to the user: the file holds sealed keys and public metadata.
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             os.close(fd)
@@ -109,10 +136,12 @@ class Store:
                 if self.get_secret("check") != _CHECK:
                     raise WrongPassphrase("wrong passphrase for this state file")
             except InvalidTag as error:
+                self._db.close()
                 raise WrongPassphrase("wrong passphrase for this state file") from error
 
     def close(self) -> None:
         self._db.close()
+        self._lock_file.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from messenger_client import Client, NotSignedIn
+from messenger_client import Client, NotSignedIn, StateFileInUse
 from tests.client.conftest import PASSPHRASE
 from tests.client.helpers import befriend, next_message, registered
 
@@ -90,9 +90,21 @@ async def test_an_envelope_stored_but_never_confirmed_is_sent_when_the_socket_co
         assert [m.status for m in alice.history(bob.email)] != ["pending"]
 
 
-async def test_two_processes_on_one_state_file_never_present_a_rotated_refresh_token(client_server, tmp_path):
+async def test_a_state_file_is_used_by_one_process_at_a_time(client_server, tmp_path):
     alice = await registered(client_server.url, tmp_path, "alice")
-    # A second client on the same state file (say `chat` running while `send` runs elsewhere).
+    async with alice:
+        with pytest.raises(StateFileInUse):
+            Client.open(None, str(alice.store.path), PASSPHRASE)
+    # Closed: free again.
+    async with Client.open(None, str(alice.store.path), PASSPHRASE) as again:
+        assert await again.contacts() == []
+
+
+async def test_without_file_locks_two_clients_never_present_a_rotated_refresh_token(
+    client_server, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("messenger_client.store.fcntl", None)  # as on a system without flock
+    alice = await registered(client_server.url, tmp_path, "alice")
     other = Client.open(None, str(alice.store.path), PASSPHRASE)
     async with alice, other:
         alice.http.cookies.pop("access_token")
