@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import normalize_email
+from accounts.selectors import user_by_email, user_rows
 from chat import events, sql
 from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
@@ -73,11 +72,11 @@ class PurgeResult:
     expired_deleted: int
 
 
-def _are_contacts(*, user_id: int, other_id: int) -> bool:
+def _accepted_pairs(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     # Imported here: the contacts app imports chat.events at module level.
-    from contacts.selectors import are_contacts
+    from contacts.selectors import accepted_pairs
 
-    return are_contacts(user_id=user_id, other_id=other_id)
+    return accepted_pairs(pairs=pairs)
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -134,13 +133,8 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
 
     # Who is who: every recipient by email and every sender by id, in one query. The sender
     # is checked too: a socket of a user deactivated a moment ago may not be closed yet.
-    emails = {normalize_email(requests[i].to_email) for i in todo}
     sender_ids = {requests[i].sender_id for i in todo}
-    users = list(
-        get_user_model()
-        .objects.filter(Q(email__in=emails) | Q(pk__in=sender_ids))
-        .values_list("pk", "email", "is_active")
-    )
+    users = user_rows(emails={requests[i].to_email for i in todo}, ids=sender_ids)
     active_by_email = {email: pk for pk, email, active in users if active}
     email_by_id = {pk: email for pk, email, _ in users}
     active_ids = {pk for pk, _, active in users if active}
@@ -148,12 +142,19 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     # Resends: envelopes already stored under these (sender, client_id) pairs.
     stored = sql.stored_for_resend(sender_ids, {requests[i].client_id for i in todo})
 
-    contact: dict[tuple[int, int], bool] = {}
-    new: list[tuple[int, int]] = []  # (request index, recipient id)
+    recipients: dict[int, int] = {}  # request index -> recipient id
     for index in todo:
+        try:
+            recipients[index] = _recipient(requests[index], active_ids, active_by_email, email_by_id)
+        except ChatError as error:
+            results[index] = error
+    # Only between accepted contacts: one query for every pair of the batch.
+    accepted = _accepted_pairs({(requests[index].sender_id, recipient) for index, recipient in recipients.items()})
+
+    new: list[tuple[int, int]] = []  # (request index, recipient id)
+    for index, recipient_id in recipients.items():
         request = requests[index]
         try:
-            recipient_id = _recipient(request, active_ids, active_by_email, email_by_id)
             key = (request.sender_id, request.client_id)
             if key in stored:
                 if stored[key][0] is None:
@@ -162,10 +163,7 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
                     continue
                 results[index] = _duplicate(stored[key], request, recipient_id)
                 continue
-            pair = (request.sender_id, recipient_id)
-            if pair not in contact:
-                contact[pair] = _are_contacts(user_id=request.sender_id, other_id=recipient_id)
-            if not contact[pair]:
+            if (request.sender_id, recipient_id) not in accepted:
                 raise NotAContact()
             stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
             new.append((index, recipient_id))
@@ -317,10 +315,10 @@ def typing_recipient(*, sender, to_email: str) -> int:
     email = normalize_email(to_email)
     if email == sender.email:
         raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
-    recipient_id = get_user_model().objects.filter(email=email, is_active=True).values_list("pk", flat=True).first()
-    if recipient_id is None or not _are_contacts(user_id=sender.pk, other_id=recipient_id):
+    recipient = user_by_email(email=email)
+    if recipient is None or not _accepted_pairs({(sender.pk, recipient.pk)}):
         raise NotAContact()
-    return recipient_id
+    return recipient.pk
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ What a requester sees of a rejected request: exactly what they would see of a pe
 else returns a rejected request to its requester.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +63,22 @@ def are_contacts(*, user_id: int, other_id: int) -> bool:
     if user_id == other_id:
         return False
     return ContactRequest.objects.filter(_pair(user_id, other_id), status=Status.ACCEPTED).exists()
+
+
+def accepted_pairs(*, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The given (user_id, other_id) pairs that are accepted contacts, in one query (the chat
+    app checks a whole batch of envelopes at once)."""
+    wanted = {pair for pair in pairs if pair[0] != pair[1]}
+    if not wanted:
+        return set()
+    ordered = {ContactRequest.ordered_pair(*pair) for pair in wanted}
+    condition = Q()
+    for low, high in ordered:
+        condition |= Q(user_low_id=low, user_high_id=high)
+    accepted = set(
+        ContactRequest.objects.filter(condition, status=Status.ACCEPTED).values_list("user_low_id", "user_high_id")
+    )
+    return {pair for pair in wanted if ContactRequest.ordered_pair(*pair) in accepted}
 
 
 def contact_ids(*, user_id: int) -> list[int]:

@@ -125,3 +125,15 @@ def test_contact_by_email_answers_none_alike_for_strangers_pending_and_unknown(a
     assert selectors.contact_by_email(user_id=carol.id, email=alice.email) is None
     assert selectors.contact_by_email(user_id=alice.id, email="nobody@example.test") is None
     assert selectors.related_by_email(user_id=carol.id, email=alice.email) == alice
+
+
+def test_accepted_pairs_keeps_only_accepted_contacts_in_either_order(alice, bob, django_assert_num_queries):
+    carol, dave = make_user(), make_user()
+    befriend(alice, bob)
+    ask(alice, carol)  # pending
+    reject(dave, alice)
+    pairs = {(alice.id, bob.id), (bob.id, alice.id), (alice.id, carol.id), (dave.id, alice.id), (alice.id, alice.id)}
+    with django_assert_num_queries(1):
+        accepted = selectors.accepted_pairs(pairs=pairs)
+    assert accepted == {(alice.id, bob.id), (bob.id, alice.id)}
+    assert selectors.accepted_pairs(pairs=[]) == set()
