@@ -151,12 +151,14 @@ def contact_request_event(*, request_id: int, from_email: str) -> dict:
 
 
 def contact_request_answered_event(*, request_id: int, by_email: str, accepted: bool) -> dict:
-    """To the requester, once the addressee accepted or declined."""
+    """To the requester, once the addressee accepted. (A rejection is never announced: to
+    its requester a rejected request looks pending, as in Signal.)"""
     return {"type": "contact_request_answered", "id": request_id, "by": by_email, "accepted": accepted}
 
 
 def contact_removed_event(*, email: str) -> dict:
-    """To the other side of a removed contact (`email` is the one who is gone)."""
+    """To both sides of a removed contact (`email` is the contact who is gone from the
+    receiver's list)."""
     return {"type": "contact_removed", "email": email}
 
 
@@ -165,6 +167,7 @@ def prekeys_low_event(*, remaining: int) -> dict:
     return {"type": "prekeys_low", "remaining": remaining}
 
 
-def identity_changed_event(*, email: str) -> dict:
-    """To every contact of a user whose identity key changed (new device, reset)."""
-    return {"type": "identity_changed", "email": email}
+def identity_changed_event(*, email: str, identity_key: str) -> dict:
+    """To every contact and pending counterparty of a user whose identity key changed (a new
+    device): clients warn and hold messages until the user accepts the new key."""
+    return {"type": "identity_changed", "email": email, "identity_key": identity_key}

@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
 from accounts.selectors import user_by_email
-from chat.events import publish_on_commit
+from chat import events
 from contacts.errors import (
     AlreadyContacts,
     AlreadyRequested,
@@ -47,24 +47,25 @@ Status = ContactRequest.Status
 ACTIONS = ("accept", "reject")
 
 
-# --- events (payload builders to move into chat.events) ---------------------------------
+# --- events (payloads built in chat.events) -------------------------------------------------
 
 
 def _announce_request(request: ContactRequest) -> None:
-    publish_on_commit(
-        [request.recipient_id], {"type": "contact_request", "id": request.id, "from": request.requester.email}
-    )
+    event = events.contact_request_event(request_id=request.id, from_email=request.requester.email)
+    events.publish_on_commit([request.recipient_id], event)
 
 
 def _announce_accepted(request: ContactRequest) -> None:
-    publish_on_commit(
-        [request.requester_id],
-        {"type": "contact_request_answered", "id": request.id, "by": request.recipient.email, "accepted": True},
+    event = events.contact_request_answered_event(
+        request_id=request.id, by_email=request.recipient.email, accepted=True
     )
+    events.publish_on_commit([request.requester_id], event)
 
 
-def _announce_removed(*, removed_by: User, other_id: int) -> None:
-    publish_on_commit([other_id], {"type": "contact_removed", "email": removed_by.email})
+def _announce_removed(*, removed_by: User, other: User) -> None:
+    # Both sides: the other person, and the remover's own other tabs.
+    events.publish_on_commit([other.id], events.contact_removed_event(email=removed_by.email))
+    events.publish_on_commit([removed_by.id], events.contact_removed_event(email=other.email))
 
 
 # --- services ----------------------------------------------------------------------------
@@ -166,5 +167,5 @@ def contact_remove(*, user: User, email: str) -> None:
     deleted, _ = ContactRequest.objects.filter(user_low_id=low, user_high_id=high, status=Status.ACCEPTED).delete()
     if not deleted:
         raise NotAContact()
-    _announce_removed(removed_by=user, other_id=other.id)
+    _announce_removed(removed_by=user, other=other)
     logger.info("contact removed users=%s,%s", low, high)

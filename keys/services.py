@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
-from chat.events import publish_on_commit
+from chat import events
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
 from keys import validation
 from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
@@ -46,16 +46,17 @@ class PurgeResult:
     signed_prekeys: int
 
 
-# --- events (payload builders to move into chat.events) ---------------------------------
+# --- events (payloads built in chat.events) -------------------------------------------------
 
 
 def _announce_prekeys_low(*, owner_id: int, remaining: int) -> None:
-    publish_on_commit([owner_id], {"type": "prekeys_low", "remaining": remaining})
+    events.publish_on_commit([owner_id], events.prekeys_low_event(remaining=remaining))
 
 
 def _announce_identity_changed(*, user: User, identity_key: str, user_ids: list[int]) -> None:
     if user_ids:
-        publish_on_commit(user_ids, {"type": "identity_changed", "email": user.email, "identity_key": identity_key})
+        event = events.identity_changed_event(email=user.email, identity_key=identity_key)
+        events.publish_on_commit(user_ids, event)
 
 
 # --- device keys ---------------------------------------------------------------------------

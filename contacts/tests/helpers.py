@@ -11,8 +11,8 @@ from django.db import connection, transaction
 
 from accounts.models import User
 from accounts.services import tokens_issue, user_register
+from chat import events as chat_events
 from contacts import services as contacts_services
-from keys import services as keys_services
 from messenger.testing import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
 
@@ -37,8 +37,7 @@ def published(monkeypatch) -> Published:
         ids = list(user_ids)
         transaction.on_commit(lambda: events.append((ids, event)))
 
-    monkeypatch.setattr(contacts_services, "publish_on_commit", record)
-    monkeypatch.setattr(keys_services, "publish_on_commit", record)
+    monkeypatch.setattr(chat_events, "publish_on_commit", record)
     return events
 
 

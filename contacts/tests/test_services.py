@@ -190,7 +190,10 @@ def test_either_side_removes_the_contact_for_both(alice, bob, remover, published
         services.contact_remove(user=user, email=other.email)
     assert not ContactRequest.objects.exists()
     assert not are_contacts(user_id=alice.id, other_id=bob.id)
-    assert published == [([other.id], {"type": "contact_removed", "email": user.email})]
+    assert published == [
+        ([other.id], {"type": "contact_removed", "email": user.email}),
+        ([user.id], {"type": "contact_removed", "email": other.email}),  # the remover's other tabs
+    ]
 
 
 def test_removing_a_pending_request_is_not_a_contact(alice, bob):
