@@ -4,8 +4,9 @@ Origin: a browser sends cookies with a WebSocket handshake to any site that asks
 this check any web page could open a socket as the signed-in user (cross-site WebSocket
 hijacking; the prototype accepted any Origin). Channels' `AllowedHostsOriginValidator` reuses
 ALLOWED_HOSTS, where `*` would accept every Origin, and lets a missing Origin through; here the
-Origin must be present, http(s), and its host must match an ALLOWED_HOSTS entry other than
-`*` (or the origin must be listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
+Origin must be present, http(s), the very host and port the handshake was sent to (its Host
+header), and that host must match an ALLOWED_HOSTS entry other than `*` (or the origin must be
+listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
 validated with simplejwt exactly as the REST API does (signature, expiry, token type, active
@@ -28,7 +29,12 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from chat.db import run_in_db_thread
 
 
-def origin_allowed(origin: str | None) -> bool:
+def origin_allowed(origin: str | None, host: str | None = None) -> bool:
+    """Same origin only: the Origin's host and port must be those the request was sent to
+    (its Host header), and that host must be allowed. A page on another port of the same
+    host is another origin but the same *site*, so SameSite cookies alone would let it in.
+    Origins listed in CSRF_TRUSTED_ORIGINS are admitted as the operator said (e.g. a proxy
+    that rewrites Host)."""
     if not origin:
         return False
     try:
@@ -42,10 +48,12 @@ def origin_allowed(origin: str | None) -> bool:
     normalised = f"{parts.scheme}://{parts.netloc}".lower()
     if normalised in (o.rstrip("/").lower() for o in settings.CSRF_TRUSTED_ORIGINS):
         return True
+    if not host or parts.netloc.lower() != host.lower():
+        return False
     # ALLOWED_HOSTS patterns name hosts, not ports (like Django's own host check).
-    host = f"[{hostname}]" if ":" in hostname else hostname
+    bare_host = f"[{hostname}]" if ":" in hostname else hostname
     patterns = [pattern for pattern in settings.ALLOWED_HOSTS if pattern != "*"]
-    return validate_host(host, patterns)
+    return validate_host(bare_host, patterns)
 
 
 class StrictOriginValidator:
@@ -56,12 +64,9 @@ class StrictOriginValidator:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
-            origin = None
-            for name, value in scope.get("headers", ()):
-                if name == b"origin":
-                    origin = value.decode("latin1")
-                    break
-            if not origin_allowed(origin):
+            headers = dict(scope.get("headers", ()))
+            origin, host = headers.get(b"origin"), headers.get(b"host")
+            if not origin_allowed(origin and origin.decode("latin1"), host and host.decode("latin1")):
                 denier = WebsocketDenier()
                 return await denier(scope, receive, send)
         return await self.application(scope, receive, send)

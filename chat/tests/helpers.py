@@ -11,7 +11,8 @@ from django.conf import settings
 from chat.routing import websocket_application
 from messenger.testing import Account
 
-ORIGIN = "http://localhost"
+HOST = "localhost"
+ORIGIN = f"http://{HOST}"
 
 
 def make_contacts(a: Account, b: Account) -> None:
@@ -33,7 +34,7 @@ def access_cookie(account: Account) -> str:
 
 
 def ws_headers(token: str | None = None, origin: str | None = ORIGIN) -> list[tuple[bytes, bytes]]:
-    headers = []
+    headers = [(b"host", HOST.encode())]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     if token is not None:

@@ -63,6 +63,14 @@ async def test_socket_from_a_foreign_origin_is_refused(alice):
     await socket.disconnect()
 
 
+async def test_socket_from_another_port_of_the_same_host_is_refused(alice):
+    """Same site (so SameSite cookies are sent) but another origin: another app on the host."""
+    socket = communicator(alice, origin="http://localhost:9999")
+    connected, _ = await socket.connect()
+    assert not connected
+    await socket.disconnect()
+
+
 async def test_socket_without_origin_is_refused(alice):
     socket = communicator(alice, origin=None)
     connected, _ = await socket.connect()
