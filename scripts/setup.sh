@@ -55,7 +55,7 @@ ensure_venv() {
   local reqs=requirements.txt
   [ "$MODE" = dev ] && reqs=requirements-dev.txt
   local hash
-  hash="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+  hash="$(cat requirements.txt requirements-dev.txt requirements-client.txt | sha256sum | cut -c1-16)"
   # A dev install includes the runtime dependencies, so it satisfies both modes.
   if [ -f ".venv/.installed-$hash-dev" ] || [ -f ".venv/.installed-$hash-$MODE" ]; then return 0; fi
   log "installing Python dependencies ($reqs)"
