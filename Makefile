@@ -9,3 +9,8 @@ test:  ## install everything and run the whole test suite (JS, SQLite, MariaDB +
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench:  ## the chat load generator (full matrix, a few minutes) and the protocol benchmark
+	scripts/setup.sh dev
+	.venv/bin/python bench/chat_bench.py
+	node bench/crypto_bench.mjs
