@@ -6,18 +6,14 @@ a file so tests can check that no plaintext or key ever reaches it. Browser test
 pytest-django test database: the server has its own.
 """
 
-import os
-import secrets
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.live_server import migrate, server_env, start_daphne, stop_daphne
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -29,7 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long passphrase for tests"
 
 
@@ -42,12 +37,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="browser tests run once, in the embedded pass"))
         elif not Path(CHROMIUM).exists():
             item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -68,58 +57,12 @@ def messenger_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-server")
     db_path = tmp / "db.sqlite3"
     log_path = tmp / "server.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.browser.server_settings",
-        "ENV_FILE": "",
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "AUTH_COOKIE_SECURE": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": f"sqlite:///{db_path}",
-        "REDIS_URL": "",
-        "SECRET_KEY": "browser-secret-" + secrets.token_hex(24),
-        "JWT_SIGNING_KEY": "browser-jwt-" + secrets.token_hex(24),
-        "PASSWORD_PEPPER": "browser-pepper-" + secrets.token_hex(24),
-        "RATE_LIMITS_ENABLED": "false",
-        "LOG_LEVEL": "DEBUG",
-        "PYTHONUNBUFFERED": "1",
-    }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
-    )
-    port = _free_port()
-    daphne = ROOT / ".venv" / "bin" / "daphne"
-    command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [*command, "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("daphne did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
+    env = server_env("browser", DATABASE_URL=f"sqlite:///{db_path}", REDIS_URL="", LOG_LEVEL="DEBUG")
+    migrate(env)
+    process, url, log = start_daphne(env, log_path)
     server = LiveServer(url=url, db_path=db_path, log_path=log_path, process=process)
     yield server
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_daphne(process, log)
 
 
 @pytest.fixture(scope="package")

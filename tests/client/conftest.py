@@ -8,10 +8,7 @@ test suite's cheaper password hasher) and without rate limits.
 
 import os
 import secrets
-import socket
 import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -20,19 +17,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live_server import migrate, server_env, start_daphne, stop_daphne
+
 PASSWORD = "a long password for client tests"
 PASSPHRASE = "state file passphrase"
 
 
 def on_mysql() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -62,52 +54,9 @@ def _mysql(database_url: str, sql: str) -> None:
         connection.close()
 
 
-def start_daphne(env: dict, log_path: Path) -> tuple[subprocess.Popen, str, object]:
-    """One more daphne process with ``env`` (an already migrated database) on a free port."""
-    port = _free_port()
-    daphne = ROOT / ".venv" / "bin" / "daphne"
-    command = [str(daphne)] if daphne.exists() else [sys.executable, "-m", "daphne"]
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [*command, "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("daphne did not start:\n" + log_path.read_text(errors="replace")[-3000:])
-        time.sleep(0.2)
-    return process, url, log
-
-
 def start_server(tmp: Path, **extra_env: str) -> tuple[Server, callable]:
     log_path = tmp / "server.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.browser.server_settings",
-        "ENV_FILE": "",
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "AUTH_COOKIE_SECURE": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECRET_KEY": "client-secret-" + secrets.token_hex(24),
-        "JWT_SIGNING_KEY": "client-jwt-" + secrets.token_hex(24),
-        "PASSWORD_PEPPER": "client-pepper-" + secrets.token_hex(24),
-        "RATE_LIMITS_ENABLED": "false",
-        "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = server_env("client", LOG_LEVEL="INFO")
     cleanup = []
     if on_mysql():
         base = os.environ["DATABASE_URL"]
@@ -121,18 +70,11 @@ def start_server(tmp: Path, **extra_env: str) -> tuple[Server, callable]:
         env["DATABASE_URL"] = f"sqlite:///{tmp / 'db.sqlite3'}"
         env["REDIS_URL"] = ""
     env.update(extra_env)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=180
-    )
+    migrate(env)
     process, url, log = start_daphne(env, log_path)
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop_daphne(process, log)
         for step in cleanup:
             step()
 
@@ -151,9 +93,4 @@ def second_process(client_server, tmp_path):
     """Another daphne process on the same database (and Redis, in the MariaDB + Redis pass)."""
     process, url, log = start_daphne(client_server.env, tmp_path / "second.log")
     yield url
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_daphne(process, log)

@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from messenger_client.cli import main
-from tests.client.conftest import PASSPHRASE, PASSWORD, ROOT
+from tests.client.conftest import PASSPHRASE, PASSWORD
 from tests.client.helpers import new_email
+from tests.live_server import ROOT
 
 
 @pytest.fixture
