@@ -34,6 +34,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -209,7 +210,8 @@ class Client:
     async def open(self) -> None:
         from websockets.asyncio.client import connect
 
-        headers = {"Origin": f"http://{HOST}"}
+        # The server admits only its own origin: the same host and port as the socket's URL.
+        headers = {"Origin": "http://" + urlsplit(self.url).netloc}
         if self.token:
             headers["Cookie"] = f"access_token={self.token}"
         self.ws = await connect(self.url, additional_headers=headers, compression=None, proxy=None, max_queue=None)

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jwt
 from django.conf import settings
@@ -28,7 +28,6 @@ from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 DAPHNE = str(Path(sys.executable).with_name("daphne"))
-ORIGIN = "http://127.0.0.1"
 
 
 def free_port() -> int:
@@ -137,7 +136,11 @@ class Client:
     async def open(self) -> "Client":
         self.ws = await connect(
             self.url,
-            additional_headers={"Cookie": f"{settings.AUTH_COOKIE_ACCESS}={self.token}", "Origin": ORIGIN},
+            additional_headers={
+                "Cookie": f"{settings.AUTH_COOKIE_ACCESS}={self.token}",
+                # The server admits only its own origin: the same host and port as the URL.
+                "Origin": "http://" + urlsplit(self.url).netloc,
+            },
             compression=None,
             proxy=None,
             open_timeout=10,
