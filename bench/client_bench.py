@@ -11,8 +11,9 @@ one event loop). One daphne process on loopback.
 
 Prints one line in bench/chat_bench.py's format (delivered messages per second, per server
 CPU-second, latency from send() called to the decrypted message handed to the recipient, errors,
-server memory, server and client CPU), so it can be compared with chat_bench's opaque-envelope
-figures: the difference is the client-side protocol and state-file cost.
+server memory, server and client CPU), then the same load as opaque envelopes measured by
+bench/chat_bench.py right after it: the difference is the client-side protocol and state-file
+cost.
 
 Bounded on purpose: loopback only, at most 200 pairs, --timeout seconds for the load. The server
 runs with RATE_LIMITS_ENABLED=false and the test suite's fast password hasher (registration is
@@ -257,6 +258,25 @@ def main() -> None:
         stop()
     result["name"] = f"{args.backend}, sdk x3dh+ratchet"
     print_result(result)
+    print_opaque_baseline(args)
+
+
+def print_opaque_baseline(args: argparse.Namespace) -> None:
+    """The same load as opaque envelopes (bench/chat_bench.py: no client-side crypto, same
+    pairs, messages and window), printed under ours so the cost of encryption shows."""
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("chat_bench.py")),
+        *("--backend", args.backend, "--processes", "1", "--pairs", str(args.pairs)),
+        *("--messages", str(args.messages), "--inflight", str(args.pairs * args.inflight)),
+        *("--timeout", str(args.timeout)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout + 120, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        print(f"opaque baseline failed (bench/chat_bench.py exit {done.returncode}): {done.stderr[-500:]}")
+        return
+    print(lines[-1].replace(f"{args.backend}, 1 process(es)", f"{args.backend}, opaque envelopes", 1))
 
 
 if __name__ == "__main__":
