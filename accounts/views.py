@@ -51,7 +51,9 @@ class RegisterView(APIView):
         auth=[],
     )
     def post(self, request):
-        services.registration_rate_limit(email=str(request.data.get("email", "")), ip=client_ip(request))
+        # Counted before validation (so invalid attempts cost too); the body may be any JSON.
+        email = request.data.get("email", "") if isinstance(request.data, dict) else ""
+        services.registration_rate_limit(email=str(email), ip=client_ip(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**serializer.validated_data)

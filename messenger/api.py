@@ -5,7 +5,8 @@ for validation failures, so clients can show a reason and never have to parse HT
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -50,3 +51,11 @@ def _flatten(value):
             return [str(v) for v in value]
         return [_flatten(v) for v in value]
     return [str(value)]
+
+
+def not_found(request, exception=None):
+    """404 for URLs that match no route: JSON under /api/ (clients parse every answer there),
+    Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "No such API route."}, status=404)
+    return page_not_found(request, exception)
