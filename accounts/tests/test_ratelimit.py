@@ -105,3 +105,12 @@ def test_concurrent_hits_never_exceed_the_burst(settings):
     for thread in threads:
         thread.join()
     assert (len(allowed), len(denied)) == (5, 7)
+
+
+def test_purge_command_reports_what_it_deleted(capsys):
+    from django.core.management import call_command
+
+    rate_limit_hit("login_ip", "1.2.3.4", now=0.0)
+    call_command("purge_rate_limits")
+    assert "Deleted 1 full rate-limit buckets." in capsys.readouterr().out
+    assert not RateLimitBucket.objects.exists()
