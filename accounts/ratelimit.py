@@ -39,7 +39,6 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
         return
     burst, period = parse_limit(settings.RATE_LIMITS[scope])
     interval = period / burst
-    now = time.time() if now is None else now
     key = _bucket_key(scope, str(subject))
 
     # Make sure the row exists first, outside the locking transaction: INSERT IGNORE (or
@@ -49,6 +48,9 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
     RateLimitBucket.objects.bulk_create([RateLimitBucket(key=key, tat=0.0)], ignore_conflicts=True)
     with transaction.atomic():
         bucket = RateLimitBucket.objects.select_for_update().get(key=key)
+        # The clock is read once the row is locked: a request that read it earlier but got
+        # the lock later would otherwise be judged against a newer bucket with an older time.
+        now = time.time() if now is None else now
         new_tat = max(bucket.tat, now) + interval
         allowed_at = new_tat - burst * interval
         if allowed_at > now:
