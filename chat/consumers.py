@@ -17,7 +17,9 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect (or `sync` frame).
+anything not acknowledged is sent again on the next connect (or `sync` frame). Receipts go
+the other way: the sender's client asks where its unconfirmed envelopes stand (`receipts`
+frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
 """
 
 import asyncio
@@ -214,6 +216,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             {"type": events.PUSH_EVENT, "event": events.typing_event(sender_email=self.user.email, state=state)},
         )
 
+    async def _frame_receipts(self, frame: dict) -> None:
+        """Where the user's own sent envelopes stand (the receipts a push may have lost)."""
+        ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("receipts", self.user.pk)
+        await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
+
     async def _frame_sync(self, frame: dict) -> None:
         """Send the backlog again (after the client suspects a dropped push)."""
         await self._deliver_backlog()
@@ -224,4 +232,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
         "read": _frame_read,
         "typing": _frame_typing,
         "sync": _frame_sync,
+        "receipts": _frame_receipts,
     }

@@ -9,6 +9,7 @@ All server frames are built here, so the WebSocket protocol can be read in one p
     message                   id, client_id, from, kind, body, sent_at
     sent                      client_id, id            (to the sender's socket that sent it)
     delivered / read          ids                      (to every socket of the sender)
+    receipts                  delivered, read, unknown (to the socket that asked, see below)
     queue_empty                                        (after the backlog on connect)
     error                     code, detail [, client_id, retry_after]
     typing                    from, state
@@ -123,6 +124,11 @@ def delivered_event(*, ids: list[int]) -> dict:
 
 def read_event(*, ids: list[int]) -> dict:
     return {"type": "read", "ids": ids}
+
+
+def receipts_event(*, delivered: list[int], read: list[int], unknown: list[int]) -> dict:
+    """The answer to a sender's `receipts` question (chat.selectors.envelope_receipts)."""
+    return {"type": "receipts", "delivered": delivered, "read": read, "unknown": unknown}
 
 
 def queue_empty_event() -> dict:

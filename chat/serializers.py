@@ -3,8 +3,9 @@ carry the same fields (see chat.events)."""
 
 from rest_framework import serializers
 
+from chat.errors import InvalidFrame
 from chat.models import Envelope
-from chat.validation import MAX_IDS_PER_FRAME
+from chat.validation import MAX_IDS_PER_FRAME, ids_parse
 
 
 class SendSerializer(serializers.Serializer):
@@ -52,4 +53,29 @@ class ReceiptSerializer(serializers.Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="The ids this call marked (the others were not yours, or were already marked).",
+    )
+
+
+class ReceiptsQuerySerializer(serializers.Serializer):
+    ids = serializers.CharField(
+        max_length=MAX_IDS_PER_FRAME * 21,
+        help_text=f"Comma-separated ids of envelopes you sent (1 to {MAX_IDS_PER_FRAME}).",
+    )
+
+    def validate_ids(self, value: str) -> list[int]:
+        try:
+            return ids_parse([int(part) for part in value.split(",")])
+        except ValueError:
+            raise serializers.ValidationError("ids must be comma-separated positive integers.") from None
+        except InvalidFrame as error:
+            raise serializers.ValidationError(error.detail) from None
+
+
+class ReceiptsSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='Always "receipts".')
+    delivered = serializers.ListField(child=serializers.IntegerField(), help_text="Delivered, not read yet.")
+    read = serializers.ListField(child=serializers.IntegerField())
+    unknown = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Not an envelope you sent, or an undelivered one deleted at the end of retention.",
     )

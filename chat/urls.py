@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.MessagesView.as_view(), name="messages"),
     path("ack", views.AckView.as_view(), name="ack"),
     path("read", views.ReadView.as_view(), name="read"),
+    path("receipts", views.ReceiptsView.as_view(), name="receipts"),
 ]

@@ -16,6 +16,8 @@ from chat.serializers import (
     PendingQuerySerializer,
     PendingSerializer,
     ReceiptSerializer,
+    ReceiptsQuerySerializer,
+    ReceiptsSerializer,
     SendSerializer,
     SentSerializer,
 )
@@ -94,3 +96,19 @@ class ReadView(APIView):
         serializer.is_valid(raise_exception=True)
         result = services.envelopes_mark_read(user_id=request.user.pk, ids=serializer.validated_data["ids"])
         return Response({"ids": result.marked})
+
+
+class ReceiptsView(APIView):
+    """Where envelopes you sent stand: the receipts a push may have missed."""
+
+    @extend_schema(
+        parameters=[ReceiptsQuerySerializer],
+        responses={200: ReceiptsSerializer, 400: ERRORS[400], 401: ERRORS[401], 429: ERRORS[429]},
+        description="The same answer as the socket's `receipts` frame. Ids of envelopes you did "
+        "not send are `unknown`, like ids that do not exist.",
+    )
+    def get(self, request):
+        query = ReceiptsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rate_limit_hit("receipts", str(request.user.pk))
+        return Response(selectors.envelope_receipts(user_id=request.user.pk, ids=query.validated_data["ids"]))

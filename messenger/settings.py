@@ -230,6 +230,8 @@ RATE_LIMITS = {
     "prekey_bundle": env.str("RATE_LIMIT_PREKEY_BUNDLE", default="6/3600"),
     "message_send": env.str("RATE_LIMIT_MESSAGE_SEND", default="60/10"),
     "typing": env.str("RATE_LIMIT_TYPING", default="20/10"),
+    # Receipt questions (up to 1,000 ids each): a client asks once per connect.
+    "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
 }
 
 # --- CHANNEL_LAYERS ---------------------------------------------------------------------

@@ -335,6 +335,70 @@ async def test_read_marks_read_and_tells_the_sender(contacts):
     await bob_socket.disconnect()
 
 
+async def test_a_sender_offline_when_its_envelopes_were_read_learns_it_on_reconnect(contacts):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    first = await send_and_confirm(alice_socket, bob)
+    second = await send_and_confirm(alice_socket, bob)
+    third = await send_and_confirm(alice_socket, bob)
+    await alice_socket.disconnect()  # the receipts pushed now reach nobody
+    bob_socket, _ = await open_socket(bob, expect_backlog=3)
+    await send_frame(bob_socket, {"type": "ack", "ids": [first["id"], second["id"]]})
+    await send_frame(bob_socket, {"type": "read", "ids": [first["id"]]})
+    await send_frame(bob_socket, {"type": "sync"})  # frames are handled in order: both receipts are stored
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+
+    alice_socket, _ = await open_socket(alice)
+    await send_frame(alice_socket, {"type": "receipts", "ids": [third["id"], second["id"], first["id"]]})
+
+    assert await receive(alice_socket) == {
+        "type": "receipts",
+        "delivered": [second["id"]],
+        "read": [first["id"]],
+        "unknown": [],
+    }
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_receipts_answer_only_about_the_askers_own_sent_envelopes(contacts, make_account):
+    alice, bob = contacts
+    mallory = await sync_to_async(make_account)()
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    await send_frame(bob_socket, {"type": "read", "ids": [sent["id"]]})
+    assert (await receive(alice_socket))["type"] == "delivered"
+    assert (await receive(alice_socket))["type"] == "read"
+    mallory_socket, _ = await open_socket(mallory)
+
+    # Neither a stranger nor the recipient learns anything about it: it is not theirs.
+    for socket in (mallory_socket, bob_socket):
+        await send_frame(socket, {"type": "receipts", "ids": [sent["id"], sent["id"] + 1000]})
+        assert await receive(socket) == {
+            "type": "receipts",
+            "delivered": [],
+            "read": [],
+            "unknown": [sent["id"], sent["id"] + 1000],
+        }
+    for socket in (alice_socket, bob_socket, mallory_socket):
+        await socket.disconnect()
+
+
+async def test_receipts_questions_are_validated_and_rate_limited(contacts, settings):
+    alice, _ = contacts
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "receipts": "1/60"}
+    socket, _ = await open_socket(alice)
+    await send_frame(socket, {"type": "receipts", "ids": ["1"]})
+    assert (await receive(socket))["code"] == "invalid_ids"
+    await send_frame(socket, {"type": "receipts", "ids": [1]})
+    assert (await receive(socket))["type"] == "receipts"
+    await send_frame(socket, {"type": "receipts", "ids": [1]})
+    answer = await receive(socket)
+    assert (answer["type"], answer["code"]) == ("error", "rate_limited")
+    await socket.disconnect()
+
+
 async def test_reacking_sends_no_second_receipt(contacts):
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)

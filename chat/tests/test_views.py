@@ -100,6 +100,32 @@ def test_read_marks_read(contacts):
     assert Envelope.objects.get().read_at is not None
 
 
+def test_receipts_tell_the_sender_where_its_envelopes_stand_and_nobody_else(contacts, make_account):
+    alice, bob = contacts
+    ids = [send(alice.client, bob).json()["id"] for _ in range(3)]
+    bob.client.post_json(f"{URL}ack", {"ids": ids[:2]})
+    bob.client.post_json(f"{URL}read", {"ids": ids[:1]})
+    query = ",".join(str(pk) for pk in [*ids, ids[-1] + 1000])
+
+    answer = alice.client.get(f"{URL}receipts?ids={query}")
+    assert answer.status_code == 200
+    assert answer.json() == {"type": "receipts", "delivered": [ids[1]], "read": [ids[0]], "unknown": [ids[2] + 1000]}
+    for other in (bob, make_account()):
+        response = other.client.get(f"{URL}receipts?ids={query}")
+        assert response.json()["delivered"] == response.json()["read"] == []
+        assert response.json()["unknown"] == sorted([*ids, ids[-1] + 1000])
+
+
+TOO_MANY = ",".join(str(pk) for pk in range(1, 1002))
+
+
+@pytest.mark.parametrize("query", ["", "ids=", "ids=a,b", "ids=0", "ids=-3", "ids=1,,2", f"ids={TOO_MANY}"])
+def test_receipts_validate_ids(account, query):
+    response = account.client.get(f"{URL}receipts?{query}")
+    assert response.status_code == 400
+    assert "ids" in response.json()["errors"]
+
+
 def test_ack_validates_ids(account):
     assert account.client.post_json(URL + "ack", {"ids": []}).status_code == 400
     assert account.client.post_json(URL + "ack", {"ids": ["x"]}).status_code == 400
