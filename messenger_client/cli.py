@@ -126,6 +126,7 @@ def _show(message: Message) -> str:
 async def cmd_inbox(args) -> None:
     async with _open(args) as client:
         received = await client.fetch()
+        await client.sync_receipts()
         for message in received:
             _out(_show(message))
             if args.read:

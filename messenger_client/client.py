@@ -46,6 +46,7 @@ ONE_TIME_PREKEY_MIN = 25
 SIGNED_PREKEY_ROTATE_SECONDS = 7 * 24 * 3600
 ARCHIVED_SESSIONS = 3
 SEND_TIMEOUT = 10.0
+RECEIPTS_MAX_IDS = 1000  # the server answers about this many envelopes per question
 
 
 @dataclass(frozen=True)
@@ -539,6 +540,24 @@ class Client:
                 return
         await self._api("POST", "messages/read", {"ids": [server_id]})
 
+    async def sync_receipts(self) -> dict:
+        """REST fallback of the socket's ``receipts`` question: where the sent messages still
+        waiting for a read receipt stand (the ``delivered``/``read`` pushes missed while offline)."""
+        ids = self.store.awaiting_receipts(RECEIPTS_MAX_IDS)
+        if not ids:
+            return {"delivered": [], "read": [], "unknown": []}
+        answer = await self._api("GET", "messages/receipts?ids=" + ",".join(str(i) for i in ids))
+        self._apply_receipts(answer)
+        return answer
+
+    def _apply_receipts(self, answer: dict) -> None:
+        def ids(name: str) -> list[int]:
+            return [int(i) for i in answer.get(name, []) if isinstance(i, int)]
+
+        self.store.mark_outgoing(ids("delivered"), "delivered")
+        self.store.mark_outgoing(ids("read"), "read")
+        self.store.mark_expired(ids("unknown"))
+
     def history(self, peer: str | None = None, limit: int = 100) -> list[StoredMessage]:
         return self.store.history(peer, limit)
 
@@ -607,6 +626,7 @@ class Client:
                     self._ws = ws
                     self._connected.set()
                     self._spawn(self._resend_quietly())
+                    self._spawn(self._ask_receipts(ws))
                     self._spawn(self._check_identities_quietly())
                     try:
                         async for raw in ws:
@@ -668,6 +688,8 @@ class Client:
             self._queue_empty.set()
         elif kind in ("delivered", "read"):
             self.store.mark_outgoing([int(i) for i in frame.get("ids", [])], kind)
+        elif kind == "receipts":
+            self._apply_receipts(frame)
         elif kind == "identity_changed" and frame.get("email"):
             self._spawn(self._note_identity_quietly(str(frame["email"])))
             return
@@ -690,6 +712,13 @@ class Client:
     async def _maintain_quietly(self) -> None:
         with contextlib.suppress(ClientError):
             await self.maintain_keys()
+
+    async def _ask_receipts(self, ws) -> None:
+        """Receipt pushes are at-most-once: on every connect, ask where unconfirmed messages stand."""
+        ids = self.store.awaiting_receipts(RECEIPTS_MAX_IDS)
+        if ids:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps({"type": "receipts", "ids": ids}))
 
     async def _resend_quietly(self) -> None:
         with contextlib.suppress(ClientError):

@@ -296,6 +296,24 @@ class Store:
                     "UPDATE messages SET status = ? WHERE direction = 'out' AND server_id = ?", (status, server_id)
                 )
 
+    def awaiting_receipts(self, limit: int) -> list[int]:
+        """Server ids of the newest sent messages whose read receipt has not arrived, oldest first."""
+        rows = self._db.execute(
+            "SELECT server_id FROM messages WHERE direction = 'out' AND server_id IS NOT NULL"
+            " AND status IN ('sent', 'delivered') ORDER BY server_id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [server_id for (server_id,) in reversed(rows)]
+
+    def mark_expired(self, server_ids: list[int]) -> None:
+        """Sent messages the server no longer holds and never delivered (deleted at the end of retention)."""
+        for server_id in server_ids:
+            self._db.execute(
+                "UPDATE messages SET status = 'failed', failure = 'expired before delivery'"
+                " WHERE direction = 'out' AND server_id = ? AND status = 'sent'",
+                (server_id,),
+            )
+
     def mark_incoming_read(self, server_ids: list[int]) -> None:
         for server_id in server_ids:
             self._db.execute(

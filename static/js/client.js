@@ -7,6 +7,7 @@
 //   on every (re)connect the outbox is sent again with the same client_id (the server stores each
 //   client_id once).
 // - Lists (contacts, requests) are re-read from the API on every connect: pushes are at-most-once.
+//   So are receipts: on every connect the client asks where its sent-but-unread messages stand.
 // - Other tabs of the same account hear about changes through a BroadcastChannel and re-read storage.
 import { ApiError, contactsApi, errorMessage, keysApi, refreshSession } from "./api.js";
 import {
@@ -28,10 +29,23 @@ const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 6000;
 const ACK_DELAY_MS = 30;
+// The server answers about at most this many envelopes per `receipts` question.
+const RECEIPTS_MAX_IDS = 1000;
 
 function laterStatus(current, next) {
   if (!(current in STATUS_RANK)) return next === "sent" ? next : current;
   return STATUS_RANK[next] > STATUS_RANK[current] ? next : current;
+}
+
+/** An outgoing record with `status`; it stays in the `awaiting` index until it is read. */
+function withStatus(record, status) {
+  const updated = { ...record, status };
+  if ((status === "sent" || status === "delivered") && typeof record.serverId === "number") {
+    updated.awaiting = record.serverId;
+  } else {
+    delete updated.awaiting;
+  }
+  return updated;
 }
 
 function uuid() {
@@ -127,6 +141,15 @@ export class MessengerClient {
     this.syncFromServer();
     this.flushOutbox();
     this.markActiveRead();
+    this.askReceipts().catch((error) => this.reportError(error));
+  }
+
+  /** The `delivered`/`read` pushes missed while this browser was offline: ask where the newest
+   *  messages still waiting for a read receipt stand (answered by a `receipts` frame). */
+  async askReceipts() {
+    const waiting = await this.store.all("messages", { index: "awaiting" });
+    const ids = waiting.map((m) => m.awaiting).slice(-RECEIPTS_MAX_IDS);
+    if (ids.length && this.socket) this.socket.send({ type: "receipts", ids });
   }
 
   /** Re-reads contacts and requests (events missed while offline are not replayed). */
@@ -207,6 +230,7 @@ export class MessengerClient {
       sent: (frame) => this.onSent(frame),
       delivered: (frame) => this.onReceipt(frame.ids, "delivered"),
       read: (frame) => this.onReceipt(frame.ids, "read"),
+      receipts: (frame) => this.onReceiptsAnswer(frame),
       error: (frame) => this.onServerError(frame),
       typing: (frame) => this.onTyping(frame),
       contact_request: () => this.syncRequests().catch((e) => this.reportError(e)),
@@ -277,7 +301,7 @@ export class MessengerClient {
         if (!record) return { writes };
         let status = laterStatus(record.status, "sent");
         if (early) status = laterStatus(status, early);
-        const updated = { ...record, serverId: frame.id, status };
+        const updated = withStatus({ ...record, serverId: frame.id }, status);
         delete updated.error;
         writes.push({ put: "messages", value: updated });
         return { writes, result: updated };
@@ -306,7 +330,7 @@ export class MessengerClient {
           if (record.direction !== "out") return;
           const next = laterStatus(record.status, status);
           if (next === record.status) return;
-          const changed = { ...record, status: next };
+          const changed = withStatus(record, next);
           writes.push({ put: "messages", value: changed });
           result.push(changed);
         });
@@ -319,6 +343,35 @@ export class MessengerClient {
       emails.add(message.contact);
     }
     for (const email of emails) this.broadcast({ type: "conversation", email });
+  }
+
+  async onReceiptsAnswer(frame) {
+    const list = (ids) => (Array.isArray(ids) ? ids.filter((id) => typeof id === "number") : []);
+    await this.onReceipt(list(frame.delivered), "delivered");
+    await this.onReceipt(list(frame.read), "read");
+    const unknown = list(frame.unknown);
+    if (!unknown.length) return;
+    // Gone from the server: an envelope nobody fetched before the end of retention was deleted.
+    // One the recipient acknowledged is delivered for good; one still "sent" never arrived.
+    const updated = await this.store.update(
+      ["messages"],
+      unknown.map((id) => ({ store: "messages", index: "serverId", key: [id] })),
+      (records) => {
+        const changed = records
+          .filter((record) => record && record.direction === "out" && "awaiting" in record)
+          .map((record) => {
+            if (record.status === "sent") {
+              return { ...withStatus(record, "failed"), error: "It expired on the server before it could be delivered." };
+            }
+            const kept = { ...record };
+            delete kept.awaiting;
+            return kept;
+          });
+        return { writes: changed.map((value) => ({ put: "messages", value })), result: changed };
+      },
+    );
+    for (const message of updated || []) this.state.upsertMessage(message);
+    for (const email of new Set((updated || []).map((m) => m.contact))) this.broadcast({ type: "conversation", email });
   }
 
   async onServerError(frame) {
@@ -341,7 +394,7 @@ export class MessengerClient {
       ([record]) => {
         const writes = [{ delete: "outbox", key: [clientId] }];
         if (!record) return { writes };
-        const updated = { ...record, status: "failed", error: reason };
+        const updated = { ...withStatus(record, "failed"), error: reason };
         writes.push({ put: "messages", value: updated });
         return { writes, result: updated };
       },

@@ -11,16 +11,20 @@
 // Private keys and plaintext stay in this database only; nothing here logs anything.
 
 const DB_NAME = "SecureMessengerDB";
-const DB_VERSION = 1;
+// 2: the messages index `awaiting` (sent messages whose read receipt has not arrived yet).
+const DB_VERSION = 2;
 
 // Store name -> [key path (after "account"), indexes {name: key path}]
 const SCHEMA = {
   // Decrypted history: {account, id, contact, direction: "in"|"out", text, ts, status, serverId?,
-  // unread?: 1, failed?: code}. Outgoing ids are the envelope client_id; incoming ids "in:<id>".
+  // unread?: 1, failed?: code, awaiting?: serverId}. Outgoing ids are the envelope client_id;
+  // incoming ids "in:<id>". `awaiting` is set on outgoing messages the server stored whose read
+  // receipt has not arrived: on every connect the client asks the server where they stand.
   messages: [["account", "id"], {
     conversation: ["account", "contact", "ts"],
     serverId: ["account", "serverId"],
     unread: ["account", "contact", "unread"],
+    awaiting: ["account", "awaiting"],
   }],
   // Pending requests mirrored from the server: {account, id, email, direction, created_at}
   contactRequests: [["account", "id"], {}],
@@ -55,13 +59,16 @@ export function openDatabase() {
   if (!dbPromise) {
     dbPromise = new Promise((resolve, reject) => {
       const request = indexedDB.open(DB_NAME, DB_VERSION);
-      request.onupgradeneeded = () => {
+      request.onupgradeneeded = (event) => {
         const db = request.result;
+        const tx = request.transaction;
         for (const [name, [keyPath, indexes]] of Object.entries(SCHEMA)) {
-          if (db.objectStoreNames.contains(name)) continue;
-          const store = db.createObjectStore(name, { keyPath });
-          for (const [indexName, indexPath] of Object.entries(indexes)) store.createIndex(indexName, indexPath);
+          const store = db.objectStoreNames.contains(name) ? tx.objectStore(name) : db.createObjectStore(name, { keyPath });
+          for (const [indexName, indexPath] of Object.entries(indexes)) {
+            if (!store.indexNames.contains(indexName)) store.createIndex(indexName, indexPath);
+          }
         }
+        if (event.oldVersion === 1) markAwaiting(tx.objectStore("messages"));
       };
       request.onsuccess = () => {
         const db = request.result;
@@ -74,6 +81,19 @@ export function openDatabase() {
     });
   }
   return dbPromise;
+}
+
+/** Upgrade from version 1: sent messages still waiting for their read receipt join `awaiting`. */
+function markAwaiting(messages) {
+  messages.openCursor().onsuccess = (event) => {
+    const cursor = event.target.result;
+    if (!cursor) return;
+    const m = cursor.value;
+    if (m.direction === "out" && typeof m.serverId === "number" && (m.status === "sent" || m.status === "delivered")) {
+      cursor.update({ ...m, awaiting: m.serverId });
+    }
+    cursor.continue();
+  };
 }
 
 export function accountKey(user) {

@@ -151,6 +151,27 @@ def test_messages_to_an_offline_contact_arrive_in_order_when_they_come_back_and_
     expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["back again"])
 
 
+def test_a_sender_who_was_offline_when_its_messages_were_read_sees_read_when_it_comes_back(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    bob.go_offline()
+    alice.open_chat(bob)
+    alice.send("read while you were away")
+    expect(alice.outgoing("read while you were away").locator("[data-status]")).to_have_attribute("data-status", "sent")
+    alice.go_offline()  # the receipts Bob's browser sends now are pushed to nobody
+
+    bob.come_back()
+    bob.open_chat(alice)
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(["read while you were away"])
+
+    alice.come_back()
+    alice.open_chat(bob)
+    expect(alice.outgoing("read while you were away").locator("[data-status]")).to_have_attribute("data-status", "read")
+    # Nothing is left to ask about: a read message leaves the `awaiting` index.
+    assert [m for m in alice.local_records("messages") if "awaiting" in m] == []
+
+
 def test_messages_written_while_the_socket_is_down_wait_in_the_outbox_and_go_out_on_reconnect(people):
     alice = people("alice").register()
     bob = people("bob").register()

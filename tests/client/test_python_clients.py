@@ -68,6 +68,35 @@ async def test_offline_recipient_gets_messages_later_over_rest_and_history_survi
             assert texts[-2:] == ["back now", "still works"]
 
 
+async def test_receipts_missed_while_offline_arrive_on_the_next_connect_or_over_rest(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        # Alice has no socket: whatever Bob's receipts push now reaches nobody.
+        read = await alice.send(bob.email, "to be read")
+        delivered = await alice.send(bob.email, "to be delivered")
+        received = await bob.fetch()
+        await bob.mark_read(received[0])
+
+        def statuses():
+            return {m.server_id: m.status for m in alice.history(bob.email) if m.direction == "out"}
+
+        assert statuses() == {read.id: "sent", delivered.id: "sent"}
+        answer = await alice.sync_receipts()  # the REST question
+        assert (answer["read"], answer["delivered"]) == ([read.id], [delivered.id])
+        assert statuses() == {read.id: "read", delivered.id: "delivered"}
+
+        await bob.mark_read(received[1])
+        await alice.connect()  # the socket asks on connect
+        for _ in range(50):
+            if statuses()[delivered.id] == "read":
+                break
+            await asyncio.sleep(0.1)
+        assert statuses() == {read.id: "read", delivered.id: "read"}
+        assert alice.store.awaiting_receipts(10) == []
+
+
 async def test_state_file_keeps_secrets_sealed_and_needs_the_passphrase(client_server, tmp_path):
     alice = await registered(client_server.url, tmp_path, "alice")
     bob = await registered(client_server.url, tmp_path, "bob")

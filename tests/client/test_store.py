@@ -55,3 +55,21 @@ def test_identity_keys_are_trusted_on_first_use_and_a_change_waits_for_acceptanc
 def test_an_empty_passphrase_is_refused(tmp_path):
     with pytest.raises(ClientError):
         Store(tmp_path / "state.sqlite3", "")
+
+
+def test_messages_awaiting_receipts_are_the_newest_unread_sent_ones_and_expire_only_if_undelivered(tmp_path):
+    store = Store(tmp_path / "state.sqlite3", "passphrase")
+    for server_id, status in [(1, "sent"), (2, "delivered"), (3, "read"), (4, "sent"), (5, "sent")]:
+        store.add_message(peer="bob@example.test", direction="out", status=status, text="x", server_id=server_id)
+    store.add_message(peer="bob@example.test", direction="out", status="pending", text="not stored yet")
+    store.add_message(peer="bob@example.test", direction="in", status="received", text="y", server_id=6)
+    assert store.awaiting_receipts(10) == [1, 2, 4, 5]
+    assert store.awaiting_receipts(2) == [4, 5]
+    store.mark_expired([1, 2, 6])
+    assert [(m.server_id, m.status) for m in store.history("bob@example.test") if m.server_id in (1, 2, 6)] == [
+        (1, "failed"),
+        (2, "delivered"),
+        (6, "received"),
+    ]
+    assert store.awaiting_receipts(10) == [2, 4, 5]
+    store.close()
