@@ -105,6 +105,28 @@ async def test_reconnect_on_the_other_process_redelivers_what_was_not_acked(clus
         await recipient.close()
 
 
+async def test_a_sender_offline_when_its_envelopes_were_read_gets_the_receipts_on_the_other_process(cluster, pair):
+    alice, bob = pair
+    sender = await open_client(cluster, 0, alice)
+    await send_all(sender, [send_frame(bob, n) for n in range(3)])
+    await sender.wait_for(lambda: len(sender.of_type("sent")) == 3)
+    ids = [f["id"] for f in sender.of_type("sent")]
+    await sender.close()  # the receipts below are pushed to nobody
+    recipient = await open_client(cluster, 1, bob)
+    try:
+        await recipient.send({"type": "read", "ids": ids[:1]})
+        await recipient.send({"type": "sync"})  # answered after the receipts are stored
+        await recipient.wait_for(lambda: len(recipient.of_type("queue_empty")) == 2)
+
+        again = await open_client(cluster, 1, alice)
+        await again.send({"type": "receipts", "ids": ids})
+        await again.wait_for(lambda: again.of_type("receipts"))
+        assert again.of_type("receipts") == [{"type": "receipts", "delivered": ids[1:], "read": ids[:1], "unknown": []}]
+        await again.close()
+    finally:
+        await recipient.close()
+
+
 async def test_recipient_connection_killed_mid_stream_loses_nothing(cluster, pair):
     alice, bob = pair
     total = 200
