@@ -490,6 +490,28 @@ export class MessengerClient {
     this.flushOutbox();
   }
 
+  /**
+   * Sends a failed message again, from its stored text. It goes back into the outbox without a
+   * body, so flushOutbox encrypts it afresh (encryptHeld), under the same client_id: the server
+   * never stored that id (it refused it, or deleted it undelivered at the end of retention).
+   */
+  async retryMessage(id) {
+    this.seq += 1;
+    const seq = Date.now() * 1000 + (this.seq % 1000);
+    const message = await this.store.update(["messages", "outbox"], [{ store: "messages", key: [id] }], ([record]) => {
+      if (!record || record.direction !== "out" || record.status !== "failed") return { writes: [] };
+      const retry = withStatus(record, "sending");
+      delete retry.error;
+      delete retry.serverId;
+      const entry = { clientId: record.id, seq, to: record.contact };
+      return { writes: [{ put: "messages", value: retry }, { put: "outbox", value: entry }], result: retry };
+    });
+    if (!message) return;
+    this.state.upsertMessage(message);
+    this.broadcast({ type: "conversation", email: message.contact });
+    this.flushOutbox();
+  }
+
   /** A message that could not be encrypted yet: queued (network, identity change) or failed. */
   async keepUnencrypted(message, outbox, error) {
     if (error instanceof IdentityChangedError) {

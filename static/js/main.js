@@ -81,6 +81,7 @@ async function start() {
       openConversation: (email) => client.openConversation(email),
       closeConversation: () => client.closeConversation(),
       sendText: (email, text) => client.sendText(email, text),
+      retryMessage: (id) => client.retryMessage(id),
       typing: (email) => client.typingInput(email),
       requestContact: (email) => client.requestContact(email),
       answerRequest: (id, action) => client.answerRequest(id, action),

@@ -1,7 +1,9 @@
 """Two people register, become contacts and talk, in real Chromium through the UI."""
 
 import base64
+import json
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -195,6 +197,53 @@ def test_messages_written_while_the_socket_is_down_wait_in_the_outbox_and_go_out
         ["before the outage", "written offline 1", "written offline 2"]
     )
     expect(alice.outgoing("written offline 2").locator("[data-status]")).to_have_attribute("data-status", "read")
+
+
+def test_a_message_the_server_failed_to_handle_is_marked_not_sent_and_goes_out_on_retry(people):
+    alice = people("alice")
+    failures = {"next_send": False}
+
+    def route(ws):
+        # Between Alice's page and the real server: one `send` answered with the error frame the
+        # server sends when it could not handle a frame (a database failure, say).
+        server = ws.connect_to_server()
+
+        def from_page(message):
+            frame = json.loads(message)
+            if frame.get("type") == "send" and failures["next_send"]:
+                failures["next_send"] = False
+                detail = "The server could not handle this frame."
+                ws.send(
+                    json.dumps(
+                        {"type": "error", "code": "server_error", "detail": detail, "client_id": frame["client_id"]}
+                    )
+                )
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    alice.context.route_web_socket(re.compile(r"/ws/chat/$"), route)
+    alice.register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    bob.open_chat(alice)
+
+    failures["next_send"] = True
+    alice.send("the first try fails")
+    failed = alice.outgoing("the first try fails")
+    expect(failed.locator("[data-status]")).to_have_attribute("data-status", "failed")
+    expect(failed.locator(".status")).to_have_text("Not sent: The server could not handle this frame.")
+    alice.send("the next one goes out")
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(["the next one goes out"])
+
+    failed.get_by_role("button", name="Retry sending").click()
+    expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(
+        ["the next one goes out", "the first try fails"]
+    )
+    expect(failed.locator("[data-status]")).to_have_attribute("data-status", "read")
+    expect(failed.get_by_role("button", name="Retry sending")).to_have_count(0)
 
 
 def test_markup_in_a_message_is_shown_as_text_and_runs_nothing(people):

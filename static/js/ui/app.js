@@ -157,7 +157,16 @@ export function mountApp({ state, actions }) {
     if (message.direction === "in") return null;
     const text = STATUS_TEXT[message.status] || message.status;
     const full = message.status === "failed" && message.error ? `${text}: ${message.error}` : text;
-    return el("span", { class: `status status-${message.status}`, "data-status": message.status, text: full });
+    const status = el("span", { class: `status status-${message.status}`, "data-status": message.status, text: full });
+    if (message.status !== "failed") return status;
+    const retry = el("button", {
+      type: "button",
+      class: "secondary small retry",
+      "aria-label": "Retry sending",
+      text: "Retry",
+      onclick: () => actions.retryMessage(message.id).catch((error) => state.setNotice(errorMessage(error))),
+    });
+    return [status, retry];
   }
 
   function messageItem(message) {
