@@ -198,3 +198,46 @@ def test_the_signed_prekey_is_rotated_on_schedule_and_the_old_one_kept_for_the_g
     bob.send("and back")
     expect(alice.page.locator("#messages li.message.incoming .text").last).to_have_text("and back")
     assert alice.page_errors == []
+
+
+def test_a_signed_prekey_whose_publication_went_unanswered_is_still_retired_and_deleted_in_time(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+
+    # The rotation's PUT reaches the server (key 2 becomes current there) but the answer is lost.
+    signed_prekey_url = re.compile(r".*/api/v1/keys/signed-prekey$")
+
+    def answer_lost(route):
+        route.fetch()
+        route.abort("connectionreset")
+
+    alice.page.route(signed_prekey_url, answer_lost)
+    alice.change_local_record("meta", "signedPrekey", {"createdAt": days_ago_ms(ROTATE_DAYS + 1)})
+    alice.page.reload()
+    alice.wait_ready()
+    expect(alice.page.locator("#notice-text")).to_contain_text("Could not update your encryption keys")
+    alice.wait_for_prekey_status(lambda s: s["signed_prekey_id"] == 2, "signed prekey 2 current on the server")
+    assert alice.local_record("meta", "signedPrekey")["value"]["keyId"] == 1
+    # Key 2 is what contacts get now, so its private half must be there.
+    bob.open_chat(alice)
+    bob.send("made with the key whose answer was lost")
+    alice.open_chat(bob)
+    expect(incoming(alice)).to_have_text(["made with the key whose answer was lost"])
+
+    # The next start rotates again (key 3); both earlier keys are retired, not only key 1.
+    alice.page.unroute(signed_prekey_url)
+    alice.page.reload()
+    alice.wait_ready()
+    alice.wait_for_prekey_status(lambda s: s["signed_prekey_id"] == 3, "signed prekey 3 published")
+    assert alice.local_record("meta", "signedPrekey")["value"]["keyId"] == 3
+    for name in ("spk:1", "spk:2"):
+        assert alice.local_record("signalKeys", name)["value"].get("retiredAt"), f"{name} not retired"
+
+    # Past the grace period neither is left.
+    for name in ("spk:1", "spk:2"):
+        alice.change_local_record("signalKeys", name, {"retiredAt": days_ago_ms(GRACE_DAYS + 1)})
+    alice.page.reload()
+    alice.wait_ready()
+    alice.wait_until(lambda: not {"spk:1", "spk:2"} & alice.local_key_names(), "the retired signed prekeys deleted")
+    assert "spk:3" in alice.local_key_names()
