@@ -379,10 +379,16 @@ export function maintainSignedPrekey(store, status, publish) {
         { put: "meta", value: { name: "nextSignedPrekeyId", value: keyId + 1 } },
       ]);
       await publish(publicSignedPrekey(signedPrekey));
+      // Every other signed prekey not yet retired is retired now, not only the one `meta` named:
+      // an earlier rotation whose PUT failed (or whose answer was lost while the server made the
+      // key current) left its private key stored but never recorded as current; retiring it here
+      // keeps it for the grace period (contacts may have its bundle) and then deletes it, instead
+      // of keeping it forever.
       const writes = [{ put: "meta", value: { name: "signedPrekey", value: { keyId, createdAt: now } } }];
-      if (current) {
-        const old = await store.getKey(`spk:${current.keyId}`);
-        if (old) writes.push({ put: "signalKeys", value: { name: `spk:${current.keyId}`, value: { ...old, retiredAt: now } } });
+      for (const record of await store.all("signalKeys")) {
+        const old = record.value;
+        if (!record.name.startsWith("spk:") || old.keyId === keyId || old.retiredAt) continue;
+        writes.push({ put: "signalKeys", value: { name: record.name, value: { ...old, retiredAt: now } } });
       }
       await store.write(writes);
       rotated = true;

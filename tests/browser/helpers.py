@@ -2,6 +2,7 @@
 
 import itertools
 import re
+import time
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -197,3 +198,91 @@ class Person:
         walk(self.local_records("signalKeys"))
         walk(self.local_records("signalSessions"))
         return sorted(found)
+
+    def local_record(self, store: str, name: str, page: Page | None = None):
+        """The record called `name` (signalKeys, meta) of this browser's one account, or None."""
+        found = [r for r in self.local_records(store, page) if r.get("name") == name]
+        assert len(found) <= 1, f"{store} {name}: one account per browser expected"
+        return found[0] if found else None
+
+    def change_local_record(self, store: str, name: str, changes: dict, page: Page | None = None) -> None:
+        """Merges `changes` into the `value` of the record called `name` in IndexedDB, the way
+        time passing would have left it (e.g. an older `createdAt`)."""
+        (page or self.page).evaluate(
+            """async ({store, name, changes}) => {
+              const db = await new Promise((resolve, reject) => {
+                const request = indexedDB.open("SecureMessengerDB");
+                request.onsuccess = () => resolve(request.result);
+                request.onerror = () => reject(request.error);
+              });
+              await new Promise((resolve, reject) => {
+                const tx = db.transaction(store, "readwrite");
+                const objects = tx.objectStore(store);
+                const all = objects.getAll();
+                all.onsuccess = () => {
+                  const matching = all.result.filter((r) => r.name === name);
+                  if (matching.length !== 1) { reject(new Error(`${matching.length} records ${name}`)); return; }
+                  const record = matching[0];
+                  objects.put({...record, value: {...record.value, ...changes}});
+                };
+                tx.oncomplete = resolve;
+                tx.onerror = () => reject(tx.error);
+              });
+              db.close();
+            }""",
+            {"store": store, "name": name, "changes": changes},
+        )
+
+    # --- the API, with this browser's own session ---------------------------------------------
+
+    def api_get(self, path: str, page: Page | None = None) -> dict:
+        """GET `path` with the page's cookies (what the app's own fetch() sends), as JSON."""
+        return (page or self.page).evaluate(
+            """async (path) => {
+              const response = await fetch(path, {credentials: "same-origin"});
+              if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+              return response.json();
+            }""",
+            path,
+        )
+
+    def prekey_status(self) -> dict:
+        return self.api_get("/api/v1/keys/prekeys/count")
+
+    def claim_bundles(self, other: "Person", count: int) -> list[dict]:
+        """Fetches `other`'s key bundle `count` times, each claiming one of their one-time
+        prekeys: what `count` first messages from contacts would take."""
+        return self.page.evaluate(
+            """async ({email, count}) => {
+              const bundles = [];
+              for (let i = 0; i < count; i += 1) {
+                const response = await fetch(`/api/v1/keys/bundle/${encodeURIComponent(email)}`);
+                if (!response.ok) throw new Error(`bundle: HTTP ${response.status}`);
+                bundles.push(await response.json());
+              }
+              return bundles;
+            }""",
+            {"email": other.email, "count": count},
+        )
+
+    def wait_for_prekey_status(self, predicate, what: str) -> dict:
+        """Polls GET keys/prekeys/count (from this browser) until `predicate(status)` holds."""
+        last: dict = {}
+
+        def reached() -> bool:
+            last.update(self.prekey_status())
+            return predicate(last)
+
+        try:
+            self.wait_until(reached, what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last status {last}") from None
+        return last
+
+    def wait_until(self, condition, what: str, timeout_ms: int = TIMEOUT) -> None:
+        """Polls `condition()` (something outside the DOM, e.g. IndexedDB or the API) until it holds."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {what}: not reached in {timeout_ms} ms")
+            self.page.wait_for_timeout(200)
