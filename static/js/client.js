@@ -384,6 +384,9 @@ export class MessengerClient {
       await this.failMessage(frame.client_id, frame.detail || "The server refused this message.");
       return;
     }
+    // A throttled background frame (typing, a receipts question after many reconnects) costs the
+    // user nothing: it is sent again next time. Anything else is worth telling.
+    if (frame.code === "rate_limited") return;
     this.state.setNotice(frame.detail || "The server reported an error.");
   }
 
