@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.exceptions import ChannelFull
 
-from chat.layers import IndexedInMemoryChannelLayer
+from chat.layers import ChannelQueue, IndexedInMemoryChannelLayer
 
 
 @pytest.fixture
@@ -98,3 +98,19 @@ async def test_a_readers_queue_is_kept_while_it_reads_and_dropped_when_it_stops(
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert a not in layer.channels
+
+
+async def test_channel_queue_is_fifo_bounded_and_passes_a_cancelled_wake_up_on():
+    queue = ChannelQueue(maxsize=2)
+    first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)  # both readers wait
+    queue.put_nowait("a")  # wakes the first reader...
+    first.cancel()  # ...which is cancelled before it runs: the second one gets "a"
+    assert await asyncio.wait_for(second, 1) == "a"
+    queue.put_nowait("b")
+    queue.put_nowait("c")
+    with pytest.raises(asyncio.QueueFull):
+        queue.put_nowait("d")
+    assert (queue.get_nowait(), await queue.get()) == ("b", "c")
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
