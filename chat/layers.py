@@ -1,4 +1,5 @@
-"""An in-memory channel layer for the embedded (single-process) setup that does not scan.
+"""An in-memory channel layer for the embedded (single-process) setup that does not scan,
+and the light per-channel queue both our layers use (chat.redis_layer has the Redis one).
 
 channels' `InMemoryChannelLayer` runs `_clean_expired()` on every `receive` and
 `group_send`: a walk over every channel queue and every group membership in the process. With

@@ -114,3 +114,23 @@ async def test_channel_queue_is_fifo_bounded_and_passes_a_cancelled_wake_up_on()
     assert (queue.get_nowait(), await queue.get()) == ("b", "c")
     with pytest.raises(asyncio.QueueEmpty):
         queue.get_nowait()
+
+
+@pytest.mark.redis
+async def test_redis_layer_delivers_group_messages_through_channel_queues(settings):
+    from chat.redis_layer import RedisPubSubLayer
+
+    layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
+    try:
+        a = await layer.new_channel()
+        await layer.group_add("user.1", a)
+        assert type(layer._get_layer().channels[a]) is ChannelQueue
+        reader = asyncio.ensure_future(layer.receive(a))
+        for _ in range(50):  # the subscription reaches Redis asynchronously: publish until heard
+            await layer.group_send("user.1", {"type": "x", "n": 1})
+            done, _ = await asyncio.wait([reader], timeout=0.1)
+            if done:
+                break
+        assert reader.result() == {"type": "x", "n": 1}
+    finally:
+        await layer.flush()
