@@ -32,3 +32,21 @@ class RedisPubSubLayer(RedisPubSubChannelLayer):
             layer = self._layers[loop] = _RedisPubSubLoopLayer(*self._args, **self._kwargs, channel_layer=self)
             _wrap_close(self, loop)
         return layer
+
+    async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
+        """`group_send` for each (group, message), in order, as one pipelined round trip per
+        Redis shard instead of one round trip each. The batcher publishes a whole batch's
+        events this way."""
+        layer = self._get_layer()
+        by_shard: dict = {}
+        for group, message in sends:
+            channel = layer._get_group_channel_name(group)
+            by_shard.setdefault(layer._get_shard(channel), []).append((channel, self.serialize(message)))
+        for shard, items in by_shard.items():
+            # What RedisSingleShardConnection.publish does, for many messages at once.
+            async with shard._lock:
+                shard._ensure_redis()
+                pipe = shard._redis.pipeline(transaction=False)
+                for channel, data in items:
+                    pipe.publish(channel, data)
+                await pipe.execute()

@@ -134,3 +134,30 @@ async def test_redis_layer_delivers_group_messages_through_channel_queues(settin
         assert reader.result() == {"type": "x", "n": 1}
     finally:
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_redis_layer_group_send_many_delivers_in_order(settings):
+    from chat.redis_layer import RedisPubSubLayer
+
+    layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
+    try:
+        a, b = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("user.1", a)
+        await layer.group_add("user.2", b)
+        first = asyncio.ensure_future(layer.receive(a))
+        for _ in range(50):  # the subscriptions reach Redis asynchronously: publish until heard
+            await layer.group_send_many([("user.1", {"type": "ping"})])
+            done, _ = await asyncio.wait([first], timeout=0.1)
+            if done:
+                break
+        await layer.group_send_many([("user.1", {"type": "x", "n": n}) for n in range(5)] + [("user.2", {"type": "y"})])
+        received = []
+        while len(received) < 5:
+            message = await asyncio.wait_for(layer.receive(a), 5)
+            if message["type"] != "ping":  # a late one from the loop above
+                received.append(message)
+        assert received == [{"type": "x", "n": n} for n in range(5)]
+        assert await asyncio.wait_for(layer.receive(b), 5) == {"type": "y"}
+    finally:
+        await layer.flush()
