@@ -156,7 +156,8 @@ def start_server(env: dict, app: str) -> Server:
     log = open(f"/tmp/chat-bench-{port}.log", "wb")  # lives as long as the server
     command = [DAPHNE, "-v", "0", "-b", HOST, "-p", str(port), app]
     if os.environ.get("BENCH_SERVER_SCRIPT"):
-        # A profiling wrapper: `script PORT` serves messenger.asgi and dumps stats on SIGUSR1.
+        # A profiling wrapper: `script PORT` serves messenger.asgi, is sent SIGUSR2 when the
+        # load starts (after the connects) and SIGUSR1 before being stopped (dump the stats).
         command = [PYTHON, os.environ["BENCH_SERVER_SCRIPT"], str(port)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
@@ -349,6 +350,9 @@ async def run_load(
     for client, _ in senders:
         client.window = asyncio.Semaphore(window)
 
+    if os.environ.get("BENCH_SERVER_SCRIPT"):
+        for server in servers:  # a profiling wrapper starts measuring with the load
+            server.process.send_signal(signal.SIGUSR2)
     cpu0 = sum(s.cpu_seconds() for s in servers)
     own0 = time.process_time()
     t0 = time.perf_counter()

@@ -66,15 +66,17 @@ class Batcher:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            # Committed: the senders may hear `sent` now, before the pushes go out (nothing
+            # waits on the push, and with Redis it is a round trip the answer need not pay).
+            for (*_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
             try:
                 await events.send_collected(get_channel_layer(), collected)
             except Exception as exc:
                 # The envelopes are committed; a lost push only delays them until the
-                # recipient's next connect or sync. Never leave the senders waiting.
+                # recipient's next connect or sync.
                 logger.error("chat push failed after commit events=%s error=%s", len(collected), type(exc).__name__)
-            for (*_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
 
 
 _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = weakref.WeakKeyDictionary()

@@ -28,12 +28,12 @@ import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chat import events, selectors, services, validation
 from chat.batching import RECEIPT, SEND, batcher
 from chat.db import run_in_db_thread
+from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
 from messenger.errors import DomainError, RateLimited
@@ -51,7 +51,7 @@ def _encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(SingleInboxWebsocketConsumer):
     user = None
     group: str | None = None
     closing = False

@@ -90,6 +90,10 @@ def collected_events() -> Iterator[list[tuple[list[int], dict]]]:
 
 
 async def send_collected(layer, events: list[tuple[list[int], dict]]) -> None:
+    send_many = getattr(layer, "group_send_many", None)  # chat.redis_layer: one round trip
+    if send_many is not None:
+        await send_many([(user_group(user_id), message) for user_ids, message in events for user_id in user_ids])
+        return
     for user_ids, message in events:
         for user_id in user_ids:
             await layer.group_send(user_group(user_id), message)

@@ -140,7 +140,7 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     active_ids = {pk for pk, _, active in users if active}
 
     # Resends: envelopes already stored under these (sender, client_id) pairs.
-    stored = sql.stored_for_resend(sender_ids, {requests[i].client_id for i in todo})
+    stored = sql.stored_for_resend({(requests[i].sender_id, requests[i].client_id) for i in todo})
 
     recipients: dict[int, int] = {}  # request index -> recipient id
     for index in todo:

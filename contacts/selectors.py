@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q
 
 from accounts.models import User
@@ -19,6 +20,9 @@ from accounts.selectors import user_by_email
 from contacts.models import ContactRequest
 
 Status = ContactRequest.Status
+
+# Two bound parameters per pair: well under SQLite's historical limit of 999 per statement.
+PAIRS_PER_QUERY = 400
 
 
 @dataclass(frozen=True)
@@ -67,17 +71,31 @@ def are_contacts(*, user_id: int, other_id: int) -> bool:
 
 def accepted_pairs(*, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
     """The given (user_id, other_id) pairs that are accepted contacts, in one query (the chat
-    app checks a whole batch of envelopes at once)."""
+    app checks a whole batch of envelopes at once; more than PAIRS_PER_QUERY distinct pairs
+    take one query per that many).
+
+    Hand-written SQL: it is the ORM query `filter(Q(user_low_id=, user_high_id=) | ..., status=)`
+    word for word, but the ORM compiles one lookup per pair, and for a batch of 200 envelopes
+    that compiling cost about 15 % of the chat server's CPU under load (the statement itself,
+    one index probe per pair on the unique pair index, is cheap). Only identifiers from `_meta`
+    and placeholders go into the SQL; every value is a bound parameter."""
     wanted = {pair for pair in pairs if pair[0] != pair[1]}
     if not wanted:
         return set()
-    ordered = {ContactRequest.ordered_pair(*pair) for pair in wanted}
-    condition = Q()
-    for low, high in ordered:
-        condition |= Q(user_low_id=low, user_high_id=high)
-    accepted = set(
-        ContactRequest.objects.filter(condition, status=Status.ACCEPTED).values_list("user_low_id", "user_high_id")
-    )
+    ordered = sorted({ContactRequest.ordered_pair(*pair) for pair in wanted})
+    meta, quote = ContactRequest._meta, connection.ops.quote_name
+    low, high = (quote(meta.get_field(name).column) for name in ("user_low", "user_high"))
+    status = quote(meta.get_field("status").column)
+    accepted: set[tuple[int, int]] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(ordered), PAIRS_PER_QUERY):
+            chunk = ordered[start : start + PAIRS_PER_QUERY]
+            either = " OR ".join([f"({low} = %s AND {high} = %s)"] * len(chunk))
+            cursor.execute(
+                f"SELECT {low}, {high} FROM {quote(meta.db_table)} WHERE {status} = %s AND ({either})",  # noqa: S608 - identifiers from _meta only
+                [Status.ACCEPTED.value, *(value for pair in chunk for value in pair)],
+            )
+            accepted.update(cursor.fetchall())
     return {pair for pair in wanted if ContactRequest.ordered_pair(*pair) in accepted}
 
 

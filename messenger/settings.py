@@ -242,7 +242,8 @@ if REDIS_URL:
     # (envelopes live in the database). It was the fastest stock Redis layer measured.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # channels-redis' RedisPubSubChannelLayer, lighter per socket (see chat.redis_layer).
+            "BACKEND": "chat.redis_layer.RedisPubSubLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }

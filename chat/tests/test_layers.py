@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.exceptions import ChannelFull
 
-from chat.layers import IndexedInMemoryChannelLayer
+from chat.layers import ChannelQueue, IndexedInMemoryChannelLayer
 
 
 @pytest.fixture
@@ -98,3 +98,66 @@ async def test_a_readers_queue_is_kept_while_it_reads_and_dropped_when_it_stops(
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert a not in layer.channels
+
+
+async def test_channel_queue_is_fifo_bounded_and_passes_a_cancelled_wake_up_on():
+    queue = ChannelQueue(maxsize=2)
+    first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)  # both readers wait
+    queue.put_nowait("a")  # wakes the first reader...
+    first.cancel()  # ...which is cancelled before it runs: the second one gets "a"
+    assert await asyncio.wait_for(second, 1) == "a"
+    queue.put_nowait("b")
+    queue.put_nowait("c")
+    with pytest.raises(asyncio.QueueFull):
+        queue.put_nowait("d")
+    assert (queue.get_nowait(), await queue.get()) == ("b", "c")
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+@pytest.mark.redis
+async def test_redis_layer_delivers_group_messages_through_channel_queues(settings):
+    from chat.redis_layer import RedisPubSubLayer
+
+    layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
+    try:
+        a = await layer.new_channel()
+        await layer.group_add("user.1", a)
+        assert type(layer._get_layer().channels[a]) is ChannelQueue
+        reader = asyncio.ensure_future(layer.receive(a))
+        for _ in range(50):  # the subscription reaches Redis asynchronously: publish until heard
+            await layer.group_send("user.1", {"type": "x", "n": 1})
+            done, _ = await asyncio.wait([reader], timeout=0.1)
+            if done:
+                break
+        assert reader.result() == {"type": "x", "n": 1}
+    finally:
+        await layer.flush()
+
+
+@pytest.mark.redis
+async def test_redis_layer_group_send_many_delivers_in_order(settings):
+    from chat.redis_layer import RedisPubSubLayer
+
+    layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
+    try:
+        a, b = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("user.1", a)
+        await layer.group_add("user.2", b)
+        first = asyncio.ensure_future(layer.receive(a))
+        for _ in range(50):  # the subscriptions reach Redis asynchronously: publish until heard
+            await layer.group_send_many([("user.1", {"type": "ping"})])
+            done, _ = await asyncio.wait([first], timeout=0.1)
+            if done:
+                break
+        await layer.group_send_many([("user.1", {"type": "x", "n": n}) for n in range(5)] + [("user.2", {"type": "y"})])
+        received = []
+        while len(received) < 5:
+            message = await asyncio.wait_for(layer.receive(a), 5)
+            if message["type"] != "ping":  # a late one from the loop above
+                received.append(message)
+        assert received == [{"type": "x", "n": n} for n in range(5)]
+        assert await asyncio.wait_for(layer.receive(b), 5) == {"type": "y"}
+    finally:
+        await layer.flush()
