@@ -30,12 +30,11 @@ RECEIPT = "receipt"
 
 
 def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
-    """In the database thread: the batch's sends, then its receipts (two transactions)."""
+    """In the database thread: the batch's sends, then its receipts, in one transaction."""
     sends = [request for kind, request in batch if kind == SEND]
     receipts = [request for kind, request in batch if kind == RECEIPT]
     with events.collected_events() as collected:
-        send_results = iter(services.envelopes_send(sends) if sends else [])
-        receipt_results = iter(services.envelopes_mark(receipts) if receipts else [])
+        send_results, receipt_results = map(iter, services.batch_apply(sends, receipts))
     results = [next(send_results) if kind == SEND else next(receipt_results) for kind, _ in batch]
     return results, collected
 
