@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import normalize_email
-from accounts.selectors import user_by_email, user_rows
+from accounts.selectors import user_by_email
 from chat import events, sql
 from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
@@ -166,16 +166,17 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     if not todo:
         return results
 
-    # Who is who: every recipient by email and every sender by id, in one query. The sender
-    # is checked too: a socket of a user deactivated a moment ago may not be closed yet.
-    sender_ids = {requests[i].sender_id for i in todo}
-    users = user_rows(emails={requests[i].to_email for i in todo}, ids=sender_ids)
+    # Who is who: every recipient by email and every sender by id. The sender is checked
+    # too: a socket of a user deactivated a moment ago may not be closed yet. And resends:
+    # envelopes already stored under these (sender, client_id) pairs. One query for both.
+    users, stored = sql.users_and_resends(
+        emails={requests[i].to_email for i in todo},
+        ids={requests[i].sender_id for i in todo},
+        keys={(requests[i].sender_id, requests[i].client_id) for i in todo},
+    )
     active_by_email = {email: pk for pk, email, active in users if active}
     email_by_id = {pk: email for pk, email, _ in users}
     active_ids = {pk for pk, _, active in users if active}
-
-    # Resends: envelopes already stored under these (sender, client_id) pairs.
-    stored = sql.stored_for_resend({(requests[i].sender_id, requests[i].client_id) for i in todo})
 
     recipients: dict[int, int] = {}  # request index -> recipient id
     for index in todo:

@@ -75,6 +75,64 @@ def stored_for_resend(keys: Iterable[tuple[int, uuid.UUID]]) -> dict:
     return found
 
 
+def users_and_resends(
+    *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]]
+) -> tuple[list[tuple[int, str, bool]], dict]:
+    """`accounts.selectors.user_rows(emails=, ids=)` and `stored_for_resend(keys)` in ONE
+    statement (`UNION ALL` of the two SELECTs, each row tagged with the branch it came from).
+
+    Every send batch needs both answers and neither depends on the other; as two statements
+    they were two network round trips on MariaDB, and under light load (a batch of one or two
+    sends) each round trip costs about as much server CPU as the rest of the batch's Python
+    (the loopback send and receive are system time of the database thread). The WHERE
+    clauses are those of the two functions (the `IN` lists on the unique email and the
+    primary key, one equality pair per key on the unique (sender, client_id) index), so each
+    branch uses the same index as before. Batches bigger than one statement's share of bound
+    parameters (MAX_BATCH keeps the socket path below it) run the two functions."""
+    from accounts.models import User, normalize_email
+    from accounts.selectors import VALUES_PER_QUERY, user_rows
+
+    wanted_emails = sorted({normalize_email(email) for email in emails})
+    wanted_ids = sorted(set(ids))
+    wanted_keys = sorted(set(keys))
+    if (
+        len(wanted_emails) + len(wanted_ids) > VALUES_PER_QUERY // 2
+        or len(wanted_keys) > CHUNK // 2
+        or not (wanted_emails or wanted_ids)
+        or not wanted_keys
+    ):
+        return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys)
+
+    meta = User._meta
+    pk, email, active = (_quote(meta.get_field(name).column) for name in ("id", "email", "is_active"))
+    terms, params = [], []
+    for column, values in ((email, wanted_emails), (pk, wanted_ids)):
+        if values:
+            terms.append(f"{column} IN ({_marks(len(values))})")
+            params += values
+    sender, client = _column("sender"), _column("client_id")
+    client_field = Envelope._meta.get_field("client_id")
+    either = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(wanted_keys))
+    for sender_id, client_id in wanted_keys:
+        params += [sender_id, client_field.get_db_prep_value(client_id, connection)]
+    statement = (
+        f"SELECT 0, {pk}, {email}, {active}, NULL, NULL, NULL FROM {_quote(meta.db_table)} "  # noqa: S608 - identifiers from _meta only
+        f"WHERE {' OR '.join(terms)} "
+        f"UNION ALL SELECT 1, {sender}, NULL, NULL, {client}, {_column('id')}, {_column('recipient')} "
+        f"FROM {_table()} WHERE {either}"
+    )
+    users: dict[int, tuple[int, str, bool]] = {}
+    found = {}
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        for tag, first, row_email, row_active, client_id, envelope_id, recipient_id in cursor.fetchall():
+            if tag == 0:
+                users[first] = (first, row_email, bool(row_active))
+            else:
+                found[(first, client_field.to_python(client_id))] = (envelope_id, recipient_id)
+    return list(users.values()), found
+
+
 def envelopes_insert(rows: list[tuple[uuid.UUID, int, int, str, str, int]], created_at: datetime) -> list[int]:
     """Insert (client_id, sender_id, recipient_id, kind, body, size) rows; returns their ids
     in order. Stands for `Envelope.objects.bulk_create(...)`, which on SQLite (3.35+) and
