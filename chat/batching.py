@@ -19,7 +19,7 @@ import weakref
 from channels.layers import get_channel_layer
 
 from chat import events, services
-from chat.db import run_in_db_thread
+from chat.db import run_batch_in_db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ class Batcher:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
-                results, collected = await run_in_db_thread(_apply, [(kind, request) for kind, request, _ in batch])
+                results, collected = await run_batch_in_db_thread(
+                    _apply, [(kind, request) for kind, request, _ in batch]
+                )
             except Exception as exc:
                 for *_, future in batch:
                     if not future.done():

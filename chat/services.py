@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.models import normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
+from chat.db import batch_transaction
 from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
@@ -139,7 +140,7 @@ def batch_apply(
     is rolled back (with its events) and the batch is redone the way the two calls do it
     alone: sends one by one, then the receipts in their own transaction."""
     try:
-        with transaction.atomic():
+        with batch_transaction():
             send_results = _envelopes_store(sends) if sends else []
             receipt_results = _envelopes_mark(receipts) if receipts else []
     except IntegrityError:
