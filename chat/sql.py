@@ -56,23 +56,26 @@ def stored_for_resend(keys: Iterable[tuple[int, uuid.UUID]]) -> dict:
     One equality pair per key, not `sender_id IN (...) AND client_id IN (...)`: on the
     unique (sender, client_id) index the two IN lists make SQLite probe every combination
     (200 x 200 for a batch of 200 sends: 7 ms against 1 ms for the 200 pairs)."""
-    sender, client = _column("sender"), _column("client_id")
     columns = ", ".join(_column(c) for c in ("sender", "client_id", "id", "recipient"))
     client_field = Envelope._meta.get_field("client_id")
     found = {}
     with connection.cursor() as cursor:
         for chunk in _chunks(sorted(set(keys)), CHUNK // 2):
-            either = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(chunk))
-            params = []
-            for sender_id, client_id in chunk:
-                params += [sender_id, client_field.get_db_prep_value(client_id, connection)]
-            cursor.execute(
-                f"SELECT {columns} FROM {_table()} WHERE {either}",  # noqa: S608 - identifiers from _meta only
-                params,
-            )
+            where, params = _resend_where(chunk)
+            cursor.execute(f"SELECT {columns} FROM {_table()} WHERE {where}", params)  # noqa: S608 - see above
             for sender_id, client_id, pk, recipient_id in cursor.fetchall():
                 found[(sender_id, client_field.to_python(client_id))] = (pk, recipient_id)
     return found
+
+
+def _resend_where(keys: list[tuple[int, uuid.UUID]]) -> tuple[str, list]:
+    """The WHERE clause of `stored_for_resend` for these keys, and its bound values."""
+    sender, client = _column("sender"), _column("client_id")
+    client_field = Envelope._meta.get_field("client_id")
+    params = []
+    for sender_id, client_id in keys:
+        params += [sender_id, client_field.get_db_prep_value(client_id, connection)]
+    return " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(keys)), params
 
 
 def users_and_resends(
@@ -89,8 +92,8 @@ def users_and_resends(
     primary key, one equality pair per key on the unique (sender, client_id) index), so each
     branch uses the same index as before. Batches bigger than one statement's share of bound
     parameters (MAX_BATCH keeps the socket path below it) run the two functions."""
-    from accounts.models import User, normalize_email
-    from accounts.selectors import VALUES_PER_QUERY, user_rows
+    from accounts.models import normalize_email
+    from accounts.selectors import VALUES_PER_QUERY, user_rows, user_rows_select
 
     wanted_emails = sorted({normalize_email(email) for email in emails})
     wanted_ids = sorted(set(ids))
@@ -103,24 +106,15 @@ def users_and_resends(
     ):
         return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys)
 
-    meta = User._meta
-    pk, email, active = (_quote(meta.get_field(name).column) for name in ("id", "email", "is_active"))
-    terms, params = [], []
-    for column, values in ((email, wanted_emails), (pk, wanted_ids)):
-        if values:
-            terms.append(f"{column} IN ({_marks(len(values))})")
-            params += values
-    sender, client = _column("sender"), _column("client_id")
-    client_field = Envelope._meta.get_field("client_id")
-    either = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(wanted_keys))
-    for sender_id, client_id in wanted_keys:
-        params += [sender_id, client_field.get_db_prep_value(client_id, connection)]
+    user_columns, user_source, params = user_rows_select(wanted_emails, wanted_ids)
+    resend_where, resend_params = _resend_where(wanted_keys)
+    params += resend_params
+    sender, client, pk, recipient = (_column(c) for c in ("sender", "client_id", "id", "recipient"))
     statement = (
-        f"SELECT 0, {pk}, {email}, {active}, NULL, NULL, NULL FROM {_quote(meta.db_table)} "  # noqa: S608 - identifiers from _meta only
-        f"WHERE {' OR '.join(terms)} "
-        f"UNION ALL SELECT 1, {sender}, NULL, NULL, {client}, {_column('id')}, {_column('recipient')} "
-        f"FROM {_table()} WHERE {either}"
+        f"SELECT 0, {user_columns}, NULL, NULL, NULL {user_source} "  # noqa: S608 - identifiers from _meta only
+        f"UNION ALL SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient} FROM {_table()} WHERE {resend_where}"
     )
+    client_field = Envelope._meta.get_field("client_id")
     users: dict[int, tuple[int, str, bool]] = {}
     found = {}
     with connection.cursor() as cursor:
