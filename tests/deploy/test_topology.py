@@ -24,23 +24,6 @@ HSTS = "max-age=31536000; includeSubDomains; preload"
 JOBS = sorted(path.name for path in (ROOT / "deploy" / "systemd").glob("messenger-*.service"))
 
 
-def test_every_periodic_command_of_the_readme_has_a_timer():
-    """The README's Administration section lists the periodic jobs; each one has a unit and a
-    timer that starts it."""
-    readme = (ROOT / "README.md").read_text()
-    periodic = readme[readme.index("Periodic jobs") :]
-    periodic = periodic[: periodic.index("```\n\n")]
-    commands = set(re.findall(r"manage\.py (\w+)", periodic))
-    units = {}
-    for name in JOBS:
-        service = (ROOT / "deploy" / "systemd" / name).read_text()
-        (command,) = re.findall(r"^ExecStart=.*manage\.py (\w+)", service, re.MULTILINE)
-        units[command] = name
-        timer = (ROOT / "deploy" / "systemd" / name.replace(".service", ".timer")).read_text()
-        assert "OnCalendar=" in timer
-    assert set(units) == commands
-
-
 def test_the_rendered_files_have_no_placeholder_left(topology):
     rendered = [*topology.units.iterdir(), topology.nginx_dir / "sites-enabled" / "messenger"]
     for path in rendered:
