@@ -5,7 +5,7 @@
 #
 # Usage: deploy/deploy.sh STEP [ARG]
 #   user             create the system user the services run as ($SERVICE_USER)
-#   env-file         write $ENV_FILE with fresh random secrets (never overwrites one)
+#   env-file         write $ENV_FILE from deploy/messenger.env with fresh secrets (never overwrites one)
 #   database         create the MariaDB database and account named in $ENV_FILE
 #   prepare          migrate, collectstatic and `check --deploy`, configured by $ENV_FILE
 #   units DIR        write the systemd units into DIR (production: /etc/systemd/system)
@@ -47,7 +47,8 @@ render() {
   local text name
   text="$(cat "$1")"
   for name in APP_DIR ENV_FILE SERVICE_USER STATIC_ROOT SERVER_NAME TLS_CERT TLS_KEY HTTP_PORT HTTPS_PORT \
-              HTTPS_SUFFIX UPSTREAM_SERVERS HTTP_LISTEN HTTPS_LISTEN; do
+              HTTPS_SUFFIX UPSTREAM_SERVERS HTTP_LISTEN HTTPS_LISTEN \
+              DATABASE_URL REDIS_URL SECRET_KEY JWT_SIGNING_KEY PASSWORD_PEPPER; do
     text="${text//@$name@/${!name:-}}"
   done
   printf '%s\n' "$text"
@@ -67,27 +68,11 @@ step_user() {
 step_env_file() {
   need_server_name
   [ -e "$ENV_FILE" ] && die "$ENV_FILE exists; not overwritten (delete it first to start over)"
-  local database_url="${DATABASE_URL:-}"
-  if [ -z "$database_url" ]; then
-    database_url="mysql://${DB_USER:-messenger}:$(secret)@${DB_HOST:-127.0.0.1}:${DB_PORT:-3306}/${DB_NAME:-messenger}"
-  fi
+  DATABASE_URL="${DATABASE_URL:-mysql://${DB_USER:-messenger}:$(secret)@${DB_HOST:-127.0.0.1}:${DB_PORT:-3306}/${DB_NAME:-messenger}}"
+  REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+  SECRET_KEY="$(secret)" JWT_SIGNING_KEY="$(secret)" PASSWORD_PEPPER="$(secret)"
   mkdir -p "$(dirname "$ENV_FILE")"
-  (
-    umask 027
-    cat > "$ENV_FILE" <<ENV
-# Secured Messenger, written by deploy/deploy.sh env-file. Every variable: .env.example.
-DEBUG=false
-ALLOWED_HOSTS=$SERVER_NAME
-# nginx on this machine: its X-Forwarded-For (right-most entry) is the client address.
-TRUSTED_PROXIES=127.0.0.1,::1
-STATIC_ROOT=$STATIC_ROOT
-DATABASE_URL=$database_url
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
-SECRET_KEY=$(secret)
-JWT_SIGNING_KEY=$(secret)
-PASSWORD_PEPPER=$(secret)
-ENV
-  )
+  (umask 027 && render "$DEPLOY_DIR/messenger.env" > "$ENV_FILE")
   # Readable by the services' group, writable by root only.
   if getent group "$SERVICE_USER" >/dev/null; then chgrp "$SERVICE_USER" "$ENV_FILE"; fi
   chmod 0640 "$ENV_FILE"
