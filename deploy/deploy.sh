@@ -97,7 +97,8 @@ SQL
 
 step_prepare() {
   manage migrate --noinput
-  manage collectstatic --noinput --clear --verbosity 0
+  # World-readable: nginx's workers (www-data) serve these files.
+  (umask 022 && manage collectstatic --noinput --clear --verbosity 0)
   manage check --deploy --fail-level WARNING
 }
 
