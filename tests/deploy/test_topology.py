@@ -43,6 +43,16 @@ def test_plain_http_is_redirected_to_https(topology):
     assert headers["Location"] == f"https://{SERVER_NAME}:{topology.https_port}/login?next=/"
 
 
+def test_the_application_itself_redirects_a_request_that_did_not_come_over_https(topology):
+    """SECURE_SSL_REDIRECT is on in the deployed settings: without nginx's
+    `X-Forwarded-Proto: https`, daphne answers with a redirect, not the page."""
+    status, headers, _ = topology.get(
+        "/login", port=topology.daphne_ports[0], scheme="http", headers={"Host": f"{SERVER_NAME}:{topology.https_port}"}
+    )
+    assert status == 301
+    assert headers["Location"] == f"https://{SERVER_NAME}:{topology.https_port}/login"
+
+
 def test_pages_come_with_hsts_and_the_security_headers(topology):
     status, headers, _ = topology.get("/login")
     assert status == 200
