@@ -121,3 +121,28 @@ def test_a_batch_that_meets_a_concurrent_resend_is_rolled_back_and_redone(make_a
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
     assert sorted(message["event"]["id"] for _, message in collected) == sorted(r.id for r in results)
+
+
+async def test_pushes_held_past_the_last_retry_are_dropped_and_later_ones_go_out_again(monkeypatch):
+    """Retries are bounded: after the last one the held events are dropped (Redis has been
+    gone long enough that the subscriptions were cut too, and re-subscribing re-reads the
+    backlogs), and the next batch publishes at once again."""
+    calls: list[list] = []
+    down = [True]
+
+    async def send_collected(layer, collected):
+        calls.append(list(collected))
+        if down[0]:
+            raise ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(batching.events, "send_collected", send_collected)
+    monkeypatch.setattr(batching, "PUSH_RETRY_DELAYS", (0.01, 0.01))
+    pushes = batching.Pushes()
+    await pushes.send([([1], {"n": 1})])
+    await pushes.send([([1], {"n": 2})])  # queued behind the held one, not sent out of order
+    assert calls == [[([1], {"n": 1})]]
+    await pushes._retrying
+    assert calls[1:] == [[([1], {"n": 1}), ([1], {"n": 2})]] * 2
+    down[0] = False
+    await pushes.send([([1], {"n": 3})])
+    assert calls[-1] == [([1], {"n": 3})]
