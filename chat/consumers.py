@@ -209,12 +209,14 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if not isinstance(client_id, str) or len(client_id) > 64:
             client_id = None
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        ids = _receipt_ids(frame)
         await self._send_event(
             events.error_event(
                 code=exc.code,
                 detail=exc.detail,
                 client_id=client_id,
-                ids=_receipt_ids(frame),
+                frame=frame["type"] if ids else None,
+                ids=ids,
                 retry_after=retry_after,
             )
         )

@@ -11,7 +11,7 @@ All server frames are built here, so the WebSocket protocol can be read in one p
     delivered / read          ids                      (to every socket of the sender)
     receipts                  delivered, read, unknown (to the socket that asked, see below)
     queue_empty                                        (after the backlog on connect)
-    error                     code, detail [, client_id, ids, retry_after]
+    error                     code, detail [, client_id | frame + ids, retry_after]
     typing                    from, state
     contact_request           id, from
     contact_request_answered  id, by, accepted
@@ -144,15 +144,18 @@ def error_event(
     code: str,
     detail: str,
     client_id: str | None = None,
+    frame: str | None = None,
     ids: list[int] | None = None,
     retry_after: int | None = None,
 ) -> dict:
-    """A frame the server could not apply: `client_id` names a failed `send`, `ids` the
-    envelopes of a failed `ack`/`read` (not marked: the client sends that frame again)."""
+    """A frame the server could not apply: `client_id` names a failed `send`; `frame` ("ack"
+    or "read") and `ids` name a failed receipt, whose envelopes were not marked (the client
+    sends that frame again)."""
     event = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         event["client_id"] = str(client_id)
     if ids is not None:
+        event["frame"] = str(frame)
         event["ids"] = list(ids)
     if retry_after is not None:
         event["retry_after"] = retry_after

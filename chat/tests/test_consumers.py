@@ -661,7 +661,13 @@ async def test_a_failed_receipt_is_answered_with_its_ids_and_can_be_sent_again(c
 
     await send_frame(bob_socket, {"type": kind, "ids": [sent["id"]]})
     error = await receive(bob_socket)
-    assert error == {"type": "error", "code": "server_error", "detail": error["detail"], "ids": [sent["id"]]}
+    assert error == {
+        "type": "error",
+        "code": "server_error",
+        "detail": error["detail"],
+        "frame": kind,
+        "ids": [sent["id"]],
+    }
     assert (await envelope_rows())[0].delivered_at is None
     assert await alice_socket.receive_nothing(timeout=0.2)
 

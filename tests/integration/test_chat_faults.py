@@ -106,7 +106,7 @@ class Peer:
         elif kind == "sent":
             self.confirmed[frame["client_id"]] = frame["id"]
             self.unconfirmed.pop(frame["client_id"], None)
-        elif kind == "error" and frame.get("code") == "server_error" and "ids" in frame:
+        elif kind == "error" and frame.get("code") == "server_error" and frame.get("frame") == "ack":
             self._retry({"type": "ack", "ids": frame["ids"]})
         elif kind == "error" and frame.get("code") == "server_error" and frame.get("client_id") in self.unconfirmed:
             self._retry(self.unconfirmed[frame["client_id"]])
