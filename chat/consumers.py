@@ -148,7 +148,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         confirmed, so an envelope committed before then is in the database read below, and
         one committed after is pushed. A failed read (the database connection went too) is
         tried again, holding this socket's frames for a moment, rather than leaving
-        envelopes waiting for the next connect."""
+        envelopes waiting for the next connect; if the last try fails too, the socket ends
+        with the error and the client's reconnect delivers the backlog."""
+        if self.user is None or self.closing:
+            return
         for delay in (*RESYNC_RETRY_DELAYS, None):
             try:
                 await self._deliver_backlog()

@@ -10,7 +10,7 @@ All server frames are built here, so the WebSocket protocol can be read in one p
     sent                      client_id, id            (to the sender's socket that sent it)
     delivered / read          ids                      (to every socket of the sender)
     receipts                  delivered, read, unknown (to the socket that asked, see below)
-    queue_empty                                        (after the backlog on connect)
+    queue_empty                                        (after the backlog: connect, sync, re-read)
     error                     code, detail [, client_id | frame + ids, retry_after]
     typing                    from, state
     contact_request           id, from
