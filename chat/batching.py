@@ -26,12 +26,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 
-# A failed publish is tried again after each of these waits (about 15 s in all), then dropped:
-# by then Redis has been unreachable long enough that every process's subscription was cut
-# too, and re-subscribing makes each socket re-read its backlog (ChatConsumer.layer_resubscribed).
+# A failed publish is tried again after each of these waits (about 15 s in all); then its events
+# are given up, and only a `backlog.reread` for each of their envelopes' recipients is tried
+# again, every last wait, until it goes out.
 PUSH_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1, 2, 2, 2, 3, 4)
 # At most this many events wait for a retry (a message event holds its body, up to
-# MESSAGE_MAX_BODY_BYTES); beyond it, the events of further batches are dropped.
+# MESSAGE_MAX_BODY_BYTES); beyond it they are given up the same way at once.
 PUSH_HELD_MAX = 5000
 
 SEND = "send"
@@ -59,6 +59,12 @@ class Pushes:
     the events of later batches queue behind them, so pushes keep their order. A publish cut
     midway may have sent part of its events: they go out again, and a duplicate push is
     harmless (a socket does not send an unacknowledged envelope twice; clients dedupe by id).
+
+    Held events are bounded in time and number (PUSH_RETRY_DELAYS, PUSH_HELD_MAX). Past
+    either bound they are given up, but not forgotten: each recipient of an envelope among
+    them is owed one small `backlog.reread` push (the envelope is in the database, and the
+    socket re-reads its backlog, ChatConsumer.backlog_reread), retried until it goes out. The
+    other events are receipts and notices, which clients ask for again when they connect.
     """
 
     def __init__(self):
@@ -79,10 +85,26 @@ class Pushes:
             self._retrying = asyncio.ensure_future(self._retry())
 
     def _hold(self, collected: list[tuple[list[int], dict]]) -> None:
-        if len(self._held) + len(collected) > PUSH_HELD_MAX:
-            logger.error("chat push dropped after commit events=%s reason=too_many_held", len(collected))
-            return
         self._held.extend(collected)
+        if len(self._held) > PUSH_HELD_MAX:
+            self._give_up("too_many_held")
+
+    def _give_up(self, reason: str) -> None:
+        """Replace the held events by one `backlog.reread` for everyone owed an envelope."""
+        owed: dict[int, None] = {}
+        given_up = 0
+        for user_ids, message in self._held:
+            if message["type"] == events.BACKLOG_REREAD:
+                owed.update(dict.fromkeys(user_ids))
+                continue
+            given_up += 1
+            if message["type"] == events.PUSH_EVENT and message["event"].get("type") == "message":
+                owed.update(dict.fromkeys(user_ids))
+        if given_up:
+            logger.error(
+                "chat push failed after commit, given up events=%s rereads=%s reason=%s", given_up, len(owed), reason
+            )
+        self._held = [(list(owed), {"type": events.BACKLOG_REREAD})] if owed else []
 
     async def _retry(self) -> None:
         """Runs while events are held: `send` starts it only when nothing was held, and it
@@ -91,18 +113,20 @@ class Pushes:
         while self._held:
             if failures:
                 if failures > len(PUSH_RETRY_DELAYS):
-                    logger.error("chat push failed after commit, dropped events=%s", len(self._held))
-                    self._held = []
-                    return
-                await asyncio.sleep(PUSH_RETRY_DELAYS[failures - 1])
-            sending = list(self._held)
+                    self._give_up("retries_exhausted")
+                    if not self._held:
+                        return
+                await asyncio.sleep(PUSH_RETRY_DELAYS[min(failures, len(PUSH_RETRY_DELAYS)) - 1])
+            held = self._held
+            sending = list(held)
             try:
                 await events.send_collected(get_channel_layer(), sending)
             except Exception as exc:
                 failures += 1
                 logger.warning("chat push retry failed events=%s error=%s", len(sending), type(exc).__name__)
                 continue
-            del self._held[: len(sending)]
+            if self._held is held:  # else given up meanwhile: the rereads left are owed still
+                del held[: len(sending)]
             failures = 0
         logger.info("chat push retry succeeded")
 

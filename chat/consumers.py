@@ -20,7 +20,8 @@ the client has not acknowledged yet, so the backlog and a push racing it are not
 anything not acknowledged is sent again on the next connect or `sync` frame (a `sync` sends
 every undelivered envelope, including those this socket sent already: the client dedupes by
 id), and when the channel layer reports that it lost its subscriptions for a while
-(`layer.resubscribed`, chat.layers) the socket re-reads its backlog by itself. An `ack` or
+(`layer.resubscribed`, chat.layers) or a process gave up publishing to this user
+(`backlog.reread`, chat.batching) the socket re-reads its backlog by itself. An `ack` or
 `read` that fails is answered with an error naming its ids, so the client sends it again.
 Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
 (`receipts` frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
@@ -143,13 +144,21 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
 
     async def layer_resubscribed(self, message):
         """The channel layer's subscriptions were cut and are back (chat.redis_layer): the
-        pushes published in between are lost, so the backlog is read again, without what
-        this socket sent already. The layer sends this only once the subscription is
-        confirmed, so an envelope committed before then is in the database read below, and
-        one committed after is pushed. A failed read (the database connection went too) is
-        tried again, holding this socket's frames for a moment, rather than leaving
-        envelopes waiting for the next connect; if the last try fails too, the socket ends
-        with the error and the client's reconnect delivers the backlog."""
+        pushes published in between are lost, so the backlog is read again. The layer sends
+        this only once the subscription is confirmed, so an envelope committed before then
+        is in that read, and one committed after is pushed."""
+        await self._reread_backlog()
+
+    async def backlog_reread(self, message):
+        """A process gave up publishing pushes to this user (chat.batching.Pushes): the
+        envelopes are in the database, so the backlog is read again."""
+        await self._reread_backlog()
+
+    async def _reread_backlog(self) -> None:
+        """The backlog without what this socket sent already. A failed read (the database
+        connection went too) is tried again, holding this socket's frames for a moment,
+        rather than leaving envelopes waiting for the next connect; if the last try fails
+        too, the socket ends with the error and the client's reconnect delivers them."""
         if self.user is None or self.closing:
             return
         for delay in (*RESYNC_RETRY_DELAYS, None):

@@ -34,6 +34,8 @@ from django.db import transaction
 
 PUSH_EVENT = "push.event"
 SESSION_REVOKED = "session.revoked"
+# Pushes to this user were given up (chat.batching.Pushes): its sockets re-read their backlog.
+BACKLOG_REREAD = "backlog.reread"
 
 
 def user_group(user_id: int) -> str:

@@ -721,10 +721,11 @@ async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_
     await bob_socket.disconnect()
 
 
-async def test_a_layer_resubscription_makes_each_socket_read_its_backlog_again(contacts, monkeypatch):
-    """chat.redis_layer sends `layer.resubscribed` once a cut subscription is back: the
-    pushes published in between are lost, so the socket re-reads the backlog, without what
-    it sent already."""
+@pytest.mark.parametrize("notice", [layers.RESUBSCRIBED, events.BACKLOG_REREAD])
+async def test_a_lost_push_notice_makes_each_socket_read_its_backlog_again(contacts, monkeypatch, notice):
+    """chat.redis_layer sends `layer.resubscribed` once a cut subscription is back, and
+    chat.batching a `backlog.reread` to the recipients of pushes it gave up: the socket
+    re-reads the backlog, without what it sent already."""
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)
     bob_socket, _ = await open_socket(bob)
@@ -739,7 +740,7 @@ async def test_a_layer_resubscription_makes_each_socket_read_its_backlog_again(c
     monkeypatch.undo()
     assert await bob_socket.receive_nothing(timeout=0.2)
 
-    await get_channel_layer().group_send(events.user_group(bob.id), {"type": layers.RESUBSCRIBED})
+    await get_channel_layer().group_send(events.user_group(bob.id), {"type": notice})
     assert (await receive(bob_socket))["id"] == missed["id"]
     assert await receive(bob_socket) == {"type": "queue_empty"}
     assert await alice_socket.receive_nothing(timeout=0.2)
