@@ -196,7 +196,9 @@ def kill_server_database_connections(spare: int) -> int:
 async def redis_cut(client_type: str):
     """CLIENT KILL every Redis connection of `client_type` ("pubsub": the servers'
     subscriptions; "normal": their publish connections) and refuse new connections until the
-    block ends, so that the fault lasts while the block sends messages."""
+    block ends, so that the fault lasts while the block sends messages. (`maxclients` is set
+    back when the block ends; a test process killed inside it leaves that Redis refusing
+    new clients until `CONFIG SET maxclients` is run by hand.)"""
     admin = aioredis.Redis.from_url(settings.REDIS_URL)
     maxclients = (await admin.config_get("maxclients"))["maxclients"]
     try:
