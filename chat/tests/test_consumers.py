@@ -1,6 +1,7 @@
 """The chat socket, frame by frame. Every test disconnects its sockets; database checks run
 through database_sync_to_async like the consumer's own."""
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -696,26 +697,32 @@ async def test_a_failed_ack_does_not_hide_the_envelope_from_sync(contacts, monke
 
 
 async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_answers(contacts, monkeypatch):
-    """The publish of the first batch fails twice (a cut Redis connection): the second batch
-    is still answered at once, and both pushes reach the open socket in commit order,
-    without a sync or a reconnect."""
+    """The publish of the first batch fails, and so does its first retry, which hangs until
+    the second batch was answered (a cut Redis connection): the second batch is answered
+    meanwhile, and both pushes reach the open socket in commit order, without a sync or a
+    reconnect."""
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)
     bob_socket, _ = await open_socket(bob)
     send_collected = events.send_collected
-    failures = [2]
+    calls = []
+    second_answered = asyncio.Event()
 
     async def flaky(layer, collected):
-        if failures[0] > 0:
-            failures[0] -= 1
+        calls.append([message["event"]["id"] for _, message in collected])
+        if len(calls) == 2:
+            await second_answered.wait()
+        if len(calls) <= 2:
             raise ConnectionError("Connection closed by server.")
         await send_collected(layer, collected)
 
     monkeypatch.setattr(events, "send_collected", flaky)
     first = await send_and_confirm(alice_socket, bob)
     second = await send_and_confirm(alice_socket, bob)
-    assert failures == [1]  # answered while the first push waits for its retry
+    second_answered.set()
     assert [(await receive(bob_socket))["id"] for _ in range(2)] == [first["id"], second["id"]]
+    assert calls[0] == [first["id"]]  # the second batch was held behind the first, never sent alone
+    assert calls[-1] == [first["id"], second["id"]]
     assert await bob_socket.receive_nothing(timeout=0.2)
     await alice_socket.disconnect()
     await bob_socket.disconnect()
