@@ -69,14 +69,15 @@ class _Shard(RedisSingleShardConnection):
                         self._receive_message(message)
                     elif message["type"] == "subscribe" and self._pubsub.resubscribing:
                         self._pubsub.resubscribing = False
-                        logger.warning("redis pub/sub subscriptions restored host=%s", self.host)
+                        # Not the host: its URL may carry the Redis password.
+                        logger.warning("redis pub/sub subscriptions restored")
                         self.channel_layer.resubscribed(self)
                 else:
                     await asyncio.sleep(0.1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # channels-redis ends the loop on a TimeoutError; this retries
-                logger.warning("redis pub/sub receive failed host=%s error=%s", self.host, type(exc).__name__)
+                logger.warning("redis pub/sub receive failed error=%s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECEIVE_RETRY_MAX)
 

@@ -186,9 +186,9 @@ def kill_server_database_connections(spare: int) -> int:
             [connection.settings_dict["NAME"], spare],
         )
         ids = [row[0] for row in cursor.fetchall()]
-        for connection_id in ids:
+        for victim in ids:
             with contextlib.suppress(Exception):  # it may have closed in between
-                cursor.execute(f"KILL CONNECTION {int(connection_id)}")
+                cursor.execute(f"KILL CONNECTION {int(victim)}")
     return len(ids)
 
 
@@ -271,7 +271,7 @@ class Traffic:
         deadline = since + DEADLINE
         await wait_until(self.all_confirmed, deadline, f"{what}: every send confirmed")
         await wait_until(self.all_received, deadline, f"{what}: every message received")
-        await wait_until(lambda: self._none_undelivered(), deadline, f"{what}: every row delivered")
+        await wait_until(self._none_undelivered, deadline, f"{what}: every row delivered")
         return time.monotonic() - since
 
     async def _none_undelivered(self) -> bool:
