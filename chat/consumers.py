@@ -17,12 +17,18 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect (or `sync` frame). Receipts go
-the other way: the sender's client asks where its unconfirmed envelopes stand (`receipts`
-frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
+anything not acknowledged is sent again on the next connect or `sync` frame (a `sync` sends
+every undelivered envelope, including those this socket sent already: the client dedupes by
+id), and when the channel layer reports that it lost its subscriptions for a while
+(`layer.resubscribed`, chat.layers) or a process gave up publishing to this user
+(`backlog.reread`, chat.batching) the socket re-reads its backlog by itself. An `ack` or
+`read` that fails is answered with an error naming its ids, so the client sends it again.
+Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
+(`receipts` frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -45,6 +51,12 @@ CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
 
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
+
+# Waits before the second and third try of a backlog re-read the channel layer asked for (the
+# first try runs at once; a database error closes the connection, so a retry gets a new one).
+RESYNC_RETRY_DELAYS = (0.2, 1.0)
+
+RECEIPT_FRAMES = ("ack", "read")
 
 
 def _encode(event: dict) -> str:
@@ -113,20 +125,51 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         self._unacked.add(event["id"])
         await self._send_event(event)
 
-    async def _deliver_backlog(self) -> None:
+    async def _deliver_backlog(self, *, skip_sent: bool = True) -> None:
         """Every undelivered envelope, oldest first, a page at a time, then queue_empty.
         The group was joined first, so an envelope committed meanwhile is either in a page or
-        pushed afterwards (or both: then `_unacked` keeps it from being shown twice)."""
+        pushed afterwards (or both: then `_unacked` keeps it from being shown twice).
+        `skip_sent=False` (a `sync`) sends again those this socket sent already: the client
+        asking may have lost them, and it dedupes by id."""
         after = 0
         while True:
             page = await run_in_db_thread(selectors.envelopes_pending, user_id=self.user.pk, after=after)
             for event in page:
-                if not self._unacked or event["id"] not in self._unacked:
+                if not skip_sent or not self._unacked or event["id"] not in self._unacked:
                     await self._send_message(event)
             if len(page) < selectors.PAGE_SIZE:
                 break
             after = page[-1]["id"]
         await self._send_event(events.queue_empty_event())
+
+    async def layer_resubscribed(self, message):
+        """The channel layer's subscriptions were cut and are back (chat.redis_layer): the
+        pushes published in between are lost, so the backlog is read again. The layer sends
+        this only once the subscription is confirmed, so an envelope committed before then
+        is in that read, and one committed after is pushed."""
+        await self._reread_backlog()
+
+    async def backlog_reread(self, message):
+        """A process gave up publishing pushes to this user (chat.batching.Pushes): the
+        envelopes are in the database, so the backlog is read again."""
+        await self._reread_backlog()
+
+    async def _reread_backlog(self) -> None:
+        """The backlog without what this socket sent already. A failed read (the database
+        connection went too) is tried again, holding this socket's frames for a moment,
+        rather than leaving envelopes waiting for the next connect; if the last try fails
+        too, the socket ends with the error and the client's reconnect delivers them."""
+        if self.user is None or self.closing:
+            return
+        for delay in (*RESYNC_RETRY_DELAYS, None):
+            try:
+                await self._deliver_backlog()
+                return
+            except Exception as exc:
+                logger.warning("chat backlog re-read failed user=%s error=%s", self.user.pk, type(exc).__name__)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
 
     async def push_event(self, message):
         """A group message from events.publish_on_commit: forward the event as it is."""
@@ -178,8 +221,16 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if not isinstance(client_id, str) or len(client_id) > 64:
             client_id = None
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        ids = _receipt_ids(frame)
         await self._send_event(
-            events.error_event(code=exc.code, detail=exc.detail, client_id=client_id, retry_after=retry_after)
+            events.error_event(
+                code=exc.code,
+                detail=exc.detail,
+                client_id=client_id,
+                frame=frame["type"] if ids else None,
+                ids=ids,
+                retry_after=retry_after,
+            )
         )
 
     async def _frame_send(self, frame: dict) -> None:
@@ -194,6 +245,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
+        # On failure the ids stay in `_unacked`: the client has those envelopes, and the
+        # error names the ids so it acknowledges them again (a `sync` still sends them).
         ids = validation.ids_parse(frame.get("ids"))
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
         if self._unacked:
@@ -223,8 +276,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
 
     async def _frame_sync(self, frame: dict) -> None:
-        """Send the backlog again (after the client suspects a dropped push)."""
-        await self._deliver_backlog()
+        """Send the whole backlog again (after the client suspects a dropped push, or lost
+        track of what it received): every undelivered envelope, even those already sent on
+        this socket."""
+        await self._deliver_backlog(skip_sent=False)
 
     FRAME_HANDLERS = {
         "send": _frame_send,
@@ -234,3 +289,14 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         "sync": _frame_sync,
         "receipts": _frame_receipts,
     }
+
+
+def _receipt_ids(frame) -> list[int] | None:
+    """The ids of an `ack`/`read` frame, for its error frame: the client learns which
+    envelopes were not marked and sends that frame again. None for any other frame, and
+    for ids that are themselves invalid (sending those again cannot succeed)."""
+    if not isinstance(frame, dict) or frame.get("type") not in RECEIPT_FRAMES:
+        return None
+    with contextlib.suppress(DomainError):
+        return validation.ids_parse(frame.get("ids"))
+    return None

@@ -2,12 +2,13 @@
 the thread's connection left in a state where everything else commits as usual."""
 
 import asyncio
+import time
 import uuid
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from chat import batching, db, services
+from chat import batching, db, events, services
 from chat.models import Envelope
 from chat.tests.helpers import make_contacts
 
@@ -121,3 +122,68 @@ def test_a_batch_that_meets_a_concurrent_resend_is_rolled_back_and_redone(make_a
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
     assert sorted(message["event"]["id"] for _, message in collected) == sorted(r.id for r in results)
+
+
+def message_push(envelope_id: int) -> dict:
+    return {"type": events.PUSH_EVENT, "event": {"type": "message", "id": envelope_id}}
+
+
+REREAD = {"type": events.BACKLOG_REREAD}
+
+
+@pytest.fixture
+def redis_down(monkeypatch):
+    """`events.send_collected` fails while `down[0]`; every call is recorded."""
+    calls: list[list] = []
+    down = [True]
+
+    async def send_collected(layer, collected):
+        calls.append(list(collected))
+        if down[0]:
+            raise ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(events, "send_collected", send_collected)
+    return calls, down
+
+
+async def wait_for_held(pushes: batching.Pushes, expected: list) -> None:
+    deadline = time.monotonic() + 5
+    while pushes._held != expected:
+        assert time.monotonic() < deadline, pushes._held
+        await asyncio.sleep(0.01)
+
+
+async def test_pushes_given_up_leave_a_backlog_reread_for_each_recipient_until_it_goes_out(redis_down, monkeypatch):
+    """Retries of the events themselves are bounded: after the last one they are given up,
+    and each recipient of an envelope among them is owed one `backlog.reread` (receipts and
+    notices are not: clients ask for them on connect), tried until Redis takes it. Then the
+    next batch publishes at once again."""
+    calls, down = redis_down
+    monkeypatch.setattr(batching, "PUSH_RETRY_DELAYS", (0.01, 0.01))
+    receipt = {"type": events.PUSH_EVENT, "event": {"type": "delivered", "ids": [9]}}
+    pushes = batching.Pushes()
+    await pushes.send([([2], message_push(1)), ([1], receipt)])
+    await pushes.send([([3], message_push(2))])  # queued behind the held ones, not sent out of order
+    assert calls == [[([2], message_push(1)), ([1], receipt)]]
+    await wait_for_held(pushes, [([2, 3], REREAD)])
+    assert calls[1:3] == [[([2], message_push(1)), ([1], receipt), ([3], message_push(2))]] * 2
+
+    down[0] = False
+    await asyncio.wait_for(pushes._retrying, 5)
+    assert calls[-1] == [([2, 3], REREAD)]
+    assert pushes._held == []
+    await pushes.send([([2], message_push(3))])
+    assert calls[-1] == [([2], message_push(3))]
+
+
+async def test_more_held_pushes_than_the_bound_are_given_up_at_once(redis_down, monkeypatch):
+    calls, down = redis_down
+    monkeypatch.setattr(batching, "PUSH_HELD_MAX", 2)
+    pushes = batching.Pushes()
+    await pushes.send([([2], message_push(1)), ([3], message_push(2))])
+    assert len(pushes._held) == 2
+    await pushes.send([([2], message_push(3))])
+    assert pushes._held == [([2, 3], REREAD)]
+    down[0] = False
+    await asyncio.wait_for(pushes._retrying, 5)
+    assert calls[-1] == [([2, 3], REREAD)]
