@@ -22,8 +22,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit import account_change_log
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
+from accounts.sessions import sessions_end
 from chat import events
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
 from keys import validation
@@ -31,6 +33,8 @@ from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKe
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 
 logger = logging.getLogger(__name__)
+
+IDENTITY_RESET_LOG_MESSAGE = "identity key reset"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,9 @@ def identity_reset(
     """Replace the account's device keys with those of a new browser. Needs the password
     (a stolen session alone must not be able to swap the keys every contact encrypts to),
     is rate limited per user, and tells every contact and pending counterparty, after the
-    commit, that the identity key changed (clients show it; safety numbers change).
+    commit, that the identity key changed (clients show it; safety numbers change). Every
+    session of the account ends (the caller issues the new device's tokens afterwards, of the
+    new session generation) and the reset is recorded in the admin history.
     Returns the number of unused one-time prekeys."""
     # Outside the transaction: a wrong password must still consume a token.
     rate_limit_hit("identity_reset", str(user.id))
@@ -108,6 +114,11 @@ def identity_reset(
         )
         notified = sorted(set(contact_ids(user_id=user.id)) | set(pending_counterparty_ids(user_id=user.id)))
         _announce_identity_changed(user=user, identity_key=identity_key, user_ids=notified)
+        # In the same transaction as the new keys: the browser that held the old keys is
+        # signed out (every token refused, sockets closed) if and only if the keys changed,
+        # and the reset is in the admin history, by the account itself, for operators.
+        sessions_end(user_id=user.id, reason="identity key reset")
+        account_change_log(user=user, actor_id=user.id, message=IDENTITY_RESET_LOG_MESSAGE)
     logger.info("identity key reset user=%s; %s users notified", user.id, len(notified))
     return OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
 

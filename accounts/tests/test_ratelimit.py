@@ -14,25 +14,25 @@ pytestmark = pytest.mark.django_db
 
 
 def test_bucket_allows_a_burst_then_refills_at_the_rate(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "3/30"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "3/30"}
     for _ in range(3):
-        rate_limit_hit("login_email", "a@example.test", now=1000.0)
+        rate_limit_hit("login_account", "a@example.test", now=1000.0)
     with pytest.raises(RateLimited) as denied:
-        rate_limit_hit("login_email", "a@example.test", now=1000.0)
+        rate_limit_hit("login_account", "a@example.test", now=1000.0)
     assert denied.value.retry_after == 10
-    rate_limit_hit("login_email", "a@example.test", now=1010.0)  # one token refilled
-    rate_limit_hit("login_email", "b@example.test", now=1000.0)  # other subjects unaffected
+    rate_limit_hit("login_account", "a@example.test", now=1010.0)  # one token refilled
+    rate_limit_hit("login_account", "b@example.test", now=1000.0)  # other subjects unaffected
 
 
 def test_buckets_store_no_email_in_clear(settings):
-    rate_limit_hit("login_email", "secret@example.test")
+    rate_limit_hit("login_account", "secret@example.test")
     assert "secret" not in RateLimitBucket.objects.get().key
 
 
 def test_switch_disables_every_limit(settings):
     settings.RATE_LIMITS_ENABLED = False
     for _ in range(50):
-        rate_limit_hit("login_email", "a@example.test")
+        rate_limit_hit("login_account", "a@example.test")
     assert not RateLimitBucket.objects.exists()
 
 
@@ -43,7 +43,7 @@ def test_purge_drops_only_full_buckets():
 
 
 def test_login_is_throttled_per_email_with_retry_after(settings, make_account):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "3/300"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "3/300"}
     account = make_account(login=False)
     client = CsrfClient()
     codes = [
@@ -86,13 +86,13 @@ def test_refresh_is_throttled_per_ip(settings, account):
 @pytest.mark.mariadb
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_hits_never_exceed_the_burst(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "5/3600"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "5/3600"}
     allowed, denied, barrier = [], [], threading.Barrier(12)
 
     def hit():
         barrier.wait()
         try:
-            rate_limit_hit("login_email", "race@example.test")
+            rate_limit_hit("login_account", "race@example.test")
             allowed.append(1)
         except RateLimited:
             denied.append(1)
