@@ -19,7 +19,7 @@ the chat socket middleware uses the same function at the handshake.
 from django.conf import settings
 from django.db.models.functions import Coalesce
 from rest_framework import exceptions
-from rest_framework.authentication import CSRFCheck
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
@@ -64,6 +64,17 @@ def user_for_access_token(raw: str):
     if validated.get(GENERATION_CLAIM, 0) != user.current_generation:
         raise exceptions.AuthenticationFailed("The session was ended; sign in again.", code="session_revoked")
     return user, validated
+
+
+class CsrfOnlyAuthentication(BaseAuthentication):
+    """For the routes that start or end a session (login, register, refresh, logout): the CSRF
+    check of every unsafe method, but the access cookie is ignored. A revoked or expired access
+    cookie the browser still holds must not make signing in again (or out) fail with 401."""
+
+    def authenticate(self, request):
+        if request.method not in SAFE_METHODS:
+            enforce_csrf(request._request)
+        return None
 
 
 class CookieJWTAuthentication(JWTAuthentication):

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
+from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
 from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
@@ -43,6 +44,7 @@ class CsrfView(APIView):
 class RegisterView(APIView):
     """Create an account with its public device keys. Private keys never reach the server."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
@@ -65,6 +67,7 @@ class LoginView(APIView):
     account) and, for failures from addresses the account has not used, per account
     (accounts.backends)."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
@@ -85,6 +88,7 @@ class RefreshView(APIView):
     """Rotate the refresh cookie and issue a new access cookie. Reuse of an old refresh
     token revokes every session of the account."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
@@ -111,6 +115,7 @@ class LogoutView(APIView):
     """End every session of the account (every access and refresh token issued so far is
     refused, every socket closed), and clear both cookies."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(request=None, responses={204: None, 403: ERRORS[403]}, auth=[])
