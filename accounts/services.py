@@ -6,7 +6,7 @@ concurrent refreshes with one token both succeed, and reuse of an old token goes
 Here the blacklist row is inserted first, inside a transaction; the unique constraint on
 BlacklistedToken.token makes exactly one of two concurrent refreshes win. A refresh token
 that is already blacklisted is treated as stolen (a legitimate client only ever holds the
-newest one): every outstanding refresh token of that user is revoked. One exception: a token
+newest one): every session of that user ends (accounts.sessions.sessions_end). One exception: a token
 blacklisted only REFRESH_REUSE_GRACE_SECONDS ago is the loser of a benign race (two tabs
 refreshing at once); it gets a 401 but does not log the user out everywhere.
 
