@@ -213,3 +213,16 @@ def test_a_revoked_access_cookie_does_not_stop_signing_in_again(account):
     response = old_browser.post_json(LOGIN, {"email": account.email, "password": account.password})
     assert response.status_code == 200
     assert old_browser.get(ME).status_code == 200
+
+
+def test_an_identity_replaced_by_any_path_ends_the_sessions_and_is_logged(account):
+    from keys.services import device_keys_set
+
+    user = User.objects.get(pk=account.id)
+    device_keys_set(user=user, **DeviceKeys().registration_keys(3))
+    assert account.client.get(ME).status_code == 401
+    assert LogEntry.objects.get(object_id=str(account.id)).get_change_message() == "identity key reset"
+
+
+def test_registration_logs_no_identity_reset(account):
+    assert not LogEntry.objects.exists()
