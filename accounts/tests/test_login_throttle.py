@@ -2,7 +2,10 @@
 from one address and from many, and it must never let failures elsewhere lock the owner out at
 their own address. The admin's login is held by the same buckets."""
 
+import threading
+
 import pytest
+from django.db import connection
 
 from accounts.models import User
 from messenger.testing import CsrfClient
@@ -130,3 +133,29 @@ def test_admin_and_api_logins_share_the_buckets(limits, operator, client):
     for n in range(3):
         admin_login(client, "wrong", f"198.51.100.{30 + n}")
     assert attempt(OPERATOR_EMAIL, OPERATOR_PASSWORD, "203.0.113.50").status_code == 429
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_failures_from_many_addresses_never_overshoot_the_account_budget(settings):
+    """The account token is taken before the password check (and given back on success), so
+    failures racing each other cannot all pass a check made before any of them counted."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "5/3600"}
+    owner = User.objects.create_user("race@example.test", "the right passphrase")
+    clients = [CsrfClient() for _ in range(12)]
+    for client in clients:
+        client.get("/api/v1/auth/csrf")
+    codes, barrier = [], threading.Barrier(len(clients))
+
+    def guess(client, n):
+        barrier.wait()
+        response = client.post_json(LOGIN, {"email": owner.email, "password": "wrong"}, REMOTE_ADDR=f"198.51.100.{n}")
+        codes.append(response.status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=guess, args=(client, n)) for n, client in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [401] * 5 + [429] * 7
