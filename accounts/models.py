@@ -62,10 +62,28 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+class SessionGeneration(models.Model):
+    """The account's session generation: every token (access and refresh) carries the value it
+    was issued under, and only tokens of the current value are accepted (accounts.sessions).
+    Ending every session is one increment. A missing row is generation 0.
+
+    A table of its own rather than a column of User, so that `User.save()` from a form or an
+    instance loaded before an increment can never write an older generation back (which would
+    bring revoked tokens back to life)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="session_generation")
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.value}"
+
+
 class RateLimitBucket(models.Model):
     """One token bucket of `accounts.ratelimit` (GCRA: only the theoretical arrival time of
     the next request is stored). `key` is a SHA-256 of scope and subject, so the table holds
-    no emails or IP addresses in clear."""
+    no emails or IP addresses in clear. A marker (`rate_limit_mark`, e.g. "this account signed
+    in from this address") is a row whose `tat` is its expiry: like a full bucket, it is
+    purged once that time has passed."""
 
     key = models.CharField(max_length=64, primary_key=True)
     tat = models.FloatField()

@@ -6,7 +6,7 @@ handshake, but it can read a close code). Then the socket joins its user's group
 every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
 one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
-deactivation: sign in again).
+deactivation, password change, another device: sign in again).
 
 Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
 frame gets an `error` frame and the socket stays open. Database work never runs on the event
@@ -31,11 +31,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 
 from channels.consumer import get_handler_name
 from django.conf import settings
 
+from accounts.sessions import session_generation
 from chat import events, selectors, services, validation
 from chat.batching import RECEIPT, SEND, batcher
 from chat.db import run_in_db_thread
@@ -92,6 +94,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self.accept()
         self.group = events.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        if not await self._session_still_current():
+            return
         delay = max(0.0, self.scope["token_exp"] - time.time())
         self._expiry_handle = asyncio.get_running_loop().call_later(delay, self._token_expired)
         await self._deliver_backlog()
@@ -110,8 +114,20 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def _session_still_current(self) -> bool:
+        """The handshake checked the token's session generation before this socket joined its
+        group; sessions ended in between published `session.revoked` to a group it was not in
+        yet. Checked once more now that it is in: one query per connect, none per frame."""
+        current = await run_in_db_thread(session_generation, user_id=self.user.pk)
+        if current != self.scope["token_generation"]:
+            await self._close(CLOSE_SESSION_REVOKED)
+            return False
+        return True
+
     async def session_revoked(self, message):
-        await self._close(CLOSE_SESSION_REVOKED)
+        # Sockets opened with a token of the new generation (the new device's) stay open.
+        if self.scope["token_generation"] < message.get("generation", math.inf):
+            await self._close(CLOSE_SESSION_REVOKED)
 
     # --- server -> client --------------------------------------------------------------------
 

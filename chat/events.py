@@ -73,9 +73,10 @@ def publish_on_commit(user_ids: Iterable[int], event: dict) -> None:
     _publish_on_commit(user_ids, {"type": PUSH_EVENT, "event": event})
 
 
-def session_revoked_publish(*, user_id: int) -> None:
-    """Close every socket of a user (logout, deactivation, new device)."""
-    _publish_on_commit([user_id], {"type": SESSION_REVOKED})
+def session_revoked_publish(*, user_id: int, generation: int) -> None:
+    """Close every socket of a user opened with a token older than session `generation`
+    (accounts.sessions.sessions_end: logout, deactivation, password change, new device)."""
+    _publish_on_commit([user_id], {"type": SESSION_REVOKED, "generation": generation})
 
 
 @contextlib.contextmanager

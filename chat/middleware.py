@@ -9,9 +9,12 @@ header), and that host must match an ALLOWED_HOSTS entry other than `*` (or the 
 listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
-validated with simplejwt exactly as the REST API does (signature, expiry, token type, active
-user), in the chat database thread (chat.db) because loading the user is an ORM query. The consumer
-closes an unauthenticated socket with 4401 and schedules a close at the token's expiry.
+validated by the very function the REST API uses (accounts.authentication: signature, expiry,
+token type, active user, current session generation), in the chat database thread (chat.db)
+because loading the user is an ORM query, once per handshake. The consumer closes an
+unauthenticated socket with 4401, schedules a close at the token's expiry, and closes it with
+4403 when the account's sessions are ended (`session.revoked`, through the channel layer, so in
+every process): no check per frame is needed.
 """
 
 from urllib.parse import urlsplit
@@ -23,9 +26,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from accounts.authentication import user_for_access_token
+from accounts.sessions import GENERATION_CLAIM
 from chat.db import run_in_db_thread
 
 
@@ -73,25 +76,26 @@ class StrictOriginValidator:
 
 
 def _user_from_token(raw: str):
-    """(user, expiry as a Unix time) for a valid access token of an active user, else
-    (AnonymousUser, None)."""
-    auth = JWTAuthentication()
+    """(user, expiry as a Unix time, session generation) for an access token valid now (see
+    accounts.authentication.user_for_access_token), else (AnonymousUser, None, None)."""
     try:
-        validated = auth.get_validated_token(raw.encode())
-        user = auth.get_user(validated)
-    except (InvalidToken, TokenError, AuthenticationFailed):
-        return AnonymousUser(), None
-    return user, float(validated["exp"])
+        user, validated = user_for_access_token(raw)
+    except AuthenticationFailed:
+        return AnonymousUser(), None, None
+    return user, float(validated["exp"]), validated.get(GENERATION_CLAIM, 0)
 
 
 class JWTCookieAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid) and
-    scope["token_exp"] from the access-token cookie. Needs CookieMiddleware outside it."""
+    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid),
+    scope["token_exp"] and scope["token_generation"] from the access-token cookie. Needs
+    CookieMiddleware outside it."""
 
     async def __call__(self, scope, receive, send):
         raw = scope.get("cookies", {}).get(settings.AUTH_COOKIE_ACCESS)
-        user, exp = (AnonymousUser(), None) if not raw else await run_in_db_thread(_user_from_token, raw)
-        scope = {**scope, "user": user, "token_exp": exp}
+        user, exp, generation = AnonymousUser(), None, None
+        if raw:
+            user, exp, generation = await run_in_db_thread(_user_from_token, raw)
+        scope = {**scope, "user": user, "token_exp": exp, "token_generation": generation}
         return await super().__call__(scope, receive, send)
 
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.cookies import set_auth_cookies
 from accounts.serializers import ErrorSerializer
-from accounts.services import sessions_replace
+from accounts.sessions import tokens_issue
 from accounts.views import ERRORS
 from keys import selectors, services
 from keys.errors import ContactNotFound
@@ -89,8 +89,9 @@ class IdentityView(APIView):
         count = services.identity_reset(user=request.user, **serializer.validated_data)
         result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
         response = Response(IdentityResetResultSerializer(result).data)
-        # The browser that held the old keys is signed out everywhere; this one gets new cookies.
-        set_auth_cookies(response, sessions_replace(user=request.user))
+        # identity_reset ended every session (the old browser is signed out everywhere); this
+        # browser gets tokens of the new session generation.
+        set_auth_cookies(response, tokens_issue(user=request.user))
         return response
 
 

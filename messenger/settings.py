@@ -126,6 +126,9 @@ LOGIN_URL = "/login"
 PASSWORD_PEPPER = env.str("PASSWORD_PEPPER", default=INSECURE_DEFAULT_SECRET)
 PASSWORD_PEPPER_OLD = env.list("PASSWORD_PEPPER_OLD", default=[])
 PASSWORD_HASHERS = ["accounts.hashers.PepperedPBKDF2PasswordHasher"]
+# Every password check (API login, admin login) is throttled by this backend (see
+# accounts.backends and the login limits below).
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -225,8 +228,13 @@ AUTH_COOKIE_REFRESH_PATH = "/api/v1/auth/"
 # switches every limit off at once (benchmarks only).
 RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
 RATE_LIMITS = {
+    # Sign-in (API and admin; accounts.backends): every attempt per client address (IPv6: per
+    # /64) and per (address, account); failed attempts per account, counted only from
+    # addresses where the account has not signed in for RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS,
+    # so failures elsewhere cannot lock the owner out at their usual address.
     "login_ip": env.str("RATE_LIMIT_LOGIN_IP", default="20/300"),
-    "login_email": env.str("RATE_LIMIT_LOGIN_EMAIL", default="5/300"),
+    "login_ip_account": env.str("RATE_LIMIT_LOGIN_IP_ACCOUNT", default="5/300"),
+    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="30/3600"),
     "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="10/3600"),
     "register_email": env.str("RATE_LIMIT_REGISTER_EMAIL", default="3/3600"),
     "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/60"),
@@ -239,6 +247,8 @@ RATE_LIMITS = {
     # Receipt questions (up to 1,000 ids each): a client asks once per connect.
     "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
 }
+# How long a successful sign-in exempts its (address, account) from the per-account budget.
+RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS = env.int("RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
 # --- CHANNEL_LAYERS ---------------------------------------------------------------------
 

@@ -247,7 +247,9 @@ def test_new_device_replaces_the_keys_and_contacts_see_the_new_identity(friends)
 
 def test_new_device_signs_out_the_old_browser_and_keeps_the_new_one_signed_in(alice, monkeypatch):
     closed = []
-    monkeypatch.setattr("accounts.services.session_revoked_publish", lambda *, user_id: closed.append(user_id))
+    monkeypatch.setattr(
+        "accounts.sessions.session_revoked_publish", lambda *, user_id, generation: closed.append(user_id)
+    )
     old_browser = CsrfClient()
     old_browser.cookies = SimpleCookie({k: v.value for k, v in alice.client.cookies.items()})
     response = alice.client.put_json(f"{KEYS}/identity", new_device_payload(alice))
@@ -257,6 +259,9 @@ def test_new_device_signs_out_the_old_browser_and_keeps_the_new_one_signed_in(al
     assert "refresh_token" in response.cookies
     assert alice.client.post_json("/api/v1/auth/refresh").status_code == 200
     assert old_browser.post_json("/api/v1/auth/refresh").status_code == 401
+    # Its access token is refused at once too, not when it expires.
+    assert old_browser.get("/api/v1/auth/me").status_code == 401
+    assert alice.client.get("/api/v1/auth/me").status_code == 200
 
 
 def test_new_device_with_a_wrong_password_is_403(alice):
