@@ -48,7 +48,7 @@ def email_parse(value, field: str = "to") -> str:
 
 
 def kind_parse(value) -> str:
-    if value not in KINDS:
+    if not isinstance(value, str) or value not in KINDS:  # a list is unhashable: TypeError
         raise InvalidFrame(f"kind must be one of {', '.join(sorted(KINDS))}.", code="invalid_kind")
     return value
 
@@ -74,6 +74,6 @@ def ids_parse(value) -> list[int]:
 
 
 def typing_state_parse(value) -> str:
-    if value not in TYPING_STATES:
+    if not isinstance(value, str) or value not in TYPING_STATES:
         raise InvalidFrame('state must be "start" or "stop".')
     return value

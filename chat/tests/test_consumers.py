@@ -426,6 +426,11 @@ async def test_reacking_sends_no_second_receipt(contacts):
         ('{"type": "ack", "ids": []}', "invalid_ids"),
         ('{"type": "ack", "ids": ["1"]}', "invalid_ids"),
         ('{"type": "ack", "ids": [true]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [100000000000000000000]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [9223372036854775808]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [1], "x": "\\ud800"}', "invalid_string"),
+        ('{"type": "typing", "to": "a\\u0000@b.c", "state": "start"}', "invalid_string"),
+        ("[" * 30_000 + "]" * 30_000, "nesting_too_deep"),
         ('{"type": "send", "client_id": "nope", "to": "a@b.c", "kind": "message", "body": "x"}', "invalid_client_id"),
         (
             '{"type": "send", "client_id": "6f1c1d52-4a3e-4a4b-9a70-1d0f5c1b2a3e", "to": "a@b.c", '
