@@ -24,7 +24,7 @@ import logging
 import weakref
 
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from chat import events, services
 from chat.db import run_batch_in_db_thread, run_in_db_thread
@@ -51,10 +51,17 @@ def _apply_each(batch: list[tuple[str, object]]) -> tuple[list, list]:
     """In the database thread, after the batch raised: each request alone, in its own
     transaction (in Django's default mode, see chat.db). A request that raises again is
     rolled back with its events and answered with its exception; a connection it left
-    unusable is closed, so the next request opens a new one."""
-    results = []
+    unusable is closed, so the next request opens a new one. When no connection can be
+    opened at all, the database is down for everyone: the remaining requests get that error
+    at once rather than a connection attempt (and its timeout) each."""
+    results: list = []
     with events.collected_events() as collected:
-        for kind, request in batch:
+        for index, (kind, request) in enumerate(batch):
+            try:
+                connection.ensure_connection()
+            except DatabaseError as exc:
+                results.extend([exc] * (len(batch) - index))
+                break
             try:
                 apply = services.envelopes_send if kind == SEND else services.envelopes_mark
                 [result] = apply([request])

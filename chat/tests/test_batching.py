@@ -5,7 +5,7 @@ import asyncio
 import uuid
 
 import pytest
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from chat import batching, db, services
 from chat.models import Envelope
@@ -207,3 +207,24 @@ def test_a_batch_that_fails_once_is_redone_and_every_request_succeeds(make_accou
     assert calls == [2]
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
+
+
+def test_when_the_database_is_unreachable_the_redo_does_not_connect_once_per_request(make_account, monkeypatch):
+    """The batch failed and no connection can be opened: every request gets that error
+    after one attempt, not one connection attempt (and timeout) each."""
+    alice, bob = make_account(), make_account()
+    make_contacts(alice, bob)
+    attempts = []
+
+    def failing_apply(batch):
+        raise OperationalError("Lost connection to server during query")
+
+    def unreachable(self):
+        attempts.append(1)
+        raise OperationalError("Can't connect to server")
+
+    monkeypatch.setattr(batching, "_apply", failing_apply)
+    monkeypatch.setattr(type(connections["default"]), "ensure_connection", unreachable)
+    results = submit_together([(batching.SEND, send_request(alice, bob)) for _ in range(5)])
+    assert attempts == [1]
+    assert all(isinstance(result, OperationalError) for result in results)
