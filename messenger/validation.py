@@ -2,8 +2,9 @@
 parser and serializers and by the chat socket's frames, so both paths refuse the same input
 with the same codes.
 
-Why each check exists (each of these once turned one user's frame into a server error, and
-on the socket path into the failure of every other user's request in the same batch):
+Why each check exists (each of these turned one user's request into a server error; the
+first two, on the socket path, also failed every other request of the same batch until the
+batcher learned to redo a failed batch request by request):
 
 - Ids are row ids of signed 64-bit columns (Django's BigAutoField is a signed BIGINT on
   MariaDB; SQLite's INTEGER is a signed 64-bit integer), and JSON has no integer bound. An
@@ -14,9 +15,8 @@ on the socket path into the failure of every other user's request in the same ba
 - Text must be encodable as UTF-8. JSON's `\\ud800` escape yields a lone UTF-16 surrogate,
   which no UTF-8 encoder accepts: SQLite's driver and MariaDB's (mysqlclient, utf8mb4)
   raise UnicodeEncodeError while binding the parameter, and so does the password hasher.
-  NUL is refused
-  as well: DRF's CharField always refused it on the REST path, C-string tools and log lines
-  cut at it, and the socket path must refuse what the REST path refuses.
+  NUL is refused as well: DRF's CharField always refused it on the REST path, C-string
+  tools and log lines cut at it, and the socket path must refuse what the REST path refuses.
 - JSON nested deeper than Python's parser can go (about a thousand arrays or objects within
   each other) makes it raise RecursionError, not the ValueError of malformed JSON: it is
   answered `nesting_too_deep` instead of failing as a server error.
