@@ -45,6 +45,7 @@ from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
 from messenger.errors import DomainError, RateLimited
+from messenger.validation import is_clean_text, json_check, nesting_too_deep
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ FRAME_OVERHEAD = 4096
 RESYNC_RETRY_DELAYS = (0.2, 1.0)
 
 RECEIPT_FRAMES = ("ack", "read")
+# The failures of a well-formed ack/read that the same frame, sent again, can get past: only
+# these name the ids. A frame refused for its shape (a bad string, invalid ids) is not one to
+# send again as it was.
+RETRYABLE_CODES = ("server_error", "rate_limited")
 
 
 def _encode(event: dict) -> str:
@@ -212,8 +217,12 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 frame = json.loads(text_data)
             except ValueError:
                 raise InvalidFrame("Frames are JSON objects.") from None
+            except RecursionError:
+                raise nesting_too_deep() from None
             if not isinstance(frame, dict):
                 raise InvalidFrame("Frames are JSON objects.")
+            # No string with a NUL or a lone surrogate goes further (the REST parser's check).
+            json_check(frame, text_data)
             frame_type = frame.get("type")
             handler = self.FRAME_HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
             if handler is None:
@@ -234,10 +243,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
 
     async def _send_error(self, exc: DomainError, frame) -> None:
         client_id = frame.get("client_id") if isinstance(frame, dict) else None
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or len(client_id) > 64 or not is_clean_text(client_id):
             client_id = None
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-        ids = _receipt_ids(frame)
+        ids = _receipt_ids(frame) if exc.code in RETRYABLE_CODES else None
         await self._send_event(
             events.error_event(
                 code=exc.code,

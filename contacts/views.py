@@ -20,6 +20,7 @@ from contacts.serializers import (
     ContactSerializer,
     PendingRequestsSerializer,
 )
+from messenger.validation import MAX_DATABASE_ID, InvalidInput, is_database_id
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -88,6 +89,9 @@ class ContactRequestAnswerView(APIView):
         },
     )
     def put(self, request, request_id: int):
+        if not is_database_id(request_id):
+            # The route takes any run of digits; a row id is a signed BIGINT (messenger.validation).
+            raise InvalidInput(f"The request id must be from 1 to {MAX_DATABASE_ID}.", code="invalid_id")
         serializer = ContactRequestAnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         contact_request = services.contact_request_answer(

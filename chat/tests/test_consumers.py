@@ -429,6 +429,11 @@ async def test_reacking_sends_no_second_receipt(contacts):
         ('{"type": "ack", "ids": []}', "invalid_ids"),
         ('{"type": "ack", "ids": ["1"]}', "invalid_ids"),
         ('{"type": "ack", "ids": [true]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [100000000000000000000]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [9223372036854775808]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [1], "x": "\\ud800"}', "invalid_string"),
+        ('{"type": "typing", "to": "a\\u0000@b.c", "state": "start"}', "invalid_string"),
+        ("[" * 30_000 + "]" * 30_000, "nesting_too_deep"),
         ('{"type": "send", "client_id": "nope", "to": "a@b.c", "kind": "message", "body": "x"}', "invalid_client_id"),
         (
             '{"type": "send", "client_id": "6f1c1d52-4a3e-4a4b-9a70-1d0f5c1b2a3e", "to": "a@b.c", '
@@ -639,17 +644,29 @@ async def test_sync_delivers_what_a_dropped_push_missed_and_every_envelope_not_a
 
 def receipts_fail(monkeypatch, times: int = 1) -> None:
     """The next `times` batches holding receipts fail in the database, as when the database
-    thread's connection was killed."""
-    apply = services.batch_apply
-    left = [times]
+    thread's connection was killed, and so does the redo of their receipts one by one
+    (chat.batching redoes a failed batch request by request)."""
+    apply, mark = services.batch_apply, services.envelopes_mark
+    left = {"batch": times, "alone": times}
+
+    def lost(kind: str) -> bool:
+        if left[kind] > 0:
+            left[kind] -= 1
+            return True
+        return False
 
     def batch_apply(sends, receipts):
-        if receipts and left[0] > 0:
-            left[0] -= 1
+        if receipts and lost("batch"):
             raise OperationalError(2013, "Lost connection to server during query")
         return apply(sends, receipts)
 
+    def envelopes_mark(receipts):
+        if lost("alone"):
+            raise OperationalError(2013, "Lost connection to server during query")
+        return mark(receipts)
+
     monkeypatch.setattr(services, "batch_apply", batch_apply)
+    monkeypatch.setattr(services, "envelopes_mark", envelopes_mark)
 
 
 @pytest.mark.parametrize("kind", ["ack", "read"])

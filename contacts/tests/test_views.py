@@ -158,6 +158,13 @@ def test_other_actions_are_400(alice, bob, payload):
 
 def test_answering_an_unknown_id_is_404(bob):
     assert bob.client.put_json(answer_url(424242), {"action": "accept"}).status_code == 404
+    assert bob.client.put_json(answer_url(2**63 - 1), {"action": "accept"}).status_code == 404
+
+
+@pytest.mark.parametrize("request_id", [0, 2**63, 10**20, "9" * 100])
+def test_answering_an_id_outside_the_database_range_is_400(bob, request_id):
+    response = bob.client.put_json(answer_url(request_id), {"action": "accept"})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_id")
 
 
 @pytest.mark.parametrize("remover", ["requester", "recipient"])
