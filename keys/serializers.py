@@ -90,6 +90,12 @@ def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -
 # --- the keys API (`/api/v1/keys/`) ---------------------------------------------------------
 
 
+class KeyOwnerSerializer(serializers.Serializer):
+    """Whose keys: the email travels in the body, never in the path (access logs)."""
+
+    email = serializers.EmailField(max_length=254, help_text="The contact's email.")
+
+
 class PreKeyBundleSerializer(serializers.Serializer):
     identity_key = serializers.CharField(help_text="The owner's Ed25519 identity key (base64).")
     signed_prekey = SignedPreKeySerializer(help_text="Verify its signature under identity_key before use.")
