@@ -54,8 +54,7 @@ def user_register(
     first come first served, so under 8 concurrent registrations one waiter could exceed the
     20 s busy timeout and answer 500 "database is locked". Outside, the lock is held for a
     few inserts."""
-    user = User(email=normalize_email(email))
-    user.set_password(password)
+    user = User.objects.make_user(email, password)
     with transaction.atomic():
         if User.objects.filter(email=user.email).exists():
             raise EmailTaken()
