@@ -40,13 +40,12 @@ class RegisterSerializer(serializers.Serializer):
 
 class LoginSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
 
     def validate_email(self, value: str) -> str:
         # Looked up as every email is (accounts.models.normalize_email); no ASCII rule here, so
         # accounts made before it keep signing in, and no new account can match a non-ASCII one.
         return normalize_email(value)
-
-    password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
 
 
 class UserSerializer(serializers.ModelSerializer):
