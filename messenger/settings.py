@@ -181,7 +181,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "JSON API of a self-hosted end-to-end-encrypted messenger. The server stores and relays "
         "only public keys and ciphertext. Authentication: JWT in HttpOnly cookies; every unsafe "
-        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header."
+        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header. A request body "
+        "larger than 6 x MESSAGE_MAX_BODY_BYTES + 64 KiB (448 KiB by default) is refused with "
+        "413 `request_too_large`. No route takes an email in its path or query string (access "
+        "logs record those): emails travel in JSON bodies."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
