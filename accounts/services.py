@@ -37,23 +37,31 @@ logger = logging.getLogger(__name__)
 REFRESH_REUSE_GRACE_SECONDS = 10
 
 
-@transaction.atomic
 def user_register(
     *, email: str, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: list[dict]
 ) -> User:
     """Create the account and its public keys in one transaction: either both exist or
-    neither does."""
-    email = normalize_email(email)
-    if User.objects.filter(email=email).exists():
-        raise EmailTaken()
-    try:
-        with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password)
-    except IntegrityError:
-        raise EmailTaken() from None
-    device_keys_set(
-        user=user, identity_key=identity_key, signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
-    )
+    neither does.
+
+    The password is hashed BEFORE the transaction starts. On SQLite a transaction holds the
+    database's single write lock from its first statement (IMMEDIATE), and PBKDF2 takes about
+    half a second (seconds on a loaded machine): hashing inside the transaction made every
+    other writer of the process queue behind each registration, and SQLite's busy wait is not
+    first come first served, so under 8 concurrent registrations one waiter could exceed the
+    20 s busy timeout and answer 500 "database is locked". Outside, the lock is held for a
+    few inserts."""
+    user = User.objects.make_user(email, password)
+    with transaction.atomic():
+        if User.objects.filter(email=user.email).exists():
+            raise EmailTaken()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:
+            raise EmailTaken() from None
+        device_keys_set(
+            user=user, identity_key=identity_key, signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
+        )
     logger.info("user registered id=%s", user.id)
     return user
 

@@ -49,6 +49,13 @@ class RegisterView(APIView):
 
     @extend_schema(
         request=RegisterSerializer,
+        description=(
+            "The email must be plain ASCII: an internationalised domain is written in its xn-- "
+            "(punycode) form. Unicode has letters that look like ASCII ones (Cyrillic a, Greek o, "
+            "fullwidth forms), so without this rule an account could pass for another "
+            "(alice@ex\u0430mple.org next to alice@example.org). Emails are compared trimmed and "
+            "case-insensitively, at sign-in too. `email_taken` (400) when the address is in use."
+        ),
         responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
         auth=[],
     )

@@ -4,9 +4,10 @@ Origin: a browser sends cookies with a WebSocket handshake to any site that asks
 this check any web page could open a socket as the signed-in user (cross-site WebSocket
 hijacking; the prototype accepted any Origin). Channels' `AllowedHostsOriginValidator` reuses
 ALLOWED_HOSTS, where `*` would accept every Origin, and lets a missing Origin through; here the
-Origin must be present, http(s), the very host and port the handshake was sent to (its Host
-header), and that host must match an ALLOWED_HOSTS entry other than `*` (or the origin must be
-listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
+Origin must be present, of the scheme that matches the handshake's (an https page opens wss, an
+http page ws), the very host and port the handshake was sent to (its Host header), and that host
+must match an ALLOWED_HOSTS entry other than `*` (or the origin must be listed in
+CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
 validated by the very function the REST API uses (accounts.authentication: signature, expiry,
@@ -32,12 +33,33 @@ from accounts.sessions import GENERATION_CLAIM
 from chat.db import run_in_db_thread
 
 
-def origin_allowed(origin: str | None, host: str | None = None) -> bool:
-    """Same origin only: the Origin's host and port must be those the request was sent to
-    (its Host header), and that host must be allowed. A page on another port of the same
-    host is another origin but the same *site*, so SameSite cookies alone would let it in.
-    Origins listed in CSRF_TRUSTED_ORIGINS are admitted as the operator said (e.g. a proxy
-    that rewrites Host)."""
+def handshake_is_secure(scope: dict) -> bool:
+    """Whether the browser opened this socket over TLS (wss).
+
+    daphne does not put a scheme into a WebSocket scope (only HTTP scopes get one, even with
+    --proxy-headers), so the rule is Django's `request.is_secure()` for HTTP requests: the
+    SECURE_PROXY_SSL_HEADER that the TLS-terminating proxy sets decides when it is present;
+    otherwise the scope's scheme, "ws" when the server does not say (the ASGI default).
+    Trusting the header costs nothing here: the Origin check protects browsers, and a page
+    cannot add headers to a WebSocket handshake."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        wanted = meta_name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin1")
+        for name, value in scope.get("headers", ()):
+            if name.lower() == wanted:
+                return value.decode("latin1").split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme", "ws") == "wss"
+
+
+def origin_allowed(origin: str | None, host: str | None = None, *, secure: bool = False) -> bool:
+    """Same origin only: the Origin's scheme must match the handshake's (https for wss, http
+    for ws), its host and port must be those the request was sent to (its Host header), and
+    that host must be allowed. A page on another port of the same host is another origin but
+    the same *site*, so SameSite cookies alone would let it in; so is the http page of an
+    https host (port 80 against 443 leaves the Host header alike), which anyone on the
+    network path can write, and wss would carry the Secure cookies to it. Origins listed in
+    CSRF_TRUSTED_ORIGINS are admitted as the operator said (e.g. a proxy that rewrites Host),
+    with the same scheme rule."""
     if not origin:
         return False
     try:
@@ -46,7 +68,7 @@ def origin_allowed(origin: str | None, host: str | None = None) -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return False
-    if parts.scheme not in ("http", "https") or not hostname:
+    if parts.scheme != ("https" if secure else "http") or not hostname:
         return False
     normalised = f"{parts.scheme}://{parts.netloc}".lower()
     if normalised in (o.rstrip("/").lower() for o in settings.CSRF_TRUSTED_ORIGINS):
@@ -69,7 +91,8 @@ class StrictOriginValidator:
         if scope["type"] == "websocket":
             headers = dict(scope.get("headers", ()))
             origin, host = headers.get(b"origin"), headers.get(b"host")
-            if not origin_allowed(origin and origin.decode("latin1"), host and host.decode("latin1")):
+            secure = handshake_is_secure(scope)
+            if not origin_allowed(origin and origin.decode("latin1"), host and host.decode("latin1"), secure=secure):
                 denier = WebsocketDenier()
                 return await denier(scope, receive, send)
         return await self.application(scope, receive, send)

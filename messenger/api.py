@@ -4,7 +4,8 @@ Every error answer is `{"code": str, "detail": str}`, plus `"errors": {field: [m
 for validation failures, so clients can show a reason and never have to parse HTML.
 """
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, parsers, status
@@ -35,6 +36,13 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by `request.body` (DRF's JSON parser reads through it) when Content-Length
+        # exceeds DATA_UPLOAD_MAX_MEMORY_SIZE, before any parsing; Django alone answers an
+        # HTML 400.
+        detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        too_large = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        return Response({"code": "request_too_large", "detail": detail}, status=too_large)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

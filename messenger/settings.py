@@ -190,7 +190,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "JSON API of a self-hosted end-to-end-encrypted messenger. The server stores and relays "
         "only public keys and ciphertext. Authentication: JWT in HttpOnly cookies; every unsafe "
-        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header."
+        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header. A request body "
+        "larger than 6 x MESSAGE_MAX_BODY_BYTES + 64 KiB (448 KiB by default) is refused with "
+        "413 `request_too_large`. No route takes an email in its path or query string (access "
+        "logs record those): emails travel in JSON bodies."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -272,6 +275,18 @@ else:
 
 # Largest envelope body accepted (bytes of the ciphertext string as sent).
 MESSAGE_MAX_BODY_BYTES = env.int("MESSAGE_MAX_BODY_BYTES", default=64 * 1024)
+# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
+# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
+# message sent over REST:
+#   its body is at most MESSAGE_MAX_BODY_BYTES of UTF-8, and JSON may escape each of those
+#   bytes as "\u00XX" (6 bytes; a 4-byte character as a surrogate pair takes 12, 3 per byte):
+#   6 * 65,536 = 393,216 bytes, plus client_id, kind and the recipient (254 characters,
+#   6 * 254 escaped) under 2 KiB.
+# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
+#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
+#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
+# So 6 * MESSAGE_MAX_BODY_BYTES + 64 KiB of margin (458,752 bytes by default).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 # Undelivered envelopes older than this are deleted by `manage.py purge_messages`.
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
