@@ -37,8 +37,12 @@ class Envelope(models.Model):
         indexes = [
             # "Undelivered for recipient, in order": equality on recipient and delivered_at
             # (NULL), then the id range scan. Partial indexes would be smaller but MariaDB
-            # has none.
-            models.Index(fields=["recipient", "delivered_at", "id"], name="chat_env_recipient_queue"),
+            # has none. `size` makes it covering for the recipient's storage quota (a sum
+            # over the undelivered rows) and the socket's flow control (ids and sizes).
+            models.Index(fields=["recipient", "delivered_at", "id", "size"], name="chat_env_recipient_queue"),
+            # The sender's storage quota: the sum of its undelivered sizes, from the index
+            # alone (delivered rows stay for receipts, so the sender's rows keep growing).
+            models.Index(fields=["sender", "delivered_at", "size"], name="chat_env_sender_pending"),
             # Retention: expired undelivered envelopes, bodies left to erase.
             models.Index(fields=["delivered_at", "created_at"], name="chat_env_retention"),
         ]

@@ -29,7 +29,7 @@ from accounts.models import normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
 from chat.db import batch_transaction
-from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
+from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact, QuotaExceeded
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
 
@@ -170,10 +170,12 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     # Who is who: every recipient by email and every sender by id. The sender is checked
     # too: a socket of a user deactivated a moment ago may not be closed yet. And resends:
     # envelopes already stored under these (sender, client_id) pairs. One query for both.
-    users, stored = sql.users_and_resends(
+    sender_quota, recipient_quota = settings.MESSAGE_QUOTA_SENDER_BYTES, settings.MESSAGE_QUOTA_RECIPIENT_BYTES
+    users, stored, (sent_bytes, waiting_bytes) = sql.users_and_resends(
         emails={requests[i].to_email for i in todo},
         ids={requests[i].sender_id for i in todo},
         keys={(requests[i].sender_id, requests[i].client_id) for i in todo},
+        quotas=bool(sender_quota or recipient_quota),
     )
     active_by_email = {email: pk for pk, email, active in users if active}
     email_by_id = {pk: email for pk, email, _ in users}
@@ -202,6 +204,7 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
                 continue
             if (request.sender_id, recipient_id) not in accepted:
                 raise NotAContact()
+            _quota_take(request, recipient_id, sent_bytes, waiting_bytes, sender_quota, recipient_quota)
             stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
             new.append((index, recipient_id))
         except ChatError as error:
@@ -260,6 +263,33 @@ def _recipient(request: SendRequest, active_ids: set, active_by_email: dict, ema
         # Unknown and deactivated accounts look exactly like strangers.
         raise NotAContact()
     return recipient_id
+
+
+def _quota_take(
+    request: SendRequest, recipient_id: int, sent: dict, waiting: dict, sender_quota: int, recipient_quota: int
+) -> None:
+    """Count this envelope against the storage quotas, or refuse it (QuotaExceeded).
+
+    `sent`/`waiting` hold the undelivered bytes per sender/recipient, read in the batch's
+    first statement and increased here by each envelope the batch accepts, so a batch cannot
+    pass a quota together that each request would pass alone. Only resends are free (they
+    store nothing). Two processes' batches may both pass a nearly full quota at the same
+    moment: the overshoot is bounded by one batch each, which is what keeps this check free
+    of locks and round trips. The recipient's quota tells the sender, an accepted contact,
+    only that the contact has a lot of mail waiting, never how much."""
+    size = len(request.body.encode("utf-8"))
+    if sender_quota and sent.get(request.sender_id, 0) + size > sender_quota:
+        raise QuotaExceeded(
+            f"Your undelivered messages have reached the storage limit ({sender_quota} bytes); "
+            "you can send more as they are delivered."
+        )
+    if recipient_quota and waiting.get(recipient_id, 0) + size > recipient_quota:
+        raise QuotaExceeded(
+            "This contact has too many undelivered messages waiting on the server; "
+            "try again after they have come online."
+        )
+    sent[request.sender_id] = sent.get(request.sender_id, 0) + size
+    waiting[recipient_id] = waiting.get(recipient_id, 0) + size
 
 
 def _duplicate(stored: tuple[int, int], request: SendRequest, recipient_id: int | None) -> SendResult:

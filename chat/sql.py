@@ -78,20 +78,72 @@ def _resend_where(keys: list[tuple[int, uuid.UUID]]) -> tuple[str, list]:
     return " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(keys)), params
 
 
-def users_and_resends(
-    *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]]
-) -> tuple[list[tuple[int, str, bool]], dict]:
-    """`accounts.selectors.user_rows(emails=, ids=)` and `stored_for_resend(keys)` in ONE
-    statement (`UNION ALL` of the two SELECTs, each row tagged with the branch it came from).
+def _pending_selects(ids: list[int], emails: list[str], filler: str = "") -> tuple[list[str], list]:
+    """The SELECTs of `pending_bytes` as UNION ALL branches (tag, user id, `filler`, bytes),
+    for the senders `ids` and the recipients with these normalised `emails` (either may be
+    empty)."""
+    from accounts.models import User
 
-    Every send batch needs both answers and neither depends on the other; as two statements
-    they were two network round trips on MariaDB, and under light load (a batch of one or two
+    sender, recipient, size, delivered = (_column(c) for c in ("sender", "recipient", "size", "delivered_at"))
+    branches, params = [], []
+    if ids:
+        branches.append(
+            f"SELECT 2, {sender}, {filler}SUM({size}) FROM {_table()} "  # noqa: S608 - identifiers from _meta only
+            f"WHERE {sender} IN ({_marks(len(ids))}) AND {delivered} IS NULL GROUP BY {sender}"
+        )
+        params += ids
+    if emails:
+        users, user_pk, user_email = (
+            _quote(User._meta.db_table),
+            _quote(User._meta.pk.column),
+            _quote(User._meta.get_field("email").column),
+        )
+        branches.append(
+            f"SELECT 3, {recipient}, {filler}SUM({size}) FROM {_table()} "  # noqa: S608 - identifiers from _meta only
+            f"WHERE {recipient} IN (SELECT {user_pk} FROM {users} WHERE {user_email} IN ({_marks(len(emails))})) "
+            f"AND {delivered} IS NULL GROUP BY {recipient}"
+        )
+        params += emails
+    return branches, params
+
+
+def pending_bytes(*, sender_ids: Iterable[int], recipient_emails: Iterable[str]) -> tuple[dict, dict]:
+    """({sender id: body bytes of its undelivered envelopes}, {recipient id: body bytes of the
+    undelivered envelopes waiting for it}) for the storage quotas; users without any are
+    missing. Stands for `Envelope.objects.filter(delivered_at=None, sender__in=...)
+    .values("sender").annotate(Sum("size"))` and its recipient twin; both sums are read from
+    an index alone (chat_env_sender_pending, chat_env_recipient_queue)."""
+    from accounts.models import normalize_email
+
+    ids = sorted(set(sender_ids))
+    emails = sorted({normalize_email(email) for email in recipient_emails})
+    sent: dict[int, int] = {}
+    waiting: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, max(len(ids), len(emails)), CHUNK):
+            branches, params = _pending_selects(ids[start : start + CHUNK], emails[start : start + CHUNK])
+            cursor.execute(" UNION ALL ".join(branches), params)
+            for tag, user_id, total in cursor.fetchall():
+                (sent if tag == 2 else waiting)[user_id] = int(total)
+    return sent, waiting
+
+
+def users_and_resends(
+    *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]], quotas: bool = False
+) -> tuple[list[tuple[int, str, bool]], dict, tuple[dict, dict]]:
+    """`accounts.selectors.user_rows(emails=, ids=)`, `stored_for_resend(keys)` and, with
+    `quotas`, `pending_bytes(sender_ids=ids, recipient_emails=emails)` in ONE statement
+    (`UNION ALL` of the SELECTs, each row tagged with the branch it came from).
+
+    Every send batch needs these answers and none depends on another; as separate statements
+    they were network round trips on MariaDB, and under light load (a batch of one or two
     sends) each round trip costs about as much server CPU as the rest of the batch's Python
     (the loopback send and receive are system time of the database thread). The WHERE
-    clauses are those of the two functions (the `IN` lists on the unique email and the
-    primary key, one equality pair per key on the unique (sender, client_id) index), so each
-    branch uses the same index as before. Batches bigger than one statement's share of bound
-    parameters (MAX_BATCH keeps the socket path below it) run the two functions."""
+    clauses are those of the separate functions (the `IN` lists on the unique email and the
+    primary key, one equality pair per key on the unique (sender, client_id) index, the
+    quota sums on their covering indexes), so each branch uses the same index as alone.
+    Batches bigger than one statement's share of bound parameters (MAX_BATCH keeps the socket
+    path below it) run the separate functions."""
     from accounts.models import normalize_email
     from accounts.selectors import VALUES_PER_QUERY, user_rows, user_rows_select
 
@@ -104,27 +156,39 @@ def users_and_resends(
         or not (wanted_emails or wanted_ids)
         or not wanted_keys
     ):
-        return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys)
+        pending = pending_bytes(sender_ids=wanted_ids, recipient_emails=wanted_emails) if quotas else ({}, {})
+        return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys), pending
 
     user_columns, user_source, params = user_rows_select(wanted_emails, wanted_ids)
     resend_where, resend_params = _resend_where(wanted_keys)
     params += resend_params
     sender, client, pk, recipient = (_column(c) for c in ("sender", "client_id", "id", "recipient"))
-    statement = (
-        f"SELECT 0, {user_columns}, NULL, NULL, NULL {user_source} "  # noqa: S608 - identifiers from _meta only
-        f"UNION ALL SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient} FROM {_table()} WHERE {resend_where}"
-    )
+    # The sums go in a column of their own: in one column with the ids, MariaDB would type
+    # the ids DECIMAL (SUM's type).
+    branches = [
+        f"SELECT 0, {user_columns}, NULL, NULL, NULL, NULL {user_source}",
+        f"SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient}, NULL "  # noqa: S608 - identifiers from _meta only
+        f"FROM {_table()} WHERE {resend_where}",
+    ]
+    if quotas:
+        pending_branches, pending_params = _pending_selects(wanted_ids, wanted_emails, "NULL, NULL, NULL, NULL, NULL, ")
+        branches += pending_branches
+        params += pending_params
     client_field = Envelope._meta.get_field("client_id")
     users: dict[int, tuple[int, str, bool]] = {}
     found = {}
+    sent: dict[int, int] = {}
+    waiting: dict[int, int] = {}
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        for tag, first, row_email, row_active, client_id, envelope_id, recipient_id in cursor.fetchall():
+        cursor.execute(" UNION ALL ".join(branches), params)
+        for tag, first, row_email, row_active, client_id, envelope_id, recipient_id, total in cursor.fetchall():
             if tag == 0:
                 users[first] = (first, row_email, bool(row_active))
-            else:
+            elif tag == 1:
                 found[(first, client_field.to_python(client_id))] = (envelope_id, recipient_id)
-    return list(users.values()), found
+            else:
+                (sent if tag == 2 else waiting)[first] = int(total)
+    return list(users.values()), found, (sent, waiting)
 
 
 def envelopes_insert(rows: list[tuple[uuid.UUID, int, int, str, str, int]], created_at: datetime) -> list[int]:
