@@ -6,7 +6,8 @@ handshake, but it can read a close code). Then the socket joins its user's group
 every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
 one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
-deactivation: sign in again).
+deactivation: sign in again). A user's sockets are capped across processes (chat.sockets):
+one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be closed with 4429.
 
 Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
 frame gets an `error` frame and the socket stays open. Database work never runs on the event
@@ -17,7 +18,12 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect (or `sync` frame). Receipts go
+anything not acknowledged is sent again on the next connect (or `sync` frame).
+
+Flow control: those unacknowledged envelopes are also the socket's window. At most
+CHAT_UNACKED_WINDOW_BYTES of bodies are in flight; what does not fit (backlog or push) stays
+in the database and is read and sent, in id order, as acknowledgements free room, then
+`queue_empty`. A client that stops reading costs the server one window, not its backlog. Receipts go
 the other way: the sender's client asks where its unconfirmed envelopes stand (`receipts`
 frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
 """
@@ -36,12 +42,14 @@ from chat.db import run_in_db_thread
 from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
+from chat.sockets import socket_place_release, socket_place_take
 from messenger.errors import DomainError, RateLimited
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # no, invalid or expired access token: refresh, then reconnect
 CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
+CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER already open: close one, retry later
 
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
@@ -55,9 +63,15 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     user = None
     group: str | None = None
     closing = False
+    placed = False  # holds one of the user's CHAT_MAX_SOCKETS_PER_USER places
     _expiry_handle: asyncio.TimerHandle | None = None
     _expiry_task: asyncio.Task | None = None
-    _unacked: set[int] | None = None
+    # Flow control: id -> body bytes of the envelopes sent and not acknowledged yet, their
+    # total, and whether undelivered envelopes wait in the database above `_cursor`.
+    _unacked: dict[int, int] | None = None
+    _in_flight = 0
+    _cursor = 0
+    _behind = False
 
     async def dispatch(self, message):
         # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
@@ -76,6 +90,11 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await socket_place_take(user_id=user.pk, member=self.channel_name):
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason="Too many open connections for this account.")
+            return
+        self.placed = True
         self.user = user
         await self.accept()
         self.group = events.user_group(user.pk)
@@ -97,6 +116,20 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             self._expiry_handle.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._release_place()
+
+    async def __call__(self, scope, receive, send):
+        # The socket's place (chat.sockets) is given back however the consumer ends: after
+        # `disconnect`, and also when a handler raised and `disconnect` never ran.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release_place()
+
+    async def _release_place(self) -> None:
+        if self.placed:
+            self.placed = False
+            await socket_place_release(user_id=self.user.pk, member=self.channel_name)
 
     async def session_revoked(self, message):
         await self._close(CLOSE_SESSION_REVOKED)
@@ -107,34 +140,73 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if not self.closing:
             await self.send(text_data=_encode(event))
 
-    async def _send_message(self, event: dict) -> None:
+    async def _send_message(self, event: dict, size: int) -> None:
         if self._unacked is None:
-            self._unacked = set()
-        self._unacked.add(event["id"])
+            self._unacked = {}
+        self._unacked[event["id"]] = size
+        self._in_flight += size
         await self._send_event(event)
 
+    def _acknowledged(self, ids: list[int]) -> None:
+        if self._unacked:
+            for pk in ids:
+                self._in_flight -= self._unacked.pop(pk, 0)
+
     async def _deliver_backlog(self) -> None:
-        """Every undelivered envelope, oldest first, a page at a time, then queue_empty.
-        The group was joined first, so an envelope committed meanwhile is either in a page or
-        pushed afterwards (or both: then `_unacked` keeps it from being shown twice)."""
-        after = 0
-        while True:
-            page = await run_in_db_thread(selectors.envelopes_pending, user_id=self.user.pk, after=after)
-            for event in page:
+        """Every undelivered envelope, oldest first, as far as the window allows; the rest
+        follows as acknowledgements free room (`_refill`). The group was joined first, so an
+        envelope committed meanwhile is either read here or pushed afterwards (or both:
+        `_unacked` keeps it from being shown twice)."""
+        self._cursor = 0
+        self._behind = True
+        await self._refill()
+
+    async def _refill(self) -> None:
+        """Send undelivered envelopes above `_cursor` from the database while the window has
+        room; `queue_empty` once none is left. The window counts the body bytes this socket
+        has sent and the client not yet acknowledged (CHAT_UNACKED_WINDOW_BYTES): a client that
+        does not read holds at most that much of the server's memory, and never less than
+        one envelope is allowed in flight (a window smaller than a body cannot stall)."""
+        window = settings.CHAT_UNACKED_WINDOW_BYTES
+        while self._behind and not self.closing:
+            room = window - self._in_flight
+            if room <= 0 and self._in_flight:
+                return
+            page = await run_in_db_thread(
+                selectors.envelopes_pending_within,
+                user_id=self.user.pk,
+                after=self._cursor,
+                room=room,
+                skip=frozenset(self._unacked or ()),
+                at_least_one=not self._in_flight,
+            )
+            for event in page.events:
                 if not self._unacked or event["id"] not in self._unacked:
-                    await self._send_message(event)
-            if len(page) < selectors.PAGE_SIZE:
-                break
-            after = page[-1]["id"]
-        await self._send_event(events.queue_empty_event())
+                    await self._send_message(event, page.size[event["id"]])
+            self._cursor = max(self._cursor, page.cursor)
+            if page.drained:
+                self._behind = False
+                await self._send_event(events.queue_empty_event())
+            elif not page.events and self._in_flight:
+                return  # the next envelope does not fit: wait for acknowledgements
 
     async def push_event(self, message):
-        """A group message from events.publish_on_commit: forward the event as it is."""
+        """A group message from events.publish_on_commit: forward the event as it is. A
+        `message` that does not fit in the window, or that would overtake envelopes still
+        waiting in the database, is not sent: it stays in the database (the row is the
+        message) and `_refill` sends it, in id order, when acknowledgements free room."""
         event = message["event"]
         if event.get("type") == "message":
-            if self._unacked and event["id"] in self._unacked:
+            pk = event["id"]
+            if self._unacked and pk in self._unacked:
                 return
-            await self._send_message(event)
+            size = len(event["body"].encode())
+            if self._behind or (self._in_flight and self._in_flight + size > settings.CHAT_UNACKED_WINDOW_BYTES):
+                self._behind = True
+                # Commits can land out of id order (several processes): re-read from here.
+                self._cursor = min(self._cursor, pk - 1)
+                return
+            await self._send_message(event, size)
         else:
             await self._send_event(event)
 
@@ -195,15 +267,19 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
 
     async def _frame_ack(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("ack", self.user.pk)
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
-        if self._unacked:
-            self._unacked.difference_update(ids)
+        self._acknowledged(ids)
+        if self._behind:
+            await self._refill()
 
     async def _frame_read(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("read", self.user.pk)
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids, read=True))
-        if self._unacked:
-            self._unacked.difference_update(ids)
+        self._acknowledged(ids)
+        if self._behind:
+            await self._refill()
 
     async def _frame_typing(self, frame: dict) -> None:
         to_email = validation.email_parse(frame.get("to"))
@@ -223,7 +299,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
 
     async def _frame_sync(self, frame: dict) -> None:
-        """Send the backlog again (after the client suspects a dropped push)."""
+        """Send the backlog again (after the client suspects a dropped push). Rate limited:
+        each one reads the user's queue in the chat database thread, which every socket of
+        the process shares."""
+        local_rate_limit_hit("sync", self.user.pk)
         await self._deliver_backlog()
 
     FRAME_HANDLERS = {
