@@ -3,11 +3,13 @@ being signed out, a crash between storing and sending."""
 
 import asyncio
 import base64
+import json
 
 import pytest
+from websockets.asyncio.client import connect
 
-from messenger_client import Client, NotSignedIn, StateFileInUse
-from tests.client.conftest import PASSPHRASE
+from messenger_client import Client, NotSignedIn, StateFileInUse, TooManyConnections
+from tests.client.conftest import PASSPHRASE, start_server
 from tests.client.helpers import befriend, next_message, registered
 
 
@@ -114,3 +116,24 @@ async def test_without_file_locks_two_clients_never_present_a_rotated_refresh_to
         # newer cookies are used instead.
         assert await other.contacts() == []
         assert await alice.contacts() == []
+
+
+async def test_a_socket_over_the_accounts_cap_raises_too_many_connections_without_a_retry_loop(tmp_path):
+    """The server closes a socket over CHAT_MAX_SOCKETS_PER_USER with 4429: connect() says so
+    plainly, and the client does not hammer the server with new attempts."""
+    server, stop = start_server(tmp_path, CHAT_MAX_SOCKETS_PER_USER="1")
+    try:
+        alice = await registered(server.url, tmp_path, "alice")
+        async with alice:
+            async with connect(
+                alice._ws_url(),
+                origin=alice.server,
+                additional_headers={"Cookie": alice.http.cookie_header("/ws/chat/")},
+            ) as other:
+                assert json.loads(await other.recv()) == {"type": "queue_empty"}  # the one place is taken
+                with pytest.raises(TooManyConnections, match="too many connections"):
+                    await alice.connect(timeout=10)
+                assert alice._socket_task.done()  # given up: no loop
+        assert server.log_text().count("WSCONNECT /ws/chat/") == 2
+    finally:
+        stop()
