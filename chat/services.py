@@ -141,8 +141,11 @@ def batch_apply(
     alone: sends one by one, then the receipts in their own transaction."""
     try:
         with batch_transaction():
-            send_results = _envelopes_store(sends) if sends else []
-            receipt_results = _envelopes_mark(receipts) if receipts else []
+            usage: dict[int, list[int]] = {}
+            send_results = _envelopes_store(sends, usage) if sends else []
+            receipt_results = _envelopes_mark(receipts, usage) if receipts else []
+            # The mailbox counters of both, in one statement, the batch's last (see usage_add).
+            sql.usage_add(usage)
     except IntegrityError:
         send_results = _envelopes_send_one_by_one(sends)
         receipt_results = envelopes_mark(receipts) if receipts else []
@@ -155,7 +158,17 @@ def _check_shape(request: SendRequest) -> None:
     body_size_check(request.body)
 
 
-def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError]:
+def _envelopes_store(
+    requests: list[SendRequest], usage: dict[int, list[int]] | None = None
+) -> list[SendResult | ChatError]:
+    """Store what may be stored, within the caller's transaction, and count the new
+    envelopes' bytes in the mailbox counters: at the end, or, given `usage` ({user id: [sent,
+    waiting]}), added there for the caller to write (one statement for a whole batch)."""
+    if usage is None:
+        usage = {}
+        results = _envelopes_store(requests, usage)
+        sql.usage_add(usage)
+        return results
     results: list[SendResult | ChatError | None] = [None] * len(requests)
     todo: list[int] = []
     for index, request in enumerate(requests):
@@ -204,7 +217,9 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
                 continue
             if (request.sender_id, recipient_id) not in accepted:
                 raise NotAContact()
-            _quota_take(request, recipient_id, sent_bytes, waiting_bytes, sender_quota, recipient_quota)
+            size = _quota_take(request, recipient_id, sent_bytes, waiting_bytes, sender_quota, recipient_quota)
+            usage.setdefault(request.sender_id, [0, 0])[0] += size
+            usage.setdefault(recipient_id, [0, 0])[1] += size
             stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
             new.append((index, recipient_id))
         except ChatError as error:
@@ -267,15 +282,17 @@ def _recipient(request: SendRequest, active_ids: set, active_by_email: dict, ema
 
 def _quota_take(
     request: SendRequest, recipient_id: int, sent: dict, waiting: dict, sender_quota: int, recipient_quota: int
-) -> None:
-    """Count this envelope against the storage quotas, or refuse it (QuotaExceeded).
+) -> int:
+    """Count this envelope against the storage quotas and return its size, or refuse it
+    (QuotaExceeded).
 
-    `sent`/`waiting` hold the undelivered bytes per sender/recipient, read in the batch's
-    first statement and increased here by each envelope the batch accepts, so a batch cannot
-    pass a quota together that each request would pass alone. Only resends are free (they
-    store nothing). Two processes' batches may both pass a nearly full quota at the same
-    moment: the overshoot is bounded by one batch each, which is what keeps this check free
-    of locks and round trips. The recipient's quota tells the sender, an accepted contact,
+    `sent`/`waiting` hold the undelivered bytes per sender/recipient (the MailboxUsage
+    counters, read in the batch's first statement) and are increased here by each envelope
+    the batch accepts, so a batch cannot pass a quota together that each request would pass
+    alone. Only resends are free (they store nothing). Two processes' batches may both pass
+    a nearly full quota at the same moment (the counters are read without a lock): the
+    overshoot is bounded by one batch each, which is what keeps this check free of locks
+    and extra round trips. The recipient's quota tells the sender, an accepted contact,
     only that the contact has a lot of mail waiting, never how much."""
     size = len(request.body.encode("utf-8"))
     if sender_quota and sent.get(request.sender_id, 0) + size > sender_quota:
@@ -290,6 +307,7 @@ def _quota_take(
         )
     sent[request.sender_id] = sent.get(request.sender_id, 0) + size
     waiting[recipient_id] = waiting.get(recipient_id, 0) + size
+    return size
 
 
 def _duplicate(stored: tuple[int, int], request: SendRequest, recipient_id: int | None) -> SendResult:
@@ -331,8 +349,15 @@ def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
         return _envelopes_mark(requests)
 
 
-def _envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
-    """`envelopes_mark` within the caller's transaction (the rows are locked until its end)."""
+def _envelopes_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]] | None = None) -> list[ReceiptResult]:
+    """`envelopes_mark` within the caller's transaction (the rows are locked until its end).
+    The bytes of the envelopes delivered now come off the mailbox counters: at the end, or,
+    given `usage`, subtracted there for the caller to write."""
+    if usage is None:
+        usage = {}
+        results = _envelopes_mark(requests, usage)
+        sql.usage_add(usage)
+        return results
     now = timezone.now()
     all_ids = {pk for request in requests for pk in request.ids}
     rows = sql.receipt_rows(all_ids)
@@ -346,10 +371,12 @@ def _envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
             if row is None or row[1] != request.user_id:
                 foreign += 1
                 continue
-            sender_id, _, delivered_at, read_at = row
+            sender_id, _, delivered_at, read_at, size = row
             changed = False
             if delivered_at is None and pk not in delivered:
                 delivered[pk] = sender_id
+                usage.setdefault(sender_id, [0, 0])[0] -= size
+                usage.setdefault(request.user_id, [0, 0])[1] -= size
                 changed = True
             if request.read and read_at is None and pk not in read:
                 read[pk] = sender_id
@@ -408,6 +435,16 @@ def envelopes_purge(*, now: datetime | None = None, dry_run: bool = False) -> Pu
     if dry_run:
         return PurgeResult(bodies_erased=bodies.count(), expired_deleted=expired.count())
     erased = bodies.update(body="")
-    deleted, _ = expired.delete()
+    # Locked first: an acknowledgement racing the purge would otherwise take the same bytes
+    # off the mailbox counters a second time.
+    doomed = list(expired.select_for_update().values_list("id", "sender_id", "recipient_id", "size"))
+    usage: dict[int, list[int]] = {}
+    for _, sender_id, recipient_id, size in doomed:
+        usage.setdefault(sender_id, [0, 0])[0] -= size
+        usage.setdefault(recipient_id, [0, 0])[1] -= size
+    deleted = 0
+    for start in range(0, len(doomed), sql.CHUNK):
+        deleted += Envelope.objects.filter(id__in=[row[0] for row in doomed[start : start + sql.CHUNK]]).delete()[0]
+    sql.usage_add(usage)
     logger.info("messages purged bodies_erased=%s expired_deleted=%s", erased, deleted)
     return PurgeResult(bodies_erased=erased, expired_deleted=deleted)

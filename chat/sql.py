@@ -81,15 +81,14 @@ def _resend_where(keys: list[tuple[int, uuid.UUID]]) -> tuple[str, list]:
 def _pending_selects(ids: list[int], emails: list[str], filler: str = "") -> tuple[list[str], list]:
     """The SELECTs of `pending_bytes` as UNION ALL branches (tag, user id, `filler`, bytes),
     for the senders `ids` and the recipients with these normalised `emails` (either may be
-    empty)."""
+    empty): primary-key lookups in chat.models.MailboxUsage."""
     from accounts.models import User
 
-    sender, recipient, size, delivered = (_column(c) for c in ("sender", "recipient", "size", "delivered_at"))
+    table, user, sent, waiting = _usage_names()
     branches, params = [], []
     if ids:
         branches.append(
-            f"SELECT 2, {sender}, {filler}SUM({size}) FROM {_table()} "  # noqa: S608 - identifiers from _meta only
-            f"WHERE {sender} IN ({_marks(len(ids))}) AND {delivered} IS NULL GROUP BY {sender}"
+            f"SELECT 2, {user}, {filler}{sent} FROM {table} WHERE {user} IN ({_marks(len(ids))})"  # noqa: S608 - identifiers from _meta only
         )
         params += ids
     if emails:
@@ -99,20 +98,28 @@ def _pending_selects(ids: list[int], emails: list[str], filler: str = "") -> tup
             _quote(User._meta.get_field("email").column),
         )
         branches.append(
-            f"SELECT 3, {recipient}, {filler}SUM({size}) FROM {_table()} "  # noqa: S608 - identifiers from _meta only
-            f"WHERE {recipient} IN (SELECT {user_pk} FROM {users} WHERE {user_email} IN ({_marks(len(emails))})) "
-            f"AND {delivered} IS NULL GROUP BY {recipient}"
+            f"SELECT 3, {user}, {filler}{waiting} FROM {table} "  # noqa: S608 - identifiers from _meta only
+            f"WHERE {user} IN (SELECT {user_pk} FROM {users} WHERE {user_email} IN ({_marks(len(emails))}))"
         )
         params += emails
     return branches, params
 
 
+def _usage_names() -> tuple[str, str, str, str]:
+    from chat.models import MailboxUsage
+
+    meta = MailboxUsage._meta
+    return (
+        _quote(meta.db_table),
+        *(_quote(meta.get_field(name).column) for name in ("user", "sent_bytes", "waiting_bytes")),
+    )
+
+
 def pending_bytes(*, sender_ids: Iterable[int], recipient_emails: Iterable[str]) -> tuple[dict, dict]:
     """({sender id: body bytes of its undelivered envelopes}, {recipient id: body bytes of the
-    undelivered envelopes waiting for it}) for the storage quotas; users without any are
-    missing. Stands for `Envelope.objects.filter(delivered_at=None, sender__in=...)
-    .values("sender").annotate(Sum("size"))` and its recipient twin; both sums are read from
-    an index alone (chat_env_sender_pending, chat_env_recipient_queue)."""
+    undelivered envelopes waiting for it}) for the storage quotas, from the MailboxUsage
+    counters; users without a counter row are missing (they have none). Stands for
+    `MailboxUsage.objects.filter(...).values_list(...)` twice."""
     from accounts.models import normalize_email
 
     ids = sorted(set(sender_ids))
@@ -128,6 +135,34 @@ def pending_bytes(*, sender_ids: Iterable[int], recipient_emails: Iterable[str])
     return sent, waiting
 
 
+def usage_add(deltas: dict[int, list[int]]) -> None:
+    """Add {user id: [sent bytes, waiting bytes]} to the MailboxUsage counters, creating the
+    rows that do not exist yet: one upsert for the whole batch (`INSERT ... ON DUPLICATE KEY
+    UPDATE` on MariaDB, `ON CONFLICT ... DO UPDATE` on SQLite).
+
+    Rows go in user id order and a batch calls this once, as its last statement: every
+    transaction then locks counter rows in the same order and after all its other locks,
+    so two processes' batches wait for each other here but cannot deadlock."""
+    rows = sorted((user_id, sent, waiting) for user_id, (sent, waiting) in deltas.items() if sent or waiting)
+    if not rows:
+        return
+    table, user, sent, waiting = _usage_names()
+    if connection.vendor == "mysql":
+        update = f"ON DUPLICATE KEY UPDATE {sent} = {sent} + VALUES({sent}), {waiting} = {waiting} + VALUES({waiting})"
+    else:
+        update = (
+            f"ON CONFLICT ({user}) DO UPDATE SET {sent} = {sent} + excluded.{sent}, "
+            f"{waiting} = {waiting} + excluded.{waiting}"
+        )
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, CHUNK // 3):
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({user}, {sent}, {waiting}) VALUES {values} {update}",  # noqa: S608 - see above
+                [value for row in chunk for value in row],
+            )
+
+
 def users_and_resends(
     *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]], quotas: bool = False
 ) -> tuple[list[tuple[int, str, bool]], dict, tuple[dict, dict]]:
@@ -141,7 +176,7 @@ def users_and_resends(
     (the loopback send and receive are system time of the database thread). The WHERE
     clauses are those of the separate functions (the `IN` lists on the unique email and the
     primary key, one equality pair per key on the unique (sender, client_id) index, the
-    quota sums on their covering indexes), so each branch uses the same index as alone.
+    quota counters by primary key), so each branch uses the same index as alone.
     Batches bigger than one statement's share of bound parameters (MAX_BATCH keeps the socket
     path below it) run the separate functions."""
     from accounts.models import normalize_email
@@ -163,8 +198,7 @@ def users_and_resends(
     resend_where, resend_params = _resend_where(wanted_keys)
     params += resend_params
     sender, client, pk, recipient = (_column(c) for c in ("sender", "client_id", "id", "recipient"))
-    # The sums go in a column of their own: in one column with the ids, MariaDB would type
-    # the ids DECIMAL (SUM's type).
+    # The counters go in a column of their own, so the other columns keep their types.
     branches = [
         f"SELECT 0, {user_columns}, NULL, NULL, NULL, NULL {user_source}",
         f"SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient}, NULL "  # noqa: S608 - identifiers from _meta only
@@ -213,21 +247,21 @@ def envelopes_insert(rows: list[tuple[uuid.UUID, int, int, str, str, int]], crea
     return ids
 
 
-def receipt_rows(ids: Iterable[int]) -> dict[int, tuple[int, int, object, object]]:
-    """{id: (sender_id, recipient_id, delivered_at, read_at)}, rows locked where the database
+def receipt_rows(ids: Iterable[int]) -> dict[int, tuple[int, int, object, object, int]]:
+    """{id: (sender_id, recipient_id, delivered_at, read_at, size)}, rows locked where the database
     can; stands for `Envelope.objects.select_for_update().filter(id__in=...)`."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     found = {}
     with connection.cursor() as cursor:
         for chunk in _chunks(sorted(set(ids))):
-            columns = ", ".join(_column(c) for c in ("id", "sender", "recipient", "delivered_at", "read_at"))
+            columns = ", ".join(_column(c) for c in ("id", "sender", "recipient", "delivered_at", "read_at", "size"))
             where = f"{_column('id')} IN ({_marks(len(chunk))})"
             cursor.execute(
                 f"SELECT {columns} FROM {_table()} WHERE {where}{lock}",  # noqa: S608 - see above
                 chunk,
             )
-            for pk, sender_id, recipient_id, delivered_at, read_at in cursor.fetchall():
-                found[pk] = (sender_id, recipient_id, delivered_at, read_at)
+            for pk, *row in cursor.fetchall():
+                found[pk] = tuple(row)
     return found
 
 

@@ -1,14 +1,17 @@
 """Storage quotas on undelivered mail (MESSAGE_QUOTA_SENDER_BYTES, MESSAGE_QUOTA_RECIPIENT_BYTES)
 and the one send budget shared by the socket and REST paths."""
 
+import importlib
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import User
 from chat import services, sql
 from chat.errors import QuotaExceeded
-from chat.models import Envelope
+from chat.models import Envelope, MailboxUsage
 from chat.tests.helpers import make_contacts, open_socket, receive, send_frame, send_payload
 
 BODY = "x" * 1000
@@ -111,7 +114,7 @@ def test_zero_switches_the_quotas_off(contacts, settings):
 
 
 @pytest.mark.django_db
-def test_pending_bytes_sums_undelivered_bodies_per_sender_and_recipient(contacts, make_account):
+def test_pending_bytes_counts_undelivered_bodies_per_sender_and_recipient(contacts, make_account):
     alice, bob = contacts
     carol = make_account()
     make_contacts(carol, bob)
@@ -119,13 +122,13 @@ def test_pending_bytes_sums_undelivered_bodies_per_sender_and_recipient(contacts
     send_all([request(carol, bob, body="é" * 4)])
     services.envelopes_mark_delivered(user_id=bob.id, ids=[a1.id])
     sent, waiting = sql.pending_bytes(sender_ids=[alice.id, carol.id, bob.id], recipient_emails=[bob.email.upper()])
-    assert sent == {alice.id: 20, carol.id: 8}
+    assert sent == {alice.id: 20, carol.id: 8, bob.id: 0}
     assert waiting == {bob.id: 28}
     # the same answers from the batch's combined statement
     users, _, pending = sql.users_and_resends(
         emails=[bob.email], ids=[alice.id, carol.id], keys=[(alice.id, uuid.uuid4())], quotas=True
     )
-    assert pending == (sent, waiting)
+    assert pending == ({alice.id: 20, carol.id: 8}, waiting)
     assert {row[0] for row in users} == {alice.id, carol.id, bob.id}
 
 
@@ -197,3 +200,66 @@ def test_rest_sends_take_from_the_budget_the_socket_uses(contacts, settings):
         assert response.status_code == 201
     with pytest.raises(RateLimited):
         local_rate_limit_hit("message_send", User.objects.get(pk=alice.id).pk)
+
+
+# --- the mailbox counters -----------------------------------------------------------------------
+
+
+def usage_rows() -> dict[int, tuple[int, int]]:
+    return {row.user_id: (row.sent_bytes, row.waiting_bytes) for row in MailboxUsage.objects.all()}
+
+
+def true_usage() -> dict[int, tuple[int, int]]:
+    """The counters recomputed from the envelopes (what they must always equal)."""
+    usage: dict[int, list[int]] = {}
+    for envelope in Envelope.objects.filter(delivered_at=None):
+        usage.setdefault(envelope.sender_id, [0, 0])[0] += envelope.size
+        usage.setdefault(envelope.recipient_id, [0, 0])[1] += envelope.size
+    return {user_id: tuple(pair) for user_id, pair in usage.items()}
+
+
+def nonzero(usage: dict) -> dict:
+    return {user_id: pair for user_id, pair in usage.items() if any(pair)}
+
+
+@pytest.mark.django_db
+def test_the_counters_follow_stores_receipts_and_the_purge(contacts, make_account, settings):
+    alice, bob = contacts
+    carol = make_account()
+    make_contacts(carol, bob)
+    make_contacts(carol, alice)
+    a1, a2, a3 = send_all([request(alice, bob, body="x" * n) for n in (10, 20, 30)])
+    c1, c2 = send_all([request(carol, bob, body="é" * 5), request(carol, alice, body="y" * 7)])
+    assert usage_rows() == true_usage() == {alice.id: (60, 7), bob.id: (0, 70), carol.id: (17, 0)}
+    # a resend and a refused send change nothing
+    send_all([request(alice, bob, client_id=a1.client_id, body="x" * 10)])
+    settings.MESSAGE_QUOTA_SENDER_BYTES = 100
+    [refused] = send_all([request(alice, bob, body="z" * 50)])
+    assert isinstance(refused, QuotaExceeded)
+    assert nonzero(usage_rows()) == true_usage()
+    # delivered (ack), read without ack (implies delivery), read after ack (no change), foreign ids
+    services.envelopes_mark_delivered(user_id=bob.id, ids=[a1.id, c2.id])  # c2 is alice's: ignored
+    services.envelopes_mark_read(user_id=bob.id, ids=[a2.id])
+    services.envelopes_mark_read(user_id=bob.id, ids=[a1.id])
+    assert nonzero(usage_rows()) == true_usage()
+    # the socket path's batch: sends and receipts together
+    services.batch_apply([request(carol, bob, body="w" * 3)], [services.ReceiptRequest(alice.id, [c2.id])])
+    assert nonzero(usage_rows()) == true_usage()
+    # the purge deletes what expired undelivered and takes it off the counters
+    settings.MESSAGE_RETENTION_DAYS = 1
+    Envelope.objects.filter(id__in=[a3.id, c1.id]).update(created_at=timezone.now() - timedelta(days=2))
+    assert services.envelopes_purge().expired_deleted == 2
+    assert nonzero(usage_rows()) == true_usage()
+
+
+@pytest.mark.django_db
+def test_the_migration_counts_the_envelopes_undelivered_before_it(contacts):
+    from django.apps import apps
+
+    alice, bob = contacts
+    a1, _ = send_all([request(alice, bob, body="x" * 10), request(alice, bob, body="x" * 20)])
+    services.envelopes_mark_delivered(user_id=bob.id, ids=[a1.id])
+    MailboxUsage.objects.all().delete()
+    migration = importlib.import_module("chat.migrations.0002_mailbox_usage")
+    migration.count_undelivered(apps, None)
+    assert usage_rows() == true_usage() == {alice.id: (20, 0), bob.id: (0, 20)}
