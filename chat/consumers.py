@@ -18,14 +18,18 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect (or `sync` frame).
-
-Flow control: those unacknowledged envelopes are also the socket's window. At most
-CHAT_UNACKED_WINDOW_BYTES of bodies are in flight; what does not fit (backlog or push) stays
-in the database and is read and sent, in id order, as acknowledgements free room, then
-`queue_empty`. A client that stops reading costs the server one window, not its backlog. Receipts go
+anything not acknowledged is sent again on the next connect (or `sync` frame). Receipts go
 the other way: the sender's client asks where its unconfirmed envelopes stand (`receipts`
 frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
+
+Flow control: the unacknowledged envelopes are also the socket's window. At most
+CHAT_UNACKED_WINDOW_BYTES of bodies are in flight; what does not fit (backlog or push) stays
+in the database and is read and sent, in id order, as acknowledgements free room, then
+`queue_empty`. A client that stops reading costs the server one window, not its backlog.
+Envelopes acknowledged on another socket of the user (another tab) leave the window too: a
+full window asks the database which of its envelopes are still undelivered (when a push does
+not fit or on `sync`, at most once per PRUNE_SECONDS), so a tab that lets another one
+acknowledge does not stall.
 """
 
 import asyncio
@@ -51,6 +55,9 @@ CLOSE_UNAUTHENTICATED = 4401  # no, invalid or expired access token: refresh, th
 CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
 CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER already open: close one, retry later
 
+# A full window asks the database what was acknowledged elsewhere at most this often.
+PRUNE_SECONDS = 1.0
+
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
 
@@ -72,6 +79,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     _in_flight = 0
     _cursor = 0
     _behind = False
+    _pruned_at = -PRUNE_SECONDS
 
     async def dispatch(self, message):
         # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
@@ -159,7 +167,24 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         `_unacked` keeps it from being shown twice)."""
         self._cursor = 0
         self._behind = True
+        await self._prune_delivered()
         await self._refill()
+
+    async def _prune_delivered(self) -> bool:
+        """Take the envelopes that were acknowledged on another socket of the user (or
+        deleted by retention) out of this socket's window; True when that freed room. At
+        most once per PRUNE_SECONDS: for a socket that really does not read it finds
+        nothing, and must not cost a query per push."""
+        now = time.monotonic()
+        if not self._unacked or now - self._pruned_at < PRUNE_SECONDS:
+            return False
+        self._pruned_at = now
+        still = await run_in_db_thread(
+            selectors.envelopes_undelivered_among, user_id=self.user.pk, ids=list(self._unacked)
+        )
+        gone = [pk for pk in self._unacked if pk not in still]
+        self._acknowledged(gone)
+        return bool(gone)
 
     async def _refill(self) -> None:
         """Send undelivered envelopes above `_cursor` from the database while the window has
@@ -205,6 +230,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 self._behind = True
                 # Commits can land out of id order (several processes): re-read from here.
                 self._cursor = min(self._cursor, pk - 1)
+                if await self._prune_delivered():
+                    await self._refill()
                 return
             await self._send_message(event, size)
         else:

@@ -66,6 +66,20 @@ def envelopes_pending_within(
     return PendingWindow(events=page, cursor=cursor, drained=not full and len(rows) < PAGE_SIZE, size=chosen)
 
 
+def envelopes_undelivered_among(*, user_id: int, ids: Collection[int]) -> set[int]:
+    """Which of `ids` are envelopes to the user that are still undelivered (the others were
+    acknowledged on another socket of the user, or deleted at the end of retention)."""
+    ids = sorted(ids)
+    found: set[int] = set()
+    for start in range(0, len(ids), MAX_PAGE_SIZE):
+        found.update(
+            Envelope.objects.filter(
+                recipient_id=user_id, delivered_at__isnull=True, id__in=ids[start : start + MAX_PAGE_SIZE]
+            ).values_list("id", flat=True)
+        )
+    return found
+
+
 def envelope_receipts(*, user_id: int, ids: list[int]) -> dict:
     """Where envelopes the user SENT stand: a `receipts` event with the ids now `delivered`
     (not yet read), `read`, and `unknown`.

@@ -36,12 +36,31 @@ def undelivered_ids(recipient) -> list[int]:
     )
 
 
-async def frames_until_quiet(socket) -> list[dict]:
-    """Every frame the socket has been sent, up to a pause."""
+BARRIER = {"type": "receipts", "ids": [1]}
+
+
+@pytest.fixture(autouse=True)
+def _barriers_are_not_rate_limited(settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "receipts": "10000/1"}
+
+
+async def frames_until_barrier(socket) -> list[dict]:
+    """Every frame the server sent for what happened before: a `receipts` question goes
+    last, and since a socket's frames are handled one at a time (a backlog on connect, the
+    refill after an ack), its answer comes after everything they sent. A push travels through
+    the channel layer in its own time: wait for expected pushes with `pushed` first."""
+    await send_frame(socket, BARRIER)
     frames = []
-    while not await socket.receive_nothing(timeout=0.3):
-        frames.append(await receive(socket))
+    while (frame := await receive(socket))["type"] != "receipts":
+        frames.append(frame)
     return frames
+
+
+async def pushed(socket, count: int) -> list[int]:
+    """The ids of the next `count` frames, which must be `message` frames."""
+    frames = [await receive(socket) for _ in range(count)]
+    assert [frame["type"] for frame in frames] == ["message"] * count, frames
+    return [frame["id"] for frame in frames]
 
 
 def message_ids(frames) -> list[int]:
@@ -143,12 +162,12 @@ async def test_a_socket_that_never_acks_gets_at_most_the_window(contacts, settin
     stored = await store(alice, bob, 10)
     socket = communicator(bob)
     await socket.connect()
-    frames = await frames_until_quiet(socket)
+    frames = await frames_until_barrier(socket)
     assert message_ids(frames) == stored[:3]  # 3 x 1000 bytes fit, a fourth would not
     assert "queue_empty" not in [frame["type"] for frame in frames]
     # a sync does not push past the window either
     await send_frame(socket, {"type": "sync"})
-    assert await frames_until_quiet(socket) == []
+    assert await frames_until_barrier(socket) == []
     await socket.disconnect()
 
 
@@ -158,22 +177,22 @@ async def test_acks_free_room_and_the_rest_follows_in_order_once(contacts, setti
     stored = await store(alice, bob, 10)
     socket = communicator(bob)
     await socket.connect()
-    received = message_ids(await frames_until_quiet(socket))
+    received = message_ids(await frames_until_barrier(socket))
     assert received == stored[:3]
     # one ack makes room for one more envelope
     await send_frame(socket, {"type": "ack", "ids": received[:1]})
-    received += message_ids(await frames_until_quiet(socket))
+    received += message_ids(await frames_until_barrier(socket))
     assert received == stored[:4]
-    seen_queue_empty = False
-    while not seen_queue_empty:
+    while True:
         await send_frame(socket, {"type": "ack", "ids": received[-3:]})
-        frames = await frames_until_quiet(socket)
+        frames = await frames_until_barrier(socket)
         received += message_ids(frames)
-        seen_queue_empty = frames[-1]["type"] == "queue_empty" if frames else False
         assert len(received) <= len(stored)
+        if frames and frames[-1]["type"] == "queue_empty":
+            break
     assert received == stored  # in id order, each once, none lost
     await send_frame(socket, {"type": "ack", "ids": received[-3:]})
-    await frames_until_quiet(socket)
+    assert await frames_until_barrier(socket) == []
     assert await undelivered_ids(bob) == []
     await socket.disconnect()
 
@@ -183,26 +202,48 @@ async def test_live_pushes_beyond_the_window_wait_in_the_database_and_follow_in_
     settings.CHAT_UNACKED_WINDOW_BYTES = 2500
     socket, _ = await open_socket(bob)
     first = await store(alice, bob, 2)
-    assert message_ids(await frames_until_quiet(socket)) == first
+    assert await pushed(socket, 2) == first
     # the window is full: these are stored, and not pushed
     later = await store(alice, bob, 1) + await store(alice, bob, 1) + await store(alice, bob, 1)
-    assert await frames_until_quiet(socket) == []
     # a small one that would fit must not overtake the ones waiting
     small = await store(alice, bob, 1, body="x")
-    assert await frames_until_quiet(socket) == []
+    assert await frames_until_barrier(socket) == []
     await send_frame(socket, {"type": "ack", "ids": first})
-    frames = await frames_until_quiet(socket)
-    assert message_ids(frames) == later[:2]
+    assert message_ids(await frames_until_barrier(socket)) == later[:2]
     await send_frame(socket, {"type": "ack", "ids": later[:2]})
-    frames = await frames_until_quiet(socket)
+    frames = await frames_until_barrier(socket)
     assert message_ids(frames) == [later[2], *small]
     assert frames[-1] == {"type": "queue_empty"}
     # the window has room again: new envelopes are pushed at once
     await send_frame(socket, {"type": "ack", "ids": [later[2], *small]})
-    await frames_until_quiet(socket)
+    assert await frames_until_barrier(socket) == []
     newest = await store(alice, bob, 1)
-    assert message_ids(await frames_until_quiet(socket)) == newest
+    assert await pushed(socket, 1) == newest
     await socket.disconnect()
+
+
+async def test_envelopes_acknowledged_on_another_tab_leave_the_window(contacts, settings):
+    """Only one tab acknowledges: the other's window must not stay full of envelopes that
+    are delivered already (a full window asks the database when the next push comes)."""
+    alice, bob = contacts
+    settings.CHAT_UNACKED_WINDOW_BYTES = 2500
+    alice_socket, _ = await open_socket(alice)
+    acking, silent = (await open_socket(bob))[0], (await open_socket(bob))[0]
+    first = await store(alice, bob, 2)
+    assert await pushed(acking, 2) == first
+    assert await pushed(silent, 2) == first
+    await send_frame(acking, {"type": "ack", "ids": first})
+    assert await receive(alice_socket) == {"type": "delivered", "ids": first}  # committed
+    later = await store(alice, bob, 1)
+    assert await pushed(silent, 1) == later
+    assert await receive(silent) == {"type": "queue_empty"}  # read from the database: caught up
+    assert await pushed(acking, 1) == later
+    # a window full of envelopes nobody acknowledged takes nothing more
+    more = await store(alice, bob, 2)
+    assert await pushed(silent, 1) == more[:1]
+    assert await frames_until_barrier(silent) == []
+    for socket in (alice_socket, acking, silent):
+        await socket.disconnect()
 
 
 async def test_an_envelope_bigger_than_the_window_still_goes_out_alone(contacts, settings):
@@ -211,9 +252,9 @@ async def test_an_envelope_bigger_than_the_window_still_goes_out_alone(contacts,
     stored = await store(alice, bob, 2)
     socket = communicator(bob)
     await socket.connect()
-    assert message_ids(await frames_until_quiet(socket)) == stored[:1]
+    assert message_ids(await frames_until_barrier(socket)) == stored[:1]
     await send_frame(socket, {"type": "ack", "ids": stored[:1]})
-    frames = await frames_until_quiet(socket)
+    frames = await frames_until_barrier(socket)
     assert message_ids(frames) == stored[1:]
     assert frames[-1] == {"type": "queue_empty"}
     await socket.disconnect()
