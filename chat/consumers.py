@@ -6,7 +6,9 @@ handshake, but it can read a close code). Then the socket joins its user's group
 every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
 one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
-deactivation, password change, another device: sign in again).
+deactivation, password change, another device: sign in again). A user's sockets are capped
+across processes (chat.sockets): one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be
+closed with 4429.
 
 Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
 frame gets an `error` frame and the socket stays open. Database work never runs on the event
@@ -25,6 +27,15 @@ id), and when the channel layer reports that it lost its subscriptions for a whi
 `read` that fails is answered with an error naming its ids, so the client sends it again.
 Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
 (`receipts` frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
+
+Flow control: the unacknowledged envelopes are also the socket's window. At most
+CHAT_UNACKED_WINDOW_BYTES of bodies are in flight; what does not fit (backlog or push) stays
+in the database and is read and sent, in id order, as acknowledgements free room, then
+`queue_empty`. A client that stops reading costs the server one window, not its backlog.
+Envelopes acknowledged on another socket of the user (another tab) leave the window too: a
+full window asks the database which of its envelopes are still undelivered (when a push does
+not fit or on `sync`, at most once per PRUNE_SECONDS), so a tab that lets another one
+acknowledge does not stall.
 """
 
 import asyncio
@@ -44,6 +55,7 @@ from chat.db import run_in_db_thread
 from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
+from chat.sockets import socket_place_release, socket_place_take
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
 
@@ -51,6 +63,10 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # no, invalid or expired access token: refresh, then reconnect
 CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
+CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER already open: close one, retry later
+
+# A full window asks the database what was acknowledged elsewhere at most this often.
+PRUNE_SECONDS = 1.0
 
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
@@ -74,9 +90,16 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     user = None
     group: str | None = None
     closing = False
+    placed = False  # holds one of the user's CHAT_MAX_SOCKETS_PER_USER places
     _expiry_handle: asyncio.TimerHandle | None = None
     _expiry_task: asyncio.Task | None = None
-    _unacked: set[int] | None = None
+    # Flow control: id -> body bytes of the envelopes sent and not acknowledged yet, their
+    # total, and whether undelivered envelopes wait in the database above `_cursor`.
+    _unacked: dict[int, int] | None = None
+    _in_flight = 0
+    _cursor = 0
+    _behind = False
+    _pruned_at = -PRUNE_SECONDS
 
     async def dispatch(self, message):
         # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
@@ -95,6 +118,11 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if not await socket_place_take(user_id=user.pk, member=self.channel_name):
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason="Too many open connections for this account.")
+            return
+        self.placed = True
         self.user = user
         await self.accept()
         self.group = events.user_group(user.pk)
@@ -118,6 +146,20 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             self._expiry_handle.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._release_place()
+
+    async def __call__(self, scope, receive, send):
+        # The socket's place (chat.sockets) is given back however the consumer ends: after
+        # `disconnect`, and also when a handler raised and `disconnect` never ran.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release_place()
+
+    async def _release_place(self) -> None:
+        if self.placed:
+            self.placed = False
+            await socket_place_release(user_id=self.user.pk, member=self.channel_name)
 
     async def _session_still_current(self) -> bool:
         """The handshake checked the token's session generation before this socket joined its
@@ -140,28 +182,72 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if not self.closing:
             await self.send(text_data=_encode(event))
 
-    async def _send_message(self, event: dict) -> None:
+    async def _send_message(self, event: dict, size: int) -> None:
         if self._unacked is None:
-            self._unacked = set()
-        self._unacked.add(event["id"])
+            self._unacked = {}
+        self._unacked[event["id"]] = size
+        self._in_flight += size
         await self._send_event(event)
 
-    async def _deliver_backlog(self, *, skip_sent: bool = True) -> None:
-        """Every undelivered envelope, oldest first, a page at a time, then queue_empty.
-        The group was joined first, so an envelope committed meanwhile is either in a page or
-        pushed afterwards (or both: then `_unacked` keeps it from being shown twice).
-        `skip_sent=False` (a `sync`) sends again those this socket sent already: the client
-        asking may have lost them, and it dedupes by id."""
-        after = 0
-        while True:
-            page = await run_in_db_thread(selectors.envelopes_pending, user_id=self.user.pk, after=after)
-            for event in page:
-                if not skip_sent or not self._unacked or event["id"] not in self._unacked:
-                    await self._send_message(event)
-            if len(page) < selectors.PAGE_SIZE:
-                break
-            after = page[-1]["id"]
-        await self._send_event(events.queue_empty_event())
+    def _acknowledged(self, ids: list[int]) -> None:
+        if self._unacked:
+            for pk in ids:
+                self._in_flight -= self._unacked.pop(pk, 0)
+
+    async def _deliver_backlog(self) -> None:
+        """Every undelivered envelope, oldest first, as far as the window allows; the rest
+        follows as acknowledgements free room (`_refill`). The group was joined first, so an
+        envelope committed meanwhile is either read here or pushed afterwards (or both:
+        `_unacked` keeps it from being shown twice)."""
+        self._cursor = 0
+        self._behind = True
+        await self._prune_delivered()
+        await self._refill()
+
+    async def _prune_delivered(self) -> bool:
+        """Take the envelopes that were acknowledged on another socket of the user (or
+        deleted by retention) out of this socket's window; True when that freed room. At
+        most once per PRUNE_SECONDS: for a socket that really does not read it finds
+        nothing, and must not cost a query per push."""
+        now = time.monotonic()
+        if not self._unacked or now - self._pruned_at < PRUNE_SECONDS:
+            return False
+        self._pruned_at = now
+        still = await run_in_db_thread(
+            selectors.envelopes_undelivered_among, user_id=self.user.pk, ids=list(self._unacked)
+        )
+        gone = [pk for pk in self._unacked if pk not in still]
+        self._acknowledged(gone)
+        return bool(gone)
+
+    async def _refill(self) -> None:
+        """Send undelivered envelopes above `_cursor` from the database while the window has
+        room; `queue_empty` once none is left. The window counts the body bytes this socket
+        has sent and the client not yet acknowledged (CHAT_UNACKED_WINDOW_BYTES): a client that
+        does not read holds at most that much of the server's memory, and never less than
+        one envelope is allowed in flight (a window smaller than a body cannot stall)."""
+        window = settings.CHAT_UNACKED_WINDOW_BYTES
+        while self._behind and not self.closing:
+            room = window - self._in_flight
+            if room <= 0 and self._in_flight:
+                return
+            page = await run_in_db_thread(
+                selectors.envelopes_pending_within,
+                user_id=self.user.pk,
+                after=self._cursor,
+                room=room,
+                skip=frozenset(self._unacked or ()),
+                at_least_one=not self._in_flight,
+            )
+            for event in page.events:
+                if not self._unacked or event["id"] not in self._unacked:
+                    await self._send_message(event, page.size[event["id"]])
+            self._cursor = max(self._cursor, page.cursor)
+            if page.drained:
+                self._behind = False
+                await self._send_event(events.queue_empty_event())
+            elif not page.events and self._in_flight:
+                return  # the next envelope does not fit: wait for acknowledgements
 
     async def layer_resubscribed(self, message):
         """The channel layer's subscriptions were cut and are back (chat.redis_layer): the
@@ -193,12 +279,24 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 await asyncio.sleep(delay)
 
     async def push_event(self, message):
-        """A group message from events.publish_on_commit: forward the event as it is."""
+        """A group message from events.publish_on_commit: forward the event as it is. A
+        `message` that does not fit in the window, or that would overtake envelopes still
+        waiting in the database, is not sent: it stays in the database (the row is the
+        message) and `_refill` sends it, in id order, when acknowledgements free room."""
         event = message["event"]
         if event.get("type") == "message":
-            if self._unacked and event["id"] in self._unacked:
+            pk = event["id"]
+            if self._unacked and pk in self._unacked:
                 return
-            await self._send_message(event)
+            size = len(event["body"].encode())
+            if self._behind or (self._in_flight and self._in_flight + size > settings.CHAT_UNACKED_WINDOW_BYTES):
+                self._behind = True
+                # Commits can land out of id order (several processes): re-read from here.
+                self._cursor = min(self._cursor, pk - 1)
+                if await self._prune_delivered():
+                    await self._refill()
+                return
+            await self._send_message(event, size)
         else:
             await self._send_event(event)
 
@@ -273,15 +371,19 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         # On failure the ids stay in `_unacked`: the client has those envelopes, and the
         # error names the ids so it acknowledges them again (a `sync` still sends them).
         ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("ack", self.user.pk)
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
-        if self._unacked:
-            self._unacked.difference_update(ids)
+        self._acknowledged(ids)
+        if self._behind:
+            await self._refill()
 
     async def _frame_read(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("read", self.user.pk)
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids, read=True))
-        if self._unacked:
-            self._unacked.difference_update(ids)
+        self._acknowledged(ids)
+        if self._behind:
+            await self._refill()
 
     async def _frame_typing(self, frame: dict) -> None:
         to_email = validation.email_parse(frame.get("to"))
@@ -303,8 +405,12 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     async def _frame_sync(self, frame: dict) -> None:
         """Send the whole backlog again (after the client suspects a dropped push, or lost
         track of what it received): every undelivered envelope, even those already sent on
-        this socket."""
-        await self._deliver_backlog(skip_sent=False)
+        this socket (the client dedupes by id), as if the socket had just connected: the
+        window starts empty. Rate limited: each one reads the user's queue in the chat
+        database thread, which every socket of the process shares."""
+        local_rate_limit_hit("sync", self.user.pk)
+        self._unacked, self._in_flight = None, 0
+        await self._deliver_backlog()
 
     FRAME_HANDLERS = {
         "send": _frame_send,

@@ -36,3 +36,12 @@ class NotAContact(ChatError):
 class ClientIdReused(Conflict, ChatError):
     code = "client_id_reused"
     default_detail = "This client_id was already used for another recipient."
+
+
+class QuotaExceeded(ChatError):
+    """A storage quota on undelivered mail (MESSAGE_QUOTA_*_BYTES) is full. 403 like a
+    storage quota elsewhere (nothing to retry at once: room frees as mail is delivered)."""
+
+    status_code = 403
+    code = "quota_exceeded"
+    default_detail = "The storage quota for undelivered messages is full."

@@ -50,3 +50,25 @@ class Envelope(models.Model):
 
     def __str__(self) -> str:
         return f"envelope {self.id} {self.sender_id}->{self.recipient_id}"
+
+
+class MailboxUsage(models.Model):
+    """Body bytes of a user's undelivered envelopes, as sender and as recipient: what the
+    storage quotas (MESSAGE_QUOTA_*_BYTES) compare against.
+
+    Kept as counters, not summed from the envelopes: a sum reads every undelivered row of the
+    batch's users, and a flooded mailbox (tens of thousands of small envelopes) made that tens
+    of milliseconds in every batch that touched it, paid by every user of the process. The
+    transaction that stores or delivers envelopes adjusts the counters in the same commit
+    (chat.sql.usage_add), and `purge_messages` subtracts what it deletes."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="mailbox_usage"
+    )
+    # Undelivered bytes this user sent (waiting for any recipient).
+    sent_bytes = models.BigIntegerField(default=0)
+    # Undelivered bytes waiting for this user (from any sender).
+    waiting_bytes = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"mailbox usage of {self.user_id}: sent {self.sent_bytes}, waiting {self.waiting_bytes}"

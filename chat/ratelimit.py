@@ -1,20 +1,29 @@
-"""In-process rate limits for the WebSocket path.
+"""In-process rate limits for the chat frames and the one send budget of a user.
 
 `accounts.ratelimit` keeps its buckets in the database so they hold across processes; that
 costs a locked read and a write per call, more than storing the message itself. Socket frames
 are limited here instead, with the same GCRA algorithm and the same `RATE_LIMITS` specs
-("message_send", "typing"), in a dict of this process keyed by (scope, user id):
+("message_send", "typing", "receipts", "ack", "read", "sync"), in a dict of this process keyed
+by (scope, user id):
 
 - all sockets of a user on one process share one bucket (several tabs do not multiply it,
   and reconnecting does not refill it);
+- "message_send" is ONE budget for both ways of sending: the REST fallback
+  (`POST /api/v1/messages/`, chat.views) takes from the same bucket as the socket's `send`
+  frames, so a client cannot double its rate by using both. REST sends also pass the
+  database bucket, which holds across processes (an HTTP request pays a database round trip
+  anyway; a socket frame must not);
 - with N server processes a user holding sockets on all of them gets up to N times the rate.
   That is the accepted trade-off: the limit protects the server from a runaway client, it is
-  not an accounting quota. The REST fallback still uses the database buckets.
+  not an accounting quota (the storage quotas of chat.services are exact, in the database).
 
-`RATE_LIMITS_ENABLED=false` switches these off too (benchmarks only).
+The REST views run in worker threads and the sockets in the event loop, so the bucket update
+holds a lock (uncontended, well under a microsecond). `RATE_LIMITS_ENABLED=false` switches
+these off too (benchmarks only).
 """
 
 import math
+import threading
 import time
 
 from django.conf import settings
@@ -25,24 +34,29 @@ from messenger.errors import RateLimited
 # Full buckets are dropped once the dict grows past this (a full bucket is a missing one).
 _PRUNE_AT = 10_000
 _buckets: dict[tuple[str, int], float] = {}
+_lock = threading.Lock()
 
 
 def local_rate_limit_hit(scope: str, user_id: int, *, now: float | None = None) -> None:
-    """Count one frame of `user_id` against limit `scope`; RateLimited when the bucket is
-    empty (denied frames do not consume)."""
+    """Count one frame (or REST send) of `user_id` against limit `scope`; RateLimited when
+    the bucket is empty (denied frames do not consume)."""
     if not settings.RATE_LIMITS_ENABLED:
         return
     burst, period = parse_limit(settings.RATE_LIMITS[scope])
     interval = period / burst
-    now = time.monotonic() if now is None else now
     key = (scope, user_id)
-    new_tat = max(_buckets.get(key, now), now) + interval
-    allowed_at = new_tat - burst * interval
-    if allowed_at > now:
-        raise RateLimited(retry_after=math.ceil(allowed_at - now))
-    _buckets[key] = new_tat
-    if len(_buckets) > _PRUNE_AT:
-        _prune(now)
+    with _lock:
+        now = time.monotonic() if now is None else now
+        # GCRA's test `tat + interval - burst * interval > now`, rearranged so that a full
+        # bucket compares exact zeros: written as above, `(now + 60) - 60 > now` can be true
+        # by one unit of rounding and refuse the first frame of a "1/60" limit.
+        tat = max(_buckets.get(key, now), now)
+        wait = tat - now - (burst - 1) * interval
+        if wait > 0:
+            raise RateLimited(retry_after=math.ceil(wait))
+        _buckets[key] = tat + interval
+        if len(_buckets) > _PRUNE_AT:
+            _prune(now)
 
 
 def _prune(now: float) -> None:
@@ -52,4 +66,5 @@ def _prune(now: float) -> None:
 
 def local_rate_limits_reset() -> None:
     """Forget every bucket (tests)."""
-    _buckets.clear()
+    with _lock:
+        _buckets.clear()

@@ -29,7 +29,7 @@ from accounts.models import normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
 from chat.db import batch_transaction
-from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact
+from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact, QuotaExceeded
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
 
@@ -141,8 +141,11 @@ def batch_apply(
     alone: sends one by one, then the receipts in their own transaction."""
     try:
         with batch_transaction():
-            send_results = _envelopes_store(sends) if sends else []
-            receipt_results = _envelopes_mark(receipts) if receipts else []
+            usage: dict[int, list[int]] = {}
+            send_results = _envelopes_store(sends, usage) if sends else []
+            receipt_results = _envelopes_mark(receipts, usage) if receipts else []
+            # The mailbox counters of both, in one statement, the batch's last (see usage_add).
+            sql.usage_add(usage)
     except IntegrityError:
         send_results = _envelopes_send_one_by_one(sends)
         receipt_results = envelopes_mark(receipts) if receipts else []
@@ -155,7 +158,17 @@ def _check_shape(request: SendRequest) -> None:
     body_size_check(request.body)
 
 
-def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError]:
+def _envelopes_store(
+    requests: list[SendRequest], usage: dict[int, list[int]] | None = None
+) -> list[SendResult | ChatError]:
+    """Store what may be stored, within the caller's transaction, and count the new
+    envelopes' bytes in the mailbox counters: at the end, or, given `usage` ({user id: [sent,
+    waiting]}), added there for the caller to write (one statement for a whole batch)."""
+    if usage is None:
+        usage = {}
+        results = _envelopes_store(requests, usage)
+        sql.usage_add(usage)
+        return results
     results: list[SendResult | ChatError | None] = [None] * len(requests)
     todo: list[int] = []
     for index, request in enumerate(requests):
@@ -170,10 +183,12 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
     # Who is who: every recipient by email and every sender by id. The sender is checked
     # too: a socket of a user deactivated a moment ago may not be closed yet. And resends:
     # envelopes already stored under these (sender, client_id) pairs. One query for both.
-    users, stored = sql.users_and_resends(
+    sender_quota, recipient_quota = settings.MESSAGE_QUOTA_SENDER_BYTES, settings.MESSAGE_QUOTA_RECIPIENT_BYTES
+    users, stored, (sent_bytes, waiting_bytes) = sql.users_and_resends(
         emails={requests[i].to_email for i in todo},
         ids={requests[i].sender_id for i in todo},
         keys={(requests[i].sender_id, requests[i].client_id) for i in todo},
+        quotas=bool(sender_quota or recipient_quota),
     )
     active_by_email = {email: pk for pk, email, active in users if active}
     email_by_id = {pk: email for pk, email, _ in users}
@@ -202,6 +217,9 @@ def _envelopes_store(requests: list[SendRequest]) -> list[SendResult | ChatError
                 continue
             if (request.sender_id, recipient_id) not in accepted:
                 raise NotAContact()
+            size = _quota_take(request, recipient_id, sent_bytes, waiting_bytes, sender_quota, recipient_quota)
+            usage.setdefault(request.sender_id, [0, 0])[0] += size
+            usage.setdefault(recipient_id, [0, 0])[1] += size
             stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
             new.append((index, recipient_id))
         except ChatError as error:
@@ -262,6 +280,36 @@ def _recipient(request: SendRequest, active_ids: set, active_by_email: dict, ema
     return recipient_id
 
 
+def _quota_take(
+    request: SendRequest, recipient_id: int, sent: dict, waiting: dict, sender_quota: int, recipient_quota: int
+) -> int:
+    """Count this envelope against the storage quotas and return its size, or refuse it
+    (QuotaExceeded).
+
+    `sent`/`waiting` hold the undelivered bytes per sender/recipient (the MailboxUsage
+    counters, read in the batch's first statement) and are increased here by each envelope
+    the batch accepts, so a batch cannot pass a quota together that each request would pass
+    alone. Only resends are free (they store nothing). Two processes' batches may both pass
+    a nearly full quota at the same moment (the counters are read without a lock): the
+    overshoot is bounded by one batch each, which is what keeps this check free of locks
+    and extra round trips. The recipient's quota tells the sender, an accepted contact,
+    only that the contact has a lot of mail waiting, never how much."""
+    size = len(request.body.encode("utf-8"))
+    if sender_quota and sent.get(request.sender_id, 0) + size > sender_quota:
+        raise QuotaExceeded(
+            f"Your undelivered messages have reached the storage limit ({sender_quota} bytes); "
+            "you can send more as they are delivered."
+        )
+    if recipient_quota and waiting.get(recipient_id, 0) + size > recipient_quota:
+        raise QuotaExceeded(
+            "This contact has too many undelivered messages waiting on the server; "
+            "try again after they have come online."
+        )
+    sent[request.sender_id] = sent.get(request.sender_id, 0) + size
+    waiting[recipient_id] = waiting.get(recipient_id, 0) + size
+    return size
+
+
 def _duplicate(stored: tuple[int, int], request: SendRequest, recipient_id: int | None) -> SendResult:
     envelope_id, stored_recipient_id = stored
     if recipient_id is not None and stored_recipient_id != recipient_id:
@@ -301,8 +349,15 @@ def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
         return _envelopes_mark(requests)
 
 
-def _envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
-    """`envelopes_mark` within the caller's transaction (the rows are locked until its end)."""
+def _envelopes_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]] | None = None) -> list[ReceiptResult]:
+    """`envelopes_mark` within the caller's transaction (the rows are locked until its end).
+    The bytes of the envelopes delivered now come off the mailbox counters: at the end, or,
+    given `usage`, subtracted there for the caller to write."""
+    if usage is None:
+        usage = {}
+        results = _envelopes_mark(requests, usage)
+        sql.usage_add(usage)
+        return results
     now = timezone.now()
     all_ids = {pk for request in requests for pk in request.ids}
     rows = sql.receipt_rows(all_ids)
@@ -316,10 +371,12 @@ def _envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
             if row is None or row[1] != request.user_id:
                 foreign += 1
                 continue
-            sender_id, _, delivered_at, read_at = row
+            sender_id, _, delivered_at, read_at, size = row
             changed = False
             if delivered_at is None and pk not in delivered:
                 delivered[pk] = sender_id
+                usage.setdefault(sender_id, [0, 0])[0] -= size
+                usage.setdefault(request.user_id, [0, 0])[1] -= size
                 changed = True
             if request.read and read_at is None and pk not in read:
                 read[pk] = sender_id
@@ -378,6 +435,16 @@ def envelopes_purge(*, now: datetime | None = None, dry_run: bool = False) -> Pu
     if dry_run:
         return PurgeResult(bodies_erased=bodies.count(), expired_deleted=expired.count())
     erased = bodies.update(body="")
-    deleted, _ = expired.delete()
+    # Locked first: an acknowledgement racing the purge would otherwise take the same bytes
+    # off the mailbox counters a second time.
+    doomed = list(expired.select_for_update().values_list("id", "sender_id", "recipient_id", "size"))
+    usage: dict[int, list[int]] = {}
+    for _, sender_id, recipient_id, size in doomed:
+        usage.setdefault(sender_id, [0, 0])[0] -= size
+        usage.setdefault(recipient_id, [0, 0])[1] -= size
+    deleted = 0
+    for start in range(0, len(doomed), sql.CHUNK):
+        deleted += Envelope.objects.filter(id__in=[row[0] for row in doomed[start : start + sql.CHUNK]]).delete()[0]
+    sql.usage_add(usage)
     logger.info("messages purged bodies_erased=%s expired_deleted=%s", erased, deleted)
     return PurgeResult(bodies_erased=erased, expired_deleted=deleted)

@@ -78,20 +78,107 @@ def _resend_where(keys: list[tuple[int, uuid.UUID]]) -> tuple[str, list]:
     return " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(keys)), params
 
 
-def users_and_resends(
-    *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]]
-) -> tuple[list[tuple[int, str, bool]], dict]:
-    """`accounts.selectors.user_rows(emails=, ids=)` and `stored_for_resend(keys)` in ONE
-    statement (`UNION ALL` of the two SELECTs, each row tagged with the branch it came from).
+def _pending_selects(ids: list[int], emails: list[str], filler: str = "") -> tuple[list[str], list]:
+    """The SELECTs of `pending_bytes` as UNION ALL branches (tag, user id, `filler`, bytes),
+    for the senders `ids` and the recipients with these normalised `emails` (either may be
+    empty): primary-key lookups in chat.models.MailboxUsage."""
+    from accounts.models import User
 
-    Every send batch needs both answers and neither depends on the other; as two statements
-    they were two network round trips on MariaDB, and under light load (a batch of one or two
+    table, user, sent, waiting = _usage_names()
+    branches, params = [], []
+    if ids:
+        branches.append(
+            f"SELECT 2, {user}, {filler}{sent} FROM {table} WHERE {user} IN ({_marks(len(ids))})"  # noqa: S608 - identifiers from _meta only
+        )
+        params += ids
+    if emails:
+        users, user_pk, user_email = (
+            _quote(User._meta.db_table),
+            _quote(User._meta.pk.column),
+            _quote(User._meta.get_field("email").column),
+        )
+        branches.append(
+            f"SELECT 3, {user}, {filler}{waiting} FROM {table} "  # noqa: S608 - identifiers from _meta only
+            f"WHERE {user} IN (SELECT {user_pk} FROM {users} WHERE {user_email} IN ({_marks(len(emails))}))"
+        )
+        params += emails
+    return branches, params
+
+
+def _usage_names() -> tuple[str, str, str, str]:
+    from chat.models import MailboxUsage
+
+    meta = MailboxUsage._meta
+    return (
+        _quote(meta.db_table),
+        *(_quote(meta.get_field(name).column) for name in ("user", "sent_bytes", "waiting_bytes")),
+    )
+
+
+def pending_bytes(*, sender_ids: Iterable[int], recipient_emails: Iterable[str]) -> tuple[dict, dict]:
+    """({sender id: body bytes of its undelivered envelopes}, {recipient id: body bytes of the
+    undelivered envelopes waiting for it}) for the storage quotas, from the MailboxUsage
+    counters; users without a counter row are missing (they have none). Stands for
+    `MailboxUsage.objects.filter(...).values_list(...)` twice."""
+    from accounts.models import normalize_email
+
+    ids = sorted(set(sender_ids))
+    emails = sorted({normalize_email(email) for email in recipient_emails})
+    sent: dict[int, int] = {}
+    waiting: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, max(len(ids), len(emails)), CHUNK):
+            branches, params = _pending_selects(ids[start : start + CHUNK], emails[start : start + CHUNK])
+            cursor.execute(" UNION ALL ".join(branches), params)
+            for tag, user_id, total in cursor.fetchall():
+                (sent if tag == 2 else waiting)[user_id] = int(total)
+    return sent, waiting
+
+
+def usage_add(deltas: dict[int, list[int]]) -> None:
+    """Add {user id: [sent bytes, waiting bytes]} to the MailboxUsage counters, creating the
+    rows that do not exist yet: one upsert for the whole batch (`INSERT ... ON DUPLICATE KEY
+    UPDATE` on MariaDB, `ON CONFLICT ... DO UPDATE` on SQLite).
+
+    Rows go in user id order and a batch calls this once, as its last statement: every
+    transaction then locks counter rows in the same order and after all its other locks,
+    so two processes' batches wait for each other here but cannot deadlock."""
+    rows = sorted((user_id, sent, waiting) for user_id, (sent, waiting) in deltas.items() if sent or waiting)
+    if not rows:
+        return
+    table, user, sent, waiting = _usage_names()
+    if connection.vendor == "mysql":
+        update = f"ON DUPLICATE KEY UPDATE {sent} = {sent} + VALUES({sent}), {waiting} = {waiting} + VALUES({waiting})"
+    else:
+        update = (
+            f"ON CONFLICT ({user}) DO UPDATE SET {sent} = {sent} + excluded.{sent}, "
+            f"{waiting} = {waiting} + excluded.{waiting}"
+        )
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, CHUNK // 3):
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({user}, {sent}, {waiting}) VALUES {values} {update}",  # noqa: S608 - see above
+                [value for row in chunk for value in row],
+            )
+
+
+def users_and_resends(
+    *, emails: Iterable[str], ids: Iterable[int], keys: Iterable[tuple[int, uuid.UUID]], quotas: bool = False
+) -> tuple[list[tuple[int, str, bool]], dict, tuple[dict, dict]]:
+    """`accounts.selectors.user_rows(emails=, ids=)`, `stored_for_resend(keys)` and, with
+    `quotas`, `pending_bytes(sender_ids=ids, recipient_emails=emails)` in ONE statement
+    (`UNION ALL` of the SELECTs, each row tagged with the branch it came from).
+
+    Every send batch needs these answers and none depends on another; as separate statements
+    they were network round trips on MariaDB, and under light load (a batch of one or two
     sends) each round trip costs about as much server CPU as the rest of the batch's Python
     (the loopback send and receive are system time of the database thread). The WHERE
-    clauses are those of the two functions (the `IN` lists on the unique email and the
-    primary key, one equality pair per key on the unique (sender, client_id) index), so each
-    branch uses the same index as before. Batches bigger than one statement's share of bound
-    parameters (MAX_BATCH keeps the socket path below it) run the two functions."""
+    clauses are those of the separate functions (the `IN` lists on the unique email and the
+    primary key, one equality pair per key on the unique (sender, client_id) index, the
+    quota counters by primary key), so each branch uses the same index as alone.
+    Batches bigger than one statement's share of bound parameters (MAX_BATCH keeps the socket
+    path below it) run the separate functions."""
     from accounts.models import normalize_email
     from accounts.selectors import VALUES_PER_QUERY, user_rows, user_rows_select
 
@@ -104,27 +191,38 @@ def users_and_resends(
         or not (wanted_emails or wanted_ids)
         or not wanted_keys
     ):
-        return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys)
+        pending = pending_bytes(sender_ids=wanted_ids, recipient_emails=wanted_emails) if quotas else ({}, {})
+        return user_rows(emails=wanted_emails, ids=wanted_ids), stored_for_resend(wanted_keys), pending
 
     user_columns, user_source, params = user_rows_select(wanted_emails, wanted_ids)
     resend_where, resend_params = _resend_where(wanted_keys)
     params += resend_params
     sender, client, pk, recipient = (_column(c) for c in ("sender", "client_id", "id", "recipient"))
-    statement = (
-        f"SELECT 0, {user_columns}, NULL, NULL, NULL {user_source} "  # noqa: S608 - identifiers from _meta only
-        f"UNION ALL SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient} FROM {_table()} WHERE {resend_where}"
-    )
+    # The counters go in a column of their own, so the other columns keep their types.
+    branches = [
+        f"SELECT 0, {user_columns}, NULL, NULL, NULL, NULL {user_source}",
+        f"SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient}, NULL "  # noqa: S608 - identifiers from _meta only
+        f"FROM {_table()} WHERE {resend_where}",
+    ]
+    if quotas:
+        pending_branches, pending_params = _pending_selects(wanted_ids, wanted_emails, "NULL, NULL, NULL, NULL, NULL, ")
+        branches += pending_branches
+        params += pending_params
     client_field = Envelope._meta.get_field("client_id")
     users: dict[int, tuple[int, str, bool]] = {}
     found = {}
+    sent: dict[int, int] = {}
+    waiting: dict[int, int] = {}
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        for tag, first, row_email, row_active, client_id, envelope_id, recipient_id in cursor.fetchall():
+        cursor.execute(" UNION ALL ".join(branches), params)
+        for tag, first, row_email, row_active, client_id, envelope_id, recipient_id, total in cursor.fetchall():
             if tag == 0:
                 users[first] = (first, row_email, bool(row_active))
-            else:
+            elif tag == 1:
                 found[(first, client_field.to_python(client_id))] = (envelope_id, recipient_id)
-    return list(users.values()), found
+            else:
+                (sent if tag == 2 else waiting)[first] = int(total)
+    return list(users.values()), found, (sent, waiting)
 
 
 def envelopes_insert(rows: list[tuple[uuid.UUID, int, int, str, str, int]], created_at: datetime) -> list[int]:
@@ -149,21 +247,21 @@ def envelopes_insert(rows: list[tuple[uuid.UUID, int, int, str, str, int]], crea
     return ids
 
 
-def receipt_rows(ids: Iterable[int]) -> dict[int, tuple[int, int, object, object]]:
-    """{id: (sender_id, recipient_id, delivered_at, read_at)}, rows locked where the database
+def receipt_rows(ids: Iterable[int]) -> dict[int, tuple[int, int, object, object, int]]:
+    """{id: (sender_id, recipient_id, delivered_at, read_at, size)}, rows locked where the database
     can; stands for `Envelope.objects.select_for_update().filter(id__in=...)`."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     found = {}
     with connection.cursor() as cursor:
         for chunk in _chunks(sorted(set(ids))):
-            columns = ", ".join(_column(c) for c in ("id", "sender", "recipient", "delivered_at", "read_at"))
+            columns = ", ".join(_column(c) for c in ("id", "sender", "recipient", "delivered_at", "read_at", "size"))
             where = f"{_column('id')} IN ({_marks(len(chunk))})"
             cursor.execute(
                 f"SELECT {columns} FROM {_table()} WHERE {where}{lock}",  # noqa: S608 - see above
                 chunk,
             )
-            for pk, sender_id, recipient_id, delivered_at, read_at in cursor.fetchall():
-                found[pk] = (sender_id, recipient_id, delivered_at, read_at)
+            for pk, *row in cursor.fetchall():
+                found[pk] = tuple(row)
     return found
 
 

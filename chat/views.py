@@ -1,6 +1,7 @@
 """REST fallback of the chat socket (`/api/v1/messages/`), for clients without a socket and
-for resync. Same services, same rules, same idempotency as the socket frames; the rate limit
-here is the database bucket "message_send" shared by all processes."""
+for resync. Same services, same rules, same idempotency as the socket frames. A send takes
+from the user's one send budget, the in-process bucket the socket's `send` frames use too
+(chat.ratelimit), and from the database bucket "message_send" shared by all processes."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,6 +12,7 @@ from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import ErrorSerializer
 from accounts.views import ERRORS
 from chat import selectors, services
+from chat.ratelimit import local_rate_limit_hit
 from chat.serializers import (
     IdsSerializer,
     PendingQuerySerializer,
@@ -25,7 +27,11 @@ from chat.serializers import (
 SEND_ERRORS = {
     400: ERRORS[400],
     401: ERRORS[401],
-    403: OpenApiResponse(ErrorSerializer, description="CSRF failure, or the recipient is not an accepted contact."),
+    403: OpenApiResponse(
+        ErrorSerializer,
+        description="CSRF failure, the recipient is not an accepted contact, or a storage quota on "
+        "undelivered messages is full (`quota_exceeded`).",
+    ),
     409: OpenApiResponse(ErrorSerializer, description="client_id already used for another recipient."),
     413: OpenApiResponse(ErrorSerializer, description="Body larger than MESSAGE_MAX_BODY_BYTES."),
     429: ERRORS[429],
@@ -57,6 +63,7 @@ class MessagesView(APIView):
         "same id when this client_id was already sent (nothing is stored twice).",
     )
     def post(self, request):
+        local_rate_limit_hit("message_send", request.user.pk)
         rate_limit_hit("message_send", str(request.user.pk))
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -249,6 +249,13 @@ RATE_LIMITS = {
     "typing": env.str("RATE_LIMIT_TYPING", default="20/10"),
     # Receipt questions (up to 1,000 ids each): a client asks once per connect.
     "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
+    # Socket frames counted per user and process (chat.ratelimit), far above what a client
+    # sends: the clients acknowledge each message (or a few at once) as it arrives, so a
+    # backlog of small messages means a burst of `ack` frames; the browser sends `sync`
+    # every 30 s as a heartbeat. Each `sync` re-reads the user's queue.
+    "ack": env.str("RATE_LIMIT_ACK", default="2000/10"),
+    "read": env.str("RATE_LIMIT_READ", default="2000/10"),
+    "sync": env.str("RATE_LIMIT_SYNC", default="20/60"),
 }
 # How long a successful sign-in exempts its (address, account) from the per-account budget.
 RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS = env.int("RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS", default=30)
@@ -291,6 +298,17 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
 KEEP_DELIVERED_BODIES = env.bool("KEEP_DELIVERED_BODIES", default=False)
+# Storage quotas: body bytes of undelivered envelopes a user may have sent (waiting for any
+# recipient) and may have waiting for them (from all senders). A send over either is refused
+# with `quota_exceeded`; delivery frees the room. 0 switches a quota off.
+MESSAGE_QUOTA_SENDER_BYTES = env.int("MESSAGE_QUOTA_SENDER_BYTES", default=32 * 1024 * 1024)
+MESSAGE_QUOTA_RECIPIENT_BYTES = env.int("MESSAGE_QUOTA_RECIPIENT_BYTES", default=128 * 1024 * 1024)
+# Open chat sockets per user across all server processes (with REDIS_URL, counted in Redis);
+# the next one is closed with 4429. 0: no cap.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=10)
+# Flow control: body bytes of envelopes one socket may have sent and not had acknowledged;
+# the rest waits in the database until acknowledgements free room.
+CHAT_UNACKED_WINDOW_BYTES = env.int("CHAT_UNACKED_WINDOW_BYTES", default=1024 * 1024)
 
 # --- Keys -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ A bot in a few lines::
 """
 
 from .client import Client, Event, Message, SentMessage
-from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn
+from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn, TooManyConnections
 from .store import StateFileInUse, WrongPassphrase
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "NotSignedIn",
     "SentMessage",
     "StateFileInUse",
+    "TooManyConnections",
     "WrongPassphrase",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn
+from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn, TooManyConnections
 from .http import HttpApi
 from .protocol import (
     KIND_PREKEY,
@@ -47,6 +47,12 @@ ONE_TIME_PREKEY_MIN = 25
 SIGNED_PREKEY_ROTATE_SECONDS = 7 * 24 * 3600
 ARCHIVED_SESSIONS = 3
 SEND_TIMEOUT = 10.0
+# Close codes of the chat socket (see docs/ARCHITECTURE.md).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_SESSION_REVOKED = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
+# After 4429 an established client waits this long (plus up to as much again) before trying again.
+TOO_MANY_SOCKETS_RETRY = 60.0
 RECEIPTS_MAX_IDS = 1000  # the server answers about this many envelopes per question
 # An `ack`/`read` the server could not apply is sent again after a backoff from the first to the
 # most (seconds, with jitter; a failure after a quiet spell of the most starts again).
@@ -623,6 +629,7 @@ class Client:
 
     async def _run_socket(self) -> None:
         delay = 0.5
+        established = False
         while not self._closing:
             code = None
             try:
@@ -642,6 +649,9 @@ class Client:
                     self._spawn(self._check_identities_quietly())
                     try:
                         async for raw in ws:
+                            # A refused socket is accepted and closed at once: only a frame proves
+                            # the server took it.
+                            established = True
                             await self._dispatch(json.loads(raw))
                             delay = 0.5
                     except ConnectionClosed:
@@ -655,10 +665,21 @@ class Client:
                 for future in self._pending_sends.values():
                     if not future.done():
                         future.set_exception(ConnectionError("socket closed"))
-            if code == 4403:
+            if code == CLOSE_SESSION_REVOKED:
                 self._fatal = NotSignedIn("signed out by the server (logged out elsewhere or a new device): log in")
                 return
-            if code == 4401:
+            if code == CLOSE_TOO_MANY_SOCKETS:
+                # The account has all the sockets the server allows. On the first attempt that is
+                # the caller's answer (connect() raises it); a client that was connected before
+                # (a network blip while its old socket still counts) keeps trying, once a minute
+                # or so, never in a tight loop.
+                if not established:
+                    self._fatal = TooManyConnections()
+                    return
+                self._emit(Event("too_many_connections", {"retry_in": TOO_MANY_SOCKETS_RETRY}))
+                await asyncio.sleep(TOO_MANY_SOCKETS_RETRY * (1 + random.random()))  # noqa: S311 - jitter, not a secret
+                continue
+            if code == CLOSE_UNAUTHENTICATED:
                 try:
                     await self.http.refresh()
                     self._save_cookies()

@@ -53,3 +53,14 @@ class IdentityChanged(ClientError):
             f"The safety number with {peer} changed. Compare it (safety-number {peer}) and accept it "
             f"(trust {peer}) before sending."
         )
+
+
+class TooManyConnections(ClientError):
+    """The server refused the socket (close code 4429): the account already has as many open
+    connections as the server allows (other programs, browser tabs or devices)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server refused the connection: too many connections are open for this account "
+            "(other clients, browser tabs or devices); close one and try again"
+        )

@@ -92,6 +92,7 @@ export class MessengerClient {
       refresh: () => refreshSession(),
       onSessionEnded: this.onSessionEnded,
       onOpen: () => this.onSocketOpen(),
+      onNotice: (text) => this.state.setNotice(text),
     });
     this.socket.start();
     this.keyUpkeep();

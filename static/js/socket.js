@@ -4,11 +4,16 @@
 // Close codes from the server (chat/consumers.py):
 //   4401  no valid access token (or it expired while the socket was open): refresh, then reconnect
 //   4403  session revoked (logout, deactivation): the user must sign in again
+//   4429  the account already has the most sockets the server allows open at once (other tabs or
+//         devices): tell the user, and try again only after TOO_MANY_SOCKETS_RETRY_MS (with jitter),
+//         never in a tight loop; a tab that is closed elsewhere frees a place
 // Anything else (network loss, server restart) reconnects with exponential backoff and jitter.
 // On every (re)connect the server sends the undelivered backlog, then `queue_empty`.
 
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_REVOKED = 4403;
+const CLOSE_TOO_MANY_SOCKETS = 4429;
+const TOO_MANY_SOCKETS_RETRY_MS = 60000;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 // Liveness: every HEARTBEAT_MS the client asks for a resync (`sync`, answered by `queue_empty`);
@@ -31,13 +36,16 @@ export class ChatSocket {
    * @param {() => Promise<boolean>} options.refresh refreshes the access cookie; false: session over
    * @param {() => void} options.onSessionEnded the user must sign in again
    * @param {() => void} [options.onOpen] the connection is authenticated and up
+   * @param {(text: string | null) => void} [options.onNotice] a message for the user (null: clear it)
    */
-  constructor({ handlers, onStatus, refresh, onSessionEnded, onOpen = () => {} }) {
+  constructor({ handlers, onStatus, refresh, onSessionEnded, onOpen = () => {}, onNotice = () => {} }) {
     this.handlers = handlers;
     this.onStatus = onStatus;
     this.refresh = refresh;
     this.onSessionEnded = onSessionEnded;
     this.onOpen = onOpen;
+    this.onNotice = onNotice;
+    this.refused = false;
     this.ws = null;
     this.ready = false;
     this.attempt = 0;
@@ -140,6 +148,10 @@ export class ChatSocket {
         this.ready = true;
         this.attempt = 0;
         this.setStatus(Connection.ONLINE);
+        if (this.refused) {
+          this.refused = false;
+          this.onNotice(null);
+        }
         this.startHeartbeat();
         this.onOpen();
       }
@@ -175,6 +187,15 @@ export class ChatSocket {
       this.onSessionEnded();
       return;
     }
+    if (code === CLOSE_TOO_MANY_SOCKETS) {
+      this.refused = true;
+      this.onNotice(
+        "Too many connections are open for this account (other tabs or devices). " +
+          "Close one; this tab tries again every minute.",
+      );
+      this.scheduleReconnect(TOO_MANY_SOCKETS_RETRY_MS);
+      return;
+    }
     if (code === CLOSE_UNAUTHENTICATED) {
       this.setStatus(Connection.RECONNECTING);
       this.unauthorizedInARow += 1;
@@ -197,10 +218,11 @@ export class ChatSocket {
     this.scheduleReconnect();
   }
 
-  scheduleReconnect() {
+  /** @param {number} [atLeastMs] wait at least this long (the server asked for a pause) */
+  scheduleReconnect(atLeastMs = 0) {
     if (this.stopped) return;
     this.setStatus(navigator.onLine === false ? Connection.OFFLINE : Connection.RECONNECTING);
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    const ceiling = Math.max(atLeastMs * 2, Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt));
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     this.attempt += 1;
     clearTimeout(this.timer);

@@ -6,11 +6,12 @@ import base64
 import json
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from messenger_client import Client, NotSignedIn, StateFileInUse
+from messenger_client import Client, NotSignedIn, StateFileInUse, TooManyConnections
 from messenger_client import client as client_module
-from tests.client.conftest import PASSPHRASE
+from tests.client.conftest import PASSPHRASE, start_server
 from tests.client.helpers import befriend, next_message, registered
 
 
@@ -156,3 +157,24 @@ async def test_an_ack_or_read_the_server_could_not_apply_is_sent_again(tmp_path,
         await client._dispatch({**error, "code": "invalid_ids"})
         assert client._receipt_retry.done()
         assert socket.sent == [{"type": "ack", "ids": [6]}]
+
+
+async def test_a_socket_over_the_accounts_cap_raises_too_many_connections_without_a_retry_loop(tmp_path):
+    """The server closes a socket over CHAT_MAX_SOCKETS_PER_USER with 4429: connect() says so
+    plainly, and the client does not hammer the server with new attempts."""
+    server, stop = start_server(tmp_path, CHAT_MAX_SOCKETS_PER_USER="1")
+    try:
+        alice = await registered(server.url, tmp_path, "alice")
+        async with alice:
+            async with connect(
+                alice._ws_url(),
+                origin=alice.server,
+                additional_headers={"Cookie": alice.http.cookie_header("/ws/chat/")},
+            ) as other:
+                assert json.loads(await other.recv()) == {"type": "queue_empty"}  # the one place is taken
+                with pytest.raises(TooManyConnections, match="too many connections"):
+                    await alice.connect(timeout=10)
+                assert alice._socket_task.done()  # given up: no loop
+        assert server.log_text().count("WSCONNECT /ws/chat/") == 2
+    finally:
+        stop()
