@@ -70,11 +70,14 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
         # The clock is read once the row is locked: a request that read it earlier but got
         # the lock later would otherwise be judged against a newer bucket with an older time.
         now = time.time() if now is None else now
-        new_tat = max(bucket.tat, now) + interval
-        allowed_at = new_tat - burst * interval
-        if allowed_at > now:
-            raise RateLimited(retry_after=math.ceil(allowed_at - now))
-        bucket.tat = new_tat
+        # GCRA's test `tat + interval - burst * interval > now`, rearranged so that a full
+        # bucket compares exact zeros: written that way, `(now + 60) - 60 > now` can be true by
+        # one unit of rounding and refuse the first request of a "1/60" limit.
+        tat = max(bucket.tat, now)
+        wait = tat - now - (burst - 1) * interval
+        if wait > 0:
+            raise RateLimited(retry_after=math.ceil(wait))
+        bucket.tat = tat + interval
         bucket.save(update_fields=["tat"])
 
 

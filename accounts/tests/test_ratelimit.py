@@ -31,6 +31,17 @@ def test_bucket_allows_a_burst_then_refills_at_the_rate(settings):
     rate_limit_hit("login_account", "b@example.test", now=1000.0)  # other subjects unaffected
 
 
+def test_a_full_bucket_of_one_admits_its_first_request_whatever_the_clock(settings):
+    """At this time `(now + 60) - 60 > now` in floating point: the first request of a "1/60"
+    limit must pass all the same."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "1/60"}
+    now = 131052.68745359084
+    assert (now + 60) - 60 > now
+    rate_limit_hit("login_account", "a@example.test", now=now)
+    with pytest.raises(RateLimited):
+        rate_limit_hit("login_account", "a@example.test", now=now)
+
+
 def test_buckets_store_no_email_in_clear(settings):
     rate_limit_hit("login_account", "secret@example.test")
     assert "secret" not in RateLimitBucket.objects.get().key
