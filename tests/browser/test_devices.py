@@ -166,3 +166,24 @@ def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
     alice.wait_ready(second_tab)
     assert "/login" not in alice.page.url
     assert "/login" not in second_tab.url
+
+
+def test_a_click_on_a_contact_is_not_lost_when_the_list_changes_under_the_pointer(people):
+    """Right after sign-in the contact list changes several times (contacts synced from the
+    server, unread counters, identity checks, typing). A click whose button was replaced between
+    the press and the release was lost: the browser fires `click` only when press and release hit
+    the same element (or a common ancestor still in the page). The press here lands, Bob's typing
+    changes Alice's contact list, then the release: the conversation must open."""
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    bob.open_chat(alice)
+
+    button = alice.contact_button(bob)
+    box = button.bounding_box()
+    alice.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    alice.page.mouse.down()
+    bob.page.get_by_label("Message", exact=True).type("hi")
+    expect(button).to_contain_text("typing")
+    alice.page.mouse.up()
+    expect(alice.page.locator("#conversation-title")).to_have_text(bob.email)

@@ -70,42 +70,65 @@ export function mountApp({ state, actions }) {
     dom.noticeText.textContent = state.notice ? state.notice.text : "";
   }
 
+  // One <li><button> per contact, kept across renders and updated in place; its contents are not
+  // targets of the pointer (app.css: `.contact *`), so a press and a release always hit the button
+  // itself. The list changes several times right after sign-in (contacts synced from the server,
+  // unread counters, identity checks) and whenever someone types; when it was rebuilt, a click
+  // whose button (or the span under the pointer) was replaced between the press and the release
+  // was lost: the browser fires `click` only on an element that both hit, still in the page.
+  const contactItems = new Map(); // email -> <li>
+
+  function contactItem(email) {
+    let item = contactItems.get(email);
+    if (!item) {
+      item = el(
+        "li",
+        {},
+        el("button", { type: "button", class: "contact", "data-email": email, onclick: () => actions.openConversation(email) }),
+      );
+      contactItems.set(email, item);
+    }
+    return item;
+  }
+
+  function fillContactButton(button, contact) {
+    const changed = contact.identity && contact.identity.changedTo;
+    const label = [contact.email];
+    if (contact.unread) label.push(`${contact.unread} unread`);
+    if (changed) label.push("safety number changed");
+    if (contact.email === state.active) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+    button.setAttribute("aria-label", label.join(", "));
+    replaceChildren(
+      button,
+      el("span", { class: "avatar", "aria-hidden": "true", text: contact.email.slice(0, 1).toUpperCase() }),
+      el(
+        "span",
+        { class: "contact-text" },
+        el("span", { class: "contact-email", text: contact.email }),
+        contact.typing ? el("span", { class: "contact-sub typing", text: "typing…" }) : null,
+        changed ? el("span", { class: "contact-sub alert", text: "Safety number changed" }) : null,
+      ),
+      contact.unread ? el("span", { class: "badge", "aria-hidden": "true", text: String(contact.unread) }) : null,
+    );
+  }
+
   function renderContacts() {
     const contacts = state.sortedContacts();
     show(dom.noContacts, contacts.length === 0);
-    replaceChildren(
-      dom.contactList,
-      contacts.map((contact) => {
-        const changed = contact.identity && contact.identity.changedTo;
-        const label = [contact.email];
-        if (contact.unread) label.push(`${contact.unread} unread`);
-        if (changed) label.push("safety number changed");
-        return el(
-          "li",
-          {},
-          el(
-            "button",
-            {
-              type: "button",
-              class: "contact",
-              "data-email": contact.email,
-              "aria-current": contact.email === state.active ? "true" : null,
-              "aria-label": label.join(", "),
-              onclick: () => actions.openConversation(contact.email),
-            },
-            el("span", { class: "avatar", "aria-hidden": "true", text: contact.email.slice(0, 1).toUpperCase() }),
-            el(
-              "span",
-              { class: "contact-text" },
-              el("span", { class: "contact-email", text: contact.email }),
-              contact.typing ? el("span", { class: "contact-sub typing", text: "typing…" }) : null,
-              changed ? el("span", { class: "contact-sub alert", text: "Safety number changed" }) : null,
-            ),
-            contact.unread ? el("span", { class: "badge", "aria-hidden": "true", text: String(contact.unread) }) : null,
-          ),
-        );
-      }),
-    );
+    const listed = new Set(contacts.map((contact) => contact.email));
+    for (const [email, item] of contactItems) {
+      if (listed.has(email)) continue;
+      item.remove();
+      contactItems.delete(email);
+    }
+    contacts.forEach((contact, position) => {
+      const item = contactItem(contact.email);
+      fillContactButton(item.firstChild, contact);
+      // Moved only when out of place, so an unchanged order touches no <li>.
+      const current = dom.contactList.children[position];
+      if (current !== item) dom.contactList.insertBefore(item, current || null);
+    });
   }
 
   function requestItem(request, incoming) {
@@ -145,12 +168,36 @@ export function mountApp({ state, actions }) {
     }
   }
 
+  // Kept across renders for the reason given at contactItems: the requests are re-read on every
+  // connect, and an Accept button rebuilt between the press and the release lost the click.
+  const requestItems = new Map(); // "in:<id>" / "out:<id>" -> <li>
+
+  function renderRequestList(list, requests, incoming) {
+    const prefix = incoming ? "in" : "out";
+    const items = requests.map((request) => {
+      const key = `${prefix}:${request.id}:${request.email}`;
+      if (!requestItems.has(key)) requestItems.set(key, requestItem(request, incoming));
+      return requestItems.get(key);
+    });
+    const kept = new Set(items);
+    for (const [key, item] of requestItems) {
+      if (key.startsWith(`${prefix}:`) && !kept.has(item)) {
+        item.remove();
+        requestItems.delete(key);
+      }
+    }
+    items.forEach((item, position) => {
+      const current = list.children[position];
+      if (current !== item) list.insertBefore(item, current || null);
+    });
+  }
+
   function renderRequests() {
     const { incoming, outgoing } = state.requests;
     show(dom.incomingSection, incoming.length > 0);
     show(dom.outgoingSection, outgoing.length > 0);
-    replaceChildren(dom.incomingList, incoming.map((r) => requestItem(r, true)));
-    replaceChildren(dom.outgoingList, outgoing.map((r) => requestItem(r, false)));
+    renderRequestList(dom.incomingList, incoming, true);
+    renderRequestList(dom.outgoingList, outgoing, false);
   }
 
   function statusLine(message) {
