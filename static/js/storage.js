@@ -83,6 +83,17 @@ export function openDatabase() {
   return dbPromise;
 }
 
+/**
+ * Closes this tab's connection: transactions already created finish, any later one fails at once.
+ * The next openDatabase() opens a fresh connection. Used before erasing an account, so work of this
+ * tab still under way cannot write after the erase.
+ */
+export async function closeDatabase() {
+  const pending = dbPromise;
+  dbPromise = null;
+  if (pending) (await pending).close();
+}
+
 /** Upgrade from version 1: sent messages still waiting for their read receipt join `awaiting`. */
 function markAwaiting(messages) {
   messages.openCursor().onsuccess = (event) => {
@@ -235,12 +246,22 @@ export class AccountStore {
     return record ? record.value : null;
   }
 
-  /** Every record of this account, store by store (used by the tests' key-leak check, and by
-   *  "forget this browser"). */
-  async dump() {
-    const out = {};
-    for (const name of STORES) out[name] = await this.all(name);
-    return out;
+  /**
+   * "Sign out and erase this browser's data": deletes every record of this account from every store
+   * (keys, sessions, history, outbox, settings) in one transaction, and the Web Storage entries of the
+   * account (named `sm:<account key>` or `sm:<account key>:...`; none is written today, the rule is
+   * here so one added later is erased too). Other accounts' records lie outside this account's key
+   * range and stay.
+   */
+  async erase() {
+    await this.write(STORES.map((clear) => ({ clear })));
+    for (const storage of [globalThis.localStorage, globalThis.sessionStorage]) {
+      if (!storage) continue;
+      const names = [];
+      for (let i = 0; i < storage.length; i += 1) names.push(storage.key(i));
+      const own = `sm:${this.account}`;
+      for (const name of names) if (name === own || name?.startsWith(`${own}:`)) storage.removeItem(name);
+    }
   }
 }
 
