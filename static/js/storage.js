@@ -3,7 +3,7 @@
 // read goes through an IDBKeyRange bounded by it, so two accounts in one browser never see each
 // other's keys, sessions or history.
 //
-// Pitfall 11: an IndexedDB transaction commits as soon as the event loop is idle with no request
+// An IndexedDB transaction commits as soon as the event loop is idle with no request
 // pending, so an `await` of WebCrypto inside a transaction silently ends it. The rule here: do all
 // the cryptography first, then hand the whole outcome to `write()` (or `update()`, whose callback
 // must be synchronous), which applies it in ONE transaction.

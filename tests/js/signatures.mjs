@@ -6,6 +6,9 @@
  * - `torsion_r`: R = rB + T with T of order 8, S = r + H(R || A || M) a. The cofactored equation
  *   [8]SB = [8]R + [8]kA holds (the T vanishes), the cofactorless SB = R + kA does not (off by T).
  * - `small_order_r`: R = T itself, S = H(R || A || M) a: again valid only cofactored.
+ * - `identity_r`: R = the identity point (r = 0), S = H(R || A || M) a. The cofactorless equation
+ *   holds; only the key's owner can make it. libsodium (Python client) and this client refuse a
+ *   small-order R, OpenSSL (the server) accepts it.
  * - `s_not_reduced`: a genuine signature with S + L in place of S (S must be < L; the library
  *   refuses it in every mode, the vector pins that down for both clients).
  *
@@ -46,6 +49,7 @@ export function signatureVectors() {
     valid: hex(valid),
     torsion_r: hex(signWithR(seed, message, r, order8)),
     small_order_r: hex(signWithR(seed, message, 0n, order8)),
+    identity_r: hex(signWithR(seed, message, 0n, Point.ZERO)),
     s_not_reduced: hex(notReduced),
   };
 }

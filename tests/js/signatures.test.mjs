@@ -41,6 +41,12 @@ for (const name of ['torsion_r', 'small_order_r']) {
   });
 }
 
+test('a signature whose R is the identity point is refused, though its equation holds', () => {
+  const signature = hex(VECTORS.identity_r);
+  assert.equal(cofactoredVerify(publicKey, message, signature), true);
+  assert.equal(ed25519Verify(publicKey, message, signature), false);
+});
+
 test('a signature whose S is not reduced modulo L is refused', () => {
   assert.equal(ed25519Verify(publicKey, message, hex(VECTORS.s_not_reduced)), false);
 });

@@ -5,7 +5,7 @@
  * they can be stored as they are (IndexedDB, JSON files). Private fields never leave the device: only the
  * outputs of publicSignedPrekey / publicOneTimePrekey / registrationKeys are meant for the server.
  *
- * Key id rule (seed-review crypto #9): one-time prekey ids, and separately signed prekey ids, never repeat
+ * Key id rule: one-time prekey ids, and separately signed prekey ids, never repeat
  * for an account. A refill that re-used an id would make a stale private key answer for a new public key,
  * or overwrite a private key a pending initial message still needs. generateOneTimePrekeys therefore takes
  * the next id to use and returns the next id to persist; the caller stores it together with the new keys.
