@@ -27,7 +27,8 @@ setSessionExpiredHandler(() => toLogin("expired"));
  * Erasing: the client stops, other tabs of the account are told to stop and leave, this tab's
  * database connection is closed (work of this tab still under way can then no longer write), and
  * the account's records are deleted through a fresh connection in one transaction, before the
- * server session ends. If the erase fails the user stays signed in and sees why.
+ * server session ends. If the erase fails, the server session is kept and the dialog says why (the
+ * client was stopped: reloading the page carries on, or the user tries again).
  */
 async function signOut({ erase = false } = {}) {
   if (client) client.stop();
