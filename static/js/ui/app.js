@@ -2,7 +2,18 @@
 // DOM only: renders from the state on its change events and calls `actions` (main.js wires them to
 // the client). Every piece of user data is set as text.
 import { Topic } from "../state.js";
-import { byId, dayKey, el, errorMessage, formatDay, formatFull, formatTime, replaceChildren, show } from "./dom.js";
+import {
+  byId,
+  dayKey,
+  el,
+  errorMessage,
+  formatDay,
+  formatFull,
+  formatTime,
+  placeChildren,
+  replaceChildren,
+  show,
+} from "./dom.js";
 
 const CONNECTION_TEXT = {
   connecting: "Connecting…",
@@ -117,18 +128,13 @@ export function mountApp({ state, actions }) {
     const contacts = state.sortedContacts();
     show(dom.noContacts, contacts.length === 0);
     const listed = new Set(contacts.map((contact) => contact.email));
-    for (const [email, item] of contactItems) {
-      if (listed.has(email)) continue;
-      item.remove();
-      contactItems.delete(email);
-    }
-    contacts.forEach((contact, position) => {
+    for (const email of contactItems.keys()) if (!listed.has(email)) contactItems.delete(email);
+    const items = contacts.map((contact) => {
       const item = contactItem(contact.email);
       fillContactButton(item.firstChild, contact);
-      // Moved only when out of place, so an unchanged order touches no <li>.
-      const current = dom.contactList.children[position];
-      if (current !== item) dom.contactList.insertBefore(item, current || null);
+      return item;
     });
+    placeChildren(dom.contactList, items);
   }
 
   function requestItem(request, incoming) {
@@ -174,22 +180,12 @@ export function mountApp({ state, actions }) {
 
   function renderRequestList(list, requests, incoming) {
     const prefix = incoming ? "in" : "out";
-    const items = requests.map((request) => {
-      const key = `${prefix}:${request.id}:${request.email}`;
-      if (!requestItems.has(key)) requestItems.set(key, requestItem(request, incoming));
-      return requestItems.get(key);
+    const keys = requests.map((request) => `${prefix}:${request.id}:${request.email}`);
+    for (const key of requestItems.keys()) if (key.startsWith(`${prefix}:`) && !keys.includes(key)) requestItems.delete(key);
+    requests.forEach((request, i) => {
+      if (!requestItems.has(keys[i])) requestItems.set(keys[i], requestItem(request, incoming));
     });
-    const kept = new Set(items);
-    for (const [key, item] of requestItems) {
-      if (key.startsWith(`${prefix}:`) && !kept.has(item)) {
-        item.remove();
-        requestItems.delete(key);
-      }
-    }
-    items.forEach((item, position) => {
-      const current = list.children[position];
-      if (current !== item) list.insertBefore(item, current || null);
-    });
+    placeChildren(list, keys.map((key) => requestItems.get(key)));
   }
 
   function renderRequests() {
@@ -240,22 +236,43 @@ export function mountApp({ state, actions }) {
     );
   }
 
+  // The rendered <li> of each message (and day separator) of the open conversation, rebuilt only
+  // when what it shows changed, so a Retry button stays the same element while receipts, new
+  // messages or other tabs re-render the list (see placeChildren).
+  let renderedItems = new Map(); // key -> {shown, item}
+
+  function cachedItem(next, key, shown, build) {
+    const cached = renderedItems.get(key);
+    const item = cached && cached.shown === shown ? cached.item : build();
+    next.set(key, { shown, item });
+    return item;
+  }
+
   function renderMessages() {
     const email = state.active;
     const list = state.conversations.get(email) || [];
     const nearBottom = dom.messages.scrollHeight - dom.messages.scrollTop - dom.messages.clientHeight < 80;
+    if (dom.messages.dataset.contact !== (email || "")) renderedItems = new Map();
+    const next = new Map();
     const items = [];
     let day = null;
     for (const message of list) {
       const key = dayKey(message.ts);
       if (key !== day) {
         day = key;
-        items.push(el("li", { class: "day", role: "separator" }, el("span", { text: formatDay(message.ts) })));
+        const label = formatDay(message.ts);
+        items.push(
+          cachedItem(next, `day:${key}`, label, () =>
+            el("li", { class: "day", role: "separator" }, el("span", { text: label })),
+          ),
+        );
       }
-      items.push(messageItem(message));
+      const shown = JSON.stringify([message.direction, message.status, message.text, message.failed, message.error, message.ts]);
+      items.push(cachedItem(next, `message:${message.id}`, shown, () => messageItem(message)));
     }
     if (!list.length) items.push(el("li", { class: "day muted", text: "No messages yet. Say hello!" }));
-    replaceChildren(dom.messages, items);
+    renderedItems = next;
+    placeChildren(dom.messages, items);
     if (nearBottom || dom.messages.dataset.contact !== email) dom.messages.scrollTop = dom.messages.scrollHeight;
     dom.messages.dataset.contact = email || "";
   }
