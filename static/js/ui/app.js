@@ -176,7 +176,7 @@ export function mountApp({ state, actions }) {
 
   // Kept across renders for the reason given at contactItems: the requests are re-read on every
   // connect, and an Accept button rebuilt between the press and the release lost the click.
-  const requestItems = new Map(); // "in:<id>" / "out:<id>" -> <li>
+  const requestItems = new Map(); // "in:<id>:<email>" / "out:<id>:<email>" -> <li>
 
   function renderRequestList(list, requests, incoming) {
     const prefix = incoming ? "in" : "out";
