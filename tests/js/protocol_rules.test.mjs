@@ -2,8 +2,8 @@
  * Behaviours docs/PROTOCOL.md pins down explicitly, one test each: the last message number of a
  * chain, key ids after exhaustion, a bundle without a one-time prekey field, what a repeated prekey
  * envelope's header still means once a session exists, which code a replay gets on the current
- * chain and on an old one, the order of the envelope parse checks, and what is stored per skipped
- * message key.
+ * chain and on an old one, the order of the envelope parse checks, what is stored per skipped
+ * message key, and which X25519 encodings count as low order.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -24,6 +24,7 @@ import {
   toBase64,
 } from '../../static/js/crypto/index.js';
 import { encodeEnvelope } from '../../static/js/crypto/envelope.js';
+import { x25519SharedSecret } from '../../static/js/crypto/primitives.js';
 import { rejectsWithCode, throwsWithCode } from './assertions.mjs';
 import { accept, bundleOf, establishedPair, makeParty, receive, send } from './helpers.mjs';
 
@@ -137,5 +138,28 @@ test('each skipped message key is stored as (ratchet key, n) -> message key, in 
   for (const entry of skipped) {
     assert.deepEqual(Object.keys(entry).sort(), ['messageKey', 'messageNumber', 'ratchetKey']);
     assert.equal(Buffer.from(entry.messageKey, 'base64').length, 32);
+  }
+});
+
+test('low-order X25519 keys are refused in every encoding that decodes to them, and only those', () => {
+  const p = 2n ** 255n - 19n;
+  const topBit = 2n ** 255n;
+  const littleEndian = (n) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  const lowOrder = [
+    0n,
+    1n,
+    p - 1n,
+    325606250916557431795983626356110631294008115727848805560023387167927233504n,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+  ];
+  const privateKey = new Uint8Array(32).fill(7);
+  const refused = [...lowOrder, ...lowOrder.map((u) => u + topBit), p, p + 1n];
+  for (const u of refused) throwsWithCode(() => x25519SharedSecret(privateKey, littleEndian(u)), ErrorCode.INVALID_KEY);
+  // A non-canonical encoding of a point that is not of low order decodes (mod p, bit 255 ignored).
+  for (const [encoded, canonical] of [
+    [p + 9n, 9n],
+    [9n + topBit, 9n],
+  ]) {
+    assert.deepEqual(x25519SharedSecret(privateKey, littleEndian(encoded)), x25519SharedSecret(privateKey, littleEndian(canonical)));
   }
 });
