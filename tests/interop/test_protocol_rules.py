@@ -1,14 +1,23 @@
 """Behaviours docs/PROTOCOL.md pins down, checked on the Python side with the same inputs as
 tests/js/protocol_rules.test.mjs: the order of the envelope parse checks, a bundle without a
-`one_time_prekey` field, and key ids after exhaustion."""
+`one_time_prekey` field, key ids after exhaustion, and the unauthenticated prekey ids of a repeated
+initial message (JavaScript and Python each way)."""
 
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 
-from messenger_client.protocol import ErrorCode, ProtocolAccount, ProtocolError, parse_bundle, parse_envelope
+from messenger_client.protocol import (
+    ErrorCode,
+    ProtocolAccount,
+    ProtocolError,
+    encode_envelope,
+    parse_bundle,
+    parse_envelope,
+)
 from messenger_client.protocol.constants import MAX_BODY_LENGTH, MAX_KEY_ID
 
 
@@ -50,3 +59,23 @@ def test_after_the_last_one_time_prekey_id_asking_for_more_gives_key_id_exhauste
     with pytest.raises(ProtocolError) as error:
         account.generate_one_time_prekeys(1)
     assert error.value.code == ErrorCode.KEY_ID_EXHAUSTED
+
+
+@pytest.mark.parametrize(("initiator_language", "responder_language"), [("js", "py"), ("py", "js")])
+def test_a_repeated_prekey_envelopes_prekey_ids_are_not_authenticated_once_the_session_exists(
+    make_peer, initiator_language, responder_language
+):
+    """docs/PROTOCOL.md section 6: only IK_A and EK_A route a repeated initial message to the
+    session; its SPK id, OPK id and OPK flag are not used, so changing them changes nothing."""
+    initiator = make_peer(initiator_language, "initiator")
+    responder = make_peer(responder_language, "responder")
+    initiator.initiate(responder.name, responder.bundle(responder.one_time_prekey_ids()[0]))
+    first = initiator.encrypt(responder.name, b"first")
+    second = initiator.encrypt(responder.name, b"second")
+    assert responder.receive(initiator.name, *first) == b"first"
+
+    envelope = parse_envelope(*second)
+    changed = replace(envelope, prekey=replace(envelope.prekey, signed_prekey_id=99, one_time_prekey_id=None))
+    out = encode_envelope(changed)
+    assert out.body != second[1]
+    assert responder.receive(initiator.name, out.kind, out.body) == b"second"
