@@ -18,7 +18,7 @@ from chat.events import session_revoked_publish
 
 
 def client_ip(request) -> str:
-    # Behind a reverse proxy run daphne with --proxy-headers so REMOTE_ADDR is the client.
+    # Behind a reverse proxy, messenger.proxy sets REMOTE_ADDR from the trusted proxy's headers.
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 

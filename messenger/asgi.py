@@ -17,10 +17,13 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from chat.routing import websocket_application  # noqa: E402
 from messenger.checks import refuse_to_start_with_insecure_secrets  # noqa: E402
+from messenger.proxy import TrustedProxyMiddleware  # noqa: E402
 
 refuse_to_start_with_insecure_secrets()
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+# Outermost, so REMOTE_ADDR, the rate limits and the socket scope all see the client the
+# trusted reverse proxy named (never one a client wrote into X-Forwarded-For).
+application = TrustedProxyMiddleware(ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application}))
 
 
 def _load_channel_layer() -> None:

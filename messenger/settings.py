@@ -107,7 +107,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where `manage.py collectstatic` puts the files a production web server (nginx) serves
+# itself under /static/ (see docs/DEPLOY.md).
+STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "staticfiles")
 # WhiteNoise serves static files from daphne itself (no separate web server needed for a
 # small installation); with DEBUG it reads them straight from STATICFILES_DIRS.
 WHITENOISE_USE_FINDERS = True
@@ -146,6 +148,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are
+# believed: the client is the right-most X-Forwarded-For entry, the one the proxy added
+# (messenger.proxy). Empty: the headers are ignored and the peer address is the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG

@@ -102,6 +102,26 @@ ensure_chromium() {
   fi
 }
 
+ensure_nginx() {
+  # The deployment test (tests/deploy) runs Debian's nginx as an instance of its own (own
+  # configuration, ports and pid file); it never uses the system's nginx service.
+  [ -x /usr/sbin/nginx ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing nginx (for the deployment test; the nginx service is not started)"
+    # The package's install script would start nginx on port 80, and fail the install, leaving
+    # the package half-configured, where that port is taken. A policy-rc.d answering 101
+    # ("not allowed") is Debian's way to install a service without starting it.
+    local policy=/usr/sbin/policy-rc.d status=0
+    if [ -e "$policy" ]; then policy=""; else printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"; fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || status=$?
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
+    return "$status"
+  else
+    log "WARNING: /usr/sbin/nginx not found: the deployment test will be skipped (Debian: apt-get install nginx)"
+  fi
+}
+
 ensure_system_packages
 ensure_venv
 ensure_env_file
@@ -109,4 +129,5 @@ mkdir -p var/staticfiles
 if [ "$MODE" = dev ]; then
   ensure_node_packages
   ensure_chromium
+  ensure_nginx
 fi
