@@ -1,11 +1,49 @@
-"""Operators moderate metadata; key material is shown as fingerprints and never editable."""
+"""Operators moderate metadata; key material is shown as fingerprints and never editable.
 
+An operator cannot take an account over: there is no form to set a user's password (a new
+password would let the operator sign in as the user, and an identity reset from there would
+put the operator's keys in front of every contact), refresh tokens are neither stored nor shown
+in clear, and every identity reset appears in the user's history. The admin's own sign-in is
+throttled like the API's (accounts.backends).
+"""
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
 from accounts.services import user_deactivate
 from keys.selectors import identity_key_fingerprint, one_time_prekeys_unused_count
+from messenger.errors import RateLimited
+
+
+class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin sign-in, with the API's limits (the same buckets, in the backend) and a clear
+    message instead of an error page when one is reached."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except RateLimited as limited:
+            raise ValidationError(
+                "Too many sign-in attempts; try again in %(seconds)s seconds.",
+                code="rate_limited",
+                params={"seconds": limited.retry_after},
+            ) from None
+
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
+
+class UserChangeForm(forms.ModelForm):
+    """Django's UserChangeForm without its password field (and the link to set one)."""
+
+    class Meta:
+        model = User
+        fields = ["email", "is_active", "is_staff", "is_superuser"]
 
 
 @admin.register(User)
@@ -22,13 +60,18 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ["is_active", "is_staff"]
     search_fields = ["email"]
     readonly_fields = ["date_joined", "last_login", "identity_fingerprint", "unused_one_time_prekeys"]
+    form = UserChangeForm
     fieldsets = [
-        (None, {"fields": ["email", "password"]}),
+        (None, {"fields": ["email"]}),
         ("Status", {"fields": ["is_active", "is_staff", "is_superuser", "date_joined", "last_login"]}),
         ("Keys (read-only)", {"fields": ["identity_fingerprint", "unused_one_time_prekeys"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     actions = ["deactivate_ban"]
+
+    def get_urls(self):
+        # Without Django's "<id>/password/" view: operators cannot set a user's password.
+        return [url for url in super().get_urls() if url.name != "auth_user_password_change"]
 
     @admin.action(description="Deactivate (ban) selected users", permissions=["change"])
     def deactivate_ban(self, request, queryset):
@@ -49,3 +92,33 @@ class UserAdmin(DjangoUserAdmin):
     @admin.display(description="unused one-time prekeys")
     def unused_one_time_prekeys(self, obj: User) -> int:
         return one_time_prekeys_unused_count(user=obj)
+
+
+# simplejwt's admin shows each refresh token in full on its change page: replaced by a list of
+# sessions (jti, user, dates) with nothing to copy.
+for model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(OutstandingToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ["jti", "user", "created_at", "expires_at", "revoked"]
+    search_fields = ["user__email", "jti"]
+    fields = ["jti", "user", "created_at", "expires_at", "revoked"]
+    readonly_fields = fields
+    list_select_related = ["user", "blacklistedtoken"]
+    actions = None
+
+    @admin.display(boolean=True, description="revoked")
+    def revoked(self, obj: OutstandingToken) -> bool:
+        return hasattr(obj, "blacklistedtoken")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -8,13 +8,24 @@ unsafe method, whether or not an access cookie is present. That covers login, re
 refresh and logout too (login CSRF would sign a victim into the attacker's account).
 
 There is deliberately no header-based authentication: one way in, one set of rules.
+
+Beyond simplejwt's checks (signature, expiry, type, active user), a token must carry the
+account's current session generation (accounts.sessions): logout, deactivation, a password
+change or a new device end every session at once, not when the 5-minute access token expires.
+The generation is read in the same query as the user (a LEFT JOIN), so it costs nothing extra;
+the chat socket middleware uses the same function at the handshake.
 """
 
 from django.conf import settings
+from django.db.models.functions import Coalesce
 from rest_framework import exceptions
-from rest_framework.authentication import CSRFCheck
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+
+from accounts.models import User
+from accounts.sessions import GENERATION_CLAIM
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
@@ -30,6 +41,42 @@ def enforce_csrf(request) -> None:
         raise exceptions.PermissionDenied(f"CSRF failed: {reason}")
 
 
+def user_for_access_token(raw: str):
+    """(user, validated token) for an access token that is valid now: signed by us, not
+    expired, of an active user, of the account's current session generation. Raises
+    AuthenticationFailed otherwise."""
+    try:
+        validated = JWTAuthentication().get_validated_token(raw.encode())
+    except (InvalidToken, TokenError):
+        raise exceptions.AuthenticationFailed(
+            "The access token is invalid or expired.", code="token_not_valid"
+        ) from None
+    try:
+        user = (
+            User.objects.annotate(current_generation=Coalesce("session_generation__value", 0))
+            .filter(pk=int(validated[jwt_settings.USER_ID_CLAIM]), is_active=True)
+            .first()
+        )
+    except (KeyError, TypeError, ValueError):
+        user = None
+    if user is None:
+        raise exceptions.AuthenticationFailed("The account is unknown or inactive.", code="user_inactive")
+    if validated.get(GENERATION_CLAIM, 0) != user.current_generation:
+        raise exceptions.AuthenticationFailed("The session was ended; sign in again.", code="session_revoked")
+    return user, validated
+
+
+class CsrfOnlyAuthentication(BaseAuthentication):
+    """For the routes that start or end a session (login, register, refresh, logout): the CSRF
+    check of every unsafe method, but the access cookie is ignored. A revoked or expired access
+    cookie the browser still holds must not make signing in again (or out) fail with 401."""
+
+    def authenticate(self, request):
+        if request.method not in SAFE_METHODS:
+            enforce_csrf(request._request)
+        return None
+
+
 class CookieJWTAuthentication(JWTAuthentication):
     www_authenticate_realm = "api"
 
@@ -39,13 +86,7 @@ class CookieJWTAuthentication(JWTAuthentication):
         raw_token = request.COOKIES.get(settings.AUTH_COOKIE_ACCESS)
         if not raw_token:
             return None
-        try:
-            validated = self.get_validated_token(raw_token.encode())
-        except (InvalidToken, TokenError):
-            raise exceptions.AuthenticationFailed(
-                "The access token is invalid or expired.", code="token_not_valid"
-            ) from None
-        return self.get_user(validated), validated
+        return user_for_access_token(raw_token)
 
     def authenticate_header(self, request):
         # A 401 needs a WWW-Authenticate header; "Cookie" tells clients to refresh.

@@ -4,8 +4,43 @@ from django.utils import timezone
 
 
 def normalize_email(email: str) -> str:
-    """Emails are the login and compare case-insensitively: store them lower-cased and trimmed."""
+    """Emails are the login and compare case-insensitively: store them lower-cased and trimmed.
+    Every lookup (sign-in, contact requests, keys, messages) goes through this one function,
+    so an address matches its account however it was typed. (For the ASCII addresses new
+    accounts must have, lower-casing is Unicode case folding; accounts made before that rule
+    keep matching exactly as before.)"""
     return (email or "").strip().lower()
+
+
+NON_ASCII_EMAIL = (
+    "Use an email address in plain ASCII letters; write an internationalised domain in its "
+    "xn-- (punycode) form, e.g. xn--bcher-kva.example for bücher.example."
+)
+
+
+def email_for_new_account(email: str) -> str:
+    """The normalised email of a NEW account, or ValueError(NON_ASCII_EMAIL).
+
+    The rule: ASCII only, in the local part and the domain (an IDN domain in its punycode
+    form). People tell accounts apart by their email, and Unicode has letters that look the
+    same as ASCII ones (Cyrillic U+0430 as Latin "a", fullwidth U+FF41, Greek omicron U+03BF
+    as "o"...): without the rule, "alice@ex\u0430mple.org" could be registered next to
+    "alice@example.org" and ask Alice's contacts to talk to it. With only ASCII stored, an
+    internationalised domain shows as "xn--...", which no one mistakes for a Latin one.
+
+    Why not convert a Unicode domain to punycode ourselves: the standard library's "idna"
+    codec is IDNA 2003, which maps some names differently from IDNA 2008 (what registries
+    use; "ß" becomes "ss"). Why not a skeleton check (Unicode TR39): it needs a confusables
+    table this project does not ship, and still leaves judgement calls. Django's
+    EmailValidator is no guard: it accepts Unicode domains, and its case-insensitive pattern
+    even lets the dotless i (U+0131), the long s (U+017F) and the Kelvin sign (U+212A) through
+    in local parts, as "i", "s" and "k".
+
+    Existing accounts are unaffected: lookups only normalise (`normalize_email`)."""
+    normalised = normalize_email(email)
+    if not normalised.isascii():
+        raise ValueError(NON_ASCII_EMAIL)
+    return normalised
 
 
 class UserManager(BaseUserManager):
@@ -14,11 +49,18 @@ class UserManager(BaseUserManager):
     def get_by_natural_key(self, username):
         return self.get(email=normalize_email(username))
 
-    def create_user(self, email: str, password: str | None = None, **extra):
+    def make_user(self, email: str, password: str | None, **extra) -> "User":
+        """A new, unsaved account: its email held to the rule for new accounts
+        (`email_for_new_account`) and its password hashed. Hashing is slow on purpose: call
+        this outside any transaction (see accounts.services.user_register)."""
         if not email:
             raise ValueError("An email is required.")
-        user = self.model(email=normalize_email(email), **extra)
+        user = self.model(email=email_for_new_account(email), **extra)
         user.set_password(password)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        user = self.make_user(email, password, **extra)
         user.save(using=self._db)
         return user
 
@@ -62,10 +104,28 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+class SessionGeneration(models.Model):
+    """The account's session generation: every token (access and refresh) carries the value it
+    was issued under, and only tokens of the current value are accepted (accounts.sessions).
+    Ending every session is one increment. A missing row is generation 0.
+
+    A table of its own rather than a column of User, so that `User.save()` from a form or an
+    instance loaded before an increment can never write an older generation back (which would
+    bring revoked tokens back to life)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="session_generation")
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.value}"
+
+
 class RateLimitBucket(models.Model):
     """One token bucket of `accounts.ratelimit` (GCRA: only the theoretical arrival time of
     the next request is stored). `key` is a SHA-256 of scope and subject, so the table holds
-    no emails or IP addresses in clear."""
+    no emails or IP addresses in clear. A marker (`rate_limit_mark`, e.g. "this account signed
+    in from this address") is a row whose `tat` is its expiry: like a full bucket, it is
+    purged once that time has passed."""
 
     key = models.CharField(max_length=64, primary_key=True)
     tat = models.FloatField()

@@ -11,6 +11,7 @@ seconds. Only the theoretical arrival time (`tat`) of the next request is stored
 """
 
 import hashlib
+import ipaddress
 import math
 import time
 
@@ -28,6 +29,24 @@ def parse_limit(spec: str) -> tuple[int, float]:
 
 def _bucket_key(scope: str, subject: str) -> str:
     return hashlib.sha256(f"{scope}\0{subject}".encode()).hexdigest()
+
+
+def client_address(request) -> str:
+    """The client's address as a rate-limit subject. An IPv6 client usually holds a whole /64
+    (and privacy extensions change the low half daily), so IPv6 addresses count per /64;
+    IPv4 (and IPv4-mapped IPv6) per address. Behind a reverse proxy run daphne with
+    --proxy-headers so REMOTE_ADDR is the client. No request (a call from code, not from the
+    network) is the subject "local"."""
+    raw = request.META.get("REMOTE_ADDR") if request is not None else "local"
+    try:
+        address = ipaddress.ip_address(raw or "")
+    except ValueError:
+        return raw or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> None:
@@ -57,6 +76,44 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
             raise RateLimited(retry_after=math.ceil(allowed_at - now))
         bucket.tat = new_tat
         bucket.save(update_fields=["tat"])
+
+
+def rate_limit_refund(scope: str, subject: str) -> None:
+    """Give back the token one earlier `rate_limit_hit` took (the request turned out not to
+    be one the limit is about, e.g. a login that succeeded)."""
+    if not settings.RATE_LIMITS_ENABLED:
+        return
+    burst, period = parse_limit(settings.RATE_LIMITS[scope])
+    with transaction.atomic():
+        bucket = RateLimitBucket.objects.select_for_update().filter(key=_bucket_key(scope, str(subject))).first()
+        if bucket is not None:
+            # A tat below the current time is a full bucket, so going below it is harmless.
+            bucket.tat -= period / burst
+            bucket.save(update_fields=["tat"])
+
+
+def rate_limit_reset(scope: str, subject: str) -> None:
+    """Refill the bucket completely."""
+    if not settings.RATE_LIMITS_ENABLED:
+        return
+    RateLimitBucket.objects.filter(key=_bucket_key(scope, str(subject))).delete()
+
+
+def rate_limit_mark(scope: str, subject: str, *, seconds: float, now: float | None = None) -> None:
+    """Remember a fact about `subject` for `seconds` (stored like a bucket: hashed key, the
+    expiry in `tat`, purged with the full buckets)."""
+    if not settings.RATE_LIMITS_ENABLED:
+        return
+    key = _bucket_key(scope, str(subject))
+    until = (time.time() if now is None else now) + seconds
+    if not RateLimitBucket.objects.filter(key=key).update(tat=until):
+        RateLimitBucket.objects.bulk_create([RateLimitBucket(key=key, tat=until)], ignore_conflicts=True)
+
+
+def rate_limit_marked(scope: str, subject: str, *, now: float | None = None) -> bool:
+    """Whether `rate_limit_mark(scope, subject)` was called and has not expired."""
+    now = time.time() if now is None else now
+    return RateLimitBucket.objects.filter(key=_bucket_key(scope, str(subject)), tat__gt=now).exists()
 
 
 def rate_limit_purge(*, now: float | None = None) -> int:

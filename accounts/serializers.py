@@ -1,7 +1,7 @@
 from django.contrib.auth import password_validation
 from rest_framework import serializers
 
-from accounts.models import User, normalize_email
+from accounts.models import User, email_for_new_account, normalize_email
 from keys.serializers import (
     Ed25519PublicKeyField,
     OneTimePreKeyListField,
@@ -11,14 +11,23 @@ from keys.serializers import (
 
 
 class RegisterSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+    email = serializers.EmailField(
+        max_length=254,
+        help_text=(
+            "ASCII only (an internationalised domain in its xn-- punycode form), so that no two "
+            "accounts can look alike; compared case-insensitively."
+        ),
+    )
     password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
     identity_key = Ed25519PublicKeyField()
     signed_prekey = SignedPreKeySerializer()
     one_time_prekeys = OneTimePreKeyListField()
 
     def validate_email(self, value: str) -> str:
-        return normalize_email(value)
+        try:
+            return email_for_new_account(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate(self, attrs):
         try:
@@ -32,6 +41,11 @@ class RegisterSerializer(serializers.Serializer):
 class LoginSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
+
+    def validate_email(self, value: str) -> str:
+        # Looked up as every email is (accounts.models.normalize_email); no ASCII rule here, so
+        # accounts made before it keep signing in, and no new account can match a non-ASCII one.
+        return normalize_email(value)
 
 
 class UserSerializer(serializers.ModelSerializer):

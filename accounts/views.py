@@ -11,10 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
+from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
 from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
-from chat.events import session_revoked_publish
+from accounts.sessions import tokens_issue
 
 
 def client_ip(request) -> str:
@@ -43,10 +44,18 @@ class CsrfView(APIView):
 class RegisterView(APIView):
     """Create an account with its public device keys. Private keys never reach the server."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
         request=RegisterSerializer,
+        description=(
+            "The email must be plain ASCII: an internationalised domain is written in its xn-- "
+            "(punycode) form. Unicode has letters that look like ASCII ones (Cyrillic a, Greek o, "
+            "fullwidth forms), so without this rule an account could pass for another "
+            "(alice@ex\u0430mple.org next to alice@example.org). Emails are compared trimmed and "
+            "case-insensitively, at sign-in too. `email_taken` (400) when the address is in use."
+        ),
         responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
         auth=[],
     )
@@ -61,8 +70,11 @@ class RegisterView(APIView):
 
 
 class LoginView(APIView):
-    """Sign in: sets the access and refresh cookies."""
+    """Sign in: sets the access and refresh cookies. Throttled per address, per (address,
+    account) and, for failures from addresses the account has not used, per account
+    (accounts.backends)."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
@@ -73,9 +85,9 @@ class LoginView(APIView):
     def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_authenticate(**serializer.validated_data, ip=client_ip(request), request=request)
+        user = services.user_authenticate(**serializer.validated_data, request=request)
         response = Response(UserSerializer(user).data)
-        set_auth_cookies(response, services.tokens_issue(user=user))
+        set_auth_cookies(response, tokens_issue(user=user))
         return response
 
 
@@ -83,6 +95,7 @@ class RefreshView(APIView):
     """Rotate the refresh cookie and issue a new access cookie. Reuse of an old refresh
     token revokes every session of the account."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
@@ -106,15 +119,15 @@ class RefreshView(APIView):
 
 
 class LogoutView(APIView):
-    """Blacklist the refresh token, clear both cookies and close this user's sockets."""
+    """End every session of the account (every access and refresh token issued so far is
+    refused, every socket closed), and clear both cookies."""
 
+    authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(request=None, responses={204: None, 403: ERRORS[403]}, auth=[])
     def post(self, request):
-        user_id = services.tokens_blacklist(refresh=request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, ""))
-        if user_id is not None:
-            session_revoked_publish(user_id=user_id)
+        services.session_logout(refresh=request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, ""))
         response = Response(status=status.HTTP_204_NO_CONTENT)
         clear_auth_cookies(response)
         return response

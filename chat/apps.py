@@ -4,6 +4,3 @@ from django.apps import AppConfig
 class ChatConfig(AppConfig):
     name = "chat"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self):
-        from chat import signals  # noqa: F401 - connects the receivers

@@ -9,7 +9,15 @@ once and a busy one writes bigger batches.
 
 Per request nothing changes: each socket awaits its own answer (a result or a domain error),
 the rules are the same service code as for the REST path (chat.services), and events are
-published only after the batch committed, from the event loop.
+published only after the batch committed, from the event loop (a publish that fails is tried
+again in the background, see `Pushes`).
+
+One request must never cost the others their answer. A refused request is an answer (a
+domain error) and does not abort the batch; but anything else that raises (a value the
+database driver cannot bind, a bug, a lost connection) rolls the whole transaction back. The
+batch is then redone request by request, each in its own transaction (`_apply_each`): the
+request that raises again gets its exception (the consumer answers that one frame
+`server_error`), the others their usual answers. This costs nothing while batches succeed.
 """
 
 import asyncio
@@ -17,13 +25,22 @@ import logging
 import weakref
 
 from channels.layers import get_channel_layer
+from django.db import DatabaseError, connection
 
 from chat import events, services
-from chat.db import run_batch_in_db_thread
+from chat.db import run_batch_in_db_thread, run_in_db_thread
 
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+
+# A failed publish is tried again after each of these waits (about 15 s in all); then its events
+# are given up, and only a `backlog.reread` for each of their envelopes' recipients is tried
+# again, every last wait, until it goes out.
+PUSH_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1, 2, 2, 2, 3, 4)
+# At most this many events wait for a retry (a message event holds its body, up to
+# MESSAGE_MAX_BODY_BYTES); beyond it they are given up the same way at once.
+PUSH_HELD_MAX = 5000
 
 SEND = "send"
 RECEIPT = "receipt"
@@ -39,13 +56,124 @@ def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
     return results, collected
 
 
+def _apply_each(batch: list[tuple[str, object]]) -> tuple[list, list]:
+    """In the database thread, after the batch raised: each request alone, in its own
+    transaction (in Django's default mode, see chat.db). A request that raises again is
+    rolled back with its events and answered with its exception; a connection it left
+    unusable is closed, so the next request opens a new one. When no connection can be
+    opened at all, the database is down for everyone: the remaining requests get that error
+    at once rather than a connection attempt (and its timeout) each."""
+    results: list = []
+    with events.collected_events() as collected:
+        for index, (kind, request) in enumerate(batch):
+            try:
+                connection.ensure_connection()
+            except DatabaseError as exc:
+                results.extend([exc] * (len(batch) - index))
+                break
+            try:
+                apply = services.envelopes_send if kind == SEND else services.envelopes_mark
+                [result] = apply([request])
+            except Exception as exc:
+                result = exc
+                if connection.connection is not None and not connection.is_usable():
+                    connection.close()
+            results.append(result)
+    return results, collected
+
+
+class Pushes:
+    """Publishes committed batches' events in commit order; a failed publish is retried in the
+    background while later batches are written and answered.
+
+    Normally the batch loop awaits the publish itself (overlapping it with the next batch's
+    database work was measured to make smaller batches for more CPU, see docs/ARCHITECTURE.md).
+    When it fails (the Redis connection was cut; redis-py connects again on the next command),
+    its events are held and published again by a task of their own after short waits, and
+    the events of later batches queue behind them, so pushes keep their order. A publish cut
+    midway may have sent part of its events: they go out again, and a duplicate push is
+    harmless (a socket does not send an unacknowledged envelope twice; clients dedupe by id).
+
+    Held events are bounded in time and number (PUSH_RETRY_DELAYS, PUSH_HELD_MAX). Past
+    either bound they are given up, but not forgotten: each recipient of an envelope among
+    them is owed one small `backlog.reread` push (the envelope is in the database, and the
+    socket re-reads its backlog, ChatConsumer.backlog_reread), retried until it goes out. The
+    other events are receipts and notices, which clients ask for again when they connect.
+    """
+
+    def __init__(self):
+        self._held: list[tuple[list[int], dict]] = []
+        self._retrying: asyncio.Task | None = None
+
+    async def send(self, collected: list[tuple[list[int], dict]]) -> None:
+        if not collected:
+            return
+        if self._held:
+            self._hold(collected)
+            return
+        try:
+            await events.send_collected(get_channel_layer(), collected)
+        except Exception as exc:
+            logger.warning("chat push failed, retrying events=%s error=%s", len(collected), type(exc).__name__)
+            self._hold(collected)
+            self._retrying = asyncio.ensure_future(self._retry())
+
+    def _hold(self, collected: list[tuple[list[int], dict]]) -> None:
+        self._held.extend(collected)
+        if len(self._held) > PUSH_HELD_MAX:
+            self._give_up("too_many_held")
+
+    def _give_up(self, reason: str) -> None:
+        """Replace the held events by one `backlog.reread` for everyone owed an envelope."""
+        owed: dict[int, None] = {}
+        given_up = 0
+        for user_ids, message in self._held:
+            if message["type"] == events.BACKLOG_REREAD:
+                owed.update(dict.fromkeys(user_ids))
+                continue
+            given_up += 1
+            if message["type"] == events.PUSH_EVENT and message["event"].get("type") == "message":
+                owed.update(dict.fromkeys(user_ids))
+        if given_up:
+            logger.error(
+                "chat push failed after commit, given up events=%s rereads=%s reason=%s", given_up, len(owed), reason
+            )
+        self._held = [(list(owed), {"type": events.BACKLOG_REREAD})] if owed else []
+
+    async def _retry(self) -> None:
+        """Runs while events are held: `send` starts it only when nothing was held, and it
+        returns only once nothing is (every step between is synchronous)."""
+        failures = 1
+        while self._held:
+            if failures:
+                if failures > len(PUSH_RETRY_DELAYS):
+                    self._give_up("retries_exhausted")
+                    if not self._held:
+                        return
+                await asyncio.sleep(PUSH_RETRY_DELAYS[min(failures, len(PUSH_RETRY_DELAYS)) - 1])
+            held = self._held
+            sending = list(held)
+            try:
+                await events.send_collected(get_channel_layer(), sending)
+            except Exception as exc:
+                failures += 1
+                logger.warning("chat push retry failed events=%s error=%s", len(sending), type(exc).__name__)
+                continue
+            if self._held is held:  # else given up meanwhile: the rereads left are owed still
+                del held[: len(sending)]
+            failures = 0
+        logger.info("chat push retry succeeded")
+
+
 class Batcher:
     def __init__(self):
         self._pending: list[tuple[str, object, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
+        self._pushes = Pushes()
 
     async def submit(self, kind: str, request):
-        """Queue one request; returns its result or raises its domain error."""
+        """Queue one request; returns its result or raises its domain error (or, when the
+        request raised on its own, that exception)."""
         future = asyncio.get_running_loop().create_future()
         self._pending.append((kind, request, future))
         if self._task is None or self._task.done():
@@ -58,26 +186,28 @@ class Batcher:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            requests = [(kind, request) for kind, request, _ in batch]
             try:
-                results, collected = await run_batch_in_db_thread(
-                    _apply, [(kind, request) for kind, request, _ in batch]
-                )
+                results, collected = await run_batch_in_db_thread(_apply, requests)
             except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                # Rolled back, events included. The exception's text is not logged: database
+                # errors can quote the values.
+                logger.warning(
+                    "chat batch failed, redone one by one requests=%s error=%s", len(batch), type(exc).__name__
+                )
+                try:
+                    results, collected = await run_in_db_thread(_apply_each, requests)
+                except Exception as exc:
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
             # Committed: the senders may hear `sent` now, before the pushes go out (nothing
             # waits on the push, and with Redis it is a round trip the answer need not pay).
             for (*_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-            try:
-                await events.send_collected(get_channel_layer(), collected)
-            except Exception as exc:
-                # The envelopes are committed; a lost push only delays them until the
-                # recipient's next connect or sync.
-                logger.error("chat push failed after commit events=%s error=%s", len(collected), type(exc).__name__)
+            await self._pushes.send(collected)
 
 
 _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = weakref.WeakKeyDictionary()

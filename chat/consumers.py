@@ -6,7 +6,7 @@ handshake, but it can read a close code). Then the socket joins its user's group
 every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
 one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
-deactivation: sign in again).
+deactivation, password change, another device: sign in again).
 
 Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
 frame gets an `error` frame and the socket stays open. Database work never runs on the event
@@ -17,19 +17,27 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect (or `sync` frame). Receipts go
-the other way: the sender's client asks where its unconfirmed envelopes stand (`receipts`
-frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
+anything not acknowledged is sent again on the next connect or `sync` frame (a `sync` sends
+every undelivered envelope, including those this socket sent already: the client dedupes by
+id), and when the channel layer reports that it lost its subscriptions for a while
+(`layer.resubscribed`, chat.layers) or a process gave up publishing to this user
+(`backlog.reread`, chat.batching) the socket re-reads its backlog by itself. An `ack` or
+`read` that fails is answered with an error naming its ids, so the client sends it again.
+Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
+(`receipts` frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import time
 
 from channels.consumer import get_handler_name
 from django.conf import settings
 
+from accounts.sessions import session_generation
 from chat import events, selectors, services, validation
 from chat.batching import RECEIPT, SEND, batcher
 from chat.db import run_in_db_thread
@@ -37,6 +45,7 @@ from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
 from chat.ratelimit import local_rate_limit_hit
 from messenger.errors import DomainError, RateLimited
+from messenger.validation import is_clean_text, json_check, nesting_too_deep
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,16 @@ CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
 
 # Room for the JSON around the largest body; anything bigger is refused unparsed.
 FRAME_OVERHEAD = 4096
+
+# Waits before the second and third try of a backlog re-read the channel layer asked for (the
+# first try runs at once; a database error closes the connection, so a retry gets a new one).
+RESYNC_RETRY_DELAYS = (0.2, 1.0)
+
+RECEIPT_FRAMES = ("ack", "read")
+# The failures of a well-formed ack/read that the same frame, sent again, can get past: only
+# these name the ids. A frame refused for its shape (a bad string, invalid ids) is not one to
+# send again as it was.
+RETRYABLE_CODES = ("server_error", "rate_limited")
 
 
 def _encode(event: dict) -> str:
@@ -80,6 +99,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self.accept()
         self.group = events.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        if not await self._session_still_current():
+            return
         delay = max(0.0, self.scope["token_exp"] - time.time())
         self._expiry_handle = asyncio.get_running_loop().call_later(delay, self._token_expired)
         await self._deliver_backlog()
@@ -98,8 +119,20 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def _session_still_current(self) -> bool:
+        """The handshake checked the token's session generation before this socket joined its
+        group; sessions ended in between published `session.revoked` to a group it was not in
+        yet. Checked once more now that it is in: one query per connect, none per frame."""
+        current = await run_in_db_thread(session_generation, user_id=self.user.pk)
+        if current != self.scope["token_generation"]:
+            await self._close(CLOSE_SESSION_REVOKED)
+            return False
+        return True
+
     async def session_revoked(self, message):
-        await self._close(CLOSE_SESSION_REVOKED)
+        # Sockets opened with a token of the new generation (the new device's) stay open.
+        if self.scope["token_generation"] < message.get("generation", math.inf):
+            await self._close(CLOSE_SESSION_REVOKED)
 
     # --- server -> client --------------------------------------------------------------------
 
@@ -113,20 +146,51 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         self._unacked.add(event["id"])
         await self._send_event(event)
 
-    async def _deliver_backlog(self) -> None:
+    async def _deliver_backlog(self, *, skip_sent: bool = True) -> None:
         """Every undelivered envelope, oldest first, a page at a time, then queue_empty.
         The group was joined first, so an envelope committed meanwhile is either in a page or
-        pushed afterwards (or both: then `_unacked` keeps it from being shown twice)."""
+        pushed afterwards (or both: then `_unacked` keeps it from being shown twice).
+        `skip_sent=False` (a `sync`) sends again those this socket sent already: the client
+        asking may have lost them, and it dedupes by id."""
         after = 0
         while True:
             page = await run_in_db_thread(selectors.envelopes_pending, user_id=self.user.pk, after=after)
             for event in page:
-                if not self._unacked or event["id"] not in self._unacked:
+                if not skip_sent or not self._unacked or event["id"] not in self._unacked:
                     await self._send_message(event)
             if len(page) < selectors.PAGE_SIZE:
                 break
             after = page[-1]["id"]
         await self._send_event(events.queue_empty_event())
+
+    async def layer_resubscribed(self, message):
+        """The channel layer's subscriptions were cut and are back (chat.redis_layer): the
+        pushes published in between are lost, so the backlog is read again. The layer sends
+        this only once the subscription is confirmed, so an envelope committed before then
+        is in that read, and one committed after is pushed."""
+        await self._reread_backlog()
+
+    async def backlog_reread(self, message):
+        """A process gave up publishing pushes to this user (chat.batching.Pushes): the
+        envelopes are in the database, so the backlog is read again."""
+        await self._reread_backlog()
+
+    async def _reread_backlog(self) -> None:
+        """The backlog without what this socket sent already. A failed read (the database
+        connection went too) is tried again, holding this socket's frames for a moment,
+        rather than leaving envelopes waiting for the next connect; if the last try fails
+        too, the socket ends with the error and the client's reconnect delivers them."""
+        if self.user is None or self.closing:
+            return
+        for delay in (*RESYNC_RETRY_DELAYS, None):
+            try:
+                await self._deliver_backlog()
+                return
+            except Exception as exc:
+                logger.warning("chat backlog re-read failed user=%s error=%s", self.user.pk, type(exc).__name__)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
 
     async def push_event(self, message):
         """A group message from events.publish_on_commit: forward the event as it is."""
@@ -153,8 +217,12 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 frame = json.loads(text_data)
             except ValueError:
                 raise InvalidFrame("Frames are JSON objects.") from None
+            except RecursionError:
+                raise nesting_too_deep() from None
             if not isinstance(frame, dict):
                 raise InvalidFrame("Frames are JSON objects.")
+            # No string with a NUL or a lone surrogate goes further (the REST parser's check).
+            json_check(frame, text_data)
             frame_type = frame.get("type")
             handler = self.FRAME_HANDLERS.get(frame_type) if isinstance(frame_type, str) else None
             if handler is None:
@@ -175,11 +243,19 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
 
     async def _send_error(self, exc: DomainError, frame) -> None:
         client_id = frame.get("client_id") if isinstance(frame, dict) else None
-        if not isinstance(client_id, str) or len(client_id) > 64:
+        if not isinstance(client_id, str) or len(client_id) > 64 or not is_clean_text(client_id):
             client_id = None
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        ids = _receipt_ids(frame) if exc.code in RETRYABLE_CODES else None
         await self._send_event(
-            events.error_event(code=exc.code, detail=exc.detail, client_id=client_id, retry_after=retry_after)
+            events.error_event(
+                code=exc.code,
+                detail=exc.detail,
+                client_id=client_id,
+                frame=frame["type"] if ids else None,
+                ids=ids,
+                retry_after=retry_after,
+            )
         )
 
     async def _frame_send(self, frame: dict) -> None:
@@ -194,6 +270,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
+        # On failure the ids stay in `_unacked`: the client has those envelopes, and the
+        # error names the ids so it acknowledges them again (a `sync` still sends them).
         ids = validation.ids_parse(frame.get("ids"))
         await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
         if self._unacked:
@@ -223,8 +301,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
 
     async def _frame_sync(self, frame: dict) -> None:
-        """Send the backlog again (after the client suspects a dropped push)."""
-        await self._deliver_backlog()
+        """Send the whole backlog again (after the client suspects a dropped push, or lost
+        track of what it received): every undelivered envelope, even those already sent on
+        this socket."""
+        await self._deliver_backlog(skip_sent=False)
 
     FRAME_HANDLERS = {
         "send": _frame_send,
@@ -234,3 +314,14 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         "sync": _frame_sync,
         "receipts": _frame_receipts,
     }
+
+
+def _receipt_ids(frame) -> list[int] | None:
+    """The ids of an `ack`/`read` frame, for its error frame: the client learns which
+    envelopes were not marked and sends that frame again. None for any other frame, and
+    for ids that are themselves invalid (sending those again cannot succeed)."""
+    if not isinstance(frame, dict) or frame.get("type") not in RECEIPT_FRAMES:
+        return None
+    with contextlib.suppress(DomainError):
+        return validation.ids_parse(frame.get("ids"))
+    return None

@@ -10,8 +10,8 @@ All server frames are built here, so the WebSocket protocol can be read in one p
     sent                      client_id, id            (to the sender's socket that sent it)
     delivered / read          ids                      (to every socket of the sender)
     receipts                  delivered, read, unknown (to the socket that asked, see below)
-    queue_empty                                        (after the backlog on connect)
-    error                     code, detail [, client_id, retry_after]
+    queue_empty                                        (after the backlog: connect, sync, re-read)
+    error                     code, detail [, client_id | frame + ids, retry_after]
     typing                    from, state
     contact_request           id, from
     contact_request_answered  id, by, accepted
@@ -34,6 +34,8 @@ from django.db import transaction
 
 PUSH_EVENT = "push.event"
 SESSION_REVOKED = "session.revoked"
+# Pushes to this user were given up (chat.batching.Pushes): its sockets re-read their backlog.
+BACKLOG_REREAD = "backlog.reread"
 
 
 def user_group(user_id: int) -> str:
@@ -71,9 +73,10 @@ def publish_on_commit(user_ids: Iterable[int], event: dict) -> None:
     _publish_on_commit(user_ids, {"type": PUSH_EVENT, "event": event})
 
 
-def session_revoked_publish(*, user_id: int) -> None:
-    """Close every socket of a user (logout, deactivation, new device)."""
-    _publish_on_commit([user_id], {"type": SESSION_REVOKED})
+def session_revoked_publish(*, user_id: int, generation: int) -> None:
+    """Close every socket of a user opened with a token older than session `generation`
+    (accounts.sessions.sessions_end: logout, deactivation, password change, new device)."""
+    _publish_on_commit([user_id], {"type": SESSION_REVOKED, "generation": generation})
 
 
 @contextlib.contextmanager
@@ -139,10 +142,24 @@ def queue_empty_event() -> dict:
     return {"type": "queue_empty"}
 
 
-def error_event(*, code: str, detail: str, client_id: str | None = None, retry_after: int | None = None) -> dict:
+def error_event(
+    *,
+    code: str,
+    detail: str,
+    client_id: str | None = None,
+    frame: str | None = None,
+    ids: list[int] | None = None,
+    retry_after: int | None = None,
+) -> dict:
+    """A frame the server could not apply: `client_id` names a failed `send`; `frame` ("ack"
+    or "read") and `ids` name a failed receipt, whose envelopes were not marked (the client
+    sends that frame again)."""
     event = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         event["client_id"] = str(client_id)
+    if ids is not None:
+        event["frame"] = str(frame)
+        event["ids"] = list(ids)
     if retry_after is not None:
         event["retry_after"] = retry_after
     return event

@@ -19,6 +19,12 @@ import time
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
+# The message a channel layer puts on every local channel that is in a group once its lost
+# subscriptions are back (chat.redis_layer): the group messages published while they were
+# down are gone, so the consumer reads again what they would have carried
+# (ChatConsumer.layer_resubscribed). The in-memory layer loses no subscriptions.
+RESUBSCRIBED = "layer.resubscribed"
+
 
 class ChannelQueue:
     """One channel's messages: the part of `asyncio.Queue` a channel layer uses.

@@ -4,14 +4,18 @@ Origin: a browser sends cookies with a WebSocket handshake to any site that asks
 this check any web page could open a socket as the signed-in user (cross-site WebSocket
 hijacking; the prototype accepted any Origin). Channels' `AllowedHostsOriginValidator` reuses
 ALLOWED_HOSTS, where `*` would accept every Origin, and lets a missing Origin through; here the
-Origin must be present, http(s), the very host and port the handshake was sent to (its Host
-header), and that host must match an ALLOWED_HOSTS entry other than `*` (or the origin must be
-listed in CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
+Origin must be present, of the scheme that matches the handshake's (an https page opens wss, an
+http page ws), the very host and port the handshake was sent to (its Host header), and that host
+must match an ALLOWED_HOSTS entry other than `*` (or the origin must be listed in
+CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
-validated with simplejwt exactly as the REST API does (signature, expiry, token type, active
-user), in the chat database thread (chat.db) because loading the user is an ORM query. The consumer
-closes an unauthenticated socket with 4401 and schedules a close at the token's expiry.
+validated by the very function the REST API uses (accounts.authentication: signature, expiry,
+token type, active user, current session generation), in the chat database thread (chat.db)
+because loading the user is an ORM query, once per handshake. The consumer closes an
+unauthenticated socket with 4401, schedules a close at the token's expiry, and closes it with
+4403 when the account's sessions are ended (`session.revoked`, through the channel layer, so in
+every process): no check per frame is needed.
 """
 
 from urllib.parse import urlsplit
@@ -23,18 +27,39 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http.request import validate_host
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from accounts.authentication import user_for_access_token
+from accounts.sessions import GENERATION_CLAIM
 from chat.db import run_in_db_thread
 
 
-def origin_allowed(origin: str | None, host: str | None = None) -> bool:
-    """Same origin only: the Origin's host and port must be those the request was sent to
-    (its Host header), and that host must be allowed. A page on another port of the same
-    host is another origin but the same *site*, so SameSite cookies alone would let it in.
-    Origins listed in CSRF_TRUSTED_ORIGINS are admitted as the operator said (e.g. a proxy
-    that rewrites Host)."""
+def handshake_is_secure(scope: dict) -> bool:
+    """Whether the browser opened this socket over TLS (wss).
+
+    daphne does not put a scheme into a WebSocket scope (only HTTP scopes get one, even with
+    --proxy-headers), so the rule is Django's `request.is_secure()` for HTTP requests: the
+    SECURE_PROXY_SSL_HEADER that the TLS-terminating proxy sets decides when it is present;
+    otherwise the scope's scheme, "ws" when the server does not say (the ASGI default).
+    Trusting the header costs nothing here: the Origin check protects browsers, and a page
+    cannot add headers to a WebSocket handshake."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        wanted = meta_name.removeprefix("HTTP_").replace("_", "-").lower().encode("latin1")
+        for name, value in scope.get("headers", ()):
+            if name.lower() == wanted:
+                return value.decode("latin1").split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme", "ws") == "wss"
+
+
+def origin_allowed(origin: str | None, host: str | None = None, *, secure: bool = False) -> bool:
+    """Same origin only: the Origin's scheme must match the handshake's (https for wss, http
+    for ws), its host and port must be those the request was sent to (its Host header), and
+    that host must be allowed. A page on another port of the same host is another origin but
+    the same *site*, so SameSite cookies alone would let it in; so is the http page of an
+    https host (port 80 against 443 leaves the Host header alike), which anyone on the
+    network path can write, and wss would carry the Secure cookies to it. Origins listed in
+    CSRF_TRUSTED_ORIGINS are admitted as the operator said (e.g. a proxy that rewrites Host),
+    with the same scheme rule."""
     if not origin:
         return False
     try:
@@ -43,7 +68,7 @@ def origin_allowed(origin: str | None, host: str | None = None) -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return False
-    if parts.scheme not in ("http", "https") or not hostname:
+    if parts.scheme != ("https" if secure else "http") or not hostname:
         return False
     normalised = f"{parts.scheme}://{parts.netloc}".lower()
     if normalised in (o.rstrip("/").lower() for o in settings.CSRF_TRUSTED_ORIGINS):
@@ -66,32 +91,34 @@ class StrictOriginValidator:
         if scope["type"] == "websocket":
             headers = dict(scope.get("headers", ()))
             origin, host = headers.get(b"origin"), headers.get(b"host")
-            if not origin_allowed(origin and origin.decode("latin1"), host and host.decode("latin1")):
+            secure = handshake_is_secure(scope)
+            if not origin_allowed(origin and origin.decode("latin1"), host and host.decode("latin1"), secure=secure):
                 denier = WebsocketDenier()
                 return await denier(scope, receive, send)
         return await self.application(scope, receive, send)
 
 
 def _user_from_token(raw: str):
-    """(user, expiry as a Unix time) for a valid access token of an active user, else
-    (AnonymousUser, None)."""
-    auth = JWTAuthentication()
+    """(user, expiry as a Unix time, session generation) for an access token valid now (see
+    accounts.authentication.user_for_access_token), else (AnonymousUser, None, None)."""
     try:
-        validated = auth.get_validated_token(raw.encode())
-        user = auth.get_user(validated)
-    except (InvalidToken, TokenError, AuthenticationFailed):
-        return AnonymousUser(), None
-    return user, float(validated["exp"])
+        user, validated = user_for_access_token(raw)
+    except AuthenticationFailed:
+        return AnonymousUser(), None, None
+    return user, float(validated["exp"]), validated.get(GENERATION_CLAIM, 0)
 
 
 class JWTCookieAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid) and
-    scope["token_exp"] from the access-token cookie. Needs CookieMiddleware outside it."""
+    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid),
+    scope["token_exp"] and scope["token_generation"] from the access-token cookie. Needs
+    CookieMiddleware outside it."""
 
     async def __call__(self, scope, receive, send):
         raw = scope.get("cookies", {}).get(settings.AUTH_COOKIE_ACCESS)
-        user, exp = (AnonymousUser(), None) if not raw else await run_in_db_thread(_user_from_token, raw)
-        scope = {**scope, "user": user, "token_exp": exp}
+        user, exp, generation = AnonymousUser(), None, None
+        if raw:
+            user, exp, generation = await run_in_db_thread(_user_from_token, raw)
+        scope = {**scope, "user": user, "token_exp": exp, "token_generation": generation}
         return await super().__call__(scope, receive, send)
 
 

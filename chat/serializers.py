@@ -6,6 +6,7 @@ from rest_framework import serializers
 from chat.errors import InvalidFrame
 from chat.models import Envelope
 from chat.validation import MAX_IDS_PER_FRAME, ids_parse
+from messenger.validation import MAX_DATABASE_ID
 
 
 class SendSerializer(serializers.Serializer):
@@ -36,7 +37,9 @@ class MessageSerializer(serializers.Serializer):
 
 
 class PendingQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0, help_text="Only envelopes with a larger id.")
+    after = serializers.IntegerField(
+        min_value=0, max_value=MAX_DATABASE_ID, default=0, help_text="Only envelopes with a larger id."
+    )
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 
@@ -45,8 +48,24 @@ class PendingSerializer(serializers.Serializer):
     has_more = serializers.BooleanField(help_text="Ask again with after=<last id>.")
 
 
+class EnvelopeIdsField(serializers.ListField):
+    """Envelope ids in a JSON body, checked by the socket frames' `ids_parse` (the same types,
+    bounds and codes; DRF's IntegerField would also take "5" and 5.0). The child field only
+    describes the items for the schema."""
+
+    def __init__(self, **kwargs):
+        child = serializers.IntegerField(min_value=1, max_value=MAX_DATABASE_ID)
+        super().__init__(child=child, min_length=1, max_length=MAX_IDS_PER_FRAME, **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return ids_parse(data)
+        except InvalidFrame as error:
+            raise serializers.ValidationError(error.detail, code=error.code) from None
+
+
 class IdsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_IDS_PER_FRAME)
+    ids = EnvelopeIdsField()
 
 
 class ReceiptSerializer(serializers.Serializer):
@@ -68,7 +87,7 @@ class ReceiptsQuerySerializer(serializers.Serializer):
         except ValueError:
             raise serializers.ValidationError("ids must be comma-separated positive integers.") from None
         except InvalidFrame as error:
-            raise serializers.ValidationError(error.detail) from None
+            raise serializers.ValidationError(error.detail, code=error.code) from None
 
 
 class ReceiptsSerializer(serializers.Serializer):

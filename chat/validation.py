@@ -2,7 +2,12 @@
 
 Plain functions rather than DRF serializers on the socket path: they run once per frame, and a
 serializer costs more than the rest of the frame's CPU work together. The REST serializers
-describe the same shapes for the schema and call the same size check.
+describe the same shapes for the schema and call the same checks (ids, body size).
+
+The checks that are not about chat (ids within the database's BIGINT, strings free of NUL
+and lone surrogates, JSON too deep to parse) live in messenger.validation: the consumer
+applies the string check to every frame and the REST parser to every body, and ids_parse
+bounds every envelope id with it.
 """
 
 import uuid
@@ -11,6 +16,7 @@ from django.conf import settings
 
 from chat.errors import BodyTooLarge, InvalidFrame
 from chat.models import Envelope
+from messenger.validation import MAX_DATABASE_ID
 
 MAX_IDS_PER_FRAME = 1000
 MAX_EMAIL_LENGTH = 254
@@ -42,7 +48,7 @@ def email_parse(value, field: str = "to") -> str:
 
 
 def kind_parse(value) -> str:
-    if value not in KINDS:
+    if not isinstance(value, str) or value not in KINDS:  # a list is unhashable: TypeError
         raise InvalidFrame(f"kind must be one of {', '.join(sorted(KINDS))}.", code="invalid_kind")
     return value
 
@@ -54,19 +60,20 @@ def body_parse(value) -> str:
 
 
 def ids_parse(value) -> list[int]:
-    """A non-empty list of positive envelope ids (bools are not ids), at most
-    MAX_IDS_PER_FRAME, deduplicated in order."""
+    """A non-empty list of envelope ids, at most MAX_IDS_PER_FRAME, deduplicated in order.
+    Each is an int (not a bool, not a float) from 1 to MAX_DATABASE_ID, the range of the id
+    column: a larger one fails in SQLite's driver (see messenger.validation)."""
     if not isinstance(value, list) or not value or len(value) > MAX_IDS_PER_FRAME:
         raise InvalidFrame(f"ids must be a list of 1 to {MAX_IDS_PER_FRAME} envelope ids.", code="invalid_ids")
     seen: dict[int, None] = {}
     for item in value:
-        if type(item) is not int or item <= 0:
-            raise InvalidFrame("ids must be positive integers.", code="invalid_ids")
+        if type(item) is not int or not 0 < item <= MAX_DATABASE_ID:
+            raise InvalidFrame(f"ids must be integers from 1 to {MAX_DATABASE_ID}.", code="invalid_ids")
         seen[item] = None
     return list(seen)
 
 
 def typing_state_parse(value) -> str:
-    if value not in TYPING_STATES:
+    if not isinstance(value, str) or value not in TYPING_STATES:
         raise InvalidFrame('state must be "start" or "stop".')
     return value

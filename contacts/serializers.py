@@ -14,6 +14,13 @@ class ContactRequestCreateSerializer(serializers.Serializer):
         return normalize_email(value)
 
 
+class ContactRemoveSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254, help_text="The contact to remove.")
+
+    def validate_email(self, value: str) -> str:
+        return normalize_email(value)
+
+
 class ContactRequestAnswerSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ACTIONS)
 

@@ -14,12 +14,14 @@ from accounts.views import ERRORS
 from contacts import selectors, services
 from contacts.models import ContactRequest
 from contacts.serializers import (
+    ContactRemoveSerializer,
     ContactRequestAnswerSerializer,
     ContactRequestCreateSerializer,
     ContactRequestSerializer,
     ContactSerializer,
     PendingRequestsSerializer,
 )
+from messenger.validation import MAX_DATABASE_ID, InvalidInput, is_database_id
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -88,6 +90,9 @@ class ContactRequestAnswerView(APIView):
         },
     )
     def put(self, request, request_id: int):
+        if not is_database_id(request_id):
+            # The route takes any run of digits; a row id is a signed BIGINT (messenger.validation).
+            raise InvalidInput(f"The request id must be from 1 to {MAX_DATABASE_ID}.", code="invalid_id")
         serializer = ContactRequestAnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         contact_request = services.contact_request_answer(
@@ -98,19 +103,22 @@ class ContactRequestAnswerView(APIView):
         )
 
 
-class ContactView(APIView):
-    """One contact, by email."""
+class ContactRemoveView(APIView):
+    """Remove a contact, by email (in the body: paths are written to access logs)."""
 
     @extend_schema(
-        request=None,
+        request=ContactRemoveSerializer,
         description="Remove a contact, for both sides; either side may do it.",
         responses={
             204: None,
+            400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
             404: _error("`not_a_contact`: unknown email or not an accepted contact."),
         },
     )
-    def delete(self, request, email: str):
-        services.contact_remove(user=request.user, email=email)
+    def post(self, request):
+        serializer = ContactRemoveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.contact_remove(user=request.user, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)

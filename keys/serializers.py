@@ -7,6 +7,7 @@ from rest_framework import serializers
 from keys import validation
 from keys.errors import InvalidKeyMaterial
 from keys.models import MAX_KEY_ID, MIN_KEY_ID
+from messenger.fields import BoundedListField
 
 MAX_ONE_TIME_PREKEYS_PER_UPLOAD = 100
 
@@ -63,7 +64,7 @@ class OneTimePreKeySerializer(serializers.Serializer):
     public_key = X25519PublicKeyField()
 
 
-class OneTimePreKeyListField(serializers.ListField):
+class OneTimePreKeyListField(BoundedListField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_ONE_TIME_PREKEYS_PER_UPLOAD)
         super().__init__(child=OneTimePreKeySerializer(), **kwargs)
@@ -87,6 +88,12 @@ def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -
 
 
 # --- the keys API (`/api/v1/keys/`) ---------------------------------------------------------
+
+
+class KeyOwnerSerializer(serializers.Serializer):
+    """Whose keys: the email travels in the body, never in the path (access logs)."""
+
+    email = serializers.EmailField(max_length=254, help_text="The contact's email.")
 
 
 class PreKeyBundleSerializer(serializers.Serializer):

@@ -22,8 +22,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit import account_change_log
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
+from accounts.sessions import sessions_end
 from chat import events
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
 from keys import validation
@@ -31,6 +33,8 @@ from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKe
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 
 logger = logging.getLogger(__name__)
+
+IDENTITY_RESET_LOG_MESSAGE = "identity key reset"
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,18 @@ def device_keys_set(*, user, identity_key: str, signed_prekey: dict, one_time_pr
     one-time prekey of the old identity are dropped, because their private halves belong to
     a device that is no longer the account's. Claimed one-time prekey ids stay reserved only
     within one identity; a new device starts its own id space.
+
+    Replacing an identity (whatever calls this) also ends every session of the account, in
+    the same transaction: the browser that held the old keys is signed out (every token
+    refused, sockets closed) if and only if the keys changed. And it is recorded in the admin
+    history of the account, by the account itself, so operators see every reset.
     """
-    IdentityKey.objects.update_or_create(user=user, defaults={"public_key": identity_key, "created_at": timezone.now()})
+    _, created = IdentityKey.objects.update_or_create(
+        user=user, defaults={"public_key": identity_key, "created_at": timezone.now()}
+    )
+    if not created:
+        sessions_end(user_id=user.id, reason="identity key reset")
+        account_change_log(user=user, actor_id=user.id, message=IDENTITY_RESET_LOG_MESSAGE)
     SignedPreKey.objects.filter(user=user).delete()
     OneTimePreKey.objects.filter(user=user).delete()
     SignedPreKey.objects.create(
@@ -95,7 +109,9 @@ def identity_reset(
     """Replace the account's device keys with those of a new browser. Needs the password
     (a stolen session alone must not be able to swap the keys every contact encrypts to),
     is rate limited per user, and tells every contact and pending counterparty, after the
-    commit, that the identity key changed (clients show it; safety numbers change).
+    commit, that the identity key changed (clients show it; safety numbers change). Every
+    session of the account ends and the reset is recorded (device_keys_set); the caller
+    issues the new device's tokens afterwards, of the new session generation.
     Returns the number of unused one-time prekeys."""
     # Outside the transaction: a wrong password must still consume a token.
     rate_limit_hit("identity_reset", str(user.id))

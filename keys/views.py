@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from accounts.cookies import set_auth_cookies
 from accounts.serializers import ErrorSerializer
-from accounts.services import sessions_replace
+from accounts.sessions import tokens_issue
 from accounts.views import ERRORS
 from keys import selectors, services
 from keys.errors import ContactNotFound
@@ -21,6 +21,7 @@ from keys.serializers import (
     IdentityKeySerializer,
     IdentityResetResultSerializer,
     IdentityResetSerializer,
+    KeyOwnerSerializer,
     PreKeyBundleSerializer,
     PreKeyCountSerializer,
     PreKeyStatusSerializer,
@@ -42,24 +43,47 @@ class BundleView(APIView):
     """A contact's prekey bundle, to start a session (X3DH)."""
 
     @extend_schema(
+        request=KeyOwnerSerializer,
         description=(
             "Claims one of the contact's one-time prekeys (oldest first; each is handed out once). "
             "`one_time_prekey` is null when none is left. Accepted contacts only; rate limited per "
-            "(requester, contact) pair."
+            "(requester, contact) pair. A POST with the email in the body: a claim is a write, and "
+            "an email in the path would be written to every access log."
         ),
-        responses={200: PreKeyBundleSerializer, 401: ERRORS[401], 404: NOT_A_CONTACT, 429: ERRORS[429]},
+        responses={
+            200: PreKeyBundleSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: NOT_A_CONTACT,
+            429: ERRORS[429],
+        },
     )
-    def get(self, request, email: str):
-        bundle = services.prekey_bundle_claim(requester=request.user, email=email)
+    def post(self, request):
+        serializer = KeyOwnerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        bundle = services.prekey_bundle_claim(requester=request.user, **serializer.validated_data)
         return Response(PreKeyBundleSerializer(bundle).data)
 
 
 class IdentityLookupView(APIView):
     """The identity key of a contact or of a user with a pending request to or from you."""
 
-    @extend_schema(responses={200: IdentityKeySerializer, 401: ERRORS[401], 404: NOT_A_CONTACT})
-    def get(self, request, email: str):
-        identity_key = selectors.identity_key_for(viewer_id=request.user.id, email=email)
+    @extend_schema(
+        request=KeyOwnerSerializer,
+        description="A POST with the email in the body, so that no access log records whom you looked up.",
+        responses={
+            200: IdentityKeySerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: NOT_A_CONTACT,
+        },
+    )
+    def post(self, request):
+        serializer = KeyOwnerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        identity_key = selectors.identity_key_for(viewer_id=request.user.id, **serializer.validated_data)
         if identity_key is None:
             raise ContactNotFound()
         return Response(IdentityKeySerializer({"identity_key": identity_key}).data)
@@ -89,8 +113,9 @@ class IdentityView(APIView):
         count = services.identity_reset(user=request.user, **serializer.validated_data)
         result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
         response = Response(IdentityResetResultSerializer(result).data)
-        # The browser that held the old keys is signed out everywhere; this one gets new cookies.
-        set_auth_cookies(response, sessions_replace(user=request.user))
+        # identity_reset ended every session (the old browser is signed out everywhere); this
+        # browser gets tokens of the new session generation.
+        set_auth_cookies(response, tokens_issue(user=request.user))
         return response
 
 

@@ -4,20 +4,45 @@ Every error answer is `{"code": str, "detail": str}`, plus `"errors": {field: [m
 for validation failures, so clients can show a reason and never have to parse HTML.
 """
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
-from rest_framework import exceptions, status
+from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from messenger import validation
 from messenger.errors import DomainError, RateLimited
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser (the API's only one), with the checks of messenger.validation that
+    the chat socket applies to its frames: JSON too deep for the parser is a 400
+    `nesting_too_deep` (DRF lets the RecursionError through: a 500), and a string anywhere in
+    the body with a NUL or a lone surrogate is a 400 `invalid_string` before any view or
+    serializer sees it (such a string fails in the database driver and the password hasher)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            document = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise validation.nesting_too_deep() from None
+        validation.json_check(document)
+        return document
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code, headers=headers)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by `request.body` (DRF's JSON parser reads through it) when Content-Length
+        # exceeds DATA_UPLOAD_MAX_MEMORY_SIZE, before any parsing; Django alone answers an
+        # HTML 400.
+        detail = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        too_large = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        return Response({"code": "request_too_large", "detail": detail}, status=too_large)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

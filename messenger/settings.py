@@ -126,6 +126,9 @@ LOGIN_URL = "/login"
 PASSWORD_PEPPER = env.str("PASSWORD_PEPPER", default=INSECURE_DEFAULT_SECRET)
 PASSWORD_PEPPER_OLD = env.list("PASSWORD_PEPPER_OLD", default=[])
 PASSWORD_HASHERS = ["accounts.hashers.PepperedPBKDF2PasswordHasher"]
+# Every password check (API login, admin login) is throttled by this backend (see
+# accounts.backends and the login limits below).
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -176,7 +179,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.CookieJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["messenger.api.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "messenger.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -187,7 +190,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "JSON API of a self-hosted end-to-end-encrypted messenger. The server stores and relays "
         "only public keys and ciphertext. Authentication: JWT in HttpOnly cookies; every unsafe "
-        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header."
+        "method needs the `csrftoken` cookie echoed in the `X-CSRFToken` header. A request body "
+        "larger than 6 x MESSAGE_MAX_BODY_BYTES + 64 KiB (448 KiB by default) is refused with "
+        "413 `request_too_large`. No route takes an email in its path or query string (access "
+        "logs record those): emails travel in JSON bodies."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -225,8 +231,13 @@ AUTH_COOKIE_REFRESH_PATH = "/api/v1/auth/"
 # switches every limit off at once (benchmarks only).
 RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
 RATE_LIMITS = {
+    # Sign-in (API and admin; accounts.backends): every attempt per client address (IPv6: per
+    # /64) and per (address, account); failed attempts per account, counted only from
+    # addresses where the account has not signed in for RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS,
+    # so failures elsewhere cannot lock the owner out at their usual address.
     "login_ip": env.str("RATE_LIMIT_LOGIN_IP", default="20/300"),
-    "login_email": env.str("RATE_LIMIT_LOGIN_EMAIL", default="5/300"),
+    "login_ip_account": env.str("RATE_LIMIT_LOGIN_IP_ACCOUNT", default="5/300"),
+    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="30/3600"),
     "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="10/3600"),
     "register_email": env.str("RATE_LIMIT_REGISTER_EMAIL", default="3/3600"),
     "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/60"),
@@ -239,6 +250,8 @@ RATE_LIMITS = {
     # Receipt questions (up to 1,000 ids each): a client asks once per connect.
     "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
 }
+# How long a successful sign-in exempts its (address, account) from the per-account budget.
+RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS = env.int("RATE_LIMIT_LOGIN_KNOWN_ADDRESS_DAYS", default=30)
 
 # --- CHANNEL_LAYERS ---------------------------------------------------------------------
 
@@ -262,6 +275,18 @@ else:
 
 # Largest envelope body accepted (bytes of the ciphertext string as sent).
 MESSAGE_MAX_BODY_BYTES = env.int("MESSAGE_MAX_BODY_BYTES", default=64 * 1024)
+# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
+# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
+# message sent over REST:
+#   its body is at most MESSAGE_MAX_BODY_BYTES of UTF-8, and JSON may escape each of those
+#   bytes as "\u00XX" (6 bytes; a 4-byte character as a surrogate pair takes 12, 3 per byte):
+#   6 * 65,536 = 393,216 bytes, plus client_id, kind and the recipient (254 characters,
+#   6 * 254 escaped) under 2 KiB.
+# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
+#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
+#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
+# So 6 * MESSAGE_MAX_BODY_BYTES + 64 KiB of margin (458,752 bytes by default).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 # Undelivered envelopes older than this are deleted by `manage.py purge_messages`.
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).

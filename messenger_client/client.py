@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 import urllib.parse
 import uuid
@@ -47,6 +48,11 @@ SIGNED_PREKEY_ROTATE_SECONDS = 7 * 24 * 3600
 ARCHIVED_SESSIONS = 3
 SEND_TIMEOUT = 10.0
 RECEIPTS_MAX_IDS = 1000  # the server answers about this many envelopes per question
+# An `ack`/`read` the server could not apply is sent again after a backoff from the first to the
+# most (seconds, with jitter; a failure after a quiet spell of the most starts again).
+RECEIPT_RETRY_FIRST = 0.25
+RECEIPT_RETRY_MAX = 30.0
+MAX_IDS_PER_FRAME = 1000  # as the server accepts
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,11 @@ class Client:
         self._connected = asyncio.Event()
         self._queue_empty = asyncio.Event()
         self._pending_sends: dict[str, asyncio.Future] = {}
+        # Receipts the server answered with an error: sent again after a backoff and on connect.
+        self._failed_receipts: dict[str, set[int]] = {"read": set(), "ack": set()}
+        self._receipt_failures = 0
+        self._last_receipt_failure = 0.0
+        self._receipt_retry: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         self._fatal: Exception | None = None
         self._closing = False
@@ -295,12 +306,12 @@ class Client:
         raise ApiError(404, "request_not_found", f"no pending contact request from {email}")
 
     async def remove_contact(self, email: str) -> None:
-        await self._api("DELETE", f"contacts/{urllib.parse.quote(email, safe='@')}")
+        await self._api("POST", "contacts/remove", {"email": email})
 
     # -- identities and safety numbers --------------------------------------------------------------------
 
     async def _lookup_identity(self, peer: str) -> str:
-        payload = await self._api("GET", f"keys/identity/{urllib.parse.quote(peer, safe='@')}")
+        payload = await self._api("POST", "keys/identity/lookup", {"email": peer})
         return payload["identity_key"]
 
     async def check_identity(self, peer: str) -> bool:
@@ -378,7 +389,7 @@ class Client:
                 out = await session.encrypt(plaintext)
                 sessions = [session.to_json(), *stored[1:]]
             else:
-                bundle = await self._api("GET", f"keys/bundle/{urllib.parse.quote(peer, safe='@')}")
+                bundle = await self._api("POST", "keys/bundle", {"email": peer})
                 # A key the server hands out must match the one we trust for this contact (the server
                 # could substitute its own).
                 if self.store.note_identity(peer, str(bundle.get("identity_key"))) == "changed":
@@ -628,6 +639,7 @@ class Client:
                     self._connected.set()
                     self._spawn(self._resend_quietly())
                     self._spawn(self._ask_receipts(ws))
+                    self._spawn(self._send_failed_receipts())
                     self._spawn(self._check_identities_quietly())
                     try:
                         async for raw in ws:
@@ -678,6 +690,9 @@ class Client:
             if future is not None and not future.done():
                 future.set_result(int(frame["id"]))
             return
+        if kind == "error" and frame.get("frame") in self._failed_receipts and isinstance(frame.get("ids"), list):
+            self._receipt_failed(frame)
+            return
         if kind == "error" and frame.get("client_id"):
             future = self._pending_sends.get(str(frame["client_id"]))
             if future is not None and not future.done():
@@ -697,6 +712,46 @@ class Client:
         elif kind == "prekeys_low":
             self._spawn(self._maintain_quietly())
         self._emit(Event(str(kind), {k: v for k, v in frame.items() if k != "type"}))
+
+    def _receipt_failed(self, frame: dict) -> None:
+        """The server could not apply an `ack` or `read` (the error names which, and its ids):
+        those envelopes were not marked. Without a retry they would come back on the next
+        connect (an ack; stored already, so not shown twice) or their sender would never hear
+        that they were read. Sent again after `retry_after` or a backoff, and on every connect."""
+        ids = [i for i in frame["ids"] if type(i) is int and i > 0]
+        self._failed_receipts[frame["frame"]].update(ids)
+        now = time.monotonic()
+        if now - self._last_receipt_failure > RECEIPT_RETRY_MAX:
+            self._receipt_failures = 0
+        self._last_receipt_failure = now
+        self._receipt_failures += 1
+        retry_after = frame.get("retry_after")
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            delay = float(retry_after)
+        else:
+            ceiling = min(RECEIPT_RETRY_MAX, RECEIPT_RETRY_FIRST * 2 ** (self._receipt_failures - 1))
+            delay = ceiling / 2 + random.random() * ceiling / 2  # noqa: S311 (jitter, not a secret)
+        if self._receipt_retry is None or self._receipt_retry.done():
+            self._receipt_retry = asyncio.create_task(self._send_failed_receipts(delay))
+            self._background.add(self._receipt_retry)
+            self._receipt_retry.add_done_callback(self._background.discard)
+
+    async def _send_failed_receipts(self, delay: float = 0.0) -> None:
+        """Sends the receipts waiting for a retry (a `read` marks delivered too: it goes first);
+        without a socket they wait for the next connect."""
+        await asyncio.sleep(delay)
+        for kind in ("read", "ack"):
+            ids = sorted(self._failed_receipts[kind])
+            for start in range(0, len(ids), MAX_IDS_PER_FRAME):
+                chunk = ids[start : start + MAX_IDS_PER_FRAME]
+                ws = self._ws
+                if ws is None:
+                    return
+                try:
+                    await ws.send(json.dumps({"type": kind, "ids": chunk}))
+                except ConnectionClosed:
+                    return
+                self._failed_receipts[kind].difference_update(chunk)
 
     def _emit(self, event: Event) -> None:
         if self._events.full():

@@ -31,3 +31,27 @@ def test_user_change_page_has_no_key_inputs(admin_client, make_account):
     page = response.content.decode()
     assert account.keys.identity_key not in page
     assert 'name="identity_fingerprint"' not in page
+
+
+def test_operators_cannot_set_a_users_password(admin_client, make_account):
+    account = make_account(login=False)
+    before = User.objects.get(pk=account.id).password
+    page = admin_client.get(f"/admin/accounts/user/{account.id}/change/").content.decode()
+    assert 'name="password"' not in page
+    assert "password/" not in page
+    form = {"password1": "operator chosen 12345", "password2": "operator chosen 12345", "usable_password": "true"}
+    response = admin_client.post(f"/admin/accounts/user/{account.id}/password/", form)
+    assert response.status_code in (302, 404)
+    # A change-form post carrying a password field does not set it either.
+    form = {"email": account.email, "is_active": "on", "password": "operator chosen 12345"}
+    assert admin_client.post(f"/admin/accounts/user/{account.id}/change/", form).status_code == 302
+    assert User.objects.get(pk=account.id).password == before
+
+
+def test_operators_can_still_edit_and_create_users(admin_client):
+    response = admin_client.post(
+        "/admin/accounts/user/add/",
+        {"email": "new@example.test", "password1": "a fine passphrase 42", "password2": "a fine passphrase 42"},
+    )
+    assert response.status_code == 302
+    assert User.objects.get(email="new@example.test").check_password("a fine passphrase 42")

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.models import User
+from accounts.sessions import token_digest
 from messenger.testing import CsrfClient, register_account
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +86,7 @@ def test_refresh_rotates_and_blacklists_the_old_token(account):
     assert response.status_code == 200
     new_refresh = response.cookies["refresh_token"].value
     assert new_refresh != old_refresh
-    assert BlacklistedToken.objects.filter(token__token=old_refresh).exists()
+    assert BlacklistedToken.objects.filter(token__token=token_digest(old_refresh)).exists()
     assert account.client.get(ME).status_code == 200
 
 
@@ -135,14 +136,16 @@ def test_logout_blacklists_refresh_clears_cookies_and_closes_sockets(
     account, monkeypatch, django_capture_on_commit_callbacks
 ):
     closed = []
-    monkeypatch.setattr("accounts.views.session_revoked_publish", lambda *, user_id: closed.append(user_id))
+    monkeypatch.setattr(
+        "accounts.sessions.session_revoked_publish", lambda *, user_id, generation: closed.append(user_id)
+    )
     refresh = account.client.cookies["refresh_token"].value
     response = account.client.post_json(LOGOUT)
     assert response.status_code == 204
     assert response.cookies["access_token"].value == ""
     assert response.cookies["refresh_token"].value == ""
     assert response.cookies["refresh_token"]["path"] == "/api/v1/auth/"
-    assert BlacklistedToken.objects.filter(token__token=refresh).exists()
+    assert BlacklistedToken.objects.filter(token__token=token_digest(refresh)).exists()
     assert closed == [account.id]
     replay = CsrfClient()
     replay.cookies["refresh_token"] = refresh

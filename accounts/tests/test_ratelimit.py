@@ -1,4 +1,4 @@
-"""Login and registration throttling: atomic buckets per IP and per email, 429 + Retry-After."""
+"""The token buckets, and registration/refresh throttling (sign-in: test_login_throttle.py)."""
 
 import threading
 
@@ -6,7 +6,14 @@ import pytest
 from django.db import connection
 
 from accounts.models import RateLimitBucket
-from accounts.ratelimit import rate_limit_hit, rate_limit_purge
+from accounts.ratelimit import (
+    rate_limit_hit,
+    rate_limit_mark,
+    rate_limit_marked,
+    rate_limit_purge,
+    rate_limit_refund,
+    rate_limit_reset,
+)
 from messenger.errors import RateLimited
 from messenger.testing import CsrfClient, registration_payload
 
@@ -14,25 +21,25 @@ pytestmark = pytest.mark.django_db
 
 
 def test_bucket_allows_a_burst_then_refills_at_the_rate(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "3/30"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "3/30"}
     for _ in range(3):
-        rate_limit_hit("login_email", "a@example.test", now=1000.0)
+        rate_limit_hit("login_account", "a@example.test", now=1000.0)
     with pytest.raises(RateLimited) as denied:
-        rate_limit_hit("login_email", "a@example.test", now=1000.0)
+        rate_limit_hit("login_account", "a@example.test", now=1000.0)
     assert denied.value.retry_after == 10
-    rate_limit_hit("login_email", "a@example.test", now=1010.0)  # one token refilled
-    rate_limit_hit("login_email", "b@example.test", now=1000.0)  # other subjects unaffected
+    rate_limit_hit("login_account", "a@example.test", now=1010.0)  # one token refilled
+    rate_limit_hit("login_account", "b@example.test", now=1000.0)  # other subjects unaffected
 
 
 def test_buckets_store_no_email_in_clear(settings):
-    rate_limit_hit("login_email", "secret@example.test")
+    rate_limit_hit("login_account", "secret@example.test")
     assert "secret" not in RateLimitBucket.objects.get().key
 
 
 def test_switch_disables_every_limit(settings):
     settings.RATE_LIMITS_ENABLED = False
     for _ in range(50):
-        rate_limit_hit("login_email", "a@example.test")
+        rate_limit_hit("login_account", "a@example.test")
     assert not RateLimitBucket.objects.exists()
 
 
@@ -42,29 +49,25 @@ def test_purge_drops_only_full_buckets():
     assert rate_limit_purge(now=1000.0) == 1
 
 
-def test_login_is_throttled_per_email_with_retry_after(settings, make_account):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "3/300"}
-    account = make_account(login=False)
-    client = CsrfClient()
-    codes = [
-        client.post_json("/api/v1/auth/login", {"email": account.email, "password": "wrong"}).status_code
-        for _ in range(3)
-    ]
-    assert codes == [401, 401, 401]
-    # Even the right password is refused while the bucket is empty.
-    response = client.post_json("/api/v1/auth/login", {"email": account.email.upper(), "password": account.password})
-    assert response.status_code == 429
-    assert int(response["Retry-After"]) > 0
-    assert response.json()["code"] == "rate_limited"
+def test_refund_gives_back_one_token_and_reset_refills(settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "2/60"}
+    rate_limit_hit("login_account", "a", now=1000.0)
+    rate_limit_hit("login_account", "a", now=1000.0)
+    rate_limit_refund("login_account", "a")
+    rate_limit_hit("login_account", "a", now=1000.0)
+    with pytest.raises(RateLimited):
+        rate_limit_hit("login_account", "a", now=1000.0)
+    rate_limit_reset("login_account", "a")
+    rate_limit_hit("login_account", "a", now=1000.0)
 
 
-def test_login_is_throttled_per_ip(settings, make_account):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_ip": "2/300"}
-    client = CsrfClient()
-    for i in range(2):
-        client.post_json("/api/v1/auth/login", {"email": f"x{i}@example.test", "password": "wrong"})
-    response = client.post_json("/api/v1/auth/login", {"email": "y@example.test", "password": "wrong"})
-    assert response.status_code == 429
+def test_a_mark_holds_until_it_expires_and_is_purged_then():
+    rate_limit_mark("login_known_address", "1.2.3.4\0a@example.test", seconds=60, now=1000.0)
+    assert rate_limit_marked("login_known_address", "1.2.3.4\0a@example.test", now=1059.0)
+    assert not rate_limit_marked("login_known_address", "1.2.3.4\0b@example.test", now=1059.0)
+    assert not rate_limit_marked("login_known_address", "1.2.3.4\0a@example.test", now=1060.0)
+    assert "a@example.test" not in RateLimitBucket.objects.get().key
+    assert rate_limit_purge(now=1060.0) == 1
 
 
 def test_registration_is_throttled_per_ip(settings):
@@ -86,13 +89,13 @@ def test_refresh_is_throttled_per_ip(settings, account):
 @pytest.mark.mariadb
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_hits_never_exceed_the_burst(settings):
-    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_email": "5/3600"}
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login_account": "5/3600"}
     allowed, denied, barrier = [], [], threading.Barrier(12)
 
     def hit():
         barrier.wait()
         try:
-            rate_limit_hit("login_email", "race@example.test")
+            rate_limit_hit("login_account", "race@example.test")
             allowed.append(1)
         except RateLimited:
             denied.append(1)

@@ -3,10 +3,11 @@
 import base64
 
 import pytest
+from django.db import connection
 
 from accounts.models import User
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
-from messenger.testing import DeviceKeys, b64, registration_payload
+from messenger.testing import DeviceKeys, FastPepperedPBKDF2PasswordHasher, b64, registration_payload
 
 URL = "/api/v1/auth/register"
 pytestmark = pytest.mark.django_db
@@ -151,3 +152,20 @@ def test_user_and_keys_are_created_atomically(client_csrf, monkeypatch):
     with pytest.raises(RuntimeError):
         client_csrf.post_json(URL, registration_payload())
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_password_is_hashed_before_the_write_transaction_starts(client_csrf, monkeypatch):
+    """On SQLite a transaction holds the database's one write lock: hashing the password
+    (the slow step of a registration) inside it made concurrent sign-ups queue behind each
+    other until one passed the busy timeout and answered 500 "database is locked"."""
+    in_transaction = []
+    encode = FastPepperedPBKDF2PasswordHasher.encode
+
+    def recording_encode(self, *args, **kwargs):
+        in_transaction.append(connection.in_atomic_block)
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPepperedPBKDF2PasswordHasher, "encode", recording_encode)
+    assert client_csrf.post_json(URL, registration_payload()).status_code == 201
+    assert in_transaction == [False]

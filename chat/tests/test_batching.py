@@ -2,12 +2,13 @@
 the thread's connection left in a state where everything else commits as usual."""
 
 import asyncio
+import time
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
-from chat import batching, db, services
+from chat import batching, db, events, services
 from chat.models import Envelope
 from chat.tests.helpers import make_contacts
 
@@ -121,3 +122,175 @@ def test_a_batch_that_meets_a_concurrent_resend_is_rolled_back_and_redone(make_a
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
     assert sorted(message["event"]["id"] for _, message in collected) == sorted(r.id for r in results)
+
+
+def message_push(envelope_id: int) -> dict:
+    return {"type": events.PUSH_EVENT, "event": {"type": "message", "id": envelope_id}}
+
+
+REREAD = {"type": events.BACKLOG_REREAD}
+
+
+@pytest.fixture
+def redis_down(monkeypatch):
+    """`events.send_collected` fails while `down[0]`; every call is recorded."""
+    calls: list[list] = []
+    down = [True]
+
+    async def send_collected(layer, collected):
+        calls.append(list(collected))
+        if down[0]:
+            raise ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(events, "send_collected", send_collected)
+    return calls, down
+
+
+async def wait_for_held(pushes: batching.Pushes, expected: list) -> None:
+    deadline = time.monotonic() + 5
+    while pushes._held != expected:
+        assert time.monotonic() < deadline, pushes._held
+        await asyncio.sleep(0.01)
+
+
+async def test_pushes_given_up_leave_a_backlog_reread_for_each_recipient_until_it_goes_out(redis_down, monkeypatch):
+    """Retries of the events themselves are bounded: after the last one they are given up,
+    and each recipient of an envelope among them is owed one `backlog.reread` (receipts and
+    notices are not: clients ask for them on connect), tried until Redis takes it. Then the
+    next batch publishes at once again."""
+    calls, down = redis_down
+    monkeypatch.setattr(batching, "PUSH_RETRY_DELAYS", (0.01, 0.01))
+    receipt = {"type": events.PUSH_EVENT, "event": {"type": "delivered", "ids": [9]}}
+    pushes = batching.Pushes()
+    await pushes.send([([2], message_push(1)), ([1], receipt)])
+    await pushes.send([([3], message_push(2))])  # queued behind the held ones, not sent out of order
+    assert calls == [[([2], message_push(1)), ([1], receipt)]]
+    await wait_for_held(pushes, [([2, 3], REREAD)])
+    assert calls[1:3] == [[([2], message_push(1)), ([1], receipt), ([3], message_push(2))]] * 2
+
+    down[0] = False
+    await asyncio.wait_for(pushes._retrying, 5)
+    assert calls[-1] == [([2, 3], REREAD)]
+    assert pushes._held == []
+    await pushes.send([([2], message_push(3))])
+    assert calls[-1] == [([2], message_push(3))]
+
+
+async def test_more_held_pushes_than_the_bound_are_given_up_at_once(redis_down, monkeypatch):
+    calls, down = redis_down
+    monkeypatch.setattr(batching, "PUSH_HELD_MAX", 2)
+    pushes = batching.Pushes()
+    await pushes.send([([2], message_push(1)), ([3], message_push(2))])
+    assert len(pushes._held) == 2
+    await pushes.send([([2], message_push(3))])
+    assert pushes._held == [([2, 3], REREAD)]
+    down[0] = False
+    await asyncio.wait_for(pushes._retrying, 5)
+    assert calls[-1] == [([2, 3], REREAD)]
+
+
+def submit_together(requests: list[tuple[str, object]]) -> list:
+    """Submit every request to the batcher at once (they form one batch: the drain task
+    starts after all of them are queued); each one's result or the exception it raised."""
+
+    async def main():
+        try:
+            return await asyncio.gather(
+                *(batching.batcher().submit(kind, request) for kind, request in requests), return_exceptions=True
+            )
+        finally:
+            await db.close_db_thread_connection()
+
+    return asyncio.run(main())
+
+
+def test_a_request_that_raises_in_the_batch_fails_alone(make_account, monkeypatch):
+    """A non-domain exception inside the batch (here a send and a receipt that make the
+    database layer raise, as a value the driver cannot bind did) rolls the whole batch back;
+    it is redone request by request, so only those two requests fail and every other
+    request of the batch is stored, marked and answered as usual."""
+    alice, bob, mallory = make_account(), make_account(), make_account()
+    make_contacts(alice, bob)
+    [first], _ = run(batching._apply, [(batching.SEND, send_request(alice, bob))], batch=True)
+    users_and_resends, receipt_rows = batching.services.sql.users_and_resends, batching.services.sql.receipt_rows
+    batches = []
+
+    def failing_users_and_resends(*, emails, ids, keys):
+        batches.append(len(keys))
+        if "poison@example.test" in emails:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return users_and_resends(emails=emails, ids=ids, keys=keys)
+
+    def failing_receipt_rows(ids):
+        if 42 in ids:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return receipt_rows(ids)
+
+    monkeypatch.setattr(services.sql, "users_and_resends", failing_users_and_resends)
+    monkeypatch.setattr(services.sql, "receipt_rows", failing_receipt_rows)
+    poisoned_send = services.SendRequest(mallory.id, mallory.email, "poison@example.test", uuid.uuid4(), "message", "x")
+    requests = [
+        (batching.SEND, send_request(alice, bob)),
+        (batching.SEND, poisoned_send),
+        (batching.RECEIPT, services.ReceiptRequest(mallory.id, [42])),
+        (batching.RECEIPT, services.ReceiptRequest(bob.id, [first.id])),
+        (batching.SEND, send_request(bob, alice)),
+        (batching.SEND, send_request(mallory, bob)),
+    ]
+
+    results = submit_together(requests)
+
+    assert batches[0] == 4  # one batch of the four sends, then each send alone
+    alice_sent, poison_sent, poison_receipt, bob_receipt, bob_sent, stranger = results
+    assert isinstance(poison_sent, OverflowError)
+    assert isinstance(poison_receipt, UnicodeEncodeError)
+    assert alice_sent.created
+    assert bob_sent.created
+    assert bob_receipt.marked == [first.id]
+    assert stranger.code == "not_a_contact"
+    stored = {(e.sender_id, e.recipient_id): e for e in Envelope.objects.exclude(id=first.id)}
+    assert set(stored) == {(alice.id, bob.id), (bob.id, alice.id)}
+    assert {stored[alice.id, bob.id].id, stored[bob.id, alice.id].id} == {alice_sent.id, bob_sent.id}
+    assert Envelope.objects.get(id=first.id).delivered_at is not None
+
+
+def test_a_batch_that_fails_once_is_redone_and_every_request_succeeds(make_account, monkeypatch):
+    """A failure that is no request's fault (a connection lost mid-batch) costs the batch a
+    second round, request by request, not its answers."""
+    alice, bob = make_account(), make_account()
+    make_contacts(alice, bob)
+    apply = batching._apply
+    calls = []
+
+    def failing_once(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise OperationalError("Lost connection to server during query")
+        return apply(batch)
+
+    monkeypatch.setattr(batching, "_apply", failing_once)
+    results = submit_together([(batching.SEND, send_request(alice, bob)), (batching.SEND, send_request(bob, alice))])
+    assert calls == [2]
+    assert [r.created for r in results] == [True, True]
+    assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
+
+
+def test_when_the_database_is_unreachable_the_redo_does_not_connect_once_per_request(make_account, monkeypatch):
+    """The batch failed and no connection can be opened: every request gets that error
+    after one attempt, not one connection attempt (and timeout) each."""
+    alice, bob = make_account(), make_account()
+    make_contacts(alice, bob)
+    attempts = []
+
+    def failing_apply(batch):
+        raise OperationalError("Lost connection to server during query")
+
+    def unreachable(self):
+        attempts.append(1)
+        raise OperationalError("Can't connect to server")
+
+    monkeypatch.setattr(batching, "_apply", failing_apply)
+    monkeypatch.setattr(type(connections["default"]), "ensure_connection", unreachable)
+    results = submit_together([(batching.SEND, send_request(alice, bob)) for _ in range(5)])
+    assert attempts == [1]
+    assert all(isinstance(result, OperationalError) for result in results)

@@ -1,6 +1,7 @@
 """The chat socket, frame by frame. Every test disconnects its sockets; database checks run
 through database_sync_to_async like the consumer's own."""
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -8,9 +9,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import OperationalError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat import events
+from chat import events, layers, selectors, services
 from chat.models import Envelope
 from chat.tests.helpers import (
     communicator,
@@ -87,8 +89,8 @@ async def test_allowed_hosts_wildcard_does_not_admit_any_origin(alice, settings)
 
 
 async def test_socket_from_a_trusted_origin_is_admitted(alice, settings):
-    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.org"]
-    socket = communicator(alice, origin="https://chat.example.org")
+    settings.CSRF_TRUSTED_ORIGINS = ["http://chat.example.org"]  # https ones: chat/tests/test_origin.py
+    socket = communicator(alice, origin="http://chat.example.org")
     connected, _ = await socket.connect()
     assert connected
     assert await receive(socket) == {"type": "queue_empty"}
@@ -346,6 +348,7 @@ async def test_a_sender_offline_when_its_envelopes_were_read_learns_it_on_reconn
     await send_frame(bob_socket, {"type": "ack", "ids": [first["id"], second["id"]]})
     await send_frame(bob_socket, {"type": "read", "ids": [first["id"]]})
     await send_frame(bob_socket, {"type": "sync"})  # frames are handled in order: both receipts are stored
+    assert (await receive(bob_socket))["id"] == third["id"]  # a sync sends every undelivered envelope
     assert await receive(bob_socket) == {"type": "queue_empty"}
 
     alice_socket, _ = await open_socket(alice)
@@ -426,6 +429,11 @@ async def test_reacking_sends_no_second_receipt(contacts):
         ('{"type": "ack", "ids": []}', "invalid_ids"),
         ('{"type": "ack", "ids": ["1"]}', "invalid_ids"),
         ('{"type": "ack", "ids": [true]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [100000000000000000000]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [9223372036854775808]}', "invalid_ids"),
+        ('{"type": "ack", "ids": [1], "x": "\\ud800"}', "invalid_string"),
+        ('{"type": "typing", "to": "a\\u0000@b.c", "state": "start"}', "invalid_string"),
+        ("[" * 30_000 + "]" * 30_000, "nesting_too_deep"),
         ('{"type": "send", "client_id": "nope", "to": "a@b.c", "kind": "message", "body": "x"}', "invalid_client_id"),
         (
             '{"type": "send", "client_id": "6f1c1d52-4a3e-4a4b-9a70-1d0f5c1b2a3e", "to": "a@b.c", '
@@ -446,6 +454,7 @@ async def test_invalid_frame_gets_an_error_and_the_socket_stays_usable(contacts,
     await alice_socket.send_to(text_data=frame)
     error = await receive(alice_socket)
     assert (error["type"], error["code"]) == ("error", code)
+    assert "ids" not in error  # invalid ids are not named: sending them again cannot succeed
     await send_and_confirm(alice_socket, bob)
     await alice_socket.disconnect()
 
@@ -602,7 +611,7 @@ async def test_a_push_that_fails_after_commit_still_confirms_and_redelivers(cont
     await bob_socket.disconnect()
 
 
-async def test_sync_delivers_what_a_dropped_push_missed_and_nothing_twice(contacts, monkeypatch):
+async def test_sync_delivers_what_a_dropped_push_missed_and_every_envelope_not_acked(contacts, monkeypatch):
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)
     bob_socket, _ = await open_socket(bob)
@@ -618,7 +627,174 @@ async def test_sync_delivers_what_a_dropped_push_missed_and_nothing_twice(contac
     await send_frame(bob_socket, {"type": "sync"})
     assert (await receive(bob_socket))["id"] == sent["id"]
     assert await receive(bob_socket) == {"type": "queue_empty"}
+    # Already sent on this socket but not acknowledged: a sync sends it again (the client
+    # asking may have lost it; it dedupes by id). Once acknowledged it is not sent again.
     await send_frame(bob_socket, {"type": "sync"})
-    assert await receive(bob_socket) == {"type": "queue_empty"}  # already on this socket, not acked
+    assert (await receive(bob_socket))["id"] == sent["id"]
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+    await send_frame(bob_socket, {"type": "sync"})
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+# --- faults: recovery without the client's help --------------------------------------------------
+
+
+def receipts_fail(monkeypatch, times: int = 1) -> None:
+    """The next `times` batches holding receipts fail in the database, as when the database
+    thread's connection was killed, and so does the redo of their receipts one by one
+    (chat.batching redoes a failed batch request by request)."""
+    apply, mark = services.batch_apply, services.envelopes_mark
+    left = {"batch": times, "alone": times}
+
+    def lost(kind: str) -> bool:
+        if left[kind] > 0:
+            left[kind] -= 1
+            return True
+        return False
+
+    def batch_apply(sends, receipts):
+        if receipts and lost("batch"):
+            raise OperationalError(2013, "Lost connection to server during query")
+        return apply(sends, receipts)
+
+    def envelopes_mark(receipts):
+        if lost("alone"):
+            raise OperationalError(2013, "Lost connection to server during query")
+        return mark(receipts)
+
+    monkeypatch.setattr(services, "batch_apply", batch_apply)
+    monkeypatch.setattr(services, "envelopes_mark", envelopes_mark)
+
+
+@pytest.mark.parametrize("kind", ["ack", "read"])
+async def test_a_failed_receipt_is_answered_with_its_ids_and_can_be_sent_again(contacts, monkeypatch, kind):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    receipts_fail(monkeypatch)
+
+    await send_frame(bob_socket, {"type": kind, "ids": [sent["id"]]})
+    error = await receive(bob_socket)
+    assert error == {
+        "type": "error",
+        "code": "server_error",
+        "detail": error["detail"],
+        "frame": kind,
+        "ids": [sent["id"]],
+    }
+    assert (await envelope_rows())[0].delivered_at is None
+    assert await alice_socket.receive_nothing(timeout=0.2)
+
+    await send_frame(bob_socket, {"type": kind, "ids": [sent["id"]]})  # the client's retry
+    receipts = ["delivered"] if kind == "ack" else ["delivered", "read"]  # a read delivers too
+    assert [await receive(alice_socket) for _ in receipts] == [{"type": r, "ids": [sent["id"]]} for r in receipts]
+    assert (await envelope_rows())[0].delivered_at is not None
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_a_failed_ack_does_not_hide_the_envelope_from_sync(contacts, monkeypatch):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    sent = await send_and_confirm(alice_socket, bob)
+    bob_socket, _ = await open_socket(bob, expect_backlog=1)
+    receipts_fail(monkeypatch)
+    await send_frame(bob_socket, {"type": "ack", "ids": [sent["id"]]})
+    assert (await receive(bob_socket))["ids"] == [sent["id"]]
+
+    await send_frame(bob_socket, {"type": "sync"})
+    assert (await receive(bob_socket))["id"] == sent["id"]
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_answers(contacts, monkeypatch):
+    """The publish of the first batch fails, and so does its first retry, which hangs until
+    the second batch was answered (a cut Redis connection): the second batch is answered
+    meanwhile, and both pushes reach the open socket in commit order, without a sync or a
+    reconnect."""
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    send_collected = events.send_collected
+    calls = []
+    second_answered = asyncio.Event()
+
+    async def flaky(layer, collected):
+        calls.append([message["event"]["id"] for _, message in collected])
+        if len(calls) == 2:
+            await second_answered.wait()
+        if len(calls) <= 2:
+            raise ConnectionError("Connection closed by server.")
+        await send_collected(layer, collected)
+
+    monkeypatch.setattr(events, "send_collected", flaky)
+    first = await send_and_confirm(alice_socket, bob)
+    second = await send_and_confirm(alice_socket, bob)
+    second_answered.set()
+    assert [(await receive(bob_socket))["id"] for _ in range(2)] == [first["id"], second["id"]]
+    assert calls[0] == [first["id"]]  # the second batch was held behind the first, never sent alone
+    assert calls[-1] == [first["id"], second["id"]]
+    assert await bob_socket.receive_nothing(timeout=0.2)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+@pytest.mark.parametrize("notice", [layers.RESUBSCRIBED, events.BACKLOG_REREAD])
+async def test_a_lost_push_notice_makes_each_socket_read_its_backlog_again(contacts, monkeypatch, notice):
+    """chat.redis_layer sends `layer.resubscribed` once a cut subscription is back, and
+    chat.batching a `backlog.reread` to the recipients of pushes it gave up: the socket
+    re-reads the backlog, without what it sent already."""
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    pushed = await send_and_confirm(alice_socket, bob)
+    assert (await receive(bob_socket))["id"] == pushed["id"]  # received, not acknowledged yet
+
+    async def lost(*args, **kwargs):
+        return None
+
+    monkeypatch.setattr(events, "send_collected", lost)
+    missed = await send_and_confirm(alice_socket, bob)
+    monkeypatch.undo()
+    assert await bob_socket.receive_nothing(timeout=0.2)
+
+    await get_channel_layer().group_send(events.user_group(bob.id), {"type": notice})
+    assert (await receive(bob_socket))["id"] == missed["id"]
+    assert await receive(bob_socket) == {"type": "queue_empty"}
+    assert await alice_socket.receive_nothing(timeout=0.2)
+    await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+async def test_a_backlog_reread_that_fails_in_the_database_is_tried_again(contacts, monkeypatch):
+    alice, bob = contacts
+    alice_socket, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+
+    async def lost(*args, **kwargs):
+        return None
+
+    monkeypatch.setattr(events, "send_collected", lost)
+    missed = await send_and_confirm(alice_socket, bob)
+    monkeypatch.undo()
+    pending = selectors.envelopes_pending
+    failures = [1]
+
+    def flaky(**kwargs):
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise OperationalError(2013, "Lost connection to server during query")
+        return pending(**kwargs)
+
+    monkeypatch.setattr(selectors, "envelopes_pending", flaky)
+    await get_channel_layer().group_send(events.user_group(bob.id), {"type": layers.RESUBSCRIBED})
+    assert (await receive(bob_socket))["id"] == missed["id"]
+    assert await receive(bob_socket) == {"type": "queue_empty"}
     await alice_socket.disconnect()
     await bob_socket.disconnect()

@@ -161,3 +161,38 @@ async def test_redis_layer_group_send_many_delivers_in_order(settings):
         assert await asyncio.wait_for(layer.receive(b), 5) == {"type": "y"}
     finally:
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_redis_layer_tells_group_members_when_a_cut_subscription_is_back(settings):
+    """Redis cuts the pub/sub connection (CLIENT KILL): redis-py reconnects and subscribes
+    again, and once Redis confirms it every local member of a group gets `layer.resubscribed`
+    (what was published in between is lost); a channel in no group gets nothing."""
+    from redis import asyncio as aioredis
+
+    from chat.layers import RESUBSCRIBED
+    from chat.redis_layer import RedisPubSubLayer
+
+    layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
+    admin = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        member, loner = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("user.1", member)
+        reader = asyncio.ensure_future(layer.receive(member))
+        for _ in range(50):  # the subscription reaches Redis asynchronously: publish until heard
+            await layer.group_send("user.1", {"type": "ping"})
+            done, _ = await asyncio.wait([reader], timeout=0.1)
+            if done:
+                break
+        assert reader.result() == {"type": "ping"}
+        while not layer._get_layer().channels[member].empty():  # late pings from the loop above
+            await layer.receive(member)
+
+        assert await admin.client_kill_filter(_type="pubsub") >= 1
+        assert await asyncio.wait_for(layer.receive(member), 10) == {"type": RESUBSCRIBED}
+        await layer.group_send("user.1", {"type": "after"})
+        assert await asyncio.wait_for(layer.receive(member), 5) == {"type": "after"}
+        assert layer._get_layer().channels[loner].empty()
+    finally:
+        await admin.aclose()
+        await layer.flush()

@@ -119,16 +119,53 @@ def test_receipts_tell_the_sender_where_its_envelopes_stand_and_nobody_else(cont
 TOO_MANY = ",".join(str(pk) for pk in range(1, 1002))
 
 
-@pytest.mark.parametrize("query", ["", "ids=", "ids=a,b", "ids=0", "ids=-3", "ids=1,,2", f"ids={TOO_MANY}"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "ids=",
+        "ids=a,b",
+        "ids=0",
+        "ids=-3",
+        "ids=1,,2",
+        f"ids={TOO_MANY}",
+        f"ids=1,{2**63}",
+        "ids=100000000000000000000",
+        "ids=" + "9" * 5000,
+    ],
+)
 def test_receipts_validate_ids(account, query):
     response = account.client.get(f"{URL}receipts?{query}")
     assert response.status_code == 400
     assert "ids" in response.json()["errors"]
 
 
-def test_ack_validates_ids(account):
-    assert account.client.post_json(URL + "ack", {"ids": []}).status_code == 400
-    assert account.client.post_json(URL + "ack", {"ids": ["x"]}).status_code == 400
+def test_receipts_take_the_largest_database_id(account):
+    response = account.client.get(f"{URL}receipts?ids={2**63 - 1}")
+    assert response.status_code == 200
+    assert response.json()["unknown"] == [2**63 - 1]
+
+
+@pytest.mark.parametrize("path", ["ack", "read"])
+@pytest.mark.parametrize(
+    "ids", [[], ["x"], ["1"], [1.0], [1.5], [True], [0], [-1], [2**63], [10**20], [[1]], list(range(1, 1002))]
+)
+def test_ack_and_read_validate_ids_as_the_socket_does(account, path, ids):
+    response = account.client.post_json(URL + path, {"ids": ids})
+    assert response.status_code == 400
+    assert "ids" in response.json()["errors"]
+
+
+def test_ack_takes_the_largest_database_id(account):
+    response = account.client.post_json(URL + "ack", {"ids": [2**63 - 1]})
+    assert (response.status_code, response.json()) == (200, {"ids": []})
+
+
+@pytest.mark.parametrize("after", [-1, 2**63, 10**20, "x"])
+def test_get_validates_after(account, after):
+    response = account.client.get(f"{URL}?after={after}")
+    assert response.status_code == 400
+    assert "after" in response.json()["errors"]
 
 
 def test_every_endpoint_is_in_the_schema(client_csrf):

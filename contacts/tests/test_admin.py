@@ -4,7 +4,7 @@ admin's ban action signs the user out everywhere."""
 import pytest
 from django.db import transaction
 
-from accounts import services as accounts_services
+from accounts import sessions as accounts_sessions
 from accounts.models import User
 from contacts.models import ContactRequest
 from contacts.tests.helpers import ask, befriend, make_user
@@ -50,9 +50,9 @@ def test_ban_deactivates_revokes_sessions_and_closes_sockets(
     victim, bystander = make_account(), make_account()
     closed = []
     monkeypatch.setattr(
-        accounts_services,
+        accounts_sessions,
         "session_revoked_publish",
-        lambda *, user_id: transaction.on_commit(lambda: closed.append(user_id)),
+        lambda *, user_id, generation: transaction.on_commit(lambda: closed.append(user_id)),
     )
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(

@@ -10,6 +10,7 @@ pytestmark = pytest.mark.django_db
 
 REQUESTS = "/api/v1/contacts/requests"
 CONTACTS = "/api/v1/contacts/"
+REMOVE = "/api/v1/contacts/remove"
 
 
 def answer_url(request_id: int) -> str:
@@ -158,13 +159,20 @@ def test_other_actions_are_400(alice, bob, payload):
 
 def test_answering_an_unknown_id_is_404(bob):
     assert bob.client.put_json(answer_url(424242), {"action": "accept"}).status_code == 404
+    assert bob.client.put_json(answer_url(2**63 - 1), {"action": "accept"}).status_code == 404
+
+
+@pytest.mark.parametrize("request_id", [0, 2**63, 10**20, "9" * 100])
+def test_answering_an_id_outside_the_database_range_is_400(bob, request_id):
+    response = bob.client.put_json(answer_url(request_id), {"action": "accept"})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_id")
 
 
 @pytest.mark.parametrize("remover", ["requester", "recipient"])
 def test_delete_removes_the_contact_for_both(alice, bob, remover):
     befriend(alice, bob)
     user, other = (alice, bob) if remover == "requester" else (bob, alice)
-    response = user.client.delete(f"{CONTACTS}{other.email}")
+    response = user.client.post_json(REMOVE, {"email": other.email})
     assert response.status_code == 204
     assert alice.client.get(CONTACTS).json() == bob.client.get(CONTACTS).json() == []
 
@@ -172,14 +180,14 @@ def test_delete_removes_the_contact_for_both(alice, bob, remover):
 def test_delete_of_a_pending_request_or_unknown_email_is_404(alice, bob):
     send(alice, bob)
     for email in (bob.email, "nobody@example.test"):
-        response = alice.client.delete(f"{CONTACTS}{email}")
+        response = alice.client.post_json(REMOVE, {"email": email})
         assert (response.status_code, response.json()["code"]) == (404, "not_a_contact")
     assert ContactRequest.objects.count() == 1
 
 
 def test_a_stranger_cannot_delete_someone_elses_contact(alice, bob, make_account):
     befriend(alice, bob)
-    assert make_account().client.delete(f"{CONTACTS}{bob.email}").status_code == 404
+    assert make_account().client.post_json(REMOVE, {"email": bob.email}).status_code == 404
     assert ContactRequest.objects.get().status == "accepted"
 
 
@@ -190,7 +198,7 @@ def test_a_stranger_cannot_delete_someone_elses_contact(alice, bob, make_account
         ("get", REQUESTS),
         ("post", REQUESTS),
         ("put", f"{REQUESTS}/1"),
-        ("delete", f"{CONTACTS}someone@example.test"),
+        ("post", REMOVE),
     ],
 )
 def test_every_route_needs_a_signed_in_user(client_csrf, method, path):
@@ -211,7 +219,16 @@ def test_unsafe_routes_refuse_a_signed_in_request_without_the_csrf_header(alice,
     elif route == "answer":
         response = forger.put(answer_url(pending), {"action": "accept"}, format="json")
     else:
-        response = forger.delete(f"{CONTACTS}{bob.email}")
+        response = forger.post(REMOVE, {"email": bob.email}, format="json")
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
     assert sorted(ContactRequest.objects.values_list("status", flat=True)) == ["accepted", "pending"]
+
+
+def test_remove_refuses_a_malformed_email_and_the_old_route_is_gone(alice, bob):
+    befriend(alice, bob)
+    response = alice.client.post_json(REMOVE, {"email": "not an email"})
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    response = alice.client.delete(f"{CONTACTS}{bob.email}")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert alice.client.get(CONTACTS).json()[0]["email"] == bob.email

@@ -31,6 +31,14 @@ def befriend(a, b):
     assert response.status_code == 200, response.content
 
 
+def fetch_bundle(account, email: str):
+    return account.client.post_json(f"{KEYS}/bundle", {"email": email})
+
+
+def lookup_identity(account, email: str):
+    return account.client.post_json(f"{KEYS}/identity/lookup", {"email": email})
+
+
 def fresh_key() -> str:
     return b64(raw_public(X25519PrivateKey.generate()))
 
@@ -56,21 +64,21 @@ def friends(alice, bob):
 
 def test_bundle_of_a_contact(friends):
     alice, bob = friends
-    response = alice.client.get(f"{KEYS}/bundle/{bob.email}")
+    response = fetch_bundle(alice, bob.email)
     assert response.status_code == 200
     assert response.json() == {
         "identity_key": bob.keys.identity_key,
         "signed_prekey": bob.keys.signed_prekey_payload(),
         "one_time_prekey": {"key_id": 1, "public_key": b64(raw_public(bob.keys.one_time[1]))},
     }
-    assert alice.client.get(f"{KEYS}/bundle/{bob.email}").json()["one_time_prekey"]["key_id"] == 2
+    assert fetch_bundle(alice, bob.email).json()["one_time_prekey"]["key_id"] == 2
 
 
 def test_exhausted_bundle_has_a_null_one_time_prekey(make_account):
     alice, bob = make_account(), make_account(one_time_count=1)
     befriend(alice, bob)
-    assert alice.client.get(f"{KEYS}/bundle/{bob.email}").json()["one_time_prekey"]["key_id"] == 1
-    response = alice.client.get(f"{KEYS}/bundle/{bob.email}")
+    assert fetch_bundle(alice, bob.email).json()["one_time_prekey"]["key_id"] == 1
+    response = fetch_bundle(alice, bob.email)
     assert response.status_code == 200
     assert response.json()["one_time_prekey"] is None
 
@@ -80,7 +88,7 @@ def test_bundle_is_404_alike_for_strangers_pending_requests_and_unknown_emails(a
     email = "nobody@example.test" if relation == "unknown" else bob.email
     if relation == "pending":
         alice.client.post_json("/api/v1/contacts/requests", {"email": bob.email})
-    response = alice.client.get(f"{KEYS}/bundle/{email}")
+    response = fetch_bundle(alice, email)
     assert response.status_code == 404
     assert response.json() == {"code": "not_found", "detail": "No contact with this email."}
     assert OneTimePreKey.objects.filter(claimed_at__isnull=False).count() == 0
@@ -90,8 +98,8 @@ def test_bundle_is_rate_limited_per_pair(friends, settings):
     alice, bob = friends
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "prekey_bundle": "6/3600"}
     for _ in range(6):
-        assert alice.client.get(f"{KEYS}/bundle/{bob.email}").status_code == 200
-    response = alice.client.get(f"{KEYS}/bundle/{bob.email}")
+        assert fetch_bundle(alice, bob.email).status_code == 200
+    response = fetch_bundle(alice, bob.email)
     assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
     assert int(response["Retry-After"]) > 0
 
@@ -103,14 +111,14 @@ def test_identity_of_a_contact_and_of_a_pending_counterparty(alice, bob, make_ac
     carol = make_account()
     befriend(alice, bob)
     carol.client.post_json("/api/v1/contacts/requests", {"email": alice.email})
-    assert alice.client.get(f"{KEYS}/identity/{bob.email}").json() == {"identity_key": bob.keys.identity_key}
-    assert alice.client.get(f"{KEYS}/identity/{carol.email}").json() == {"identity_key": carol.keys.identity_key}
-    assert carol.client.get(f"{KEYS}/identity/{alice.email}").json() == {"identity_key": alice.keys.identity_key}
+    assert lookup_identity(alice, bob.email).json() == {"identity_key": bob.keys.identity_key}
+    assert lookup_identity(alice, carol.email).json() == {"identity_key": carol.keys.identity_key}
+    assert lookup_identity(carol, alice.email).json() == {"identity_key": alice.keys.identity_key}
 
 
 def test_identity_of_a_stranger_is_404_like_an_unknown_email(alice, bob):
-    stranger = alice.client.get(f"{KEYS}/identity/{bob.email}")
-    unknown = alice.client.get(f"{KEYS}/identity/nobody@example.test")
+    stranger = lookup_identity(alice, bob.email)
+    unknown = lookup_identity(alice, "nobody@example.test")
     assert stranger.status_code == unknown.status_code == 404
     assert stranger.json() == unknown.json()
 
@@ -241,13 +249,15 @@ def test_new_device_replaces_the_keys_and_contacts_see_the_new_identity(friends)
     response = alice.client.put_json(f"{KEYS}/identity", new_device_payload(alice, device))
     assert response.status_code == 200
     assert response.json() == {"identity_key": device.identity_key, "count": 5}
-    assert bob.client.get(f"{KEYS}/identity/{alice.email}").json()["identity_key"] == device.identity_key
-    assert bob.client.get(f"{KEYS}/bundle/{alice.email}").json()["signed_prekey"] == device.signed_prekey_payload()
+    assert lookup_identity(bob, alice.email).json()["identity_key"] == device.identity_key
+    assert fetch_bundle(bob, alice.email).json()["signed_prekey"] == device.signed_prekey_payload()
 
 
 def test_new_device_signs_out_the_old_browser_and_keeps_the_new_one_signed_in(alice, monkeypatch):
     closed = []
-    monkeypatch.setattr("accounts.services.session_revoked_publish", lambda *, user_id: closed.append(user_id))
+    monkeypatch.setattr(
+        "accounts.sessions.session_revoked_publish", lambda *, user_id, generation: closed.append(user_id)
+    )
     old_browser = CsrfClient()
     old_browser.cookies = SimpleCookie({k: v.value for k, v in alice.client.cookies.items()})
     response = alice.client.put_json(f"{KEYS}/identity", new_device_payload(alice))
@@ -257,6 +267,9 @@ def test_new_device_signs_out_the_old_browser_and_keeps_the_new_one_signed_in(al
     assert "refresh_token" in response.cookies
     assert alice.client.post_json("/api/v1/auth/refresh").status_code == 200
     assert old_browser.post_json("/api/v1/auth/refresh").status_code == 401
+    # Its access token is refused at once too, not when it expires.
+    assert old_browser.get("/api/v1/auth/me").status_code == 401
+    assert alice.client.get("/api/v1/auth/me").status_code == 200
 
 
 def test_new_device_with_a_wrong_password_is_403(alice):
@@ -295,8 +308,8 @@ def test_new_device_is_rate_limited(alice, settings):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("get", "bundle/someone@example.test"),
-        ("get", "identity/someone@example.test"),
+        ("post", "bundle"),
+        ("post", "identity/lookup"),
         ("get", "prekeys/count"),
         ("post", "prekeys"),
         ("put", "signed-prekey"),
@@ -332,3 +345,34 @@ def test_new_device_refuses_an_identity_key_with_a_torsion_component(alice):
     response = alice.client.put_json(f"{KEYS}/identity", payload)
     assert response.status_code == 400
     assert "prime order" in response.json()["errors"]["identity_key"][0]
+
+
+@pytest.mark.parametrize("route", ["bundle", "identity/lookup"])
+def test_lookups_by_email_refuse_a_signed_in_request_without_the_csrf_header(friends, route):
+    """They are POSTs now (the email is in the body), so a forged cross-site request must not
+    claim a contact's one-time prekey."""
+    alice, bob = friends
+    forger = APIClient(enforce_csrf_checks=True)
+    forger.cookies = alice.client.cookies
+    response = forger.post(f"{KEYS}/{route}", {"email": bob.email}, format="json")
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert not OneTimePreKey.objects.filter(claimed_at__isnull=False).exists()
+
+
+def test_lookups_by_email_normalise_it_and_refuse_a_malformed_one(friends):
+    alice, bob = friends
+    assert fetch_bundle(alice, f"  {bob.email.upper()} ").status_code == 200
+    assert lookup_identity(alice, bob.email.upper()).status_code == 200
+    for route in ("bundle", "identity/lookup"):
+        response = alice.client.post_json(f"{KEYS}/{route}", {"email": "not an email"})
+        assert (response.status_code, response.json()["code"]) == (400, "invalid")
+        assert alice.client.post_json(f"{KEYS}/{route}", {}).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["bundle/{email}", "identity/{email}"])
+def test_the_old_email_in_path_routes_are_gone(friends, path):
+    alice, bob = friends
+    response = alice.client.get(f"{KEYS}/{path.format(email=bob.email)}")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert not OneTimePreKey.objects.filter(claimed_at__isnull=False).exists()

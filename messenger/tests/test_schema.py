@@ -53,3 +53,24 @@ def test_schema_describes_cookie_auth_and_csrf(schema):
     schemes = schema["components"]["securitySchemes"]
     assert any(s.get("in") == "cookie" for s in schemes.values())
     assert any(s.get("in") == "header" and s.get("name") == "X-CSRFToken" for s in schemes.values())
+
+
+def test_no_api_route_takes_an_email_or_free_text_in_its_path():
+    """Paths are written to daphne's access log and to every proxy's: a contact's email (who
+    talks to whom) must travel in a JSON body. Only numeric ids may be path parameters."""
+    free_text = []
+    for route in _api_routes_with_converters():
+        if re.search(r"<(?!int:)[^>]*>", route):
+            free_text.append(route)
+    assert not free_text, f"API routes with a non-numeric path parameter: {free_text}"
+
+
+def _api_routes_with_converters(resolver=None, prefix="") -> list[str]:
+    routes = []
+    for entry in (resolver or get_resolver()).url_patterns:
+        pattern = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            routes += _api_routes_with_converters(entry, pattern)
+        elif pattern.startswith("api/"):
+            routes.append(pattern)
+    return routes

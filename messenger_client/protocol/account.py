@@ -81,7 +81,7 @@ def _key_id(value: object, what: str, code: ErrorCode) -> int:
 
 
 def parse_bundle(bundle: Any) -> ParsedBundle:
-    """Validates a bundle as served by ``GET /api/v1/keys/bundle/<email>``."""
+    """Validates a bundle as served by ``POST /api/v1/keys/bundle`` ``{email}``."""
     code = ErrorCode.INVALID_BUNDLE
     if not isinstance(bundle, dict) or not isinstance(bundle.get("signed_prekey"), dict):
         raise ProtocolError(code, "bundle must be an object with a signed_prekey")

@@ -190,12 +190,13 @@ export const contactsApi = {
   requests: () => request("GET", "/api/v1/contacts/requests"),
   request: (email) => request("POST", "/api/v1/contacts/requests", { email }),
   answer: (id, action) => request("PUT", `/api/v1/contacts/requests/${enc(id)}`, { action }),
-  remove: (email) => request("DELETE", `/api/v1/contacts/${enc(email)}`),
+  // Emails travel in bodies, never in paths: paths are written to access logs.
+  remove: (email) => request("POST", "/api/v1/contacts/remove", { email }),
 };
 
 export const keysApi = {
-  bundle: (email) => request("GET", `/api/v1/keys/bundle/${enc(email)}`),
-  identity: (email) => request("GET", `/api/v1/keys/identity/${enc(email)}`),
+  bundle: (email) => request("POST", "/api/v1/keys/bundle", { email }),
+  identity: (email) => request("POST", "/api/v1/keys/identity/lookup", { email }),
   prekeyCount: () => request("GET", "/api/v1/keys/prekeys/count"),
   uploadPrekeys: (oneTimePrekeys) => request("POST", "/api/v1/keys/prekeys", { one_time_prekeys: oneTimePrekeys }),
   setSignedPrekey: (signedPrekey) => request("PUT", "/api/v1/keys/signed-prekey", signedPrekey),

@@ -2,7 +2,9 @@
 //
 // - One dispatch table (FRAME_HANDLERS below) for every frame the server pushes (chat/events.py).
 // - Incoming envelopes are acknowledged only after their decrypted result and the new session state
-//   are stored (session.decryptFrom commits both in one transaction).
+//   are stored (session.decryptFrom commits both in one transaction). A redelivered envelope is
+//   recognised by its server id, acknowledged again and not shown twice; an `ack` or `read` the
+//   server could not apply is sent again (receipts.js).
 // - Outgoing messages are encrypted at once and kept in the outbox until the server answers `sent`;
 //   on every (re)connect the outbox is sent again with the same client_id (the server stores each
 //   client_id once).
@@ -22,6 +24,7 @@ import {
   safetyNumberFor,
   setVerified,
 } from "./session.js";
+import { ReceiptRetry } from "./receipts.js";
 import { ChatSocket, Connection } from "./socket.js";
 import { Topic } from "./state.js";
 
@@ -68,6 +71,7 @@ export class MessengerClient {
     this.inFlight = new Set(); // client_ids handed to the current socket
     this.pendingAcks = new Set();
     this.ackTimer = null;
+    this.receiptRetry = new ReceiptRetry({ send: (frame) => Boolean(this.socket && this.socket.send(frame)) });
     this.earlyReceipts = new Map(); // server id -> status seen before our `sent`
     this.typingSent = new Map(); // email -> {at, timer}
     this.typingShown = new Map(); // email -> timer
@@ -140,6 +144,7 @@ export class MessengerClient {
 
   onSocketOpen() {
     this.inFlight.clear();
+    this.receiptRetry.flush();
     this.syncFromServer();
     this.flushOutbox();
     this.markActiveRead();
@@ -377,6 +382,7 @@ export class MessengerClient {
   }
 
   async onServerError(frame) {
+    if (this.receiptRetry.onError(frame)) return; // a failed ack/read: sent again
     if (frame.client_id) {
       this.inFlight.delete(frame.client_id);
       if (frame.code === "rate_limited") {

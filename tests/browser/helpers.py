@@ -315,7 +315,12 @@ class Person:
             """async ({email, count}) => {
               const bundles = [];
               for (let i = 0; i < count; i += 1) {
-                const response = await fetch(`/api/v1/keys/bundle/${encodeURIComponent(email)}`);
+                const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken=")).slice(10);
+                const response = await fetch("/api/v1/keys/bundle", {
+                  method: "POST",
+                  headers: {"Content-Type": "application/json", "X-CSRFToken": csrf},
+                  body: JSON.stringify({email}),
+                });
                 if (!response.ok) throw new Error(`bundle: HTTP ${response.status}`);
                 bundles.push(await response.json());
               }

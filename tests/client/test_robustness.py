@@ -1,12 +1,15 @@
 """What goes wrong on real networks: both sides starting at once, redelivery, tampering, expired tokens,
-being signed out, a crash between storing and sending."""
+being signed out, a crash between storing and sending, a receipt the server could not apply."""
 
 import asyncio
 import base64
+import json
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from messenger_client import Client, NotSignedIn, StateFileInUse
+from messenger_client import client as client_module
 from tests.client.conftest import PASSPHRASE
 from tests.client.helpers import befriend, next_message, registered
 
@@ -114,3 +117,42 @@ async def test_without_file_locks_two_clients_never_present_a_rotated_refresh_to
         # newer cookies are used instead.
         assert await other.contacts() == []
         assert await alice.contacts() == []
+
+
+class RecordingSocket:
+    """Stands in for the client's WebSocket: keeps what is sent, or is closed."""
+
+    def __init__(self):
+        self.sent: list[dict] = []
+        self.closed = False
+
+    async def send(self, raw: str) -> None:
+        if self.closed:
+            raise ConnectionClosed(None, None)
+        self.sent.append(json.loads(raw))
+
+
+async def test_an_ack_or_read_the_server_could_not_apply_is_sent_again(tmp_path, monkeypatch):
+    """The server's error names the failed frame and its ids (its database connection was cut):
+    the client sends them again after a short backoff, reads first; with the socket gone they
+    wait for the next connect. Other errors are not receipts."""
+    monkeypatch.setattr(client_module, "RECEIPT_RETRY_FIRST", 0.01)
+    client = Client.open("http://127.0.0.1:9", str(tmp_path / "state.sqlite3"), PASSPHRASE)
+    async with client:
+        client._ws = socket = RecordingSocket()
+        error = {"type": "error", "code": "server_error", "detail": "x"}
+        await client._dispatch({**error, "frame": "ack", "ids": [3, 4]})
+        await client._dispatch({**error, "frame": "read", "ids": [5]})
+        await asyncio.wait_for(client._receipt_retry, 5)
+        assert socket.sent == [{"type": "read", "ids": [5]}, {"type": "ack", "ids": [3, 4]}]
+
+        socket.closed = True
+        await client._dispatch({**error, "frame": "ack", "ids": [6]})
+        await asyncio.wait_for(client._receipt_retry, 5)
+        client._ws = socket = RecordingSocket()  # reconnected
+        await client._send_failed_receipts()
+        assert socket.sent == [{"type": "ack", "ids": [6]}]
+
+        await client._dispatch({**error, "code": "invalid_ids"})
+        assert client._receipt_retry.done()
+        assert socket.sent == [{"type": "ack", "ids": [6]}]

@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -23,6 +25,7 @@ from urllib.parse import quote, urlsplit
 import jwt
 from django.conf import settings
 from django.db import connection
+from django.utils.crypto import get_random_string
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
@@ -103,6 +106,17 @@ class Cluster:
         """An access token for `user` as the servers would issue it."""
         return jwt.encode(AccessToken.for_user(user).payload, self.jwt_key, algorithm="HS256")
 
+    def session_for(self, user) -> tuple[str, str]:
+        """(access, refresh) of a real session (recorded like a sign-in records it), signed
+        with the servers' key."""
+        from accounts.sessions import tokens_issue
+
+        pair = tokens_issue(user=user)
+        return tuple(
+            jwt.encode(jwt.decode(raw, options={"verify_signature": False}), self.jwt_key, algorithm="HS256")
+            for raw in (pair.access, pair.refresh)
+        )
+
 
 def server_env(*, jwt_key: str) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
@@ -119,6 +133,25 @@ def server_env(*, jwt_key: str) -> dict:
         LOG_LEVEL="WARNING",
     )
     return env
+
+
+def http(server: Server, method: str, path: str, *, cookies: dict | None = None) -> int:
+    """One HTTP request to a server the way the browser makes it (cookies; on unsafe methods
+    the CSRF cookie echoed in X-CSRFToken); returns the status."""
+    cookies = dict(cookies or {})
+    if method != "GET":
+        cookies["csrftoken"] = csrf = get_random_string(32)
+    data = None if method == "GET" else b"{}"
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method=method, data=data)
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()))
+    if method != "GET":
+        request.add_header("X-CSRFToken", csrf)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 @dataclass

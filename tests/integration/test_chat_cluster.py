@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from accounts.models import User
 from chat.models import Envelope
 from chat.tests.helpers import make_contacts
-from tests.integration.servers import Client
+from tests.integration.servers import Client, http
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -230,3 +230,25 @@ async def test_server_process_killed_mid_stream_loses_nothing(cluster, pair):
     finally:
         for client in [sender, *connections]:
             await client.close()
+
+
+async def test_logout_on_one_process_closes_the_socket_on_the_other_and_both_refuse_the_token(cluster, pair):
+    alice, _ = pair
+    access, refresh = await sync_to_async(cluster.session_for)(alice)
+    on_b = await Client(url=cluster.servers[1].url, token=access).open()
+    await asyncio.wait_for(on_b.queue_empty.wait(), 10)
+    server_a, server_b = cluster.servers
+    for server in (server_a, server_b):
+        assert await sync_to_async(http)(server, "GET", "/api/v1/auth/me", cookies={"access_token": access}) == 200
+
+    cookies = {"access_token": access, "refresh_token": refresh}
+    assert await sync_to_async(http)(server_a, "POST", "/api/v1/auth/logout", cookies=cookies) == 204
+
+    await asyncio.wait_for(on_b.reader, 10)  # the server closed it
+    assert on_b.ws.close_code == 4403
+    for server in (server_a, server_b):
+        assert await sync_to_async(http)(server, "GET", "/api/v1/auth/me", cookies={"access_token": access}) == 401
+        again = await Client(url=server.url, token=access).open()
+        await asyncio.wait_for(again.reader, 10)
+        assert again.ws.close_code == 4401
+        assert again.of_type("queue_empty") == []

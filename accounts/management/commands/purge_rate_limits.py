@@ -4,7 +4,10 @@ from accounts.ratelimit import rate_limit_purge
 
 
 class Command(BaseCommand):
-    help = "Delete rate-limit buckets that are full again (they behave exactly like missing rows)."
+    help = (
+        "Delete rate-limit buckets that are full again and expired sign-in address marks "
+        "(both behave exactly like missing rows)."
+    )
 
     def handle(self, *args, **options):
         deleted = rate_limit_purge()

@@ -144,7 +144,7 @@ function ratchetHeaderOf(envelope) {
  * peer does not need to be online. Verifies the signed prekey signature first.
  * @param {object} params
  * @param {import('./keys.js').IdentityKeyPair} params.identityKeyPair our identity
- * @param {unknown} params.bundle as served by GET /api/v1/keys/bundle/<email>
+ * @param {unknown} params.bundle as served by POST /api/v1/keys/bundle {email}
  * @param {import('./bytes.js').RandomSource} [params.random]
  * @returns {Promise<{session: SessionState, remoteIdentityKey: string}>} compare remoteIdentityKey with
  *   the identity key known for this contact before trusting the session

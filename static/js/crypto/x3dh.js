@@ -47,7 +47,7 @@ function isPlainObject(value) {
 }
 
 /**
- * Validates and decodes a bundle as served by GET /api/v1/keys/bundle/<email>:
+ * Validates and decodes a bundle as served by POST /api/v1/keys/bundle {email}:
  * `{identity_key, signed_prekey: {key_id, public_key, signature}, one_time_prekey: {key_id, public_key} | null}`.
  * Unknown extra fields are ignored.
  * @param {unknown} bundle
