@@ -2,12 +2,12 @@
 
 `database_sync_to_async` runs ORM calls in asgiref's one "thread-sensitive" thread, the same
 thread that runs every Django HTTP view of the process, and closes the database connection
-after each call (CONN_MAX_AGE = 0, pitfall 8). For the chat socket that meant a new database
+after each call (CONN_MAX_AGE = 0). For the chat socket that meant a new database
 connection and a queue behind HTTP requests for every frame. The consumer's database work
 runs here instead: one dedicated thread that keeps its one connection open.
 
-Why that is safe where a persistent connection usually is not: pitfall 8's leak comes from
-many pool threads each keeping a connection nobody closes; here there is exactly one thread,
+Why that is safe where a persistent connection usually is not: persistent connections leak
+when many pool threads each keep one that nobody closes; here there is exactly one thread,
 so exactly one extra connection per server process. The connection is checked after it sat
 idle for IDLE_CHECK_SECONDS (databases drop idle clients) and closed after any database error,
 so a restarted database costs one failed batch, not a broken process. Django's own

@@ -396,7 +396,8 @@ class Client:
                 sessions = [session.to_json(), *stored[1:]]
             else:
                 bundle = await self._api("POST", "keys/bundle", {"email": peer})
-                # Pitfall 15: a key the server hands out must match the one we trust for this contact.
+                # A key the server hands out must match the one we trust for this contact (the server
+                # could substitute its own).
                 if self.store.note_identity(peer, str(bundle.get("identity_key"))) == "changed":
                     raise IdentityChanged(peer)
                 session, out = await account.initiate_session(bundle, plaintext)

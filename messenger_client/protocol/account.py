@@ -6,8 +6,9 @@ what the library leaves to applications and the server protocol needs:
 * integer key ids for the signed prekey and each one-time prekey, never reused for the account (the
   library identifies prekeys by public key; the wire format carries ids);
 * the server's bundle/registration formats (standard base64 of raw 32-byte keys);
-* deletion of a one-time prekey only once an initial message that used it decrypted (pitfall 14);
-* rejection of an initial message whose ephemeral key already founded a session (pitfall 13).
+* deletion of a one-time prekey only once an initial message that used it decrypted (a forged one must not
+  burn it);
+* rejection of an initial message whose ephemeral key already founded a session (a replay).
 
 The whole account round-trips through :meth:`to_json` / :meth:`from_json`. It holds private keys: store it
 like a password database, never log it.
@@ -221,7 +222,8 @@ class ProtocolAccount:
         """X3DH as initiator from a peer's bundle, and the first (prekey) message carrying ``plaintext``.
 
         The library encrypts the first message as part of creating the ratchet, hence the plaintext here.
-        Compare ``session.remote_identity_key`` with the key known for the contact (pitfall 15).
+        Compare ``session.remote_identity_key`` with the key known for the contact (the server could
+        substitute keys).
         """
         check_plaintext(plaintext)
         parsed = parse_bundle(bundle)
@@ -272,7 +274,8 @@ class ProtocolAccount:
 
         Raises ProtocolError and changes nothing on failure. On success the one-time prekey it used is
         deleted and its ephemeral key remembered, so the same initial message can never found a second
-        session. Compare ``remote_identity_key`` with the key known for the sender (pitfall 15).
+        session. Compare ``remote_identity_key`` with the key known for the sender (the server could
+        substitute keys).
         """
         header = envelope.prekey
         if envelope.kind != KIND_PREKEY or header is None:

@@ -1,6 +1,6 @@
 """The PyPI libraries ``x3dh``, ``doubleratchet`` and ``xeddsa`` configured with our parameter set.
 
-This module is the whole configuration, exactly as docs/PROTOCOL.md and /shared/design/protocol.md state:
+This module is the whole configuration, exactly as docs/PROTOCOL.md states:
 
 * X3DH: identity keys in Ed25519 form, SHA-256, info ``SecuredMessenger X3DH v1``, public keys encoded raw
   (no type prefix) both in the signed prekey signature and in the associated data.
@@ -48,7 +48,7 @@ class X3DHState(x3dh.BaseState):
 
     ``BaseState`` rather than ``State``: ``State`` deletes a one-time prekey as soon as the key agreement
     ran, before the first message was authenticated. We delete it only once the initial message
-    decrypted (pitfall 14), in :class:`messenger_client.protocol.account.ProtocolAccount`.
+    decrypted (so a forged one cannot burn it), in :class:`messenger_client.protocol.account.ProtocolAccount`.
     """
 
     @staticmethod

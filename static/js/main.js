@@ -3,9 +3,10 @@ import { ApiError, auth, errorMessage, keysApi, setSessionExpiredHandler } from 
 import { MessengerClient } from "./client.js";
 import { createDeviceKeys, forgetDeviceWrites, keysMatchServer, ownIdentityKey } from "./session.js";
 import { AppState } from "./state.js";
-import { openAccountStore } from "./storage.js";
+import { accountKey, closeDatabase, openAccountStore } from "./storage.js";
 import { mountApp } from "./ui/app.js";
 import { mountDeviceSetup } from "./ui/device.js";
+import { mountSignOut } from "./ui/signout.js";
 
 const loading = document.getElementById("app-loading");
 const state = new AppState();
@@ -19,18 +20,36 @@ function toLogin(reason) {
 
 setSessionExpiredHandler(() => toLogin("expired"));
 
-async function signOut() {
+/**
+ * Signs out; with `erase`, also deletes everything this browser holds for the account (keys,
+ * sessions, history, outbox, settings), for a shared or borrowed computer.
+ *
+ * Erasing: the client stops, other tabs of the account are told to stop and leave, this tab's
+ * database connection is closed (work of this tab still under way can then no longer write), and
+ * the account's records are deleted through a fresh connection in one transaction, before the
+ * server session ends. If the erase fails, the server session is kept and the dialog says why (the
+ * client was stopped: reloading the page carries on, or the user tries again).
+ */
+async function signOut({ erase = false } = {}) {
   if (client) client.stop();
+  if (erase) {
+    if ("BroadcastChannel" in window) {
+      const channel = new BroadcastChannel(`sm:${accountKey(state.me)}`);
+      channel.postMessage({ type: "erasing" }); // client.js: the other tabs stop and leave
+      channel.close();
+    }
+    await closeDatabase();
+    await (await openAccountStore(state.me)).erase();
+    await closeDatabase();
+  }
   try {
     await auth.logout();
   } catch {
     // The cookies are cleared by the server when it answers; if it cannot be reached the
     // session ends with its tokens anyway.
   }
-  toLogin("signed-out");
+  toLogin(erase ? "erased" : "signed-out");
 }
-
-document.getElementById("logout").addEventListener("click", signOut);
 
 async function deviceStatus(store) {
   if (!(await store.getKey("identity"))) return "needs-setup";
@@ -60,6 +79,7 @@ async function start() {
   }
   state.setMe(me);
   document.getElementById("me").textContent = me.email;
+  mountSignOut({ email: me.email, signOut });
   const store = await openAccountStore(me);
 
   const device = await deviceStatus(store);
@@ -69,12 +89,16 @@ async function start() {
       reason: device,
       email: me.email,
       setUp: (password) => setUpThisBrowser(store, password),
-      signOut,
     });
   }
   state.ownIdentityKey = await ownIdentityKey(store);
 
-  client = new MessengerClient({ state, store, onSessionEnded: () => toLogin("expired") });
+  client = new MessengerClient({
+    state,
+    store,
+    onSessionEnded: () => toLogin("expired"),
+    onErasedElsewhere: () => closeDatabase().finally(() => toLogin("erased")),
+  });
   mountApp({
     state,
     actions: {

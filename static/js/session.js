@@ -1,15 +1,16 @@
 // The one module of the app that calls the protocol code (static/js/crypto/): device keys, sessions,
 // encryption and decryption, identity trust, safety numbers, and prekey upkeep.
 //
-// Rules kept here (docs/PROTOCOL.md, design/pitfalls.md, design/seed-review.md):
+// Rules kept here (docs/PROTOCOL.md):
 // - All work on one peer's sessions runs under the Web Lock "sm:<account>:peer:<email>", so two tabs
 //   never encrypt from, or decrypt into, the same stored state (a forked ratchet reuses keys).
 // - Inside the lock: read state, run all the cryptography, then write the new state and its outcome
-//   (message, outbox entry, consumed prekey...) in ONE IndexedDB transaction (pitfall 11).
+//   (message, outbox entry, consumed prekey...) in ONE IndexedDB transaction (storage.js says why).
 // - A one-time prekey's private key is deleted only when a session was established from it, never
-//   because a decryption failed (pitfall 14).
+//   because a decryption failed (a forged message must not burn the key the genuine one needs).
 // - The first identity key seen for a contact is trusted; a different one later is recorded as a
-//   pending change and nothing is encrypted until the user acknowledges it (pitfall 15).
+//   pending change and nothing is encrypted until the user acknowledges it (the server could have
+//   substituted it).
 // - Nothing here logs. Private keys stay in IndexedDB.
 import {
   acceptInitialMessage,
@@ -64,7 +65,8 @@ const keysLock = (store) => `sm:${store.account}:keys`;
 
 /**
  * A full set of device keys for registration or a new browser. Nothing is stored here: the caller
- * stores `writes` only after the server accepted `publicKeys` (seed-review #8).
+ * stores `writes` only after the server accepted `publicKeys` (a refused registration or set-up must not
+ * replace the keys this browser holds).
  */
 export function createDeviceKeys() {
   const identityKeyPair = generateIdentityKeyPair();
@@ -283,7 +285,7 @@ export function decryptFrom(store, frame, messageRecord) {
             usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
           });
           outcome = { session: result.session, plaintext: result.plaintext, index: null };
-          // Only now that a session was established from them (pitfall 14):
+          // Only now that a session was established from them (never on a failed attempt):
           if (result.consumedOneTimePrekeyId !== null) {
             writes.push({ delete: "signalKeys", key: [`opk:${result.consumedOneTimePrekeyId}`] });
           }
@@ -327,7 +329,7 @@ export function decryptFrom(store, frame, messageRecord) {
 
 /**
  * Keeps at least ONE_TIME_PREKEY_MIN one-time prekeys on the server. Ids come from the persisted
- * counter and never repeat (seed-review #9): the new private keys and the advanced counter are stored
+ * counter and never repeat: the new private keys and the advanced counter are stored
  * together BEFORE the upload, so even a lost response cannot make an id be used twice.
  * @param {object} store
  * @param {{status: () => Promise<object>, upload: (keys: object[]) => Promise<object>}} io

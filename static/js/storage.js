@@ -3,7 +3,7 @@
 // read goes through an IDBKeyRange bounded by it, so two accounts in one browser never see each
 // other's keys, sessions or history.
 //
-// Pitfall 11: an IndexedDB transaction commits as soon as the event loop is idle with no request
+// An IndexedDB transaction commits as soon as the event loop is idle with no request
 // pending, so an `await` of WebCrypto inside a transaction silently ends it. The rule here: do all
 // the cryptography first, then hand the whole outcome to `write()` (or `update()`, whose callback
 // must be synchronous), which applies it in ONE transaction.
@@ -81,6 +81,17 @@ export function openDatabase() {
     });
   }
   return dbPromise;
+}
+
+/**
+ * Closes this tab's connection: transactions already created finish, any later one fails at once.
+ * The next openDatabase() opens a fresh connection. Used before erasing an account, so work of this
+ * tab still under way cannot write after the erase.
+ */
+export async function closeDatabase() {
+  const pending = dbPromise;
+  dbPromise = null;
+  if (pending) (await pending).close();
 }
 
 /** Upgrade from version 1: sent messages still waiting for their read receipt join `awaiting`. */
@@ -235,12 +246,22 @@ export class AccountStore {
     return record ? record.value : null;
   }
 
-  /** Every record of this account, store by store (used by the tests' key-leak check, and by
-   *  "forget this browser"). */
-  async dump() {
-    const out = {};
-    for (const name of STORES) out[name] = await this.all(name);
-    return out;
+  /**
+   * "Sign out and erase this browser's data": deletes every record of this account from every store
+   * (keys, sessions, history, outbox, settings) in one transaction, and the Web Storage entries of the
+   * account (named `sm:<account key>` or `sm:<account key>:...`; none is written today, the rule is
+   * here so one added later is erased too). Other accounts' records lie outside this account's key
+   * range and stay.
+   */
+  async erase() {
+    await this.write(STORES.map((clear) => ({ clear })));
+    for (const storage of [globalThis.localStorage, globalThis.sessionStorage]) {
+      if (!storage) continue;
+      const names = [];
+      for (let i = 0; i < storage.length; i += 1) names.push(storage.key(i));
+      const own = `sm:${this.account}`;
+      for (const name of names) if (name === own || name?.startsWith(`${own}:`)) storage.removeItem(name);
+    }
   }
 }
 

@@ -100,6 +100,18 @@ class Person:
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(re.compile(r"/$"))
 
+    def sign_out(self, *, erase: bool = False, page: Page | None = None) -> None:
+        """Signs out through the sign-out dialog, keeping this browser's data for the account or
+        erasing it."""
+        page = page or self.page
+        page.locator("#logout").click()
+        dialog = page.get_by_role("dialog", name="Sign out")
+        if erase:
+            dialog.get_by_role("button", name=f"Sign out and erase this browser's data for {self.email}").click()
+        else:
+            dialog.get_by_role("button", name="Sign out", exact=True).click()
+        page.wait_for_url(re.compile(r"/login"))
+
     def wait_ready(self, page: Page | None = None) -> None:
         page = page or self.page
         expect(page.locator("body[data-ready='true']")).to_have_count(1)
@@ -171,6 +183,43 @@ class Person:
             store,
         )
 
+    def every_local_record(self, page: Page | None = None) -> dict[str, list[dict]]:
+        """Every record of every IndexedDB store of this browser (all accounts), by store, read
+        from the page."""
+        return (page or self.page).evaluate(
+            """async () => {
+              const db = await new Promise((resolve, reject) => {
+                const request = indexedDB.open("SecureMessengerDB");
+                request.onsuccess = () => resolve(request.result);
+                request.onerror = () => reject(request.error);
+              });
+              const out = {};
+              for (const store of db.objectStoreNames) {
+                out[store] = await new Promise((resolve, reject) => {
+                  const request = db.transaction(store, "readonly").objectStore(store).getAll();
+                  request.onsuccess = () => resolve(request.result);
+                  request.onerror = () => reject(request.error);
+                });
+              }
+              db.close();
+              return out;
+            }"""
+        )
+
+    def web_storage(self, page: Page | None = None) -> dict[str, str]:
+        """Every localStorage and sessionStorage entry of the page's origin."""
+        return (page or self.page).evaluate(
+            """() => {
+              const out = {};
+              for (const [kind, storage] of [["local", localStorage], ["session", sessionStorage]]) {
+                for (let i = 0; i < storage.length; i += 1) {
+                  out[`${kind}:${storage.key(i)}`] = storage.getItem(storage.key(i));
+                }
+              }
+              return out;
+            }"""
+        )
+
     def local_key_names(self) -> set[str]:
         return {record["name"] for record in self.local_records("signalKeys")}
 
@@ -178,9 +227,9 @@ class Person:
         (identity,) = [r for r in self.local_records("signalKeys") if r["name"] == "identity"]
         return identity["value"]["publicKey"]
 
-    def private_keys(self) -> list[str]:
-        """Every private key this browser holds (own keys and the secret parts of every ratchet
-        session), exported from IndexedDB for the leak checks."""
+    @staticmethod
+    def _secrets(records) -> list[str]:
+        """Every private key in `records` (own keys and the secret parts of ratchet sessions)."""
         secret_fields = {"privateKey", "rootKey", "sendingChainKey", "receivingChainKey", "messageKey"}
         found: set[str] = set()
 
@@ -195,9 +244,19 @@ class Person:
                 for item in value:
                     walk(item)
 
-        walk(self.local_records("signalKeys"))
-        walk(self.local_records("signalSessions"))
+        walk(records)
         return sorted(found)
+
+    def private_keys(self) -> list[str]:
+        """Every private key this browser holds (own keys and the secret parts of every ratchet
+        session), exported from IndexedDB for the leak checks."""
+        return self._secrets([self.local_records("signalKeys"), self.local_records("signalSessions")])
+
+    def private_keys_of(self, account: str) -> list[str]:
+        """The private keys of `account` (own keys and ratchet secrets) in this browser."""
+        records = self.every_local_record()
+        stores = ("signalKeys", "signalSessions")
+        return self._secrets([r for store in stores for r in records[store] if r["account"] == account])
 
     def local_record(self, store: str, name: str, page: Page | None = None):
         """The record called `name` (signalKeys, meta) of this browser's one account, or None."""

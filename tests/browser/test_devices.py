@@ -1,6 +1,7 @@
 """Devices and accounts: a new browser for an existing account, two accounts in one browser,
 transparent session refresh."""
 
+import json
 import re
 
 import pytest
@@ -91,8 +92,7 @@ def test_two_accounts_in_one_browser_keep_their_keys_and_history_apart(people):
     expect(alice.outgoing("alice's secret").locator("[data-status]")).to_have_attribute("data-status", "delivered")
 
     # Carol registers in Alice's browser (same IndexedDB database).
-    alice.page.get_by_role("button", name="Sign out").click()
-    alice.page.wait_for_url(re.compile(r"/login"))
+    alice.sign_out()
     carol = people("carol")
     carol.close()
     carol.context, carol.page = alice.context, alice.page
@@ -101,8 +101,7 @@ def test_two_accounts_in_one_browser_keep_their_keys_and_history_apart(people):
     expect(carol.page.locator("#no-contacts")).to_be_visible()
 
     # Alice comes back to her browser: her keys and history are still hers, no set-up needed.
-    carol.page.get_by_role("button", name="Sign out").click()
-    carol.page.wait_for_url(re.compile(r"/login"))
+    carol.sign_out()
     alice.login()
     alice.wait_ready()
     alice.open_chat(bob)
@@ -110,6 +109,80 @@ def test_two_accounts_in_one_browser_keep_their_keys_and_history_apart(people):
     bob.open_chat(alice)
     bob.send("still works")
     expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["still works"])
+
+
+def accounts_in(records: dict[str, list[dict]]) -> dict[str, set[str]]:
+    """Store name -> the account keys (`<user id>:<email>`) that have records in it."""
+    return {store: {record["account"] for record in items} for store, items in records.items() if items}
+
+
+def test_signing_out_keeps_this_browsers_data_unless_the_user_chooses_to_erase_it(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.open_chat(bob)
+    alice.send("alice's history")
+    expect(alice.outgoing("alice's history").locator("[data-status]")).to_have_attribute("data-status", "delivered")
+    bob.open_chat(alice)
+    bob.send("bob's reply")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["bob's reply"])
+
+    # The dialog explains both choices before anything happens; Cancel does nothing.
+    alice.page.locator("#logout").click()
+    dialog = alice.page.get_by_role("dialog", name="Sign out")
+    expect(dialog).to_contain_text("cannot be recovered")
+    expect(dialog).to_contain_text("new device")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(alice.page.locator("#connection")).to_have_text("Online")
+
+    # A plain sign-out keeps everything: signing in again needs no set-up and shows the history.
+    alice.sign_out()
+    alice.login()
+    alice.wait_ready()
+    alice.open_chat(bob)
+    expect(alice.page.locator("#messages li.message .text")).to_have_text(["alice's history", "bob's reply"])
+
+    # Carol uses the same browser, then Alice erases hers.
+    alice.sign_out()
+    carol = people("carol")
+    carol.close()
+    carol.context, carol.page = alice.context, alice.page
+    carol.register()
+    carol.sign_out()
+    before = alice.every_local_record()
+    accounts = {key for keys in accounts_in(before).values() for key in keys}
+    (alice_key,) = [key for key in accounts if key.endswith(f":{alice.email}")]
+    (carol_key,) = [key for key in accounts if key.endswith(f":{carol.email}")]
+    assert {"messages", "signalKeys", "signalSessions", "identities", "contacts"} <= {
+        store for store, keys in accounts_in(before).items() if alice_key in keys
+    }
+    alice_private_keys = alice.private_keys_of(alice_key)
+    assert alice_private_keys
+
+    alice.login()
+    alice.wait_ready()
+    alice.sign_out(erase=True)
+    expect(alice.page.locator("#login-info")).to_contain_text("erased")
+
+    after = alice.every_local_record()
+    assert all(alice_key not in keys for keys in accounts_in(after).values())
+    dumped = json.dumps(after)
+    assert "alice's history" not in dumped
+    assert "bob's reply" not in dumped
+    assert not any(key in dumped for key in alice_private_keys)
+    assert not any(alice.email in name or alice.email in value for name, value in alice.web_storage().items())
+    # Carol's records are untouched, and she signs in without setting anything up.
+    assert {store: [r for r in records if r["account"] == carol_key] for store, records in after.items()} == {
+        store: [r for r in records if r["account"] == carol_key] for store, records in before.items()
+    }
+    carol.login()
+    carol.wait_ready()
+    carol.sign_out()
+
+    # Alice back in this browser: it is a new device for her now.
+    alice.login()
+    expect(alice.page.locator("#device-explanation")).to_contain_text("no encryption keys")
 
 
 def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
@@ -166,3 +239,24 @@ def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
     alice.wait_ready(second_tab)
     assert "/login" not in alice.page.url
     assert "/login" not in second_tab.url
+
+
+def test_a_click_on_a_contact_is_not_lost_when_the_list_changes_under_the_pointer(people):
+    """Right after sign-in the contact list changes several times (contacts synced from the
+    server, unread counters, identity checks, typing). A click whose button was replaced between
+    the press and the release was lost: the browser fires `click` only when press and release hit
+    the same element (or a common ancestor still in the page). The press here lands, Bob's typing
+    changes Alice's contact list, then the release: the conversation must open."""
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    bob.open_chat(alice)
+
+    button = alice.contact_button(bob)
+    box = button.bounding_box()
+    alice.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    alice.page.mouse.down()
+    bob.page.get_by_label("Message", exact=True).type("hi")
+    expect(button).to_contain_text("typing")
+    alice.page.mouse.up()
+    expect(alice.page.locator("#conversation-title")).to_have_text(bob.email)

@@ -116,8 +116,7 @@ def test_one_time_prekeys_used_up_while_away_are_refilled_at_sign_in(people, mes
     alice = people("alice").register()
     bob = people("bob").register()
     alice.befriend(bob)
-    alice.page.get_by_role("button", name="Sign out").click()
-    alice.page.wait_for_url(re.compile(r"/login"))
+    alice.sign_out()
 
     # While she is away, contacts take her supply below the client's minimum. It stays above
     # the server's push threshold, so no `prekeys_low` is ever sent: only the check at sign-in

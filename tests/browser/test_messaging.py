@@ -238,7 +238,15 @@ def test_a_message_the_server_failed_to_handle_is_marked_not_sent_and_goes_out_o
     alice.send("the next one goes out")
     expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(["the next one goes out"])
 
-    failed.get_by_role("button", name="Retry sending").click()
+    # Alice presses Retry just as Bob's message arrives and re-renders her conversation; the
+    # button under her pointer must stay the same element, or the browser drops the click.
+    retry = failed.get_by_role("button", name="Retry sending")
+    box = retry.bounding_box()
+    alice.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    alice.page.mouse.down()
+    bob.send("meanwhile")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["meanwhile"])
+    alice.page.mouse.up()
     expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(
         ["the next one goes out", "the first try fails"]
     )

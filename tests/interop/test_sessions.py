@@ -174,7 +174,7 @@ def test_replayed_initial_message_cannot_recreate_a_session(
     assert into_session.value.code == ErrorCode.DUPLICATE_MESSAGE
 
     # Replayed as if it opened a new conversation (e.g. after the session was replaced): refused by the
-    # ephemeral key guard, before any cryptography (pitfall 13).
+    # ephemeral key guard, before any cryptography.
     with pytest.raises(ProtocolError) as as_new_session:
         bob.receive(alice.name + "-replayed", *initial)
     assert as_new_session.value.code == ErrorCode.REPLAYED_INITIAL_MESSAGE

@@ -48,7 +48,7 @@ test('one-time prekey ids continue from the persisted next id and never repeat a
   assert.equal(first.nextKeyId, 101);
   const refill = generateOneTimePrekeys(first.nextKeyId, 50);
   const ids = new Set([...first.prekeys, ...refill.prekeys].map((prekey) => prekey.keyId));
-  assert.equal(ids.size, 150, 'a refill never re-uses an id (seed-review crypto #9)');
+  assert.equal(ids.size, 150, 'a refill never re-uses an id');
   assert.equal(refill.nextKeyId, 151);
   const publicKeys = new Set([...first.prekeys, ...refill.prekeys].map((prekey) => prekey.publicKey));
   assert.equal(publicKeys.size, 150);

@@ -1,6 +1,6 @@
 /**
- * Session set-up rules around X3DH: replayed initial messages (pitfall 13), one-time prekeys spent only
- * on success (pitfall 14), routing of repeated initial messages, limits.
+ * Session set-up rules around X3DH: replayed initial messages, one-time prekeys spent only on success,
+ * routing of repeated initial messages, limits.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

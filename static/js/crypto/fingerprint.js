@@ -1,6 +1,6 @@
 /**
  * Safety numbers: what two people read to each other (or compare side by side) to detect a server that
- * substituted keys (pitfall 15). Same construction as Signal's numeric fingerprint, with an empty
+ * substituted keys. Same construction as Signal's numeric fingerprint, with an empty
  * stable identifier:
  *
  *   h_0     = 0x00 0x00 (version, u16 BE) || IK          (IK: raw 32-byte Ed25519 identity key)

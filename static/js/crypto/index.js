@@ -10,7 +10,7 @@
  * Registration
  *   generateIdentityKeyPair(), generateSignedPrekey(identity, keyId), generateOneTimePrekeys(nextId, n)
  *   -> registrationKeys({...}) is what the server receives; persist the private records and nextKeyId
- *      only after the server accepted the registration (seed-review #8).
+ *      only after the server accepted the registration (a failed one must not overwrite existing keys).
  * Sending to a new contact
  *   initiateSession({identityKeyPair, bundle}) -> encryptMessage(session, bytes) -> {kind, body}
  * Receiving

@@ -5,7 +5,7 @@
  * they can be stored as they are (IndexedDB, JSON files). Private fields never leave the device: only the
  * outputs of publicSignedPrekey / publicOneTimePrekey / registrationKeys are meant for the server.
  *
- * Key id rule (seed-review crypto #9): one-time prekey ids, and separately signed prekey ids, never repeat
+ * Key id rule: one-time prekey ids, and separately signed prekey ids, never repeat
  * for an account. A refill that re-used an id would make a stale private key answer for a new public key,
  * or overwrite a private key a pending initial message still needs. generateOneTimePrekeys therefore takes
  * the next id to use and returns the next id to persist; the caller stores it together with the new keys.
@@ -50,6 +50,18 @@ export function assertKeyId(keyId, what = 'key id') {
 }
 
 /**
+ * A persisted "next id" is MIN_KEY_ID .. MAX_KEY_ID + 1: after the last id (2^31 - 1) was handed out
+ * it is 2^31, which means "used up" (KEY_ID_EXHAUSTED), not a caller's mistake. Ids never wrap
+ * around: a wrapped id would repeat one a peer may still hold (the key id rule above).
+ * @param {unknown} nextKeyId @param {string} what
+ */
+function assertNextKeyId(nextKeyId, what) {
+  if (!Number.isInteger(nextKeyId) || nextKeyId < MIN_KEY_ID || nextKeyId > MAX_KEY_ID + 1) {
+    throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `${what} must be an integer in [${MIN_KEY_ID}, ${MAX_KEY_ID + 1}]`);
+  }
+}
+
+/**
  * @param {{random?: import('./bytes.js').RandomSource}} [options]
  * @returns {IdentityKeyPair}
  */
@@ -74,12 +86,16 @@ export function generateX25519KeyPair(random) {
  * Generates a signed prekey: an X25519 key pair whose raw 32-byte public key is signed with the identity
  * key (plain Ed25519, verifiable by the server, the browser and the Python client alike).
  * @param {IdentityKeyPair} identityKeyPair
- * @param {number} keyId never used before for a signed prekey of this account
+ * @param {number} keyId never used before for a signed prekey of this account (the persisted next id;
+ *   2^31 once every id was used: KEY_ID_EXHAUSTED)
  * @param {{random?: import('./bytes.js').RandomSource}} [options]
  * @returns {SignedPrekey}
  */
 export function generateSignedPrekey(identityKeyPair, keyId, { random } = {}) {
-  assertKeyId(keyId, 'signed prekey id');
+  assertNextKeyId(keyId, 'signed prekey id');
+  if (keyId > MAX_KEY_ID) {
+    throw new ProtocolError(ErrorCode.KEY_ID_EXHAUSTED, 'signed prekey ids are used up for this account');
+  }
   const seed = fromBase64(identityKeyPair?.privateKey, { length: KEY_LENGTH, what: 'identity private key' });
   const { publicKey, privateKey } = generateX25519KeyPair(random);
   const signature = ed25519Sign(seed, publicKey);
@@ -94,13 +110,14 @@ export function generateSignedPrekey(identityKeyPair, keyId, { random } = {}) {
 
 /**
  * Generates a batch of one-time prekeys with consecutive ids starting at `nextKeyId`.
- * @param {number} nextKeyId first id to use: the value returned by the previous call (1 for a new account)
+ * @param {number} nextKeyId first id to use: the value returned by the previous call (1 for a new account;
+ *   at most 2^31, returned after id 2^31 - 1 was used, and then any count gives KEY_ID_EXHAUSTED)
  * @param {number} count 1..MAX_ONE_TIME_PREKEYS_PER_BATCH
  * @param {{random?: import('./bytes.js').RandomSource}} [options]
  * @returns {{prekeys: OneTimePrekey[], nextKeyId: number}} persist `nextKeyId` with the keys
  */
 export function generateOneTimePrekeys(nextKeyId, count, { random } = {}) {
-  assertKeyId(nextKeyId, 'next one-time prekey id');
+  assertNextKeyId(nextKeyId, 'next one-time prekey id');
   if (!Number.isInteger(count) || count < 1 || count > MAX_ONE_TIME_PREKEYS_PER_BATCH) {
     throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `count must be in [1, ${MAX_ONE_TIME_PREKEYS_PER_BATCH}]`);
   }

@@ -52,8 +52,18 @@ export function ed25519Sign(seed, message) {
 }
 
 /**
- * Strict RFC 8032 verification (zip215: false): rejects non-canonical encodings and small-order public
- * keys, the same acceptance rule as OpenSSL/`cryptography` on the server. Never throws on bad input.
+ * Strict Ed25519 verification, the acceptance rule of OpenSSL (`cryptography` on the server) and of
+ * libsodium/libxeddsa (the Python client): canonical encodings of A and R, S < L, A not of small
+ * order, and the cofactorless equation SB = R + kA. Never throws on bad input.
+ *
+ * The library's `verify` with `zip215: false` checks the encodings, S < L and a small-order A, but
+ * then the *cofactored* equation [8](SB - R - kA) = 0: a signature whose R carries a small-order
+ * component T (R = rB + T) passes it, and the other implementations refuse it. So, in addition,
+ * A and R must be torsion-free (of prime order) and R not the identity, using the library's point
+ * checks. With A and R in the prime-order subgroup, SB - R - kA is in it too, and multiplying by 8
+ * is one-to-one there: the cofactored equation then holds exactly when the cofactorless one does.
+ * A small-order R (the identity included) is refused, as libsodium does; an A with a torsion
+ * component is refused, as for Diffie-Hellman (ed25519PublicKeyToX25519) and by the server.
  * @param {Uint8Array} publicKey
  * @param {Uint8Array} message
  * @param {Uint8Array} signature
@@ -63,7 +73,10 @@ export function ed25519Verify(publicKey, message, signature) {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== KEY_LENGTH) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_LENGTH) return false;
   try {
-    return ed25519.verify(signature, message, publicKey, { zip215: false });
+    if (!ed25519.verify(signature, message, publicKey, { zip215: false })) return false;
+    const A = ed25519.Point.fromBytes(publicKey, false);
+    const R = ed25519.Point.fromBytes(signature.subarray(0, KEY_LENGTH), false);
+    return A.isTorsionFree() && R.isTorsionFree() && !R.isSmallOrder();
   } catch {
     return false;
   }

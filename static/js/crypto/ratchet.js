@@ -16,7 +16,7 @@
  *
  * Security notes:
  *  - a new DH ratchet key pair is generated on every received ratchet step, so the sending chain of each
- *    turn is fresh (seed-review #2: without DH steps there is no post-compromise security);
+ *    turn is fresh (without DH steps there is no post-compromise security);
  *  - skipped message keys are bounded twice: at most MAX_SKIP derived for one message (a forged header
  *    with a huge n must not make us compute millions of HMACs), and at most MAX_STORED_SKIPPED_KEYS kept,
  *    oldest evicted first (an attacker or a very lossy network cannot grow the state without bound);

@@ -3,11 +3,12 @@
  *
  * A session is a plain JSON-able object (see {@link SessionState}). Every function that changes a session
  * returns a NEW session object and never mutates the one it was given, so the caller can run the crypto
- * first and then store the returned state in one IndexedDB transaction (pitfall 11); if anything throws,
+ * first and then store the returned state in one IndexedDB transaction (an IndexedDB transaction ends at
+ * the first `await` of something else, so no cryptography can run inside one); if anything throws,
  * the caller still holds the previous, valid state (decryption commits only on success).
  *
  * The caller MUST persist the session returned by encryptMessage before sending the envelope, and must
- * never encrypt twice from the same stored state: that would reuse a message key (seed-review #2).
+ * never encrypt twice from the same stored state: that would reuse a message key.
  * Serialise all work on one session (e.g. Web Locks keyed by the peer) so two tabs cannot fork it.
  *
  * Receiving, as the caller should do it:
@@ -23,7 +24,7 @@
  *     // remember result.ephemeralKey in usedEphemeralKeys, store result.session.
  *   }
  *   // Compare envelope.prekey.identityKey / session.remoteIdentityKey with the identity key known for
- *   // the sender; a change must be shown to the user (pitfall 15).
+ *   // the sender; a change must be shown to the user (the server could have substituted a key).
  */
 import { EnvelopeKind, KEY_LENGTH, MAX_PLAINTEXT_BYTES } from './constants.js';
 import { concatBytes, equalBytes, fromBase64, toBase64, wipe } from './bytes.js';
@@ -140,7 +141,7 @@ function ratchetHeaderOf(envelope) {
 
 /**
  * Starts a session with a peer from their key bundle (X3DH initiator), without network round trip: the
- * peer does not need to be online (seed-review #4). Verifies the signed prekey signature first.
+ * peer does not need to be online. Verifies the signed prekey signature first.
  * @param {object} params
  * @param {import('./keys.js').IdentityKeyPair} params.identityKeyPair our identity
  * @param {unknown} params.bundle as served by POST /api/v1/keys/bundle {email}
@@ -202,7 +203,7 @@ export async function encryptMessage(session, plaintext) {
 /**
  * True when `envelope` is an initial (prekey) message of the X3DH run that founded `session`, i.e. the
  * initiator is repeating its X3DH header until it hears back. Such a message is decrypted with
- * decryptMessage, never used to build a second session (pitfall 13).
+ * decryptMessage, never used to build a second session (a replay must not found one).
  * @param {SessionState | null | undefined} session
  * @param {import('./envelope.js').Envelope} envelope
  * @returns {boolean}
@@ -254,12 +255,12 @@ export async function decryptMessage(session, envelope, { random } = {}) {
 /**
  * Builds a session from a peer's initial message (X3DH responder) and decrypts that message.
  *
- * Replay (pitfall 13): an initial message sent without a one-time prekey can be replayed. The caller
+ * Replay: an initial message sent without a one-time prekey can be replayed. The caller
  * keeps the set of ephemeral keys that already founded a session (at least for as long as the signed
  * prekey they used is kept) and passes it as `usedEphemeralKeys`; a known key is rejected with
  * REPLAYED_INITIAL_MESSAGE before any cryptography.
  *
- * One-time prekeys (pitfall 14): nothing is consumed unless this function resolves. Only then does the
+ * One-time prekeys: nothing is consumed unless this function resolves. Only then does the
  * caller delete the private key of `consumedOneTimePrekeyId`. A failed attempt (forgery, tampering,
  * wrong keys) leaves the prekey usable for the genuine initial message.
  *

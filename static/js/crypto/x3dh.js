@@ -102,7 +102,7 @@ function deriveSharedSecret(dhOutputs) {
 
 /**
  * Initiator side ("Alice"). Verifies the signed prekey signature before doing anything else: a bundle
- * whose signature fails is a server substituting keys (pitfall 15), and no DH is computed with it.
+ * whose signature fails may be a server substituting keys, and no DH is computed with it.
  * @param {object} params
  * @param {import('./keys.js').IdentityKeyPair} params.identityKeyPair our identity
  * @param {unknown} params.bundle the peer's bundle, server form

@@ -9,6 +9,7 @@ const submit = document.getElementById("login-submit");
 const REASONS = {
   expired: "Your session ended. Sign in again.",
   "signed-out": "You are signed out.",
+  erased: "You are signed out, and this browser's keys and history for your account are erased.",
   registered: "Your account was created. Sign in to continue.",
 };
 const reason = new URLSearchParams(window.location.search).get("reason");

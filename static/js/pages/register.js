@@ -1,6 +1,6 @@
 // Registration: the keys are made here; only their public halves go to the server. The private
 // keys are stored (scoped to the new account) only after the server accepted the registration, so
-// a failed attempt can never overwrite the keys of an existing account (seed-review #8).
+// a failed attempt can never overwrite the keys of an existing account.
 import { ApiError, auth, errorMessage } from "../api.js";
 import { createDeviceKeys } from "../session.js";
 import { openAccountStore } from "../storage.js";

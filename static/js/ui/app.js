@@ -2,7 +2,18 @@
 // DOM only: renders from the state on its change events and calls `actions` (main.js wires them to
 // the client). Every piece of user data is set as text.
 import { Topic } from "../state.js";
-import { byId, dayKey, el, errorMessage, formatDay, formatFull, formatTime, replaceChildren, show } from "./dom.js";
+import {
+  byId,
+  dayKey,
+  el,
+  errorMessage,
+  formatDay,
+  formatFull,
+  formatTime,
+  placeChildren,
+  replaceChildren,
+  show,
+} from "./dom.js";
 
 const CONNECTION_TEXT = {
   connecting: "Connecting…",
@@ -70,42 +81,60 @@ export function mountApp({ state, actions }) {
     dom.noticeText.textContent = state.notice ? state.notice.text : "";
   }
 
+  // One <li><button> per contact, kept across renders and updated in place; its contents are not
+  // targets of the pointer (app.css: `.contact *`), so a press and a release always hit the button
+  // itself. The list changes several times right after sign-in (contacts synced from the server,
+  // unread counters, identity checks) and whenever someone types; when it was rebuilt, a click
+  // whose button (or the span under the pointer) was replaced between the press and the release
+  // was lost: the browser fires `click` only on an element that both hit, still in the page.
+  const contactItems = new Map(); // email -> <li>
+
+  function contactItem(email) {
+    let item = contactItems.get(email);
+    if (!item) {
+      item = el(
+        "li",
+        {},
+        el("button", { type: "button", class: "contact", "data-email": email, onclick: () => actions.openConversation(email) }),
+      );
+      contactItems.set(email, item);
+    }
+    return item;
+  }
+
+  function fillContactButton(button, contact) {
+    const changed = contact.identity && contact.identity.changedTo;
+    const label = [contact.email];
+    if (contact.unread) label.push(`${contact.unread} unread`);
+    if (changed) label.push("safety number changed");
+    if (contact.email === state.active) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+    button.setAttribute("aria-label", label.join(", "));
+    replaceChildren(
+      button,
+      el("span", { class: "avatar", "aria-hidden": "true", text: contact.email.slice(0, 1).toUpperCase() }),
+      el(
+        "span",
+        { class: "contact-text" },
+        el("span", { class: "contact-email", text: contact.email }),
+        contact.typing ? el("span", { class: "contact-sub typing", text: "typing…" }) : null,
+        changed ? el("span", { class: "contact-sub alert", text: "Safety number changed" }) : null,
+      ),
+      contact.unread ? el("span", { class: "badge", "aria-hidden": "true", text: String(contact.unread) }) : null,
+    );
+  }
+
   function renderContacts() {
     const contacts = state.sortedContacts();
     show(dom.noContacts, contacts.length === 0);
-    replaceChildren(
-      dom.contactList,
-      contacts.map((contact) => {
-        const changed = contact.identity && contact.identity.changedTo;
-        const label = [contact.email];
-        if (contact.unread) label.push(`${contact.unread} unread`);
-        if (changed) label.push("safety number changed");
-        return el(
-          "li",
-          {},
-          el(
-            "button",
-            {
-              type: "button",
-              class: "contact",
-              "data-email": contact.email,
-              "aria-current": contact.email === state.active ? "true" : null,
-              "aria-label": label.join(", "),
-              onclick: () => actions.openConversation(contact.email),
-            },
-            el("span", { class: "avatar", "aria-hidden": "true", text: contact.email.slice(0, 1).toUpperCase() }),
-            el(
-              "span",
-              { class: "contact-text" },
-              el("span", { class: "contact-email", text: contact.email }),
-              contact.typing ? el("span", { class: "contact-sub typing", text: "typing…" }) : null,
-              changed ? el("span", { class: "contact-sub alert", text: "Safety number changed" }) : null,
-            ),
-            contact.unread ? el("span", { class: "badge", "aria-hidden": "true", text: String(contact.unread) }) : null,
-          ),
-        );
-      }),
-    );
+    const listed = new Set(contacts.map((contact) => contact.email));
+    for (const email of contactItems.keys()) if (!listed.has(email)) contactItems.delete(email);
+    const items = contacts.map((contact) => {
+      const item = contactItem(contact.email);
+      fillContactButton(item.firstChild, contact);
+      return item;
+    });
+    placeChildren(dom.contactList, items);
   }
 
   function requestItem(request, incoming) {
@@ -145,12 +174,26 @@ export function mountApp({ state, actions }) {
     }
   }
 
+  // Kept across renders for the reason given at contactItems: the requests are re-read on every
+  // connect, and an Accept button rebuilt between the press and the release lost the click.
+  const requestItems = new Map(); // "in:<id>:<email>" / "out:<id>:<email>" -> <li>
+
+  function renderRequestList(list, requests, incoming) {
+    const prefix = incoming ? "in" : "out";
+    const keys = requests.map((request) => `${prefix}:${request.id}:${request.email}`);
+    for (const key of requestItems.keys()) if (key.startsWith(`${prefix}:`) && !keys.includes(key)) requestItems.delete(key);
+    requests.forEach((request, i) => {
+      if (!requestItems.has(keys[i])) requestItems.set(keys[i], requestItem(request, incoming));
+    });
+    placeChildren(list, keys.map((key) => requestItems.get(key)));
+  }
+
   function renderRequests() {
     const { incoming, outgoing } = state.requests;
     show(dom.incomingSection, incoming.length > 0);
     show(dom.outgoingSection, outgoing.length > 0);
-    replaceChildren(dom.incomingList, incoming.map((r) => requestItem(r, true)));
-    replaceChildren(dom.outgoingList, outgoing.map((r) => requestItem(r, false)));
+    renderRequestList(dom.incomingList, incoming, true);
+    renderRequestList(dom.outgoingList, outgoing, false);
   }
 
   function statusLine(message) {
@@ -193,22 +236,43 @@ export function mountApp({ state, actions }) {
     );
   }
 
+  // The rendered <li> of each message (and day separator) of the open conversation, rebuilt only
+  // when what it shows changed, so a Retry button stays the same element while receipts, new
+  // messages or other tabs re-render the list (see placeChildren).
+  let renderedItems = new Map(); // key -> {shown, item}
+
+  function cachedItem(next, key, shown, build) {
+    const cached = renderedItems.get(key);
+    const item = cached && cached.shown === shown ? cached.item : build();
+    next.set(key, { shown, item });
+    return item;
+  }
+
   function renderMessages() {
     const email = state.active;
     const list = state.conversations.get(email) || [];
     const nearBottom = dom.messages.scrollHeight - dom.messages.scrollTop - dom.messages.clientHeight < 80;
+    if (dom.messages.dataset.contact !== (email || "")) renderedItems = new Map();
+    const next = new Map();
     const items = [];
     let day = null;
     for (const message of list) {
       const key = dayKey(message.ts);
       if (key !== day) {
         day = key;
-        items.push(el("li", { class: "day", role: "separator" }, el("span", { text: formatDay(message.ts) })));
+        const label = formatDay(message.ts);
+        items.push(
+          cachedItem(next, `day:${key}`, label, () =>
+            el("li", { class: "day", role: "separator" }, el("span", { text: label })),
+          ),
+        );
       }
-      items.push(messageItem(message));
+      const shown = JSON.stringify([message.direction, message.status, message.text, message.failed, message.error, message.ts]);
+      items.push(cachedItem(next, `message:${message.id}`, shown, () => messageItem(message)));
     }
     if (!list.length) items.push(el("li", { class: "day muted", text: "No messages yet. Say hello!" }));
-    replaceChildren(dom.messages, items);
+    renderedItems = next;
+    placeChildren(dom.messages, items);
     if (nearBottom || dom.messages.dataset.contact !== email) dom.messages.scrollTop = dom.messages.scrollHeight;
     dom.messages.dataset.contact = email || "";
   }

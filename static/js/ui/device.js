@@ -2,7 +2,7 @@
 // keys another browser has replaced since.
 import { byId, errorMessage, show } from "./dom.js";
 
-export function mountDeviceSetup({ reason, email, setUp, signOut }) {
+export function mountDeviceSetup({ reason, email, setUp }) {
   const panel = byId("device-setup");
   const form = byId("device-form");
   const error = byId("device-error");
@@ -17,7 +17,6 @@ export function mountDeviceSetup({ reason, email, setUp, signOut }) {
   show(panel, true);
 
   return new Promise((resolve) => {
-    byId("device-signout").addEventListener("click", signOut);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.textContent = "";

@@ -31,6 +31,19 @@ export function replaceChildren(node, ...children) {
   append(node, children);
 }
 
+/**
+ * Makes `nodes` the children of `parent`, in order, moving only what is out of place and removing
+ * the rest. Nodes that stay are not re-created: a person may be pressing one of them (a click is
+ * lost when the element under the pointer is replaced between the press and the release).
+ */
+export function placeChildren(parent, nodes) {
+  nodes.forEach((node, position) => {
+    const current = parent.children[position];
+    if (current !== node) parent.insertBefore(node, current || null);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
+}
+
 export const byId = (id) => document.getElementById(id);
 
 export function show(node, visible) {
