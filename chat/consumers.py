@@ -19,12 +19,12 @@ are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
-anything not acknowledged is sent again on the next connect or `sync` frame (a `sync` sends
-every undelivered envelope, including those this socket sent already: the client dedupes by
-id), and when the channel layer reports that it lost its subscriptions for a while
+anything not acknowledged is sent again on the next connect (a `sync` frame sends what this
+socket has not sent), and when the channel layer reports that it lost its subscriptions for a while
 (`layer.resubscribed`, chat.layers) or a process gave up publishing to this user
 (`backlog.reread`, chat.batching) the socket re-reads its backlog by itself. An `ack` or
-`read` that fails is answered with an error naming its ids, so the client sends it again.
+`read` that fails is answered with an error naming its ids, so the client sends it again, and
+the socket forgets it sent them (a `sync` sends them again).
 Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
 (`receipts` frame) on every connect, so a `delivered`/`read` push it missed is not lost either.
 
@@ -368,20 +368,27 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
-        # On failure the ids stay in `_unacked`: the client has those envelopes, and the
-        # error names the ids so it acknowledges them again (a `sync` still sends them).
         ids = validation.ids_parse(frame.get("ids"))
-        local_rate_limit_hit("ack", self.user.pk)
-        await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids))
-        self._acknowledged(ids)
-        if self._behind:
-            await self._refill()
+        await self._receipt("ack", services.ReceiptRequest(self.user.pk, ids))
 
     async def _frame_read(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
-        local_rate_limit_hit("read", self.user.pk)
-        await batcher().submit(RECEIPT, services.ReceiptRequest(self.user.pk, ids, read=True))
-        self._acknowledged(ids)
+        await self._receipt("read", services.ReceiptRequest(self.user.pk, ids, read=True))
+
+    async def _receipt(self, scope: str, request: services.ReceiptRequest) -> None:
+        """Apply an `ack`/`read`; its envelopes leave the socket's window either way.
+
+        When it fails (rate limited, or the database failed), nothing was marked: the error
+        frame names the ids and the client sends the frame again. Until then the socket
+        forgets it sent those envelopes, so they are undelivered envelopes like any other: a
+        `sync` (or a re-read after a lost push) sends them again, and they do not hold the
+        window. Had they stayed in `_unacked`, a `sync` would skip them and they would wait
+        for the next connect (and come back there as duplicates of what the client showed)."""
+        try:
+            local_rate_limit_hit(scope, self.user.pk)
+            await batcher().submit(RECEIPT, request)
+        finally:
+            self._acknowledged(request.ids)
         if self._behind:
             await self._refill()
 
@@ -403,13 +410,12 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
 
     async def _frame_sync(self, frame: dict) -> None:
-        """Send the whole backlog again (after the client suspects a dropped push, or lost
-        track of what it received): every undelivered envelope, even those already sent on
-        this socket (the client dedupes by id), as if the socket had just connected: the
-        window starts empty. Rate limited: each one reads the user's queue in the chat
-        database thread, which every socket of the process shares."""
+        """Send the backlog again (after the client suspects a dropped push): the undelivered
+        envelopes this socket has not sent, or forgot it sent because their `ack`/`read`
+        failed; the envelopes in flight are the client's to acknowledge. Rate limited: each
+        one reads the user's queue in the chat database thread, which every socket of the
+        process shares."""
         local_rate_limit_hit("sync", self.user.pk)
-        self._unacked, self._in_flight = None, 0
         await self._deliver_backlog()
 
     FRAME_HANDLERS = {
