@@ -34,9 +34,10 @@ def _bucket_key(scope: str, subject: str) -> str:
 def client_address(request) -> str:
     """The client's address as a rate-limit subject. An IPv6 client usually holds a whole /64
     (and privacy extensions change the low half daily), so IPv6 addresses count per /64;
-    IPv4 (and IPv4-mapped IPv6) per address. Behind a reverse proxy run daphne with
-    --proxy-headers so REMOTE_ADDR is the client. No request (a call from code, not from the
-    network) is the subject "local"."""
+    IPv4 (and IPv4-mapped IPv6) per address. Behind a reverse proxy, messenger.proxy has
+    set REMOTE_ADDR from the trusted proxy's headers (daphne runs without --proxy-headers).
+    No request (a call from code, not from the network) is the subject "local". Every
+    per-address limit (sign-in, registration, refresh) counts through this."""
     raw = request.META.get("REMOTE_ADDR") if request is not None else "local"
     try:
         address = ipaddress.ip_address(raw or "")

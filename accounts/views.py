@@ -13,15 +13,9 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
-from accounts.ratelimit import rate_limit_hit
+from accounts.ratelimit import client_address, rate_limit_hit
 from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
 from accounts.sessions import tokens_issue
-
-
-def client_ip(request) -> str:
-    # Behind a reverse proxy, messenger.proxy sets REMOTE_ADDR from the trusted proxy's headers.
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input, with field errors."),
@@ -62,7 +56,7 @@ class RegisterView(APIView):
     def post(self, request):
         # Counted before validation (so invalid attempts cost too); the body may be any JSON.
         email = request.data.get("email", "") if isinstance(request.data, dict) else ""
-        services.registration_rate_limit(email=str(email), ip=client_ip(request))
+        services.registration_rate_limit(email=str(email), ip=client_address(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**serializer.validated_data)
@@ -102,7 +96,7 @@ class RefreshView(APIView):
         request=None, responses={200: UserSerializer, 401: ERRORS[401], 403: ERRORS[403], 429: ERRORS[429]}, auth=[]
     )
     def post(self, request):
-        rate_limit_hit("refresh_ip", client_ip(request))
+        rate_limit_hit("refresh_ip", client_address(request))
         raw = request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, "")
         try:
             user, pair = services.tokens_rotate(refresh=raw)

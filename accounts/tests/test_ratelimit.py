@@ -91,6 +91,19 @@ def test_registration_is_throttled_per_ip(settings):
     assert "Retry-After" in response
 
 
+def test_registration_counts_an_ipv6_client_per_64(settings):
+    """Addresses of one /64 are one client, as for sign-in (a client changes the low half at will)."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "register_ip": "1/3600"}
+    client = CsrfClient()
+    assert (
+        client.post_json("/api/v1/auth/register", registration_payload(), REMOTE_ADDR="2001:db8::1").status_code == 201
+    )
+    response = client.post_json("/api/v1/auth/register", registration_payload(), REMOTE_ADDR="2001:db8::2:1")
+    assert response.status_code == 429
+    other = client.post_json("/api/v1/auth/register", registration_payload(), REMOTE_ADDR="2001:db8:0:1::1")
+    assert other.status_code == 201
+
+
 def test_refresh_is_throttled_per_ip(settings, account):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "refresh_ip": "1/60"}
     assert account.client.post_json("/api/v1/auth/refresh").status_code == 200
