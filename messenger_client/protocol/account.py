@@ -168,7 +168,11 @@ class ProtocolAccount:
         }
 
     def rotate_signed_prekey(self) -> dict[str, Any]:
-        """New signed prekey with a new id; the previous one stays usable until the next rotation."""
+        """New signed prekey with a new id; the previous one stays usable until the next rotation.
+        The id is checked first: once the ids are used up, the library must not rotate to a key
+        that could never be published (the current one stays)."""
+        if self._next_signed_prekey_id > MAX_KEY_ID:
+            raise ProtocolError(ErrorCode.KEY_ID_EXHAUSTED, "signed prekey ids are used up for this account")
         self._state.rotate_signed_pre_key()
         self._register_current_signed_prekey()
         return self.signed_prekey()

@@ -61,6 +61,17 @@ def test_after_the_last_one_time_prekey_id_asking_for_more_gives_key_id_exhauste
     assert error.value.code == ErrorCode.KEY_ID_EXHAUSTED
 
 
+def test_after_the_last_signed_prekey_id_a_rotation_gives_key_id_exhausted_and_keeps_the_current_key():
+    data = ProtocolAccount.create().to_json()
+    data["next_signed_prekey_id"] = MAX_KEY_ID + 1
+    account = ProtocolAccount.from_json(data)
+    current = account.signed_prekey()
+    with pytest.raises(ProtocolError) as error:
+        account.rotate_signed_prekey()
+    assert error.value.code == ErrorCode.KEY_ID_EXHAUSTED
+    assert account.signed_prekey() == current  # not half-rotated: the published key is still the one held
+
+
 @pytest.mark.parametrize(("initiator_language", "responder_language"), [("js", "py"), ("py", "js")])
 def test_a_repeated_prekey_envelopes_prekey_ids_are_not_authenticated_once_the_session_exists(
     make_peer, initiator_language, responder_language
