@@ -11,10 +11,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm
 from django.core.exceptions import ValidationError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts.models import User
+from accounts.models import User, email_for_new_account, normalize_email
 from accounts.services import user_deactivate
 from keys.selectors import identity_key_fingerprint, one_time_prekeys_unused_count
 from messenger.errors import RateLimited
@@ -38,12 +39,34 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
 admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
-class UserChangeForm(forms.ModelForm):
+class NewEmailRule:
+    """An email typed in the admin (a new account, or a changed address) follows the rule for new
+    accounts (`email_for_new_account`: plain ASCII), as registration does: otherwise an operator
+    could create `alice@example.org` with a Cyrillic `a` (U+0430) next to the real one. An unchanged
+    address of an older account is left as it is."""
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if self.instance.pk is not None and normalize_email(email) == self.instance.email:
+            return email
+        try:
+            return email_for_new_account(email)
+        except ValueError as error:
+            raise ValidationError(str(error), code="non_ascii_email") from None
+
+
+class UserChangeForm(NewEmailRule, forms.ModelForm):
     """Django's UserChangeForm without its password field (and the link to set one)."""
 
     class Meta:
         model = User
         fields = ["email", "is_active", "is_staff", "is_superuser"]
+
+
+class UserAddForm(NewEmailRule, BaseUserCreationForm):
+    class Meta:
+        model = User
+        fields = ["email"]
 
 
 @admin.register(User)
@@ -61,6 +84,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["email"]
     readonly_fields = ["date_joined", "last_login", "identity_fingerprint", "unused_one_time_prekeys"]
     form = UserChangeForm
+    add_form = UserAddForm
     fieldsets = [
         (None, {"fields": ["email"]}),
         ("Status", {"fields": ["is_active", "is_staff", "is_superuser", "date_joined", "last_login"]}),

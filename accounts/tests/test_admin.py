@@ -55,3 +55,17 @@ def test_operators_can_still_edit_and_create_users(admin_client):
     )
     assert response.status_code == 302
     assert User.objects.get(email="new@example.test").check_password("a fine passphrase 42")
+
+
+def test_operators_cannot_create_or_rename_an_account_to_a_look_alike_email(admin_client, make_account):
+    account = make_account(login=False)
+    form = {"email": "alice@ex\u0430mple.org", "password1": "a fine passphrase 42", "password2": "a fine passphrase 42"}
+    response = admin_client.post("/admin/accounts/user/add/", form)
+    assert response.status_code == 200
+    assert "plain ASCII" in response.content.decode()
+    assert not User.objects.filter(email__startswith="alice@").exists()
+    change = {"email": "bob@ex\u0430mple.org", "is_active": "on"}
+    response = admin_client.post(f"/admin/accounts/user/{account.id}/change/", change)
+    assert response.status_code == 200
+    assert "plain ASCII" in response.content.decode()
+    assert User.objects.get(pk=account.id).email == account.email
