@@ -11,7 +11,7 @@
 // - Lists (contacts, requests) are re-read from the API on every connect: pushes are at-most-once.
 //   So are receipts: on every connect the client asks where its sent-but-unread messages stand.
 // - Other tabs of the same account hear about changes through a BroadcastChannel and re-read storage;
-//   a tab erasing the account's data tells the others to stop and leave the same way.
+//   a tab erasing the account's data tells the others the same way (main.js: they erase too).
 import { ApiError, contactsApi, errorMessage, keysApi, refreshSession } from "./api.js";
 import {
   acceptIdentityChange,
@@ -62,11 +62,10 @@ function uuid() {
 }
 
 export class MessengerClient {
-  constructor({ state, store, onSessionEnded, onErasedElsewhere }) {
+  constructor({ state, store, onSessionEnded }) {
     this.state = state;
     this.store = store;
     this.onSessionEnded = onSessionEnded;
-    this.onErasedElsewhere = onErasedElsewhere;
     this.socket = null;
     this.inFlight = new Set(); // client_ids handed to the current socket
     this.pendingAcks = new Set();
@@ -103,6 +102,9 @@ export class MessengerClient {
   stop() {
     if (this.socket) this.socket.stop();
     if (this.channel) this.channel.close();
+    clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.receiptRetry.stop();
   }
 
   async loadLocal() {
@@ -703,11 +705,7 @@ export class MessengerClient {
     this.channel = new BroadcastChannel(`sm:${this.store.account}`);
     this.channel.onmessage = async (event) => {
       const data = event.data || {};
-      if (data.type === "erasing") {
-        // Another tab is erasing this account's data: stop before writing anything more.
-        this.stop();
-        this.onErasedElsewhere();
-      } else if (data.type === "conversation" || data.type === "identity") {
+      if (data.type === "conversation" || data.type === "identity") {
         if (this.state.loaded.has(data.email)) await this.reloadConversation(data.email);
         else await this.refreshCounters(data.email);
         await this.refreshIdentity(data.email);

@@ -11,6 +11,7 @@ import { mountSignOut } from "./ui/signout.js";
 const loading = document.getElementById("app-loading");
 const state = new AppState();
 let client = null;
+let erasing = false; // this tab is erasing: its own "erasing" message is not news to it
 
 function toLogin(reason) {
   if (client) client.stop();
@@ -21,18 +22,49 @@ function toLogin(reason) {
 setSessionExpiredHandler(() => toLogin("expired"));
 
 /**
+ * Another tab is erasing this account's data. This tab stops, closes its database connection and
+ * erases the account's records itself through a fresh connection before it leaves. Stopping alone
+ * is not enough: until this tab heard the news it could still start writes (a decrypted message,
+ * a ratchet step, fresh one-time prekeys) that IndexedDB orders after the other tab's clear. A
+ * clear made here is ordered after every write this tab started, and a closed connection starts
+ * no more. Listened to from the start, so a tab on the set-up screen (no client yet) erases too.
+ */
+async function erasedElsewhere() {
+  if (client) client.stop();
+  await closeDatabase();
+  try {
+    await (await openAccountStore(state.me)).erase();
+  } finally {
+    await closeDatabase();
+    toLogin("erased");
+  }
+}
+
+function listenForEraseElsewhere() {
+  if (!("BroadcastChannel" in window)) return;
+  const channel = new BroadcastChannel(`sm:${accountKey(state.me)}`);
+  channel.onmessage = (event) => {
+    if (event.data?.type !== "erasing" || erasing) return;
+    erasing = true;
+    channel.close();
+    erasedElsewhere();
+  };
+}
+
+/**
  * Signs out; with `erase`, also deletes everything this browser holds for the account (keys,
  * sessions, history, outbox, settings), for a shared or borrowed computer.
  *
- * Erasing: the client stops, other tabs of the account are told to stop and leave, this tab's
- * database connection is closed (work of this tab still under way can then no longer write), and
- * the account's records are deleted through a fresh connection in one transaction, before the
- * server session ends. If the erase fails, the server session is kept and the dialog says why (the
- * client was stopped: reloading the page carries on, or the user tries again).
+ * Erasing: the client stops, other tabs of the account are told to erase too (`erasedElsewhere`),
+ * this tab's database connection is closed (work of this tab still under way can then no longer
+ * write), and the account's records are deleted through a fresh connection in one transaction,
+ * before the server session ends. If the erase fails, the server session is kept and the dialog
+ * says why (the client was stopped: reloading the page carries on, or the user tries again).
  */
 async function signOut({ erase = false } = {}) {
   if (client) client.stop();
   if (erase) {
+    erasing = true;
     if ("BroadcastChannel" in window) {
       const channel = new BroadcastChannel(`sm:${accountKey(state.me)}`);
       channel.postMessage({ type: "erasing" }); // client.js: the other tabs stop and leave
@@ -78,6 +110,7 @@ async function start() {
     return;
   }
   state.setMe(me);
+  listenForEraseElsewhere();
   document.getElementById("me").textContent = me.email;
   mountSignOut({ email: me.email, signOut });
   const store = await openAccountStore(me);
@@ -97,7 +130,6 @@ async function start() {
     state,
     store,
     onSessionEnded: () => toLogin("expired"),
-    onErasedElsewhere: () => closeDatabase().finally(() => toLogin("erased")),
   });
   mountApp({
     state,

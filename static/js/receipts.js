@@ -18,12 +18,14 @@ export class ReceiptRetry {
    * @param {object} options
    * @param {(frame: object) => boolean} options.send hands a frame to the socket; false if it is not open
    * @param {(fn: () => void, ms: number) => unknown} [options.setTimer]
+   * @param {(timer: unknown) => void} [options.clearTimer]
    * @param {() => number} [options.random] in [0, 1), for the jitter
    * @param {() => number} [options.now] milliseconds
    */
-  constructor({ send, setTimer = setTimeout, random = Math.random, now = Date.now }) {
+  constructor({ send, setTimer = setTimeout, clearTimer = clearTimeout, random = Math.random, now = Date.now }) {
     this.send = send;
     this.setTimer = setTimer;
+    this.clearTimer = clearTimer;
     this.random = random;
     this.now = now;
     this.pending = { ack: new Set(), read: new Set() };
@@ -58,6 +60,13 @@ export class ReceiptRetry {
       this.timer = null;
       this.flush();
     }, delay);
+  }
+
+  /** Forgets what waits and its timer (the client stopped: signed out, or the account erased). */
+  stop() {
+    if (this.timer !== null) this.clearTimer(this.timer);
+    this.timer = null;
+    for (const kind of KINDS) this.pending[kind].clear();
   }
 
   /** Sends what waits (called by the timer and on every reconnect); what the socket does not take

@@ -230,7 +230,8 @@ export class ChatSocket {
   }
 
   reconnectNow() {
-    if (this.stopped || this.isOpen) return;
+    // After 4429 the pause the server asked for holds, network change or not.
+    if (this.stopped || this.isOpen || this.refused) return;
     this.attempt = 0;
     if (this.ws) return; // still connecting
     this.open();

@@ -248,20 +248,12 @@ export class AccountStore {
 
   /**
    * "Sign out and erase this browser's data": deletes every record of this account from every store
-   * (keys, sessions, history, outbox, settings) in one transaction, and the Web Storage entries of the
-   * account (named `sm:<account key>` or `sm:<account key>:...`; none is written today, the rule is
-   * here so one added later is erased too). Other accounts' records lie outside this account's key
-   * range and stay.
+   * (keys, sessions, history, outbox, settings) in one transaction. Other accounts' records lie
+   * outside this account's key range and stay. Nothing of an account is kept in Web Storage (the
+   * only entry, `sm-auth-refreshed-at` in api.js, is a time shared by the tabs, not account data).
    */
   async erase() {
     await this.write(STORES.map((clear) => ({ clear })));
-    for (const storage of [globalThis.localStorage, globalThis.sessionStorage]) {
-      if (!storage) continue;
-      const names = [];
-      for (let i = 0; i < storage.length; i += 1) names.push(storage.key(i));
-      const own = `sm:${this.account}`;
-      for (const name of names) if (name === own || name?.startsWith(`${own}:`)) storage.removeItem(name);
-    }
   }
 }
 

@@ -162,8 +162,15 @@ def test_signing_out_keeps_this_browsers_data_unless_the_user_chooses_to_erase_i
 
     alice.login()
     alice.wait_ready()
+    # A second tab of hers is open: it hears of the erase, erases too (so nothing it was writing
+    # survives) and leaves for the sign-in page.
+    second = alice.new_tab()
+    second.goto("/")
+    alice.wait_ready(second)
     alice.sign_out(erase=True)
     expect(alice.page.locator("#login-info")).to_contain_text("erased")
+    expect(second.locator("#login-info")).to_contain_text("erased")
+    second.close()
 
     after = alice.every_local_record()
     assert all(alice_key not in keys for keys in accounts_in(after).values())
