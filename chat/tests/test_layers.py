@@ -189,7 +189,10 @@ async def test_redis_layer_tells_group_members_when_a_cut_subscription_is_back(s
             await layer.receive(member)
 
         assert await admin.client_kill_filter(_type="pubsub") >= 1
-        assert await asyncio.wait_for(layer.receive(member), 10) == {"type": RESUBSCRIBED}
+        # A ping of the loop above may still be on its way: skip pings until the notice.
+        while (message := await asyncio.wait_for(layer.receive(member), 10)) == {"type": "ping"}:
+            pass
+        assert message == {"type": RESUBSCRIBED}
         await layer.group_send("user.1", {"type": "after"})
         assert await asyncio.wait_for(layer.receive(member), 5) == {"type": "after"}
         assert layer._get_layer().channels[loner].empty()

@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 
-from chat import services
+from chat import events, services
 from chat.consumers import CLOSE_TOO_MANY_SOCKETS
 from chat.models import Envelope
 from chat.tests.helpers import communicator, open_socket, receive, send_frame
@@ -61,6 +62,23 @@ async def pushed(socket, count: int) -> list[int]:
     frames = [await receive(socket) for _ in range(count)]
     assert [frame["type"] for frame in frames] == ["message"] * count, frames
     return [frame["id"] for frame in frames]
+
+
+MARKER = {"type": "test_marker"}
+
+
+async def frames_after_pushes(socket, user) -> list[dict]:
+    """Every frame the server sent for the pushes published to `user` so far, and then for the
+    socket's own frames (`frames_until_barrier`). `store` returns once its pushes are published;
+    a marker published to the user's group after them reaches the socket after them (a channel's
+    messages keep their order, through Redis too, and the consumer handles them one at a time),
+    so once the marker is read, the consumer has handled every one of those pushes: an absent
+    frame is really absent, not late."""
+    await get_channel_layer().group_send(events.user_group(user.id), {"type": events.PUSH_EVENT, "event": MARKER})
+    frames = []
+    while (frame := await receive(socket)) != MARKER:
+        frames.append(frame)
+    return frames + await frames_until_barrier(socket)
 
 
 def message_ids(frames) -> list[int]:
@@ -207,7 +225,7 @@ async def test_live_pushes_beyond_the_window_wait_in_the_database_and_follow_in_
     later = await store(alice, bob, 1) + await store(alice, bob, 1) + await store(alice, bob, 1)
     # a small one that would fit must not overtake the ones waiting
     small = await store(alice, bob, 1, body="x")
-    assert await frames_until_barrier(socket) == []
+    assert await frames_after_pushes(socket, bob) == []
     await send_frame(socket, {"type": "ack", "ids": first})
     assert message_ids(await frames_until_barrier(socket)) == later[:2]
     await send_frame(socket, {"type": "ack", "ids": later[:2]})
@@ -241,7 +259,7 @@ async def test_envelopes_acknowledged_on_another_tab_leave_the_window(contacts, 
     # a window full of envelopes nobody acknowledged takes nothing more
     more = await store(alice, bob, 2)
     assert await pushed(silent, 1) == more[:1]
-    assert await frames_until_barrier(silent) == []
+    assert await frames_after_pushes(silent, bob) == []
     for socket in (alice_socket, acking, silent):
         await socket.disconnect()
 

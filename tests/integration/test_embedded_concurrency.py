@@ -73,6 +73,7 @@ class _Browser:
 def test_concurrent_registrations_and_logins_never_fail_on_sqlite(sqlite_server):
     url, log_path = sqlite_server
     answers: Counter = Counter()
+    counting = threading.Lock()  # `+=` on a Counter is not atomic across threads
     failures: list[BaseException] = []
 
     def person(thread: int) -> None:
@@ -81,8 +82,11 @@ def test_concurrent_registrations_and_logins_never_fail_on_sqlite(sqlite_server)
                 email = f"p{thread}-{n}@example.test"
                 browser = _Browser(url)
                 registration = {"email": email, "password": DEFAULT_PASSWORD, **DeviceKeys().registration_keys(10)}
-                answers["register", browser.post("auth/register", registration)] += 1
-                answers["login", browser.post("auth/login", {"email": email, "password": DEFAULT_PASSWORD})] += 1
+                registered = browser.post("auth/register", registration)
+                logged_in = browser.post("auth/login", {"email": email, "password": DEFAULT_PASSWORD})
+                with counting:
+                    answers["register", registered] += 1
+                    answers["login", logged_in] += 1
         except BaseException as exc:  # reported by the test thread below
             failures.append(exc)
 
