@@ -16,7 +16,7 @@ from django.conf import settings
 
 from chat.errors import BodyTooLarge, InvalidFrame
 from chat.models import Envelope
-from messenger.validation import MAX_DATABASE_ID
+from messenger.validation import MAX_DATABASE_ID, is_database_id
 
 MAX_IDS_PER_FRAME = 1000
 MAX_EMAIL_LENGTH = 254
@@ -67,7 +67,7 @@ def ids_parse(value) -> list[int]:
         raise InvalidFrame(f"ids must be a list of 1 to {MAX_IDS_PER_FRAME} envelope ids.", code="invalid_ids")
     seen: dict[int, None] = {}
     for item in value:
-        if type(item) is not int or not 0 < item <= MAX_DATABASE_ID:
+        if not is_database_id(item):
             raise InvalidFrame(f"ids must be integers from 1 to {MAX_DATABASE_ID}.", code="invalid_ids")
         seen[item] = None
     return list(seen)

@@ -646,13 +646,17 @@ class Client:
                     self._connected.set()
                     self._spawn(self._resend_quietly())
                     self._spawn(self._ask_receipts(ws))
-                    self._spawn(self._send_failed_receipts())
                     self._spawn(self._check_identities_quietly())
+                    greeted = False
                     try:
                         async for raw in ws:
                             # A refused socket is accepted and closed at once: only a frame proves
-                            # the server took it.
+                            # the server took it. Receipts waiting for a retry go out only then
+                            # (sent into a refused socket, they would be taken as sent and lost).
                             established = True
+                            if not greeted:
+                                greeted = True
+                                self._spawn(self._send_failed_receipts())
                             await self._dispatch(json.loads(raw))
                             delay = 0.5
                     except ConnectionClosed:
@@ -753,9 +757,7 @@ class Client:
             ceiling = min(RECEIPT_RETRY_MAX, RECEIPT_RETRY_FIRST * 2 ** (self._receipt_failures - 1))
             delay = ceiling / 2 + random.random() * ceiling / 2  # noqa: S311 (jitter, not a secret)
         if self._receipt_retry is None or self._receipt_retry.done():
-            self._receipt_retry = asyncio.create_task(self._send_failed_receipts(delay))
-            self._background.add(self._receipt_retry)
-            self._receipt_retry.add_done_callback(self._background.discard)
+            self._receipt_retry = self._spawn(self._send_failed_receipts(delay))
 
     async def _send_failed_receipts(self, delay: float = 0.0) -> None:
         """Sends the receipts waiting for a retry (a `read` marks delivered too: it goes first);
@@ -781,10 +783,11 @@ class Client:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _maintain_quietly(self) -> None:
         with contextlib.suppress(ClientError):

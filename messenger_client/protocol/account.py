@@ -137,10 +137,13 @@ class ProtocolAccount:
             self.generate_one_time_prekeys(one_time_prekeys)
         return self
 
-    def _register_current_signed_prekey(self) -> None:
-        key_id = self._next_signed_prekey_id
-        if key_id > MAX_KEY_ID:
+    def _check_signed_prekey_id_left(self) -> None:
+        if self._next_signed_prekey_id > MAX_KEY_ID:
             raise ProtocolError(ErrorCode.KEY_ID_EXHAUSTED, "signed prekey ids are used up for this account")
+
+    def _register_current_signed_prekey(self) -> None:
+        self._check_signed_prekey_id_left()
+        key_id = self._next_signed_prekey_id
         self._next_signed_prekey_id += 1
         self._signed_prekey_ids[key_id] = self._state.bundle.signed_pre_key
         # Keep ids only for the keys the library still holds (current and previous).
@@ -171,8 +174,7 @@ class ProtocolAccount:
         """New signed prekey with a new id; the previous one stays usable until the next rotation.
         The id is checked first: once the ids are used up, the library must not rotate to a key
         that could never be published (the current one stays)."""
-        if self._next_signed_prekey_id > MAX_KEY_ID:
-            raise ProtocolError(ErrorCode.KEY_ID_EXHAUSTED, "signed prekey ids are used up for this account")
+        self._check_signed_prekey_id_left()
         self._state.rotate_signed_pre_key()
         self._register_current_signed_prekey()
         return self.signed_prekey()
