@@ -34,7 +34,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import SessionGeneration, User
-from chat.events import session_revoked_publish
+from realtime.bus import session_revoked_publish
 
 logger = logging.getLogger(__name__)
 

@@ -7,22 +7,22 @@ every undelivered envelope in id order, and `queue_empty`. It is closed with 440
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
 one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
 deactivation, password change, another device: sign in again). A user's sockets are capped
-across processes (chat.sockets): one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be
+across processes (realtime.sockets): one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be
 closed with 4429.
 
-Client frames are in FRAME_HANDLERS; server frames are all built in chat.events. An invalid
-frame gets an `error` frame and the socket stays open. Database work never runs on the event
-loop: it runs in the chat database thread (chat.db), and the `send`, `ack` and `read` frames
-of every socket of the process are applied in batches (chat.batching: one thread hop and one
-transaction per batch, validation and store together). Events the services publish on commit
-are sent from the event loop afterwards.
+Client frames are in FRAME_HANDLERS; server frames are all built in chat.events (and published
+through realtime.bus). An invalid frame gets an `error` frame and the socket stays open.
+Database work never runs on the event loop: it runs in the chat database thread (realtime.db),
+and the `send`, `ack` and `read` frames of every socket of the process are applied in batches
+(realtime.batching: one thread hop and one transaction per batch, validation and store
+together). Events the services publish on commit are sent from the event loop afterwards.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
 anything not acknowledged is sent again on the next connect (a `sync` frame sends what this
 socket has not sent), and when the channel layer reports that it lost its subscriptions for a while
-(`layer.resubscribed`, chat.layers) or a process gave up publishing to this user
-(`backlog.reread`, chat.batching) the socket re-reads its backlog by itself. An `ack` or
+(`layer.resubscribed`, realtime.layers) or a process gave up publishing to this user
+(`backlog.reread`, realtime.batching) the socket re-reads its backlog by itself. An `ack` or
 `read` that fails is answered with an error naming its ids, so the client sends it again, and
 the socket forgets it sent them (a `sync` sends them again).
 Receipts go the other way: the sender's client asks where its unconfirmed envelopes stand
@@ -50,14 +50,15 @@ from django.conf import settings
 
 from accounts.sessions import session_generation
 from chat import events, selectors, services, validation
-from chat.batching import RECEIPT, SEND, batcher
-from chat.db import run_in_db_thread
-from chat.dispatch import SingleInboxWebsocketConsumer
 from chat.errors import InvalidFrame
-from chat.ratelimit import local_rate_limit_hit
-from chat.sockets import socket_place_release, socket_place_take
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
+from realtime import bus
+from realtime.batching import RECEIPT, SEND, batcher
+from realtime.db import run_in_db_thread
+from realtime.dispatch import SingleInboxWebsocketConsumer
+from realtime.ratelimit import local_rate_limit_hit
+from realtime.sockets import socket_place_release, socket_place_take
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     async def dispatch(self, message):
         # AsyncConsumer.dispatch runs close_old_connections() in a worker thread before every
         # message: a thread hop per frame and per push. This consumer's ORM calls all run in
-        # the chat database thread (chat.db), which manages its own connection.
+        # the chat database thread (realtime.db), which manages its own connection.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -125,7 +126,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         self.placed = True
         self.user = user
         await self.accept()
-        self.group = events.user_group(user.pk)
+        self.group = bus.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         if not await self._session_still_current():
             return
@@ -149,7 +150,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         await self._release_place()
 
     async def __call__(self, scope, receive, send):
-        # The socket's place (chat.sockets) is given back however the consumer ends: after
+        # The socket's place (realtime.sockets) is given back however the consumer ends: after
         # `disconnect`, and also when a handler raised and `disconnect` never ran.
         try:
             await super().__call__(scope, receive, send)
@@ -250,14 +251,14 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 return  # the next envelope does not fit: wait for acknowledgements
 
     async def layer_resubscribed(self, message):
-        """The channel layer's subscriptions were cut and are back (chat.redis_layer): the
+        """The channel layer's subscriptions were cut and are back (realtime.redis_layer): the
         pushes published in between are lost, so the backlog is read again. The layer sends
         this only once the subscription is confirmed, so an envelope committed before then
         is in that read, and one committed after is pushed."""
         await self._reread_backlog()
 
     async def backlog_reread(self, message):
-        """A process gave up publishing pushes to this user (chat.batching.Pushes): the
+        """A process gave up publishing pushes to this user (realtime.batching.Pushes): the
         envelopes are in the database, so the backlog is read again."""
         await self._reread_backlog()
 
@@ -279,7 +280,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 await asyncio.sleep(delay)
 
     async def push_event(self, message):
-        """A group message from events.publish_on_commit: forward the event as it is. A
+        """A group message from realtime.bus.publish_on_commit: forward the event as it is. A
         `message` that does not fit in the window, or that would overtake envelopes still
         waiting in the database, is not sent: it stays in the database (the row is the
         message) and `_refill` sends it, in id order, when acknowledgements free room."""
@@ -399,8 +400,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         recipient_id = await run_in_db_thread(services.typing_recipient, sender=self.user, to_email=to_email)
         # Never stored; relayed only to the contact's open sockets.
         await self.channel_layer.group_send(
-            events.user_group(recipient_id),
-            {"type": events.PUSH_EVENT, "event": events.typing_event(sender_email=self.user.email, state=state)},
+            bus.user_group(recipient_id),
+            {"type": bus.PUSH_EVENT, "event": events.typing_event(sender_email=self.user.email, state=state)},
         )
 
     async def _frame_receipts(self, frame: dict) -> None:

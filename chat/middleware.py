@@ -11,7 +11,7 @@ CSRF_TRUSTED_ORIGINS). A refused handshake gets HTTP 403.
 
 Authentication: channels' AuthMiddlewareStack is session based. The access-token cookie is
 validated by the very function the REST API uses (accounts.authentication: signature, expiry,
-token type, active user, current session generation), in the chat database thread (chat.db)
+token type, active user, current session generation), in the chat database thread (realtime.db)
 because loading the user is an ORM query, once per handshake. The consumer closes an
 unauthenticated socket with 4401, schedules a close at the token's expiry, and closes it with
 4403 when the account's sessions are ended (`session.revoked`, through the channel layer, so in
@@ -30,7 +30,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import user_for_access_token
 from accounts.sessions import GENERATION_CLAIM
-from chat.db import run_in_db_thread
+from realtime.db import run_in_db_thread
 
 
 def handshake_is_secure(scope: dict) -> bool:

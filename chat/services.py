@@ -28,10 +28,12 @@ from django.utils import timezone
 from accounts.models import normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
-from chat.db import batch_transaction
 from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact, QuotaExceeded
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
+from contacts.selectors import accepted_pairs
+from realtime import bus
+from realtime.db import batch_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +73,6 @@ class ReceiptResult:
 class PurgeResult:
     bodies_erased: int
     expired_deleted: int
-
-
-def _accepted_pairs(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
-    # Imported here: the contacts app imports chat.events at module level.
-    from contacts.selectors import accepted_pairs
-
-    return accepted_pairs(pairs=pairs)
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -201,7 +196,7 @@ def _envelopes_store(
         except ChatError as error:
             results[index] = error
     # Only between accepted contacts: one query for every pair of the batch.
-    accepted = _accepted_pairs({(requests[index].sender_id, recipient) for index, recipient in recipients.items()})
+    accepted = accepted_pairs(pairs={(requests[index].sender_id, recipient) for index, recipient in recipients.items()})
 
     new: list[tuple[int, int]] = []  # (request index, recipient id)
     for index, recipient_id in recipients.items():
@@ -245,7 +240,7 @@ def _envelopes_store(
         results[index] = SendResult(
             id=envelope_id, client_id=request.client_id, recipient_id=recipient_id, created=True
         )
-        events.publish_on_commit(
+        bus.publish_on_commit(
             [recipient_id],
             events.message_event(
                 id=envelope_id,
@@ -391,11 +386,11 @@ def _envelopes_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]] 
     if delivered:
         sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
         for sender_id, sender_ids in _by_sender(delivered).items():
-            events.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
+            bus.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
     if read:
         sql.envelopes_update(list(read), fields={"read_at": now})
         for sender_id, sender_ids in _by_sender(read).items():
-            events.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
+            bus.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
     return results
 
 
@@ -415,7 +410,7 @@ def typing_recipient(*, sender, to_email: str) -> int:
     if email == sender.email:
         raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
     recipient = user_by_email(email=email)
-    if recipient is None or not _accepted_pairs({(sender.pk, recipient.pk)}):
+    if recipient is None or not accepted_pairs(pairs={(sender.pk, recipient.pk)}):
         raise NotAContact()
     return recipient.pk
 

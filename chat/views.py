@@ -1,7 +1,7 @@
 """REST fallback of the chat socket (`/api/v1/messages/`), for clients without a socket and
 for resync. Same services, same rules, same idempotency as the socket frames. A send takes
 from the user's one send budget, the in-process bucket the socket's `send` frames use too
-(chat.ratelimit), and from the database bucket "message_send" shared by all processes."""
+(realtime.ratelimit), and from the database bucket "message_send" shared by all processes."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,7 +12,6 @@ from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import ErrorSerializer
 from accounts.views import ERRORS
 from chat import selectors, services
-from chat.ratelimit import local_rate_limit_hit
 from chat.serializers import (
     IdsSerializer,
     PendingQuerySerializer,
@@ -23,6 +22,7 @@ from chat.serializers import (
     SendSerializer,
     SentSerializer,
 )
+from realtime.ratelimit import local_rate_limit_hit
 
 SEND_ERRORS = {
     400: ERRORS[400],

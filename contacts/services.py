@@ -40,6 +40,7 @@ from contacts.errors import (
     UserNotFound,
 )
 from contacts.models import ContactRequest
+from realtime import bus
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +48,25 @@ Status = ContactRequest.Status
 ACTIONS = ("accept", "reject")
 
 
-# --- events (payloads built in chat.events) -------------------------------------------------
+# --- events (payloads built in chat.events, published through realtime.bus) ---------------------
 
 
 def _announce_request(request: ContactRequest) -> None:
     event = events.contact_request_event(request_id=request.id, from_email=request.requester.email)
-    events.publish_on_commit([request.recipient_id], event)
+    bus.publish_on_commit([request.recipient_id], event)
 
 
 def _announce_accepted(request: ContactRequest) -> None:
     event = events.contact_request_answered_event(
         request_id=request.id, by_email=request.recipient.email, accepted=True
     )
-    events.publish_on_commit([request.requester_id], event)
+    bus.publish_on_commit([request.requester_id], event)
 
 
 def _announce_removed(*, removed_by: User, other: User) -> None:
     # Both sides: the other person, and the remover's own other tabs.
-    events.publish_on_commit([other.id], events.contact_removed_event(email=removed_by.email))
-    events.publish_on_commit([removed_by.id], events.contact_removed_event(email=other.email))
+    bus.publish_on_commit([other.id], events.contact_removed_event(email=removed_by.email))
+    bus.publish_on_commit([removed_by.id], events.contact_removed_event(email=other.email))
 
 
 # --- services ----------------------------------------------------------------------------

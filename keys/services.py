@@ -31,6 +31,7 @@ from contacts.selectors import contact_by_email, contact_ids, pending_counterpar
 from keys import validation
 from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
+from realtime import bus
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +51,17 @@ class PurgeResult:
     signed_prekeys: int
 
 
-# --- events (payloads built in chat.events) -------------------------------------------------
+# --- events (payloads built in chat.events, published through realtime.bus) ---------------------
 
 
 def _announce_prekeys_low(*, owner_id: int, remaining: int) -> None:
-    events.publish_on_commit([owner_id], events.prekeys_low_event(remaining=remaining))
+    bus.publish_on_commit([owner_id], events.prekeys_low_event(remaining=remaining))
 
 
 def _announce_identity_changed(*, user: User, identity_key: str, user_ids: list[int]) -> None:
     if user_ids:
         event = events.identity_changed_event(email=user.email, identity_key=identity_key)
-        events.publish_on_commit(user_ids, event)
+        bus.publish_on_commit(user_ids, event)
 
 
 # --- device keys ---------------------------------------------------------------------------

@@ -249,7 +249,7 @@ RATE_LIMITS = {
     "typing": env.str("RATE_LIMIT_TYPING", default="20/10"),
     # Receipt questions (up to 1,000 ids each): a client asks once per connect.
     "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
-    # Socket frames counted per user and process (chat.ratelimit), far above what a client
+    # Socket frames counted per user and process (realtime.ratelimit), far above what a client
     # sends: the clients acknowledge each message (or a few at once) as it arrives, so a
     # backlog of small messages means a burst of `ack` frames; the browser sends `sync`
     # every 30 s as a heartbeat. Each `sync` re-reads the user's queue.
@@ -268,15 +268,15 @@ if REDIS_URL:
     # (envelopes live in the database). It was the fastest stock Redis layer measured.
     CHANNEL_LAYERS = {
         "default": {
-            # channels-redis' RedisPubSubChannelLayer, lighter per socket (see chat.redis_layer).
-            "BACKEND": "chat.redis_layer.RedisPubSubLayer",
+            # channels-redis' RedisPubSubChannelLayer, lighter per socket (see realtime.redis_layer).
+            "BACKEND": "realtime.redis_layer.RedisPubSubLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
     }
 else:
     # One process: channels' InMemoryChannelLayer scans every channel and group on each
-    # operation; this subclass indexes them (see chat.layers).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chat.layers.IndexedInMemoryChannelLayer"}}
+    # operation; this subclass indexes them (see realtime.layers).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "realtime.layers.IndexedInMemoryChannelLayer"}}
 
 # --- Chat -------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 import pytest
 from channels.layers import channel_layers
 
-from chat.ratelimit import local_rate_limits_reset
 from chat.tests.helpers import make_contacts
+from realtime.ratelimit import local_rate_limits_reset
 
 
 @pytest.fixture(autouse=True)

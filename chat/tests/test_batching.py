@@ -8,9 +8,10 @@ import uuid
 import pytest
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
-from chat import batching, db, events, services
+from chat import services
 from chat.models import Envelope
 from chat.tests.helpers import make_contacts
+from realtime import batching, bus, db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,15 +128,15 @@ def test_a_batch_that_meets_a_concurrent_resend_is_rolled_back_and_redone(make_a
 
 
 def message_push(envelope_id: int) -> dict:
-    return {"type": events.PUSH_EVENT, "event": {"type": "message", "id": envelope_id}}
+    return {"type": bus.PUSH_EVENT, "event": {"type": "message", "id": envelope_id}}
 
 
-REREAD = {"type": events.BACKLOG_REREAD}
+REREAD = {"type": bus.BACKLOG_REREAD}
 
 
 @pytest.fixture
 def redis_down(monkeypatch):
-    """`events.send_collected` fails while `down[0]`; every call is recorded."""
+    """`bus.send_collected` fails while `down[0]`; every call is recorded."""
     calls: list[list] = []
     down = [True]
 
@@ -144,7 +145,7 @@ def redis_down(monkeypatch):
         if down[0]:
             raise ConnectionError("Connection closed by server.")
 
-    monkeypatch.setattr(events, "send_collected", send_collected)
+    monkeypatch.setattr(bus, "send_collected", send_collected)
     return calls, down
 
 
@@ -162,7 +163,7 @@ async def test_pushes_given_up_leave_a_backlog_reread_for_each_recipient_until_i
     next batch publishes at once again."""
     calls, down = redis_down
     monkeypatch.setattr(batching, "PUSH_RETRY_DELAYS", (0.01, 0.01))
-    receipt = {"type": events.PUSH_EVENT, "event": {"type": "delivered", "ids": [9]}}
+    receipt = {"type": bus.PUSH_EVENT, "event": {"type": "delivered", "ids": [9]}}
     pushes = batching.Pushes()
     await pushes.send([([2], message_push(1)), ([1], receipt)])
     await pushes.send([([3], message_push(2))])  # queued behind the held ones, not sent out of order

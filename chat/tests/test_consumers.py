@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.db import OperationalError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat import events, layers, selectors, services
+from chat import events, selectors, services
 from chat.models import Envelope
 from chat.tests.helpers import (
     communicator,
@@ -23,6 +23,7 @@ from chat.tests.helpers import (
     send_frame,
     send_payload,
 )
+from realtime import bus, layers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -230,7 +231,7 @@ async def test_push_racing_the_backlog_is_not_shown_twice(contacts):
     bob_socket, backlog = await open_socket(bob, expect_backlog=1)
     # The same envelope pushed again (as if its push had raced the backlog read).
     layer = get_channel_layer()
-    await layer.group_send(events.user_group(bob.id), {"type": "push.event", "event": backlog[0]})
+    await layer.group_send(bus.user_group(bob.id), {"type": "push.event", "event": backlog[0]})
     assert await bob_socket.receive_nothing(timeout=0.2)
     assert backlog[0]["id"] == sent["id"]
     await alice_socket.disconnect()
@@ -551,7 +552,7 @@ async def test_typing_is_rate_limited(contacts, settings):
 
 async def test_events_published_by_other_apps_are_forwarded(alice, bob):
     alice_socket, _ = await open_socket(alice)
-    await sync_to_async(events.publish_on_commit)([alice.id], events.prekeys_low_event(remaining=3))
+    await sync_to_async(bus.publish_on_commit)([alice.id], events.prekeys_low_event(remaining=3))
     assert await receive(alice_socket) == {"type": "prekeys_low", "remaining": 3}
     # a contact request from bob, through the contacts API
     await sync_to_async(request_contact)(bob, alice)
@@ -601,7 +602,7 @@ async def test_a_push_that_fails_after_commit_still_confirms_and_redelivers(cont
         raise ConnectionError("channel layer unavailable")
 
     alice_socket, _ = await open_socket(alice)
-    monkeypatch.setattr(events, "send_collected", layer_down)
+    monkeypatch.setattr(bus, "send_collected", layer_down)
     sent = await send_and_confirm(alice_socket, bob)  # stored and confirmed despite the lost push
     monkeypatch.undo()
     bob_socket, backlog = await open_socket(bob, expect_backlog=1)
@@ -618,7 +619,7 @@ async def test_sync_delivers_what_a_dropped_push_missed_and_nothing_twice(contac
     async def dropped(*args, **kwargs):
         return None
 
-    monkeypatch.setattr(events, "send_collected", dropped)
+    monkeypatch.setattr(bus, "send_collected", dropped)
     sent = await send_and_confirm(alice_socket, bob)
     monkeypatch.undo()
     assert await bob_socket.receive_nothing(timeout=0.2)
@@ -638,7 +639,7 @@ async def test_sync_delivers_what_a_dropped_push_missed_and_nothing_twice(contac
 def receipts_fail(monkeypatch, times: int = 1) -> None:
     """The next `times` batches holding receipts fail in the database, as when the database
     thread's connection was killed, and so does the redo of their receipts one by one
-    (chat.batching redoes a failed batch request by request)."""
+    (realtime.batching redoes a failed batch request by request)."""
     apply, mark = services.batch_apply, services.envelopes_mark
     left = {"batch": times, "alone": times}
 
@@ -714,7 +715,7 @@ async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)
     bob_socket, _ = await open_socket(bob)
-    send_collected = events.send_collected
+    send_collected = bus.send_collected
     calls = []
     second_answered = asyncio.Event()
 
@@ -726,7 +727,7 @@ async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_
             raise ConnectionError("Connection closed by server.")
         await send_collected(layer, collected)
 
-    monkeypatch.setattr(events, "send_collected", flaky)
+    monkeypatch.setattr(bus, "send_collected", flaky)
     first = await send_and_confirm(alice_socket, bob)
     second = await send_and_confirm(alice_socket, bob)
     second_answered.set()
@@ -738,10 +739,10 @@ async def test_a_push_that_fails_is_published_again_in_order_without_holding_up_
     await bob_socket.disconnect()
 
 
-@pytest.mark.parametrize("notice", [layers.RESUBSCRIBED, events.BACKLOG_REREAD])
+@pytest.mark.parametrize("notice", [layers.RESUBSCRIBED, bus.BACKLOG_REREAD])
 async def test_a_lost_push_notice_makes_each_socket_read_its_backlog_again(contacts, monkeypatch, notice):
-    """chat.redis_layer sends `layer.resubscribed` once a cut subscription is back, and
-    chat.batching a `backlog.reread` to the recipients of pushes it gave up: the socket
+    """realtime.redis_layer sends `layer.resubscribed` once a cut subscription is back, and
+    realtime.batching a `backlog.reread` to the recipients of pushes it gave up: the socket
     re-reads the backlog, without what it sent already."""
     alice, bob = contacts
     alice_socket, _ = await open_socket(alice)
@@ -752,12 +753,12 @@ async def test_a_lost_push_notice_makes_each_socket_read_its_backlog_again(conta
     async def lost(*args, **kwargs):
         return None
 
-    monkeypatch.setattr(events, "send_collected", lost)
+    monkeypatch.setattr(bus, "send_collected", lost)
     missed = await send_and_confirm(alice_socket, bob)
     monkeypatch.undo()
     assert await bob_socket.receive_nothing(timeout=0.2)
 
-    await get_channel_layer().group_send(events.user_group(bob.id), {"type": notice})
+    await get_channel_layer().group_send(bus.user_group(bob.id), {"type": notice})
     assert (await receive(bob_socket))["id"] == missed["id"]
     assert await receive(bob_socket) == {"type": "queue_empty"}
     assert await alice_socket.receive_nothing(timeout=0.2)
@@ -773,7 +774,7 @@ async def test_a_backlog_reread_that_fails_in_the_database_is_tried_again(contac
     async def lost(*args, **kwargs):
         return None
 
-    monkeypatch.setattr(events, "send_collected", lost)
+    monkeypatch.setattr(bus, "send_collected", lost)
     missed = await send_and_confirm(alice_socket, bob)
     monkeypatch.undo()
     pending = selectors.envelopes_pending
@@ -786,7 +787,7 @@ async def test_a_backlog_reread_that_fails_in_the_database_is_tried_again(contac
         return pending(**kwargs)
 
     monkeypatch.setattr(selectors, "envelopes_pending", flaky)
-    await get_channel_layer().group_send(events.user_group(bob.id), {"type": layers.RESUBSCRIBED})
+    await get_channel_layer().group_send(bus.user_group(bob.id), {"type": layers.RESUBSCRIBED})
     assert (await receive(bob_socket))["id"] == missed["id"]
     assert await receive(bob_socket) == {"type": "queue_empty"}
     await alice_socket.disconnect()

@@ -188,8 +188,8 @@ async def test_socket_and_rest_sends_share_one_budget(contacts, settings):
 
 @pytest.mark.django_db
 def test_rest_sends_take_from_the_budget_the_socket_uses(contacts, settings):
-    from chat.ratelimit import local_rate_limit_hit
     from messenger.errors import RateLimited
+    from realtime.ratelimit import local_rate_limit_hit
 
     alice, bob = contacts
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "message_send": "2/60"}

@@ -6,10 +6,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from chat import events, services
+from chat import services
 from chat.errors import BodyTooLarge, ClientIdReused, InvalidEnvelope, NotAContact
 from chat.models import Envelope
 from chat.tests.helpers import make_contacts, request_contact
+from realtime import bus
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def publishing(django_capture_on_commit_callbacks):
     commit (the test's transaction never commits, so the callbacks are run by hand)."""
 
     def run(function, *args, **kwargs):
-        with events.collected_events() as collected, django_capture_on_commit_callbacks(execute=True):
+        with bus.collected_events() as collected, django_capture_on_commit_callbacks(execute=True):
             result = function(*args, **kwargs)
         return result, collected
 

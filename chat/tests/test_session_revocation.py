@@ -10,10 +10,10 @@ from channels.layers import get_channel_layer
 
 from accounts.models import User
 from accounts.sessions import sessions_end
-from chat import events
 from chat.consumers import ChatConsumer
 from chat.tests.helpers import access_cookie, communicator, open_socket, receive
 from messenger.testing import CsrfClient, DeviceKeys
+from realtime import bus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,12 +69,12 @@ async def test_identity_reset_closes_the_old_browser_and_keeps_the_new_device_co
     assert await receive(new_socket) == {"type": "queue_empty"}
     # A late `session.revoked` of the generation the new token already carries closes nothing.
     generation = await sync_to_async(lambda: User.objects.get(pk=alice.id).session_generation.value)()
-    group = events.user_group(alice.id)
-    await get_channel_layer().group_send(group, {"type": events.SESSION_REVOKED, "generation": generation})
+    group = bus.user_group(alice.id)
+    await get_channel_layer().group_send(group, {"type": bus.SESSION_REVOKED, "generation": generation})
     # A marker sent after it arrives after it (one channel's messages keep their order): the
     # notice was handled by then, and the socket is still open.
     marker = {"type": "test_marker"}
-    await get_channel_layer().group_send(group, {"type": events.PUSH_EVENT, "event": marker})
+    await get_channel_layer().group_send(group, {"type": bus.PUSH_EVENT, "event": marker})
     assert await receive(new_socket) == marker
     await new_socket.disconnect()
 

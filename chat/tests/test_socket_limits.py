@@ -8,10 +8,11 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 
-from chat import events, services
+from chat import services
 from chat.consumers import CLOSE_TOO_MANY_SOCKETS
 from chat.models import Envelope
 from chat.tests.helpers import communicator, open_socket, receive, send_frame
+from realtime import bus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,7 +75,7 @@ async def frames_after_pushes(socket, user) -> list[dict]:
     messages keep their order, through Redis too, and the consumer handles them one at a time),
     so once the marker is read, the consumer has handled every one of those pushes: an absent
     frame is really absent, not late."""
-    await get_channel_layer().group_send(events.user_group(user.id), {"type": events.PUSH_EVENT, "event": MARKER})
+    await get_channel_layer().group_send(bus.user_group(user.id), {"type": bus.PUSH_EVENT, "event": MARKER})
     frames = []
     while (frame := await receive(socket)) != MARKER:
         frames.append(frame)
@@ -132,7 +133,7 @@ async def test_zero_switches_the_socket_cap_off(alice, settings):
 @pytest.mark.redis
 async def test_the_cap_counts_the_sockets_of_every_process():
     """Two processes are two counters on one Redis: places taken on one count on the other."""
-    from chat.sockets import _RedisCount
+    from realtime.sockets import _RedisCount
 
     process_a, process_b = _RedisCount(django_settings.REDIS_URL), _RedisCount(django_settings.REDIS_URL)
     user_id = 10**9 + 1
@@ -154,7 +155,7 @@ async def test_the_cap_counts_the_sockets_of_every_process():
 async def test_places_of_a_killed_process_expire_with_their_lease():
     """A killed process releases nothing: its entries are scored with the end of their lease,
     and a lapsed lease no longer counts (the survivor takes the places without any cleanup)."""
-    from chat.sockets import KEY_PREFIX, _RedisCount
+    from realtime.sockets import KEY_PREFIX, _RedisCount
 
     survivor = _RedisCount(django_settings.REDIS_URL)
     user_id = 10**9 + 2

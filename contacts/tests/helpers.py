@@ -11,9 +11,9 @@ from django.db import connection, transaction
 
 from accounts.models import User
 from accounts.services import tokens_issue, user_register
-from chat import events as chat_events
 from contacts import services as contacts_services
 from messenger.testing import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
+from realtime import bus
 
 
 class Published(list):
@@ -28,7 +28,7 @@ class Published(list):
 
 @pytest.fixture
 def published(monkeypatch) -> Published:
-    """Records what contacts and keys publish through chat.events.publish_on_commit, with the
+    """Records what contacts and keys publish through realtime.bus.publish_on_commit, with the
     same after-commit timing (run the code under `django_capture_on_commit_callbacks(execute=True)`
     to see the events)."""
     events = Published()
@@ -37,7 +37,7 @@ def published(monkeypatch) -> Published:
         ids = list(user_ids)
         transaction.on_commit(lambda: events.append((ids, event)))
 
-    monkeypatch.setattr(chat_events, "publish_on_commit", record)
+    monkeypatch.setattr(bus, "publish_on_commit", record)
     return events
 
 

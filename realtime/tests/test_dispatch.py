@@ -1,11 +1,11 @@
-"""chat.dispatch: the consumer message loop (one inbox, no task per message)."""
+"""realtime.dispatch: the consumer message loop (one inbox, no task per message)."""
 
 import asyncio
 
 import pytest
 from channels.exceptions import StopConsumer
 
-from chat.dispatch import _Inbox, dispatch_in_order
+from realtime.dispatch import _Inbox, dispatch_in_order
 
 
 def _source(queue: asyncio.Queue):

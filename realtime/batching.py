@@ -27,8 +27,9 @@ import weakref
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, connection
 
-from chat import events, services
-from chat.db import run_batch_in_db_thread, run_in_db_thread
+from chat import services
+from realtime import bus
+from realtime.db import run_batch_in_db_thread, run_in_db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
     """In the database thread: the batch's sends, then its receipts, in one transaction."""
     sends = [request for kind, request in batch if kind == SEND]
     receipts = [request for kind, request in batch if kind == RECEIPT]
-    with events.collected_events() as collected:
+    with bus.collected_events() as collected:
         send_results, receipt_results = map(iter, services.batch_apply(sends, receipts))
     results = [next(send_results) if kind == SEND else next(receipt_results) for kind, _ in batch]
     return results, collected
@@ -58,13 +59,13 @@ def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
 
 def _apply_each(batch: list[tuple[str, object]]) -> tuple[list, list]:
     """In the database thread, after the batch raised: each request alone, in its own
-    transaction (in Django's default mode, see chat.db). A request that raises again is
+    transaction (in Django's default mode, see realtime.db). A request that raises again is
     rolled back with its events and answered with its exception; a connection it left
     unusable is closed, so the next request opens a new one. When no connection can be
     opened at all, the database is down for everyone: the remaining requests get that error
     at once rather than a connection attempt (and its timeout) each."""
     results: list = []
-    with events.collected_events() as collected:
+    with bus.collected_events() as collected:
         for index, (kind, request) in enumerate(batch):
             try:
                 connection.ensure_connection()
@@ -112,7 +113,7 @@ class Pushes:
             self._hold(collected)
             return
         try:
-            await events.send_collected(get_channel_layer(), collected)
+            await bus.send_collected(get_channel_layer(), collected)
         except Exception as exc:
             logger.warning("chat push failed, retrying events=%s error=%s", len(collected), type(exc).__name__)
             self._hold(collected)
@@ -128,17 +129,17 @@ class Pushes:
         owed: dict[int, None] = {}
         given_up = 0
         for user_ids, message in self._held:
-            if message["type"] == events.BACKLOG_REREAD:
+            if message["type"] == bus.BACKLOG_REREAD:
                 owed.update(dict.fromkeys(user_ids))
                 continue
             given_up += 1
-            if message["type"] == events.PUSH_EVENT and message["event"].get("type") == "message":
+            if message["type"] == bus.PUSH_EVENT and message["event"].get("type") == "message":
                 owed.update(dict.fromkeys(user_ids))
         if given_up:
             logger.error(
                 "chat push failed after commit, given up events=%s rereads=%s reason=%s", given_up, len(owed), reason
             )
-        self._held = [(list(owed), {"type": events.BACKLOG_REREAD})] if owed else []
+        self._held = [(list(owed), {"type": bus.BACKLOG_REREAD})] if owed else []
 
     async def _retry(self) -> None:
         """Runs while events are held: `send` starts it only when nothing was held, and it
@@ -154,7 +155,7 @@ class Pushes:
             held = self._held
             sending = list(held)
             try:
-                await events.send_collected(get_channel_layer(), sending)
+                await bus.send_collected(get_channel_layer(), sending)
             except Exception as exc:
                 failures += 1
                 logger.warning("chat push retry failed events=%s error=%s", len(sending), type(exc).__name__)

@@ -1,7 +1,7 @@
 """channels-redis' pub/sub layer with a lighter per-channel queue, for `REDIS_URL` setups, and
 a notice to the consumers when its subscriptions were cut and are back.
 
-In its own module so that the embedded setup (chat.layers) does not load redis-py.
+In its own module so that the embedded setup (realtime.layers) does not load redis-py.
 """
 
 import asyncio
@@ -12,7 +12,7 @@ from channels_redis.utils import _wrap_close, create_pool, decode_hosts
 from redis import asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from chat.layers import RESUBSCRIBED, ChannelQueue
+from realtime.layers import RESUBSCRIBED, ChannelQueue
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class _RedisPubSubLoopLayer(RedisPubSubLoopLayer):
 
 class RedisPubSubLayer(RedisPubSubChannelLayer):
     """channels-redis' pub/sub layer with `ChannelQueue` as each channel's local queue
-    (about 3 KB less per idle socket), and `layer.resubscribed` (chat.layers.RESUBSCRIBED)
+    (about 3 KB less per idle socket), and `layer.resubscribed` (realtime.layers.RESUBSCRIBED)
     sent to the local members of groups whose subscription was cut and restored. The Redis
     subscriptions and their reconnection are channels-redis' and redis-py's own code.
     `_get_layer` is channels-redis' method with the subclass put in; it and the classes above

@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.exceptions import ChannelFull
 
-from chat.layers import ChannelQueue, IndexedInMemoryChannelLayer
+from realtime.layers import ChannelQueue, IndexedInMemoryChannelLayer
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ async def test_channel_queue_is_fifo_bounded_and_passes_a_cancelled_wake_up_on()
 
 @pytest.mark.redis
 async def test_redis_layer_delivers_group_messages_through_channel_queues(settings):
-    from chat.redis_layer import RedisPubSubLayer
+    from realtime.redis_layer import RedisPubSubLayer
 
     layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
     try:
@@ -138,7 +138,7 @@ async def test_redis_layer_delivers_group_messages_through_channel_queues(settin
 
 @pytest.mark.redis
 async def test_redis_layer_group_send_many_delivers_in_order(settings):
-    from chat.redis_layer import RedisPubSubLayer
+    from realtime.redis_layer import RedisPubSubLayer
 
     layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
     try:
@@ -170,8 +170,8 @@ async def test_redis_layer_tells_group_members_when_a_cut_subscription_is_back(s
     (what was published in between is lost); a channel in no group gets nothing."""
     from redis import asyncio as aioredis
 
-    from chat.layers import RESUBSCRIBED
-    from chat.redis_layer import RedisPubSubLayer
+    from realtime.layers import RESUBSCRIBED
+    from realtime.redis_layer import RedisPubSubLayer
 
     layer = RedisPubSubLayer(hosts=[settings.REDIS_URL], prefix=f"test-{time.monotonic_ns()}")
     admin = aioredis.Redis.from_url(settings.REDIS_URL)

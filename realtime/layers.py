@@ -1,5 +1,5 @@
 """An in-memory channel layer for the embedded (single-process) setup that does not scan,
-and the light per-channel queue both our layers use (chat.redis_layer has the Redis one).
+and the light per-channel queue both our layers use (realtime.redis_layer has the Redis one).
 
 channels' `InMemoryChannelLayer` runs `_clean_expired()` on every `receive` and
 `group_send`: a walk over every channel queue and every group membership in the process. With
@@ -20,7 +20,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 # The message a channel layer puts on every local channel that is in a group once its lost
-# subscriptions are back (chat.redis_layer): the group messages published while they were
+# subscriptions are back (realtime.redis_layer): the group messages published while they were
 # down are gone, so the consumer reads again what they would have carried
 # (ChatConsumer.layer_resubscribed). The in-memory layer loses no subscriptions.
 RESUBSCRIBED = "layer.resubscribed"
