@@ -34,11 +34,14 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from accounts.models import SessionGeneration, User
-from realtime.bus import session_revoked_publish
+from realtime import bus
 
 logger = logging.getLogger(__name__)
 
 GENERATION_CLAIM = "gen"
+# The channel-layer message that closes a user's sockets opened before a generation (handled
+# by chat.consumers.ChatConsumer.session_revoked).
+SESSION_REVOKED = "session.revoked"
 TOKEN_DIGEST_PREFIX = "sha256:"
 
 
@@ -86,6 +89,12 @@ def tokens_revoke_all(*, user_id: int) -> int:
     rows = [BlacklistedToken(token=token) for token in outstanding]
     BlacklistedToken.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def session_revoked_publish(*, user_id: int, generation: int) -> None:
+    """Close every socket of a user opened with a token older than session `generation`
+    (`sessions_end`: logout, deactivation, password change, new device), after the commit."""
+    bus.message_on_commit([user_id], {"type": SESSION_REVOKED, "generation": generation})
 
 
 @transaction.atomic

@@ -17,7 +17,6 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 PUSH_EVENT = "push.event"
-SESSION_REVOKED = "session.revoked"
 # Pushes to this user were given up (realtime.batching.Pushes): its sockets re-read their backlog.
 BACKLOG_REREAD = "backlog.reread"
 
@@ -57,10 +56,12 @@ def publish_on_commit(user_ids: Iterable[int], event: dict) -> None:
     _publish_on_commit(user_ids, {"type": PUSH_EVENT, "event": event})
 
 
-def session_revoked_publish(*, user_id: int, generation: int) -> None:
-    """Close every socket of a user opened with a token older than session `generation`
-    (accounts.sessions.sessions_end: logout, deactivation, password change, new device)."""
-    _publish_on_commit([user_id], {"type": SESSION_REVOKED, "generation": generation})
+def message_on_commit(user_ids: Iterable[int], message: dict) -> None:
+    """Send a channel-layer `message` (a dict whose "type" names the consumer method that
+    handles it, e.g. accounts.sessions' "session.revoked") to every open socket of these
+    users once the current transaction commits. For what a socket does, not what it tells
+    its client (that is `publish_on_commit`)."""
+    _publish_on_commit(user_ids, message)
 
 
 @contextlib.contextmanager

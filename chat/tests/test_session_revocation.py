@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from accounts.models import User
-from accounts.sessions import sessions_end
+from accounts.sessions import SESSION_REVOKED, sessions_end
 from chat.consumers import ChatConsumer
 from chat.tests.helpers import access_cookie, communicator, open_socket, receive
 from messenger.testing import CsrfClient, DeviceKeys
@@ -70,7 +70,7 @@ async def test_identity_reset_closes_the_old_browser_and_keeps_the_new_device_co
     # A late `session.revoked` of the generation the new token already carries closes nothing.
     generation = await sync_to_async(lambda: User.objects.get(pk=alice.id).session_generation.value)()
     group = bus.user_group(alice.id)
-    await get_channel_layer().group_send(group, {"type": bus.SESSION_REVOKED, "generation": generation})
+    await get_channel_layer().group_send(group, {"type": SESSION_REVOKED, "generation": generation})
     # A marker sent after it arrives after it (one channel's messages keep their order): the
     # notice was handled by then, and the socket is still open.
     marker = {"type": "test_marker"}
