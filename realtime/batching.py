@@ -56,8 +56,8 @@ def _apply_in_transaction(apply: Apply, requests: list) -> tuple[Sequence[object
     collected: bus.Collected = []
     with bus.collecting(collected), batch_transaction():
         results = apply(requests)
-    if len(results) != len(requests):
-        raise RuntimeError(f"batch apply answered {len(results)} of {len(requests)} requests")
+        if len(results) != len(requests):
+            raise RuntimeError(f"batch apply answered {len(results)} of {len(requests)} requests")
     return results, collected
 
 
@@ -77,11 +77,7 @@ def _apply_each(apply: Apply, requests: list) -> tuple[list, bus.Collected]:
     with its events and answered with its exception; a connection it left unusable is
     closed, so the next request opens a new one. When no connection can be opened at all,
     the database is down for everyone: the remaining requests get that error at once rather
-    than a connection attempt (and its timeout) each.
-
-    An IntegrityError is tried once more: a unique index met a concurrent transaction's row
-    (as a resend from another tab or process), which is committed by then, so the second try
-    reads it (chat.services answers such a resend with the stored id)."""
+    than a connection attempt (and its timeout) each."""
     results: list = []
     collected: bus.Collected = []
     for index, request in enumerate(requests):
@@ -90,20 +86,25 @@ def _apply_each(apply: Apply, requests: list) -> tuple[list, bus.Collected]:
         except DatabaseError as exc:
             results.extend([exc] * (len(requests) - index))
             break
-        for last_try in (False, True):
-            try:
-                [result], events = _apply_in_transaction(apply, [request])
-                collected += events
-            except IntegrityError as exc:
-                result = exc
-                if not last_try:
-                    continue
-            except Exception as exc:
-                result = exc
-                close_unusable()
-            break
+        try:
+            [result], events = _apply_alone(apply, request)
+            collected += events
+        except Exception as exc:
+            result = exc
+            close_unusable()
         results.append(result)
     return results, collected
+
+
+def _apply_alone(apply: Apply, request) -> tuple[Sequence[object], bus.Collected]:
+    """One request in its own transaction. An IntegrityError is tried once more: a unique
+    index met a concurrent transaction's row (as a resend from another tab or process),
+    which is committed by the time the error is raised, so the second try reads it
+    (chat.services answers such a resend with the stored id)."""
+    try:
+        return _apply_in_transaction(apply, [request])
+    except IntegrityError:
+        return _apply_in_transaction(apply, [request])
 
 
 class Pushes:
