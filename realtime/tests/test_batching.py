@@ -181,6 +181,22 @@ def test_an_atomic_block_inside_a_batch_is_refused(published):
     assert published == []
 
 
+@pytest.mark.mariadb
+def test_on_commit_inside_a_batch_is_refused(published):
+    """Django would keep the hook until autocommit is switched back on, long after this
+    batch's commit: in the batch's manual mode Django refuses it, and the batch rolls back."""
+
+    def hooked(requests):
+        results = write_names(requests)
+        transaction.on_commit(lambda: None)
+        return results
+
+    [result] = run(lambda: submit_together(hooked, ["a"]))
+    assert isinstance(result, TransactionManagementError)
+    assert not Group.objects.exists()
+    assert published == []
+
+
 def test_work_after_a_batch_runs_in_djangos_default_mode_and_commits(published):
     """A batch leaves the thread's connection in batch mode (on MariaDB); a function run
     afterwards in the same thread gets Django's default mode back, so its `atomic()` block
