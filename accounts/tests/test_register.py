@@ -7,7 +7,7 @@ from django.db import connection
 
 from accounts.models import User
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
-from messenger.testing import DeviceKeys, FastPepperedPBKDF2PasswordHasher, b64, registration_payload
+from tests.helpers import DeviceKeys, FastPepperedPBKDF2PasswordHasher, b64, registration_payload
 
 URL = "/api/v1/auth/register"
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from accounts.models import User
 from accounts.services import tokens_issue, user_register
 from contacts import services as contacts_services
-from messenger.testing import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 from realtime import bus
+from tests.helpers import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
 
 class Published(list):
@@ -51,7 +51,7 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
 
 
 def signed_in_account(*, one_time_count: int = 10) -> Account:
-    """What `messenger.testing.register_account` returns (a registered account and a client
+    """What `tests.helpers.register_account` returns (a registered account and a client
     carrying its auth cookies), made through the services instead of two HTTP round trips:
     these tests are about the contacts and keys endpoints, and make many accounts."""
     user = make_user(one_time_count=one_time_count)

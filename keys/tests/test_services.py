@@ -14,7 +14,7 @@ from keys import services
 from keys.errors import ContactNotFound, InvalidKeyMaterial, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 from messenger.errors import RateLimited
-from messenger.testing import DEFAULT_PASSWORD, DeviceKeys, b64, raw_public
+from tests.helpers import DEFAULT_PASSWORD, DeviceKeys, b64, raw_public
 
 pytestmark = pytest.mark.django_db
 
