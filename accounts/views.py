@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
-from accounts.ratelimit import client_address, rate_limit_hit
+from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
 from accounts.sessions import tokens_issue
+from messenger.ratelimit import client_address
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input, with field errors."),
