@@ -58,10 +58,3 @@ class UserSerializer(serializers.ModelSerializer):
 class CsrfSerializer(serializers.Serializer):
     csrf_token = serializers.CharField(help_text="Echo it in the X-CSRFToken header of unsafe requests.")
 
-
-class ErrorSerializer(serializers.Serializer):
-    """The shape of every error answer of the API."""
-
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Field errors, for validation failures (400).")

@@ -5,7 +5,7 @@ from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,16 +14,10 @@ from accounts import services
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
 from accounts.ratelimit import rate_limit_hit
-from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
+from accounts.serializers import CsrfSerializer, LoginSerializer, RegisterSerializer, UserSerializer
 from accounts.sessions import tokens_issue
+from messenger.api import ERRORS
 from messenger.ratelimit import client_address
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input, with field errors."),
-    401: OpenApiResponse(ErrorSerializer, description="Not signed in or invalid credentials."),
-    403: OpenApiResponse(ErrorSerializer, description="Missing or wrong CSRF token."),
-    429: OpenApiResponse(ErrorSerializer, description="Rate limited; see the Retry-After header."),
-}
 
 
 class CsrfView(APIView):

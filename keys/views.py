@@ -6,15 +6,13 @@ one-time prekey out once, and refusing keys that are malformed, of low order or 
 by the identity key.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.cookies import set_auth_cookies
-from accounts.serializers import ErrorSerializer
 from accounts.sessions import tokens_issue
-from accounts.views import ERRORS
 from keys import selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
@@ -29,13 +27,9 @@ from keys.serializers import (
     SignedPreKeySerializer,
     SignedPreKeyStatusSerializer,
 )
+from messenger.api import ERRORS, error_doc
 
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
-NOT_A_CONTACT = _error("`not_found`: unknown email, or not a contact (the same answer for both).")
+NOT_A_CONTACT = error_doc("`not_found`: unknown email, or not a contact (the same answer for both).")
 NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
 
 
@@ -103,7 +97,7 @@ class IdentityView(APIView):
             200: IdentityResetResultSerializer,
             400: ERRORS[400],
             401: ERRORS[401],
-            403: _error("Missing CSRF token, or `wrong_password`."),
+            403: error_doc("Missing CSRF token, or `wrong_password`."),
             429: ERRORS[429],
         },
     )
@@ -137,7 +131,7 @@ class PreKeyUploadView(APIView):
             400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
-            409: _error(
+            409: error_doc(
                 "`key_id_reused`: an id is already on record (the whole upload is refused); "
                 f"`too_many_prekeys`: the upload would exceed the cap on unused keys; {NO_DEVICE_KEYS}."
             ),
@@ -161,10 +155,10 @@ class SignedPreKeyView(APIView):
         ),
         responses={
             200: SignedPreKeyStatusSerializer,
-            400: _error("Invalid input, or `invalid_key`: the signature does not verify."),
+            400: error_doc("Invalid input, or `invalid_key`: the signature does not verify."),
             401: ERRORS[401],
             403: ERRORS[403],
-            409: _error(f"`key_id_reused`: this signed prekey id is already on record; {NO_DEVICE_KEYS}."),
+            409: error_doc(f"`key_id_reused`: this signed prekey id is already on record; {NO_DEVICE_KEYS}."),
         },
     )
     def put(self, request):
