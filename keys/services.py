@@ -26,9 +26,8 @@ from accounts.audit import account_change_log
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
 from accounts.sessions import sessions_end
-from chat import events
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
-from keys import validation
+from keys import events, validation
 from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 from realtime import bus
@@ -51,7 +50,7 @@ class PurgeResult:
     signed_prekeys: int
 
 
-# --- events (payloads built in chat.events, published through realtime.bus) ---------------------
+# --- events (keys.events, published through realtime.bus) ----------------------------------
 
 
 def _announce_prekeys_low(*, owner_id: int, remaining: int) -> None:
