@@ -1,4 +1,5 @@
-"""Writes of key material: device set-up, uploads, rotation, bundle claims and purging.
+"""Writes of key material: registration, device set-up, uploads, rotation, bundle claims and
+purging.
 
 Every input here was validated by `keys.serializers` (canonical base64, point checks, the
 registration signature); the services enforce the rules that need the database, and verify
@@ -25,6 +26,7 @@ from django.utils import timezone
 from accounts.audit import account_change_log
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
+from accounts.services import user_build, user_create
 from accounts.sessions import sessions_end
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
 from keys import events, validation
@@ -126,6 +128,25 @@ def identity_reset(
         _announce_identity_changed(user=user, identity_key=identity_key, user_ids=notified)
     logger.info("identity key reset user=%s; %s users notified", user.id, len(notified))
     return OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def account_register(
+    *, email: str, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: list[dict]
+) -> User:
+    """Create an account with its public device keys in one transaction: either both exist
+    or neither does. The password is hashed before that transaction starts (see
+    accounts.services.user_build)."""
+    user = user_build(email=email, password=password)
+    with transaction.atomic():
+        user_create(user=user)
+        device_keys_set(
+            user=user, identity_key=identity_key, signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
+        )
+    logger.info("user registered id=%s", user.id)
+    return user
 
 
 # --- one-time prekeys ----------------------------------------------------------------------

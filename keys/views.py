@@ -1,4 +1,5 @@
-"""The keys API (`/api/v1/keys/`): a directory of public keys.
+"""The keys API (`/api/v1/keys/`): a directory of public keys; and registration
+(`/api/v1/auth/register`, routed by messenger.urls), which creates an account with its keys.
 
 The server hands out keys it cannot use: every private half stays in the browser. Its part
 of the protocol's security is who may fetch what (accepted contacts only), handing each
@@ -7,11 +8,14 @@ by the identity key.
 """
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
+from accounts.serializers import UserSerializer
+from accounts.services import registration_rate_limit
 from accounts.sessions import tokens_issue
 from keys import selectors, services
 from keys.errors import ContactNotFound
@@ -24,13 +28,43 @@ from keys.serializers import (
     PreKeyCountSerializer,
     PreKeyStatusSerializer,
     PreKeyUploadSerializer,
+    RegisterSerializer,
     SignedPreKeySerializer,
     SignedPreKeyStatusSerializer,
 )
 from messenger.api import ERRORS, error_doc
+from messenger.ratelimit import client_address
 
 NOT_A_CONTACT = error_doc("`not_found`: unknown email, or not a contact (the same answer for both).")
 NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
+
+
+class RegisterView(APIView):
+    """Create an account with its public device keys. Private keys never reach the server."""
+
+    authentication_classes = [CsrfOnlyAuthentication]
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=RegisterSerializer,
+        description=(
+            "The email must be plain ASCII: an internationalised domain is written in its xn-- "
+            "(punycode) form. Unicode has letters that look like ASCII ones (Cyrillic a, Greek o, "
+            "fullwidth forms), so without this rule an account could pass for another "
+            "(alice@ex\u0430mple.org next to alice@example.org). Emails are compared trimmed and "
+            "case-insensitively, at sign-in too. `email_taken` (400) when the address is in use."
+        ),
+        responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
+        auth=[],
+    )
+    def post(self, request):
+        # Counted before validation (so invalid attempts cost too); the body may be any JSON.
+        email = request.data.get("email", "") if isinstance(request.data, dict) else ""
+        registration_rate_limit(email=str(email), ip=client_address(request))
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.account_register(**serializer.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 class BundleView(APIView):

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import User
-from accounts.services import tokens_issue, user_register
+from accounts.sessions import tokens_issue
 from contacts import services as contacts_services
+from keys.services import account_register
 from realtime import bus
 from tests.helpers import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
@@ -45,7 +46,7 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
     """A registered user with real device keys; the private halves are on `user.device`."""
     keys = keys or DeviceKeys()
     email = email or unique_email()
-    user = user_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
+    user = account_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
     user.device = keys
     return user
 

@@ -148,7 +148,7 @@ def test_user_and_keys_are_created_atomically(client_csrf, monkeypatch):
     def explode(**kwargs):
         raise RuntimeError("key storage failed")
 
-    monkeypatch.setattr("accounts.services.device_keys_set", explode)
+    monkeypatch.setattr("keys.services.device_keys_set", explode)
     with pytest.raises(RuntimeError):
         client_csrf.post_json(URL, registration_payload())
     assert not User.objects.exists()
