@@ -27,7 +27,7 @@ from accounts.audit import account_change_log
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
 from accounts.services import user_build, user_create
-from accounts.sessions import sessions_end
+from accounts.sessions import TokenPair, sessions_end, tokens_issue
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
 from keys import events, validation
 from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
@@ -44,6 +44,12 @@ class PreKeyBundle:
     identity_key: str
     signed_prekey: dict
     one_time_prekey: dict | None
+
+
+@dataclass(frozen=True)
+class IdentityResetResult:
+    count: int  # unused one-time prekeys
+    tokens: TokenPair  # the new device's session
 
 
 @dataclass(frozen=True)
@@ -107,14 +113,16 @@ def device_keys_set(*, user, identity_key: str, signed_prekey: dict, one_time_pr
 
 def identity_reset(
     *, user: User, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: Iterable[dict]
-) -> int:
+) -> IdentityResetResult:
     """Replace the account's device keys with those of a new browser. Needs the password
     (a stolen session alone must not be able to swap the keys every contact encrypts to),
     is rate limited per user, and tells every contact and pending counterparty, after the
-    commit, that the identity key changed (clients show it; safety numbers change). Every
-    session of the account ends and the reset is recorded (device_keys_set); the caller
-    issues the new device's tokens afterwards, of the new session generation.
-    Returns the number of unused one-time prekeys."""
+    commit, that the identity key changed (clients show it; safety numbers change).
+
+    One transaction ends every session of the account and records the reset
+    (device_keys_set), and issues the new browser's tokens, of the new session generation:
+    the old browser is signed out and the new one signed in by the same commit, never one
+    without the other."""
     # Outside the transaction: a wrong password must still consume a token.
     rate_limit_hit("identity_reset", str(user.id))
     if not user.check_password(password):
@@ -126,8 +134,10 @@ def identity_reset(
         )
         notified = sorted(set(contact_ids(user_id=user.id)) | set(pending_counterparty_ids(user_id=user.id)))
         _announce_identity_changed(user=user, identity_key=identity_key, user_ids=notified)
+        tokens = tokens_issue(user=user)
+        count = OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
     logger.info("identity key reset user=%s; %s users notified", user.id, len(notified))
-    return OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
+    return IdentityResetResult(count=count, tokens=tokens)
 
 
 # --- registration --------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
 from accounts.serializers import UserSerializer
 from accounts.services import registration_rate_limit
-from accounts.sessions import tokens_issue
 from keys import selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
@@ -138,12 +137,10 @@ class IdentityView(APIView):
     def put(self, request):
         serializer = IdentityResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        count = services.identity_reset(user=request.user, **serializer.validated_data)
-        result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
+        reset = services.identity_reset(user=request.user, **serializer.validated_data)
+        result = {"identity_key": serializer.validated_data["identity_key"], "count": reset.count}
         response = Response(IdentityResetResultSerializer(result).data)
-        # identity_reset ended every session (the old browser is signed out everywhere); this
-        # browser gets tokens of the new session generation.
-        set_auth_cookies(response, tokens_issue(user=request.user))
+        set_auth_cookies(response, reset.tokens)
         return response
 
 
