@@ -1,4 +1,5 @@
-"""Accounts: registration, sign-in and the refresh-token family.
+"""Accounts: creating one (registration itself, with the device keys, is
+keys.services.account_register), sign-in, logout and the refresh-token family.
 
 Token rotation is written here rather than taken from simplejwt's TokenRefreshView: that view
 checks the blacklist with `.exists()` and then blacklists with `get_or_create`, so two
@@ -28,7 +29,6 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from accounts.models import User, normalize_email
-from accounts.ratelimit import rate_limit_hit
 from accounts.sessions import GENERATION_CLAIM, TokenPair, session_generation, sessions_end, tokens_issue
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,6 @@ def user_create(*, user: User) -> None:
             user.save()
     except IntegrityError:
         raise EmailTaken() from None
-
-
-def registration_rate_limit(*, email: str, ip: str) -> None:
-    rate_limit_hit("register_ip", ip)
-    rate_limit_hit("register_email", normalize_email(email))
 
 
 def user_authenticate(*, email: str, password: str, request) -> User:

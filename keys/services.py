@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import account_change_log
-from accounts.models import User
+from accounts.models import User, normalize_email
 from accounts.ratelimit import rate_limit_hit
 from accounts.services import user_build, user_create
 from accounts.sessions import TokenPair, sessions_end, tokens_issue
@@ -141,6 +141,12 @@ def identity_reset(
 
 
 # --- registration --------------------------------------------------------------------------
+
+
+def registration_rate_limit(*, email: str, ip: str) -> None:
+    """Count a registration attempt per client address and per email (normalised)."""
+    rate_limit_hit("register_ip", ip)
+    rate_limit_hit("register_email", normalize_email(email))
 
 
 def account_register(

@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
 from accounts.serializers import UserSerializer
-from accounts.services import registration_rate_limit
 from keys import selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
@@ -59,7 +58,7 @@ class RegisterView(APIView):
     def post(self, request):
         # Counted before validation (so invalid attempts cost too); the body may be any JSON.
         email = request.data.get("email", "") if isinstance(request.data, dict) else ""
-        registration_rate_limit(email=str(email), ip=client_address(request))
+        services.registration_rate_limit(email=str(email), ip=client_address(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.account_register(**serializer.validated_data)
