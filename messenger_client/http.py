@@ -29,6 +29,7 @@ import functools
 import http.cookiejar
 import json
 import logging
+import os
 import ssl
 import urllib.parse
 import urllib.request
@@ -239,14 +240,20 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _reason(error: BaseException) -> str:
-    """The innermost cause's message: ``[Errno 111] Connect call failed`` rather than httpx's
-    ``All connection attempts failed``."""
-    reason = str(error) or type(error).__name__
-    cause = error.__cause__
-    while cause is not None and not isinstance(cause, BaseExceptionGroup):
-        reason = str(cause) or reason
-        cause = cause.__cause__
-    return reason
+    """Why the server could not be reached, in urllib's words (what the CLI printed before): the
+    innermost cause, ``[Errno 111] Connection refused`` rather than httpx's ``All connection
+    attempts failed``, and ``timed out``."""
+    innermost = error
+    cause = error.__cause__ or error.__context__  # httpx and httpcore re-raise "from None"
+    while cause is not None:
+        if isinstance(cause, BaseExceptionGroup):
+            cause = cause.exceptions[-1]  # as socket.create_connection: the last attempt's error
+        innermost, cause = cause, cause.__cause__ or cause.__context__
+    if isinstance(error, httpx.TimeoutException) or isinstance(innermost, TimeoutError):
+        return "timed out"
+    if isinstance(innermost, OSError) and not isinstance(innermost, ssl.SSLError) and (innermost.errno or 0) > 0:
+        return f"[Errno {innermost.errno}] {os.strerror(innermost.errno)}"
+    return str(innermost) or str(error) or type(error).__name__
 
 
 def _value(cookies: dict, name: str) -> str | None:
