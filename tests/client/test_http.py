@@ -233,3 +233,14 @@ async def test_no_cookie_value_reaches_the_debug_log(client_server, tmp_path, ca
     assert "> Cookie: [hidden]" in caplog.text
     for secret in secrets:
         assert secret not in caplog.text
+
+
+async def test_an_oversized_body_is_refused_with_the_servers_reason(client_server):
+    api = HttpApi(client_server.url)
+    body = {"email": "x@example.test", "password": "x", "padding": "x" * 500_000}
+    try:
+        with pytest.raises(ApiError) as refused:
+            await api.call("POST", "auth/login", body, auth=False)
+    finally:
+        await api.aclose()
+    assert (refused.value.status, refused.value.code) == (413, "request_too_large")
