@@ -268,7 +268,7 @@ if REDIS_URL:
     # (envelopes live in the database). It was the fastest stock Redis layer measured.
     CHANNEL_LAYERS = {
         "default": {
-            # channels-redis' RedisPubSubChannelLayer, lighter per socket (see realtime.redis_layer).
+            # Our own layer on redis-py (see realtime.redis_layer), channels-redis' wire format.
             "BACKEND": "realtime.redis_layer.RedisPubSubLayer",
             "CONFIG": {"hosts": [{"address": REDIS_URL}]},
         }
