@@ -14,7 +14,7 @@ import pytest
 from channels.exceptions import ChannelFull
 from redis import asyncio as aioredis
 
-from realtime.layers import RESUBSCRIBED
+from realtime.layers import RESUBSCRIBED, ChannelQueue
 from realtime.redis_layer import RedisPubSubLayer
 
 pytestmark = pytest.mark.redis
@@ -101,6 +101,7 @@ async def test_group_send_reaches_every_member_in_every_process_and_only_them(ad
     await joined(admin, there, "user.1", c)
     await until(lambda: subscribers_at_least(admin, here._group_channel("user.1"), 2), "both processes")
     await here.group_send("user.1", {"type": "push.event", "n": 1})
+    assert type(here._here().channels[a]) is ChannelQueue  # the light queue, per socket
     for layer, channel in ((here, a), (here, b), (there, c)):
         assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "push.event", "n": 1}
     assert await nothing_for(here, outsider)
