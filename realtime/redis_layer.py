@@ -159,7 +159,7 @@ class _Host:
             if kind == b"message":
                 self._loop.deliver(response[1].decode(), response[2])
             elif kind == b"pmessage":
-                self._loop.deliver_to_channel(response[2].decode(), response[3])
+                self._loop.put(response[2].decode(), response[3])  # to one of this process's channels
             elif kind == b"subscribe" and self._restoring:
                 self._restoring = self._lost = False
                 logger.warning("redis pub/sub subscriptions restored")
@@ -194,6 +194,7 @@ class _Loop:
         return self.hosts[_host_index(name, len(self.hosts))]
 
     def put(self, channel: str, data: bytes) -> bool:
+        """Queue `data` for a local channel (if it is still here); False if the channel is full."""
         queue = self.channels.get(channel)
         if queue is None:
             return True
@@ -213,9 +214,6 @@ class _Loop:
         elif name in self.named:
             self.put(name, data)
 
-    def deliver_to_channel(self, channel: str, data: bytes) -> None:
-        self.put(channel, data)
-
     def resubscribed(self, host: _Host) -> None:
         """`host`'s subscriptions are back after a cut: every local channel in a group on that
         host gets one RESUBSCRIBED, in order with its other messages, so its consumer re-reads
@@ -233,7 +231,7 @@ class _Loop:
         return channel
 
     async def send(self, channel: str, data: bytes) -> None:
-        if channel in self.channels:
+        if channel.startswith(self.channel_prefix):  # this process's: no need to go through Redis
             if not self.put(channel, data):
                 raise ChannelFull(channel)
             return
