@@ -204,6 +204,9 @@ class Store:
         row = self._db.execute("SELECT sealed FROM sessions WHERE peer = ?", (peer,)).fetchone()
         return json.loads(self._open(f"sessions:{peer}", row[0])) if row else []
 
+    def peers_with_sessions(self) -> list[str]:
+        return [peer for (peer,) in self._db.execute("SELECT peer FROM sessions").fetchall()]
+
     def put_sessions(self, peer: str, sessions: list[dict]) -> None:
         if not sessions:
             self._db.execute("DELETE FROM sessions WHERE peer = ?", (peer,))
@@ -284,6 +287,10 @@ class Store:
             " WHERE client_id = ?",
             (server_id, client_id),
         )
+
+    def mark_failed(self, client_id: str) -> None:
+        """An outgoing message the server refused: it will never be sent."""
+        self._db.execute("UPDATE messages SET status = 'failed' WHERE client_id = ?", (client_id,))
 
     def mark_outgoing(self, server_ids: list[int], status: str) -> None:
         order = {"sent": 1, "delivered": 2, "read": 3}

@@ -177,14 +177,14 @@ async def test_prekeys_are_refilled_and_the_signed_prekey_rotated(client_server,
                 await befriend(sender, bob)
                 await sender.send(bob.email, "hi")
         assert [m.text for m in await bob.fetch()] == ["hi", "hi", "hi"]
-        assert (await bob._api("GET", "keys/prekeys/count"))["count"] == 97
+        assert (await bob.http.call("GET", "keys/prekeys/count"))["count"] == 97
         # Below the minimum, the client tops the server up with new ids (never reused).
-        monkeypatch.setattr("messenger_client.client.ONE_TIME_PREKEY_MIN", 99)
+        monkeypatch.setattr("messenger_client.keys.ONE_TIME_PREKEY_MIN", 99)
         # (Also what the client does by itself after a session consumed a one-time prekey.)
         await bob.maintain_keys()
-        assert (await bob._api("GET", "keys/prekeys/count"))["count"] == 100
+        assert (await bob.http.call("GET", "keys/prekeys/count"))["count"] == 100
         await bob.rotate_signed_prekey()
-        assert (await bob._api("GET", "keys/prekeys/count"))["signed_prekey_id"] == 2
+        assert (await bob.http.call("GET", "keys/prekeys/count"))["signed_prekey_id"] == 2
         # A first message made with the new signed prekey (and a refilled one-time prekey) decrypts.
         late = await registered(client_server.url, tmp_path, "late")
         async with late:

@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from messenger_client import Client, NotSignedIn, StateFileInUse, TooManyConnections
-from messenger_client import client as client_module
+from messenger_client import receipts as receipts_module
 from tests.client.conftest import PASSPHRASE, start_server
 from tests.client.helpers import befriend, next_message, registered
 
@@ -37,23 +37,23 @@ async def test_a_redelivered_envelope_is_stored_once_and_a_tampered_one_is_dropp
     async with alice, bob:
         await befriend(alice, bob)
         await alice.send(bob.email, "one")
-        (frame,) = (await bob._api("GET", "messages/?after=0"))["messages"]
-        first = await bob._decrypt_frame(frame)
+        (frame,) = (await bob.http.call("GET", "messages/?after=0"))["messages"]
+        first = await bob._inbox.decrypt(frame)
         assert first.text == "one"
         # The acknowledgement was lost: the same envelope comes again and is only acknowledged again.
-        assert await bob._decrypt_frame(frame) is None
-        await bob._api("POST", "messages/ack", {"ids": [frame["id"]]})
+        assert await bob._inbox.decrypt(frame) is None
+        await bob.http.call("POST", "messages/ack", {"ids": [frame["id"]]})
 
         await alice.send(bob.email, "two")
-        (frame,) = (await bob._api("GET", "messages/?after=0"))["messages"]
+        (frame,) = (await bob.http.call("GET", "messages/?after=0"))["messages"]
         body = bytearray(base64.b64decode(frame["body"]))
         body[-1] ^= 1
         tampered = {**frame, "body": base64.b64encode(bytes(body)).decode()}
-        message = await bob._decrypt_frame(tampered)
+        message = await bob._inbox.decrypt(tampered)
         assert message.text is None
         assert message.failure == "authentication_failed"
         # The session is unharmed: later messages still decrypt.
-        await bob._api("POST", "messages/ack", {"ids": [frame["id"]]})
+        await bob.http.call("POST", "messages/ack", {"ids": [frame["id"]]})
         await alice.send(bob.email, "three")
         assert [m.text for m in await bob.fetch()] == ["three"]
         assert [(m.text, m.failure) for m in bob.history(alice.email)] == [
@@ -86,7 +86,7 @@ async def test_an_envelope_stored_but_never_confirmed_is_sent_when_the_socket_co
     async with alice, bob:
         await befriend(alice, bob)
         # A crash between storing the new session and sending: the envelope waits in the outbox.
-        await alice._encrypt_for(bob.email, "survived a crash")
+        await alice._outbox.encrypt(bob.email, "survived a crash")
         assert [m.status for m in alice.history(bob.email)] == ["pending"]
         await bob.connect()
         await alice.connect()
@@ -137,25 +137,25 @@ async def test_an_ack_or_read_the_server_could_not_apply_is_sent_again(tmp_path,
     """The server's error names the failed frame and its ids (its database connection was cut):
     the client sends them again after a short backoff, reads first; with the socket gone they
     wait for the next connect. Other errors are not receipts."""
-    monkeypatch.setattr(client_module, "RECEIPT_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(receipts_module, "RECEIPT_RETRY_FIRST", 0.01)
     client = Client.open("http://127.0.0.1:9", str(tmp_path / "state.sqlite3"), PASSPHRASE)
     async with client:
-        client._ws = socket = RecordingSocket()
+        client._socket._ws = socket = RecordingSocket()
         error = {"type": "error", "code": "server_error", "detail": "x"}
-        await client._dispatch({**error, "frame": "ack", "ids": [3, 4]})
-        await client._dispatch({**error, "frame": "read", "ids": [5]})
-        await asyncio.wait_for(client._receipt_retry, 5)
+        await client._socket.dispatch({**error, "frame": "ack", "ids": [3, 4]})
+        await client._socket.dispatch({**error, "frame": "read", "ids": [5]})
+        await asyncio.wait_for(client._receipts._retry, 5)
         assert socket.sent == [{"type": "read", "ids": [5]}, {"type": "ack", "ids": [3, 4]}]
 
         socket.closed = True
-        await client._dispatch({**error, "frame": "ack", "ids": [6]})
-        await asyncio.wait_for(client._receipt_retry, 5)
-        client._ws = socket = RecordingSocket()  # reconnected
-        await client._send_failed_receipts()
+        await client._socket.dispatch({**error, "frame": "ack", "ids": [6]})
+        await asyncio.wait_for(client._receipts._retry, 5)
+        client._socket._ws = socket = RecordingSocket()  # reconnected
+        await client._receipts.send_failed()
         assert socket.sent == [{"type": "ack", "ids": [6]}]
 
-        await client._dispatch({**error, "code": "invalid_ids"})
-        assert client._receipt_retry.done()
+        await client._socket.dispatch({**error, "code": "invalid_ids"})
+        assert client._receipts._retry.done()
         assert socket.sent == [{"type": "ack", "ids": [6]}]
 
 
@@ -167,14 +167,14 @@ async def test_a_socket_over_the_accounts_cap_raises_too_many_connections_withou
         alice = await registered(server.url, tmp_path, "alice")
         async with alice:
             async with connect(
-                alice._ws_url(),
+                alice._socket.url,
                 origin=alice.server,
                 additional_headers={"Cookie": alice.http.cookie_header("/ws/chat/")},
             ) as other:
                 assert json.loads(await other.recv()) == {"type": "queue_empty"}  # the one place is taken
                 with pytest.raises(TooManyConnections, match="too many connections"):
                     await alice.connect(timeout=10)
-                assert alice._socket_task.done()  # given up: no loop
+                assert alice._socket.task.done()  # given up: no loop
         assert server.log_text().count("WSCONNECT /ws/chat/") == 2
     finally:
         stop()
