@@ -15,8 +15,8 @@ Client frames are in FRAME_HANDLERS; server frames are built by each app's event
 frame and the socket stays open.
 Database work never runs on the event loop: it runs in the chat database thread (realtime.db),
 and the `send`, `ack` and `read` frames of every socket of the process are applied in batches
-(realtime.batching: one thread hop and one transaction per batch, validation and store
-together). Events the services publish on commit are sent from the event loop afterwards.
+(realtime.batching runs chat.services.envelopes_apply: one thread hop and one transaction per
+batch). Events the services publish in a batch are sent from the event loop after its commit.
 
 Redelivery: pushes are at-most-once. The consumer remembers which envelope ids it sent and
 the client has not acknowledged yet, so the backlog and a push racing it are not shown twice;
@@ -55,7 +55,7 @@ from chat.errors import InvalidFrame
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
 from realtime import bus
-from realtime.batching import RECEIPT, SEND, batcher
+from realtime.batching import batcher
 from realtime.db import run_in_db_thread
 from realtime.dispatch import SingleInboxWebsocketConsumer
 from realtime.ratelimit import local_rate_limit_hit
@@ -366,7 +366,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         validation.body_size_check(body)
         local_rate_limit_hit("message_send", self.user.pk)
         request = services.SendRequest(self.user.pk, self.user.email, to_email, client_id, kind, body)
-        result = await batcher().submit(SEND, request)
+        result = await batcher(services.envelopes_apply).submit(request)
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
@@ -388,7 +388,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         for the next connect (and come back there as duplicates of what the client showed)."""
         try:
             local_rate_limit_hit(scope, self.user.pk)
-            await batcher().submit(RECEIPT, request)
+            await batcher(services.envelopes_apply).submit(request)
         finally:
             self._acknowledged(request.ids)
         if self._behind:

@@ -18,7 +18,8 @@ Nothing here logs a body or a key: only ids, sizes and counts.
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Container
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -33,7 +34,6 @@ from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
 from contacts.selectors import accepted_pairs
 from realtime import bus
-from realtime.db import batch_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,57 @@ class PurgeResult:
     expired_deleted: int
 
 
-# --- sending ----------------------------------------------------------------------------------
+# --- the batch: sends and receipts in one transaction ------------------------------------------
+
+
+def envelopes_apply(requests: list[SendRequest | ReceiptRequest]) -> list[SendResult | ReceiptResult | ChatError]:
+    """Sends and receipts of many users at once, within the caller's transaction: the chat
+    socket's batch (realtime.batching runs it in one transaction per batch, chat.consumers
+    submits to it), and, in their own transaction, `envelopes_send`/`envelopes_mark`. The
+    answer for each request, in order, is its result or its domain error; one refused
+    request does not affect the others. The rules are the same code for one request and for
+    many.
+
+    One transaction for both kinds: each transaction costs a commit (and its fsync) on
+    MariaDB, and under light load a batch holds a request or two, so a second transaction
+    cost about as much as the work itself. Nothing is visible to anyone before the commit
+    (events are published on commit), so an envelope is committed before its `sent` and its
+    push. Receipts run after the sends; a receipt cannot name an envelope stored in the same
+    batch (its id is only known after the commit), so the order does not change any answer.
+    The mailbox counters of both are written last, in one statement (see sql.usage_add)."""
+    sends = [request for request in requests if isinstance(request, SendRequest)]
+    receipts = [request for request in requests if isinstance(request, ReceiptRequest)]
+    usage: dict[int, list[int]] = {}
+    send_results = iter(_sends_store(sends, usage) if sends else ())
+    receipt_results = iter(_receipts_mark(receipts, usage) if receipts else ())
+    sql.usage_add(usage)
+    return [next(send_results) if isinstance(request, SendRequest) else next(receipt_results) for request in requests]
+
+
+def _in_own_transaction(requests: list) -> list:
+    """`envelopes_apply` in a transaction of its own (the REST path and management code).
+
+    An IntegrityError means a concurrent resend (another tab, another process) inserted one
+    of these (sender, client_id) pairs between our duplicate check and our insert, and the
+    transaction was rolled back. Its row is committed now: each request is redone alone (one
+    transaction each), which finds it and answers with its id. The socket path's batches get
+    the same treatment from realtime.batching."""
+    try:
+        with transaction.atomic():
+            return envelopes_apply(requests)
+    except IntegrityError:
+        results = []
+        for request in requests:
+            try:
+                with transaction.atomic():
+                    results += envelopes_apply([request])
+            except IntegrityError:
+                with transaction.atomic():
+                    results += envelopes_apply([request])
+        return results
+
+
+# --- sending: prefetch -> decide -> insert -> announce ----------------------------------------
 
 
 def envelope_send(*, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str) -> SendResult:
@@ -89,238 +139,214 @@ def envelope_send(*, sender, to_email: str, client_id: uuid.UUID, kind: str, bod
 
 
 def envelopes_send(requests: list[SendRequest]) -> list[SendResult | ChatError]:
-    """`envelope_send` for many requests (from any senders) at once: the socket path batches
-    the frames of every socket of a process into one call. The answer for each request is
-    its result or its error; one refused request does not affect the others. The rules are
-    the same code for one request and for many."""
-    try:
-        with transaction.atomic():
-            return _envelopes_store(requests)
-    except IntegrityError:
-        return _envelopes_send_one_by_one(requests)
+    """`envelope_send` for many requests (from any senders) at once, in one transaction."""
+    return _in_own_transaction(requests)
 
 
-def _envelopes_send_one_by_one(requests: list[SendRequest]) -> list[SendResult | ChatError]:
-    """After an IntegrityError: a concurrent resend (another tab, another process) inserted
-    one of these (sender, client_id) pairs between our duplicate check and our insert, and
-    the whole transaction was rolled back. Its row is committed now: redo each request alone
-    (one transaction each), which finds it and answers with its id."""
-    results: list[SendResult | ChatError] = []
-    for request in requests:
-        try:
-            with transaction.atomic():
-                results.extend(_envelopes_store([request]))
-        except IntegrityError:
-            with transaction.atomic():
-                results.extend(_envelopes_store([request]))
-    return results
+@dataclass(frozen=True)
+class Store:
+    """Decided: store a new envelope for this recipient."""
+
+    recipient_id: int
+    size: int  # body bytes
 
 
-def batch_apply(
-    sends: list[SendRequest], receipts: list[ReceiptRequest]
-) -> tuple[list[SendResult | ChatError], list[ReceiptResult]]:
-    """`envelopes_send(sends)` and `envelopes_mark(receipts)` in ONE transaction: the socket
-    path's batch. Each transaction costs round trips and a log flush on MariaDB (Django's
-    atomic sends `SET autocommit=0`, `COMMIT` and `SET autocommit=1`, and the commit waits
-    for the fsync), and under light load a batch holds a request or two, so the second
-    transaction cost about as much as the work itself.
+@dataclass(frozen=True)
+class Resend:
+    """Decided: a resend of a stored envelope, answered with its id and storing nothing.
+    `id` is None for a copy of an envelope stored earlier in the same batch (its id is known
+    after the INSERT)."""
 
-    Nothing is visible to anyone before this one commit (events are published on commit), so
-    the guarantees are those of the two calls: an envelope is committed before its `sent`
-    and its push. Receipts run after the sends, as they did in their own transaction; a
-    receipt cannot name an envelope stored in the same batch (its id is only known after the
-    commit), so the order does not change any answer. Receipts answer every request (no
-    domain errors), and a refused send is an answer too, so one request never aborts the
-    others. If the INSERT meets a concurrent resend (IntegrityError), the whole transaction
-    is rolled back (with its events) and the batch is redone the way the two calls do it
-    alone: sends one by one, then the receipts in their own transaction."""
-    try:
-        with batch_transaction():
-            usage: dict[int, list[int]] = {}
-            send_results = _envelopes_store(sends, usage) if sends else []
-            receipt_results = _envelopes_mark(receipts, usage) if receipts else []
-            # The mailbox counters of both, in one statement, the batch's last (see usage_add).
-            sql.usage_add(usage)
-    except IntegrityError:
-        send_results = _envelopes_send_one_by_one(sends)
-        receipt_results = envelopes_mark(receipts) if receipts else []
-    return send_results, receipt_results
+    id: int | None
+    recipient_id: int
 
 
-def _check_shape(request: SendRequest) -> None:
+SendOutcome = Store | Resend | ChatError
+
+
+@dataclass
+class SendFacts:
+    """Everything `send_decide` decides from: what the batch's reads found, and what the
+    batch decided so far. Only `_sends_store` changes it, between two decisions (`count`)."""
+
+    active_by_email: dict[str, int]
+    email_by_id: dict[int, str]
+    active_ids: set[int]
+    accepted: set[tuple[int, int]]  # (sender id, recipient id) pairs that are accepted contacts
+    stored: dict[tuple[int, uuid.UUID], sql.StoredEnvelope]  # before this batch
+    sent_bytes: dict[int, int]  # undelivered bytes per sender, this batch's included
+    waiting_bytes: dict[int, int]  # undelivered bytes per recipient, this batch's included
+    sender_quota: int
+    recipient_quota: int
+    stored_now: dict[tuple[int, uuid.UUID], int] = field(default_factory=dict)  # key -> recipient, this batch
+
+    def count(self, request: SendRequest, store: Store) -> None:
+        """The batch stores `request`: its bytes count against the quotas of the requests
+        after it, and a second copy of it is a resend."""
+        self.sent_bytes[request.sender_id] = self.sent_bytes.get(request.sender_id, 0) + store.size
+        self.waiting_bytes[store.recipient_id] = self.waiting_bytes.get(store.recipient_id, 0) + store.size
+        self.stored_now[(request.sender_id, request.client_id)] = store.recipient_id
+
+
+def _shape_error(request: SendRequest) -> ChatError | None:
     if request.kind not in KINDS:
-        raise InvalidEnvelope("Unknown kind.", code="invalid_kind")
-    body_size_check(request.body)
+        return InvalidEnvelope("Unknown kind.", code="invalid_kind")
+    try:
+        body_size_check(request.body)
+    except ChatError as error:
+        return error
+    return None
 
 
-def _envelopes_store(
-    requests: list[SendRequest], usage: dict[int, list[int]] | None = None
-) -> list[SendResult | ChatError]:
-    """Store what may be stored, within the caller's transaction, and count the new
-    envelopes' bytes in the mailbox counters: at the end, or, given `usage` ({user id: [sent,
-    waiting]}), added there for the caller to write (one statement for a whole batch)."""
-    if usage is None:
-        usage = {}
-        results = _envelopes_store(requests, usage)
-        sql.usage_add(usage)
-        return results
-    results: list[SendResult | ChatError | None] = [None] * len(requests)
-    todo: list[int] = []
-    for index, request in enumerate(requests):
-        try:
-            _check_shape(request)
-            todo.append(index)
-        except ChatError as error:
-            results[index] = error
-    if not todo:
-        return results
-
-    # Who is who: every recipient by email and every sender by id. The sender is checked
-    # too: a socket of a user deactivated a moment ago may not be closed yet. And resends:
-    # envelopes already stored under these (sender, client_id) pairs. One query for both.
+def _sends_prefetch(requests: list[SendRequest]) -> SendFacts:
+    """The reads of a batch of sends: every recipient by email and every sender by id (the
+    sender is checked too: a socket of a user deactivated a moment ago may not be closed
+    yet), the envelopes already stored under these (sender, client_id) pairs (resends) and
+    the quota counters, in one statement; then, in one more, which of the resolved pairs are
+    accepted contacts. Requests refused for their shape are left out."""
+    well_formed = [request for request in requests if _shape_error(request) is None]
     sender_quota, recipient_quota = settings.MESSAGE_QUOTA_SENDER_BYTES, settings.MESSAGE_QUOTA_RECIPIENT_BYTES
-    users, stored, (sent_bytes, waiting_bytes) = sql.users_and_resends(
-        emails={requests[i].to_email for i in todo},
-        ids={requests[i].sender_id for i in todo},
-        keys={(requests[i].sender_id, requests[i].client_id) for i in todo},
+    if not well_formed:
+        return SendFacts({}, {}, set(), set(), {}, {}, {}, sender_quota, recipient_quota)
+    found = sql.users_and_resends(
+        emails={request.to_email for request in well_formed},
+        ids={request.sender_id for request in well_formed},
+        keys={(request.sender_id, request.client_id) for request in well_formed},
         quotas=bool(sender_quota or recipient_quota),
     )
-    active_by_email = {email: pk for pk, email, active in users if active}
-    email_by_id = {pk: email for pk, email, _ in users}
-    active_ids = {pk for pk, _, active in users if active}
-
-    recipients: dict[int, int] = {}  # request index -> recipient id
-    for index in todo:
-        try:
-            recipients[index] = _recipient(requests[index], active_ids, active_by_email, email_by_id)
-        except ChatError as error:
-            results[index] = error
-    # Only between accepted contacts: one query for every pair of the batch.
-    accepted = accepted_pairs(pairs={(requests[index].sender_id, recipient) for index, recipient in recipients.items()})
-
-    new: list[tuple[int, int]] = []  # (request index, recipient id)
-    for index, recipient_id in recipients.items():
-        request = requests[index]
-        try:
-            key = (request.sender_id, request.client_id)
-            if key in stored:
-                if stored[key][0] is None:
-                    # Sent twice within this batch: answered with the first copy's id below.
-                    _duplicate(stored[key], request, recipient_id)
-                    continue
-                results[index] = _duplicate(stored[key], request, recipient_id)
-                continue
-            if (request.sender_id, recipient_id) not in accepted:
-                raise NotAContact()
-            size = _quota_take(request, recipient_id, sent_bytes, waiting_bytes, sender_quota, recipient_quota)
-            usage.setdefault(request.sender_id, [0, 0])[0] += size
-            usage.setdefault(recipient_id, [0, 0])[1] += size
-            stored[key] = (None, recipient_id)  # a second copy in this batch is a resend
-            new.append((index, recipient_id))
-        except ChatError as error:
-            results[index] = error
-
-    # One INSERT for the batch.
-    now = timezone.now()
-    rows = [
-        (
-            requests[index].client_id,
-            requests[index].sender_id,
-            recipient_id,
-            requests[index].kind,
-            requests[index].body,
-            len(requests[index].body.encode("utf-8")),
-        )
-        for index, recipient_id in new
-    ]
-    ids = sql.envelopes_insert(rows, now) if rows else []
-    for (index, recipient_id), envelope_id, row in zip(new, ids, rows, strict=True):
-        request = requests[index]
-        stored[(request.sender_id, request.client_id)] = (envelope_id, recipient_id)
-        results[index] = SendResult(
-            id=envelope_id, client_id=request.client_id, recipient_id=recipient_id, created=True
-        )
-        bus.publish_on_commit(
-            [recipient_id],
-            events.message_event(
-                id=envelope_id,
-                client_id=request.client_id,
-                sender_email=email_by_id[request.sender_id],
-                kind=request.kind,
-                body=request.body,
-                sent_at=now,
-            ),
-        )
-        logger.debug(
-            "envelope stored id=%s sender=%s recipient=%s size=%s", envelope_id, request.sender_id, recipient_id, row[5]
-        )
-    # Copies of a client_id sent twice within this batch get the first copy's id.
-    for index in todo:
-        if results[index] is None:
-            request = requests[index]
-            results[index] = _duplicate(stored[(request.sender_id, request.client_id)], request, None)
-    return results
+    active_by_email = {user.email: user.id for user in found.users if user.is_active}
+    active_ids = {user.id for user in found.users if user.is_active}
+    pairs = set()
+    for request in well_formed:
+        recipient_id = active_by_email.get(normalize_email(request.to_email))
+        if request.sender_id in active_ids and recipient_id is not None:
+            pairs.add((request.sender_id, recipient_id))
+    return SendFacts(
+        active_by_email=active_by_email,
+        email_by_id={user.id: user.email for user in found.users},
+        active_ids=active_ids,
+        accepted=accepted_pairs(pairs=pairs),
+        stored=found.stored,
+        sent_bytes=found.sent_bytes,
+        waiting_bytes=found.waiting_bytes,
+        sender_quota=sender_quota,
+        recipient_quota=recipient_quota,
+    )
 
 
-def _recipient(request: SendRequest, active_ids: set, active_by_email: dict, email_by_id: dict) -> int:
-    if request.sender_id not in active_ids:
-        raise NotAContact("Your account is disabled.", code="account_disabled")
+def send_decide(request: SendRequest, facts: SendFacts) -> SendOutcome:
+    """What to do with one send, from `facts` alone (no database, no side effects): store it,
+    answer it as a resend, or refuse it with a domain error. The rules, in order:
+    - the shape (kind, body size);
+    - the sender's account is active (`account_disabled`), the recipient is not the sender
+      (`self_recipient`), the recipient is an active account (else `not_a_contact`: unknown
+      and deactivated accounts look exactly like strangers);
+    - a (sender, client_id) already stored, or stored earlier in this batch, is a resend if
+      it went to the same recipient (else `client_id_reused`); resends are free;
+    - only to an accepted contact (`not_a_contact`);
+    - the storage quotas (`quota_exceeded`): `facts` holds the undelivered bytes per sender
+      and recipient (the MailboxUsage counters, read without a lock, plus what this batch
+      stores before this request), so a batch cannot pass a quota together that each request
+      would pass alone. Two processes' batches may both pass a nearly full quota at the same
+      moment: the overshoot is bounded by one batch each, which keeps this check free of
+      locks and extra round trips. The recipient's quota tells the sender, an accepted
+      contact, only that the contact has a lot of mail waiting, never how much."""
+    error = _shape_error(request)
+    if error is not None:
+        return error
+    if request.sender_id not in facts.active_ids:
+        return NotAContact("Your account is disabled.", code="account_disabled")
     email = normalize_email(request.to_email)
-    if email_by_id.get(request.sender_id) == email:
-        raise InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
-    recipient_id = active_by_email.get(email)
+    if facts.email_by_id.get(request.sender_id) == email:
+        return InvalidEnvelope("You cannot send a message to yourself.", code="self_recipient")
+    recipient_id = facts.active_by_email.get(email)
     if recipient_id is None:
-        # Unknown and deactivated accounts look exactly like strangers.
-        raise NotAContact()
-    return recipient_id
-
-
-def _quota_take(
-    request: SendRequest, recipient_id: int, sent: dict, waiting: dict, sender_quota: int, recipient_quota: int
-) -> int:
-    """Count this envelope against the storage quotas and return its size, or refuse it
-    (QuotaExceeded).
-
-    `sent`/`waiting` hold the undelivered bytes per sender/recipient (the MailboxUsage
-    counters, read in the batch's first statement) and are increased here by each envelope
-    the batch accepts, so a batch cannot pass a quota together that each request would pass
-    alone. Only resends are free (they store nothing). Two processes' batches may both pass
-    a nearly full quota at the same moment (the counters are read without a lock): the
-    overshoot is bounded by one batch each, which is what keeps this check free of locks
-    and extra round trips. The recipient's quota tells the sender, an accepted contact,
-    only that the contact has a lot of mail waiting, never how much."""
+        return NotAContact()
+    key = (request.sender_id, request.client_id)
+    if key in facts.stored_now:
+        return Resend(None, recipient_id) if facts.stored_now[key] == recipient_id else ClientIdReused()
+    stored = facts.stored.get(key)
+    if stored is not None:
+        return Resend(stored.id, stored.recipient_id) if stored.recipient_id == recipient_id else ClientIdReused()
+    if (request.sender_id, recipient_id) not in facts.accepted:
+        return NotAContact()
     size = len(request.body.encode("utf-8"))
-    if sender_quota and sent.get(request.sender_id, 0) + size > sender_quota:
-        raise QuotaExceeded(
-            f"Your undelivered messages have reached the storage limit ({sender_quota} bytes); "
+    if facts.sender_quota and facts.sent_bytes.get(request.sender_id, 0) + size > facts.sender_quota:
+        return QuotaExceeded(
+            f"Your undelivered messages have reached the storage limit ({facts.sender_quota} bytes); "
             "you can send more as they are delivered."
         )
-    if recipient_quota and waiting.get(recipient_id, 0) + size > recipient_quota:
-        raise QuotaExceeded(
+    if facts.recipient_quota and facts.waiting_bytes.get(recipient_id, 0) + size > facts.recipient_quota:
+        return QuotaExceeded(
             "This contact has too many undelivered messages waiting on the server; "
             "try again after they have come online."
         )
-    sent[request.sender_id] = sent.get(request.sender_id, 0) + size
-    waiting[recipient_id] = waiting.get(recipient_id, 0) + size
-    return size
+    return Store(recipient_id, size)
 
 
-def _duplicate(stored: tuple[int, int], request: SendRequest, recipient_id: int | None) -> SendResult:
-    envelope_id, stored_recipient_id = stored
-    if recipient_id is not None and stored_recipient_id != recipient_id:
-        raise ClientIdReused()
-    return SendResult(id=envelope_id, client_id=request.client_id, recipient_id=stored_recipient_id, created=False)
+def _sends_store(requests: list[SendRequest], usage: dict[int, list[int]]) -> list[SendResult | ChatError]:
+    """A batch of sends within the caller's transaction: prefetch, decide each request, one
+    INSERT for what is stored, then the pushes (on commit). The new envelopes' bytes are added
+    to `usage` ({user id: [sent, waiting]}) for the caller to write to the mailbox counters."""
+    facts = _sends_prefetch(requests)
+    outcomes: list[SendOutcome] = []
+    for request in requests:
+        outcome = send_decide(request, facts)
+        if isinstance(outcome, Store):
+            facts.count(request, outcome)
+            usage.setdefault(request.sender_id, [0, 0])[0] += outcome.size
+            usage.setdefault(outcome.recipient_id, [0, 0])[1] += outcome.size
+        outcomes.append(outcome)
+
+    new = [
+        sql.NewEnvelope(
+            request.client_id, request.sender_id, outcome.recipient_id, request.kind, request.body, outcome.size
+        )
+        for request, outcome in zip(requests, outcomes, strict=True)
+        if isinstance(outcome, Store)
+    ]
+    now = timezone.now()
+    ids = iter(sql.envelopes_insert(new, now) if new else ())
+    stored_ids: dict[tuple[int, uuid.UUID], int] = {}
+    results: list[SendResult | ChatError] = []
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if isinstance(outcome, Store):
+            envelope_id = stored_ids[(request.sender_id, request.client_id)] = next(ids)
+            results.append(SendResult(envelope_id, request.client_id, outcome.recipient_id, created=True))
+            _announce_stored(request, envelope_id, outcome, facts.email_by_id[request.sender_id], now)
+        elif isinstance(outcome, Resend):
+            # A copy of an envelope stored earlier in this batch gets that one's id.
+            envelope_id = outcome.id
+            if envelope_id is None:
+                envelope_id = stored_ids[(request.sender_id, request.client_id)]
+            results.append(SendResult(envelope_id, request.client_id, outcome.recipient_id, created=False))
+        else:
+            results.append(outcome)
+    return results
 
 
-# --- receipts ---------------------------------------------------------------------------------
+def _announce_stored(request: SendRequest, envelope_id: int, store: Store, sender_email: str, now: datetime) -> None:
+    bus.publish_on_commit(
+        [store.recipient_id],
+        events.message_event(
+            id=envelope_id,
+            client_id=request.client_id,
+            sender_email=sender_email,
+            kind=request.kind,
+            body=request.body,
+            sent_at=now,
+        ),
+    )
+    logger.debug(
+        "envelope stored id=%s sender=%s recipient=%s size=%s",
+        envelope_id,
+        request.sender_id,
+        store.recipient_id,
+        store.size,
+    )
 
 
-def _delivered_fields(now: datetime) -> dict:
-    fields = {"delivered_at": now}
-    if not settings.KEEP_DELIVERED_BODIES:
-        # Delivered: the recipient holds the ciphertext now; the server keeps only metadata.
-        fields["body"] = ""
-    return fields
+# --- receipts: prefetch -> decide -> update -> announce ---------------------------------------
 
 
 def envelopes_mark_delivered(*, user_id: int, ids: list[int]) -> ReceiptResult:
@@ -336,53 +362,78 @@ def envelopes_mark_read(*, user_id: int, ids: list[int]) -> ReceiptResult:
 
 
 def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
-    """Delivered/read receipts of many recipients at once (the socket path batches them).
-    Each request marks only envelopes addressed to its own user; ids of anyone else's
-    envelopes are ignored and counted in the log (not the ids: they would tell the reader
-    whose they are)."""
-    with transaction.atomic():
-        return _envelopes_mark(requests)
+    """Delivered/read receipts of many recipients at once, in one transaction."""
+    return _in_own_transaction(requests)
 
 
-def _envelopes_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]] | None = None) -> list[ReceiptResult]:
-    """`envelopes_mark` within the caller's transaction (the rows are locked until its end).
-    The bytes of the envelopes delivered now come off the mailbox counters: at the end, or,
-    given `usage`, subtracted there for the caller to write."""
-    if usage is None:
-        usage = {}
-        results = _envelopes_mark(requests, usage)
-        sql.usage_add(usage)
-        return results
-    now = timezone.now()
-    all_ids = {pk for request in requests for pk in request.ids}
-    rows = sql.receipt_rows(all_ids)
+@dataclass(frozen=True)
+class ReceiptOutcome:
+    """Decided for one receipt: the ids it marks delivered and read now (not marked before,
+    nor earlier in the batch), and how many of its ids are not the user's to mark."""
+
+    delivered: list[int]
+    read: list[int]
+    marked: list[int]  # delivered or read now, in the request's order
+    foreign: int
+
+
+def receipt_decide(
+    request: ReceiptRequest,
+    rows: dict[int, sql.ReceiptRow],
+    delivered_before: Container[int],
+    read_before: Container[int],
+) -> ReceiptOutcome:
+    """What one receipt marks, from the locked rows and what the batch marked before it (no
+    database, no side effects). Only envelopes addressed to the request's own user are
+    marked; the ids of anyone else's envelopes, and of none, are foreign. Reading implies
+    delivery; marking twice is a no-op."""
+    delivered: dict[int, None] = {}
+    read: dict[int, None] = {}
+    marked: list[int] = []
+    foreign = 0
+    for pk in request.ids:
+        row = rows.get(pk)
+        if row is None or row.recipient_id != request.user_id:
+            foreign += 1
+            continue
+        changed = False
+        if row.delivered_at is None and pk not in delivered_before and pk not in delivered:
+            delivered[pk] = None
+            changed = True
+        if request.read and row.read_at is None and pk not in read_before and pk not in read:
+            read[pk] = None
+            changed = True
+        if changed:
+            marked.append(pk)
+    return ReceiptOutcome(list(delivered), list(read), marked, foreign)
+
+
+def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) -> list[ReceiptResult]:
+    """A batch of receipts within the caller's transaction (the rows stay locked until its
+    end): read and lock the rows, decide each request, one UPDATE per receipt kind, then the
+    events (on commit). The bytes of the envelopes delivered now come off `usage`. Foreign
+    ids are counted in the log, never listed: they would tell the reader whose they are."""
+    rows = sql.receipt_rows({pk for request in requests for pk in request.ids})
     delivered: dict[int, int] = {}  # envelope id -> sender id, marked delivered now
     read: dict[int, int] = {}
     results = []
     for request in requests:
-        marked, foreign = [], 0
-        for pk in request.ids:
-            row = rows.get(pk)
-            if row is None or row[1] != request.user_id:
-                foreign += 1
-                continue
-            sender_id, _, delivered_at, read_at, size = row
-            changed = False
-            if delivered_at is None and pk not in delivered:
-                delivered[pk] = sender_id
-                usage.setdefault(sender_id, [0, 0])[0] -= size
-                usage.setdefault(request.user_id, [0, 0])[1] -= size
-                changed = True
-            if request.read and read_at is None and pk not in read:
-                read[pk] = sender_id
-                changed = True
-            if changed:
-                marked.append(pk)
-        if foreign:
+        outcome = receipt_decide(request, rows, delivered, read)
+        for pk in outcome.delivered:
+            row = rows[pk]
+            delivered[pk] = row.sender_id
+            usage.setdefault(row.sender_id, [0, 0])[0] -= row.size
+            usage.setdefault(request.user_id, [0, 0])[1] -= row.size
+        for pk in outcome.read:
+            read[pk] = rows[pk].sender_id
+        if outcome.foreign:
             logger.warning(
-                "receipt for envelopes not addressed to the user ignored user=%s count=%s", request.user_id, foreign
+                "receipt for envelopes not addressed to the user ignored user=%s count=%s",
+                request.user_id,
+                outcome.foreign,
             )
-        results.append(ReceiptResult(marked=marked, ignored=len(request.ids) - len(marked)))
+        results.append(ReceiptResult(marked=outcome.marked, ignored=len(request.ids) - len(outcome.marked)))
+    now = timezone.now()
     if delivered:
         sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
         for sender_id, sender_ids in _by_sender(delivered).items():
@@ -392,6 +443,14 @@ def _envelopes_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]] 
         for sender_id, sender_ids in _by_sender(read).items():
             bus.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
     return results
+
+
+def _delivered_fields(now: datetime) -> dict:
+    fields = {"delivered_at": now}
+    if not settings.KEEP_DELIVERED_BODIES:
+        # Delivered: the recipient holds the ciphertext now; the server keeps only metadata.
+        fields["body"] = ""
+    return fields
 
 
 def _by_sender(marked: dict[int, int]) -> dict[int, list[int]]:

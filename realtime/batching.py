@@ -1,35 +1,38 @@
-"""Group commit for the socket path.
+"""Group commit for the socket path: the engine's "run this unit of work in a batch" port.
 
 Each socket handles its frames one at a time, but a process holds hundreds of sockets. Their
-`send`, `ack` and `read` frames are queued here and applied together: one hop to the database
-thread, one transaction (so one commit, one fsync on MariaDB) and a handful of queries for the
-whole batch, instead of all of that per frame. No timer is involved: a batch is whatever
-arrived while the previous one was being written, so an idle server answers a lone frame at
-once and a busy one writes bigger batches.
+requests are queued here and applied together: one hop to the database thread, one
+transaction (so one commit, one fsync on MariaDB) and a handful of queries for the whole
+batch, instead of all of that per frame. No timer is involved: a batch is whatever arrived
+while the previous one was being written, so an idle server answers a lone frame at once and
+a busy one writes bigger batches.
 
-Per request nothing changes: each socket awaits its own answer (a result or a domain error),
-the rules are the same service code as for the REST path (chat.services), and events are
-published only after the batch committed, from the event loop (a publish that fails is tried
-again in the background, see `Pushes`).
+The domain hands over what a batch does: `batcher(apply)`, where `apply(requests)` runs
+inside the batch transaction and returns, per request and in order, its result or its domain
+error (an exception instance, which does not abort the batch). chat.services.envelopes_apply
+is the chat socket's. Everything else is the engine's: the queue, the database thread, the
+transaction (realtime.db.batch_transaction), the events the batch publishes
+(realtime.bus.collecting: sent from the event loop after the commit, dropped on rollback,
+see `Pushes`), and each waiter's answer.
 
-One request must never cost the others their answer. A refused request is an answer (a
-domain error) and does not abort the batch; but anything else that raises (a value the
-database driver cannot bind, a bug, a lost connection) rolls the whole transaction back. The
-batch is then redone request by request, each in its own transaction (`_apply_each`): the
-request that raises again gets its exception (the consumer answers that one frame
-`server_error`), the others their usual answers. This costs nothing while batches succeed.
+One request must never cost the others their answer. Anything that raises out of `apply` (a
+value the database driver cannot bind, a bug, a lost connection, a unique index meeting a
+concurrent transaction) rolls the whole transaction back. The batch is then redone request
+by request, each in its own transaction (`_apply_each`): the request that raises again gets
+its exception (the consumer answers that one frame `server_error`), the others their usual
+answers. This costs nothing while batches succeed.
 """
 
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable, Sequence
 
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection
 
-from chat import services
 from realtime import bus
-from realtime.db import run_batch_in_db_thread, run_in_db_thread
+from realtime.db import batch_transaction, close_unusable, run_batch_in_db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -43,44 +46,65 @@ PUSH_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1, 2, 2, 2, 3, 4)
 # MESSAGE_MAX_BODY_BYTES); beyond it they are given up the same way at once.
 PUSH_HELD_MAX = 5000
 
-SEND = "send"
-RECEIPT = "receipt"
+# apply(requests) -> per request, its result or its domain error (an exception instance).
+Apply = Callable[[list], Sequence[object]]
 
 
-def _apply(batch: list[tuple[str, object]]) -> tuple[list, list]:
-    """In the database thread: the batch's sends, then its receipts, in one transaction."""
-    sends = [request for kind, request in batch if kind == SEND]
-    receipts = [request for kind, request in batch if kind == RECEIPT]
-    with bus.collected_events() as collected:
-        send_results, receipt_results = map(iter, services.batch_apply(sends, receipts))
-    results = [next(send_results) if kind == SEND else next(receipt_results) for kind, _ in batch]
+def _apply_in_transaction(apply: Apply, requests: list) -> tuple[Sequence[object], bus.Collected]:
+    """In the database thread: `apply(requests)` in one batch transaction, and the events it
+    published, which exist only if the transaction committed (an exception drops them)."""
+    collected: bus.Collected = []
+    with bus.collecting(collected), batch_transaction():
+        results = apply(requests)
+        if len(results) != len(requests):
+            raise RuntimeError(f"batch apply answered {len(results)} of {len(requests)} requests")
     return results, collected
 
 
-def _apply_each(batch: list[tuple[str, object]]) -> tuple[list, list]:
-    """In the database thread, after the batch raised: each request alone, in its own
-    transaction (in Django's default mode, see realtime.db). A request that raises again is
-    rolled back with its events and answered with its exception; a connection it left
-    unusable is closed, so the next request opens a new one. When no connection can be
-    opened at all, the database is down for everyone: the remaining requests get that error
-    at once rather than a connection attempt (and its timeout) each."""
+def _apply_batch(apply: Apply, requests: list) -> tuple[Sequence[object], bus.Collected]:
+    """In the database thread: the batch in one transaction, or, when that raised, request by
+    request. The exception's text is not logged: database errors can quote the values."""
+    try:
+        return _apply_in_transaction(apply, requests)
+    except Exception as exc:
+        logger.warning("chat batch failed, redone one by one requests=%s error=%s", len(requests), type(exc).__name__)
+    close_unusable()
+    return _apply_each(apply, requests)
+
+
+def _apply_each(apply: Apply, requests: list) -> tuple[list, bus.Collected]:
+    """Each request alone, in its own transaction. A request that raises again is rolled back
+    with its events and answered with its exception; a connection it left unusable is
+    closed, so the next request opens a new one. When no connection can be opened at all,
+    the database is down for everyone: the remaining requests get that error at once rather
+    than a connection attempt (and its timeout) each."""
     results: list = []
-    with bus.collected_events() as collected:
-        for index, (kind, request) in enumerate(batch):
-            try:
-                connection.ensure_connection()
-            except DatabaseError as exc:
-                results.extend([exc] * (len(batch) - index))
-                break
-            try:
-                apply = services.envelopes_send if kind == SEND else services.envelopes_mark
-                [result] = apply([request])
-            except Exception as exc:
-                result = exc
-                if connection.connection is not None and not connection.is_usable():
-                    connection.close()
-            results.append(result)
+    collected: bus.Collected = []
+    for index, request in enumerate(requests):
+        try:
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            results.extend([exc] * (len(requests) - index))
+            break
+        try:
+            [result], events = _apply_alone(apply, request)
+            collected += events
+        except Exception as exc:
+            result = exc
+            close_unusable()
+        results.append(result)
     return results, collected
+
+
+def _apply_alone(apply: Apply, request) -> tuple[Sequence[object], bus.Collected]:
+    """One request in its own transaction. An IntegrityError is tried once more: a unique
+    index met a concurrent transaction's row (as a resend from another tab or process),
+    which is committed by the time the error is raised, so the second try reads it
+    (chat.services answers such a resend with the stored id)."""
+    try:
+        return _apply_in_transaction(apply, [request])
+    except IntegrityError:
+        return _apply_in_transaction(apply, [request])
 
 
 class Pushes:
@@ -167,16 +191,19 @@ class Pushes:
 
 
 class Batcher:
-    def __init__(self):
-        self._pending: list[tuple[str, object, asyncio.Future]] = []
+    """The batch queue of one `apply` function in one event loop (see `batcher`)."""
+
+    def __init__(self, apply: Apply):
+        self._apply = apply
+        self._pending: list[tuple[object, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
         self._pushes = Pushes()
 
-    async def submit(self, kind: str, request):
+    async def submit(self, request):
         """Queue one request; returns its result or raises its domain error (or, when the
         request raised on its own, that exception)."""
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((kind, request, future))
+        self._pending.append((request, future))
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._drain())
         result = await future
@@ -187,37 +214,33 @@ class Batcher:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            requests = [(kind, request) for kind, request, _ in batch]
             try:
-                results, collected = await run_batch_in_db_thread(_apply, requests)
-            except Exception as exc:
-                # Rolled back, events included. The exception's text is not logged: database
-                # errors can quote the values.
-                logger.warning(
-                    "chat batch failed, redone one by one requests=%s error=%s", len(batch), type(exc).__name__
+                results, collected = await run_batch_in_db_thread(
+                    _apply_batch, self._apply, [request for request, _ in batch]
                 )
-                try:
-                    results, collected = await run_in_db_thread(_apply_each, requests)
-                except Exception as exc:
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
             # Committed: the senders may hear `sent` now, before the pushes go out (nothing
             # waits on the push, and with Redis it is a round trip the answer need not pay).
-            for (*_, future), result in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
             await self._pushes.send(collected)
 
 
-_batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = weakref.WeakKeyDictionary()
+_batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Apply, Batcher]]" = weakref.WeakKeyDictionary()
 
 
-def batcher() -> Batcher:
-    """The batcher of the running event loop (one per server process)."""
+def batcher(apply: Apply) -> Batcher:
+    """The batcher of `apply` in the running event loop (one per server process)."""
     loop = asyncio.get_running_loop()
     found = _batchers.get(loop)
     if found is None:
-        found = _batchers[loop] = Batcher()
-    return found
+        found = _batchers[loop] = {}
+    queue = found.get(apply)
+    if queue is None:
+        queue = found[apply] = Batcher(apply)
+    return queue

@@ -6,6 +6,14 @@ channel layer is at-most-once, so an event is only a nudge; clients resync from 
 
 The bus is neutral: apps build their payloads (chat/events.py) and publish them here; the
 chat consumer forwards them to the sockets.
+
+Two ways to reach the commit, one for each kind of caller:
+- in Django's transactions (HTTP views, management commands, a service run alone), an event
+  waits in `transaction.on_commit` and is sent from the committing thread;
+- inside a batch of the delivery engine (realtime.batching), events go straight into the
+  batch's list (`collecting`). The engine runs the transaction itself: it sends that list
+  from the event loop after its own commit succeeded, and drops it when the batch is rolled
+  back (realtime.db explains why the batch does not use Django's commit hooks).
 """
 
 import contextlib
@@ -20,6 +28,9 @@ PUSH_EVENT = "push.event"
 # Pushes to this user were given up (realtime.batching.Pushes): its sockets re-read their backlog.
 BACKLOG_REREAD = "backlog.reread"
 
+# (user ids, channel-layer message), as collected in a batch and sent after its commit.
+Collected = list[tuple[list[int], dict]]
+
 
 def user_group(user_id: int) -> str:
     """The channel-layer group holding every open socket of one user."""
@@ -28,9 +39,8 @@ def user_group(user_id: int) -> str:
 
 # --- publishing ------------------------------------------------------------------------
 
-# Set by `collected_events()`: on commit, events are appended here instead of being sent from
-# the database thread (the consumer sends them from the event loop, saving a thread hop).
-_collector: ContextVar[list | None] = ContextVar("realtime_bus_collector", default=None)
+# The events of the engine's batch running in this thread, if any (see `collecting`).
+_batch_events: ContextVar[Collected | None] = ContextVar("realtime_bus_batch_events", default=None)
 
 
 def _send_now(user_ids: list[int], message: dict) -> None:
@@ -43,9 +53,9 @@ def _send_now(user_ids: list[int], message: dict) -> None:
 
 def _publish_on_commit(user_ids: Iterable[int], message: dict) -> None:
     ids = list(user_ids)
-    collector = _collector.get()
-    if collector is not None:
-        transaction.on_commit(lambda: collector.append((ids, message)))
+    batch = _batch_events.get()
+    if batch is not None:
+        batch.append((ids, message))
     else:
         transaction.on_commit(lambda: _send_now(ids, message))
 
@@ -65,19 +75,18 @@ def message_on_commit(user_ids: Iterable[int], message: dict) -> None:
 
 
 @contextlib.contextmanager
-def collected_events() -> Iterator[list[tuple[list[int], dict]]]:
-    """Within this block, events published on commit are collected as (user_ids, message)
-    instead of sent; the caller passes them to `send_collected` after the block (and so after
-    the commit). Used by the consumer around its one database call per frame."""
-    events: list[tuple[list[int], dict]] = []
-    token = _collector.set(events)
+def collecting(events: Collected) -> Iterator[None]:
+    """For the delivery engine only (realtime.batching), around one batch transaction: events
+    published in the block are appended to `events`, for the engine to send after its commit
+    with `send_collected` (or to drop on rollback)."""
+    token = _batch_events.set(events)
     try:
-        yield events
+        yield
     finally:
-        _collector.reset(token)
+        _batch_events.reset(token)
 
 
-async def send_collected(layer, events: list[tuple[list[int], dict]]) -> None:
+async def send_collected(layer, events: Collected) -> None:
     send_many = getattr(layer, "group_send_many", None)  # realtime.redis_layer: one round trip
     if send_many is not None:
         await send_many([(user_group(user_id), message) for user_ids, message in events for user_id in user_ids])

@@ -1,5 +1,6 @@
-"""The socket path's batch in the chat database thread: one transaction per batch, and
-the thread's connection left in a state where everything else commits as usual."""
+"""The chat socket's batch (chat.services.envelopes_apply) in the engine (realtime.batching):
+one transaction per batch of sends and receipts, and the thread's connection left in a state
+where everything else commits as usual. The engine on its own: realtime/tests/test_batching.py."""
 
 import asyncio
 import time
@@ -29,6 +30,11 @@ def run(function, *args, batch=False):
     return asyncio.run(main())
 
 
+def apply_batch(requests: list):
+    """The batch as the engine applies it: (results, collected events)."""
+    return batching._apply_in_transaction(services.envelopes_apply, requests)
+
+
 def send_request(sender, to) -> services.SendRequest:
     return services.SendRequest(sender.id, sender.email, to.email, uuid.uuid4(), "message", "x")
 
@@ -41,16 +47,14 @@ def test_a_mixed_batch_is_one_transaction_of_few_statements(make_account):
 
     def counted(batch):
         before = _questions()
-        results, collected = batching._apply(batch)
+        results, collected = apply_batch(batch)
         return results, collected, _questions() - before - 1  # the second SHOW counts itself
 
     def batches():
-        [first], _, sends_only = counted([(batching.SEND, send_request(alice, bob))])
-        [second], _, _ = counted([(batching.SEND, send_request(alice, bob))])
-        [_], _, receipts_only = counted([(batching.RECEIPT, services.ReceiptRequest(bob.id, [second.id]))])
-        mixed = counted(
-            [(batching.SEND, send_request(alice, bob)), (batching.RECEIPT, services.ReceiptRequest(bob.id, [first.id]))]
-        )
+        [first], _, sends_only = counted([send_request(alice, bob)])
+        [second], _, _ = counted([send_request(alice, bob)])
+        [_], _, receipts_only = counted([services.ReceiptRequest(bob.id, [second.id])])
+        mixed = counted([send_request(alice, bob), services.ReceiptRequest(bob.id, [first.id])])
         return first, mixed, (sends_only, receipts_only, mixed[2])
 
     first, ((third, receipt), collected, _), statements = run(batches, batch=True)
@@ -84,7 +88,7 @@ def test_after_a_batch_other_work_in_the_thread_commits_as_usual(make_account):
     make_contacts(alice, bob)
 
     def batch_then_write():
-        batching._apply([(batching.SEND, send_request(alice, bob))])
+        apply_batch([send_request(alice, bob)])
 
     async def main():
         try:
@@ -109,19 +113,19 @@ def test_a_batch_that_meets_a_concurrent_resend_is_rolled_back_and_redone(make_a
     fallback stores and commits each request."""
     alice, bob = make_account(), make_account()
     make_contacts(alice, bob)
-    store = services._envelopes_store
+    store = services._sends_store
     calls = []
 
-    def failing_once(requests, *usage):
-        results = store(requests, *usage)
+    def failing_once(requests, usage):
+        results = store(requests, usage)
         if not calls:
             calls.append(1)
             raise IntegrityError("duplicate (sender, client_id)")
         return results
 
-    monkeypatch.setattr(services, "_envelopes_store", failing_once)
+    monkeypatch.setattr(services, "_sends_store", failing_once)
     requests = [send_request(alice, bob), send_request(bob, alice)]
-    results, collected = run(batching._apply, [(batching.SEND, r) for r in requests], batch=True)
+    results, collected = run(batching._apply_batch, services.envelopes_apply, requests, batch=True)
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
     assert sorted(message["event"]["id"] for _, message in collected) == sorted(r.id for r in results)
@@ -192,14 +196,15 @@ async def test_more_held_pushes_than_the_bound_are_given_up_at_once(redis_down, 
     assert calls[-1] == [([2, 3], REREAD)]
 
 
-def submit_together(requests: list[tuple[str, object]]) -> list:
+def submit_together(requests: list) -> list:
     """Submit every request to the batcher at once (they form one batch: the drain task
     starts after all of them are queued); each one's result or the exception it raised."""
 
     async def main():
         try:
             return await asyncio.gather(
-                *(batching.batcher().submit(kind, request) for kind, request in requests), return_exceptions=True
+                *(batching.batcher(services.envelopes_apply).submit(request) for request in requests),
+                return_exceptions=True,
             )
         finally:
             await db.close_db_thread_connection()
@@ -214,8 +219,8 @@ def test_a_request_that_raises_in_the_batch_fails_alone(make_account, monkeypatc
     request of the batch is stored, marked and answered as usual."""
     alice, bob, mallory = make_account(), make_account(), make_account()
     make_contacts(alice, bob)
-    [first], _ = run(batching._apply, [(batching.SEND, send_request(alice, bob))], batch=True)
-    users_and_resends, receipt_rows = batching.services.sql.users_and_resends, batching.services.sql.receipt_rows
+    [first], _ = run(apply_batch, [send_request(alice, bob)], batch=True)
+    users_and_resends, receipt_rows = services.sql.users_and_resends, services.sql.receipt_rows
     batches = []
 
     def failing_users_and_resends(*, emails, ids, keys, **quotas):
@@ -233,12 +238,12 @@ def test_a_request_that_raises_in_the_batch_fails_alone(make_account, monkeypatc
     monkeypatch.setattr(services.sql, "receipt_rows", failing_receipt_rows)
     poisoned_send = services.SendRequest(mallory.id, mallory.email, "poison@example.test", uuid.uuid4(), "message", "x")
     requests = [
-        (batching.SEND, send_request(alice, bob)),
-        (batching.SEND, poisoned_send),
-        (batching.RECEIPT, services.ReceiptRequest(mallory.id, [42])),
-        (batching.RECEIPT, services.ReceiptRequest(bob.id, [first.id])),
-        (batching.SEND, send_request(bob, alice)),
-        (batching.SEND, send_request(mallory, bob)),
+        send_request(alice, bob),
+        poisoned_send,
+        services.ReceiptRequest(mallory.id, [42]),
+        services.ReceiptRequest(bob.id, [first.id]),
+        send_request(bob, alice),
+        send_request(mallory, bob),
     ]
 
     results = submit_together(requests)
@@ -262,7 +267,7 @@ def test_a_batch_that_fails_once_is_redone_and_every_request_succeeds(make_accou
     second round, request by request, not its answers."""
     alice, bob = make_account(), make_account()
     make_contacts(alice, bob)
-    apply = batching._apply
+    apply = services.envelopes_apply
     calls = []
 
     def failing_once(batch):
@@ -271,9 +276,9 @@ def test_a_batch_that_fails_once_is_redone_and_every_request_succeeds(make_accou
             raise OperationalError("Lost connection to server during query")
         return apply(batch)
 
-    monkeypatch.setattr(batching, "_apply", failing_once)
-    results = submit_together([(batching.SEND, send_request(alice, bob)), (batching.SEND, send_request(bob, alice))])
-    assert calls == [2]
+    monkeypatch.setattr(services, "envelopes_apply", failing_once)
+    results = submit_together([send_request(alice, bob), send_request(bob, alice)])
+    assert calls == [2, 1, 1]  # the batch once, then each request alone
     assert [r.created for r in results] == [True, True]
     assert sorted(Envelope.objects.values_list("id", flat=True)) == sorted(r.id for r in results)
 
@@ -285,15 +290,15 @@ def test_when_the_database_is_unreachable_the_redo_does_not_connect_once_per_req
     make_contacts(alice, bob)
     attempts = []
 
-    def failing_apply(batch):
-        raise OperationalError("Lost connection to server during query")
-
     def unreachable(self):
         attempts.append(1)
         raise OperationalError("Can't connect to server")
 
-    monkeypatch.setattr(batching, "_apply", failing_apply)
+    def failing_batch(apply, batch):
+        raise OperationalError("Lost connection to server during query")
+
+    monkeypatch.setattr(batching, "_apply_in_transaction", failing_batch)
     monkeypatch.setattr(type(connections["default"]), "ensure_connection", unreachable)
-    results = submit_together([(batching.SEND, send_request(alice, bob)) for _ in range(5)])
+    results = submit_together([send_request(alice, bob) for _ in range(5)])
     assert attempts == [1]
     assert all(isinstance(result, OperationalError) for result in results)

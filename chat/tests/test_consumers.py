@@ -641,27 +641,16 @@ def receipts_fail(monkeypatch, times: int = 1) -> None:
     """The next `times` batches holding receipts fail in the database, as when the database
     thread's connection was killed, and so does the redo of their receipts one by one
     (realtime.batching redoes a failed batch request by request)."""
-    apply, mark = services.batch_apply, services.envelopes_mark
-    left = {"batch": times, "alone": times}
+    apply = services.envelopes_apply
+    left = [2 * times]  # each batch, then its receipt alone
 
-    def lost(kind: str) -> bool:
-        if left[kind] > 0:
-            left[kind] -= 1
-            return True
-        return False
-
-    def batch_apply(sends, receipts):
-        if receipts and lost("batch"):
+    def envelopes_apply(requests):
+        if left[0] > 0 and any(isinstance(request, services.ReceiptRequest) for request in requests):
+            left[0] -= 1
             raise OperationalError(2013, "Lost connection to server during query")
-        return apply(sends, receipts)
+        return apply(requests)
 
-    def envelopes_mark(receipts):
-        if lost("alone"):
-            raise OperationalError(2013, "Lost connection to server during query")
-        return mark(receipts)
-
-    monkeypatch.setattr(services, "batch_apply", batch_apply)
-    monkeypatch.setattr(services, "envelopes_mark", envelopes_mark)
+    monkeypatch.setattr(services, "envelopes_apply", envelopes_apply)
 
 
 @pytest.mark.parametrize("kind", ["ack", "read"])

@@ -125,11 +125,11 @@ def test_pending_bytes_counts_undelivered_bodies_per_sender_and_recipient(contac
     assert sent == {alice.id: 20, carol.id: 8, bob.id: 0}
     assert waiting == {bob.id: 28}
     # the same answers from the batch's combined statement
-    users, _, pending = sql.users_and_resends(
+    found = sql.users_and_resends(
         emails=[bob.email], ids=[alice.id, carol.id], keys=[(alice.id, uuid.uuid4())], quotas=True
     )
-    assert pending == ({alice.id: 20, carol.id: 8}, waiting)
-    assert {row[0] for row in users} == {alice.id, carol.id, bob.id}
+    assert (found.sent_bytes, found.waiting_bytes) == ({alice.id: 20, carol.id: 8}, waiting)
+    assert {row.id for row in found.users} == {alice.id, carol.id, bob.id}
 
 
 @pytest.mark.django_db
@@ -243,7 +243,7 @@ def test_the_counters_follow_stores_receipts_and_the_purge(contacts, make_accoun
     services.envelopes_mark_read(user_id=bob.id, ids=[a1.id])
     assert nonzero(usage_rows()) == true_usage()
     # the socket path's batch: sends and receipts together
-    services.batch_apply([request(carol, bob, body="w" * 3)], [services.ReceiptRequest(alice.id, [c2.id])])
+    services.envelopes_apply([request(carol, bob, body="w" * 3), services.ReceiptRequest(alice.id, [c2.id])])
     assert nonzero(usage_rows()) == true_usage()
     # the purge deletes what expired undelivered and takes it off the counters
     settings.MESSAGE_RETENTION_DAYS = 1

@@ -26,13 +26,16 @@ def send(sender, to, *, client_id=None, body="Y2lwaGVy", kind="message"):
 
 
 @pytest.fixture
-def publishing(django_capture_on_commit_callbacks):
+def publishing(django_capture_on_commit_callbacks, monkeypatch):
     """Call a function; return its result and the (user_ids, message) pairs it published on
     commit (the test's transaction never commits, so the callbacks are run by hand)."""
 
     def run(function, *args, **kwargs):
-        with bus.collected_events() as collected, django_capture_on_commit_callbacks(execute=True):
-            result = function(*args, **kwargs)
+        collected = []
+        with monkeypatch.context() as patch:
+            patch.setattr(bus, "_send_now", lambda user_ids, message: collected.append((user_ids, message)))
+            with django_capture_on_commit_callbacks(execute=True):
+                result = function(*args, **kwargs)
         return result, collected
 
     return run
