@@ -1,10 +1,11 @@
 // The messenger client: turns server frames and user actions into storage writes and state changes.
 //
 // - One dispatch table (FRAME_HANDLERS below) for every frame the server pushes (chat/events.py).
-// - Incoming envelopes are acknowledged only after their decrypted result and the new session state
-//   are stored (session.decryptFrom commits both in one transaction). A redelivered envelope is
-//   recognised by its server id, acknowledged again and not shown twice; an `ack` or `read` the
-//   server could not apply is sent again (receipts.js).
+// - Incoming envelopes are taken in batches (intake.js) and acknowledged only after their decrypted
+//   results and the new session state are stored (session.decryptBatchFrom commits a batch in one
+//   transaction). A redelivered envelope is recognised by its server id, acknowledged again and not
+//   shown twice; an `ack` or `read` the server could not apply is sent again (receipts.js).
+// - A conversation in memory is a window of it, read from storage in pages (history.js).
 // - Outgoing messages are encrypted at once and kept in the outbox until the server answers `sent`;
 //   on every (re)connect the outbox is sent again with the same client_id (the server stores each
 //   client_id once).
@@ -15,7 +16,7 @@
 import { ApiError, contactsApi, errorMessage, keysApi, refreshSession } from "./api.js";
 import {
   acceptIdentityChange,
-  decryptFrom,
+  decryptBatchFrom,
   encryptFor,
   IdentityChangedError,
   maintainSignedPrekey,
@@ -24,7 +25,9 @@ import {
   safetyNumberFor,
   setVerified,
 } from "./session.js";
-import { ReceiptRetry } from "./receipts.js";
+import { ConversationHistory } from "./history.js";
+import { EnvelopeIntake } from "./intake.js";
+import { MAX_IDS_PER_FRAME, ReceiptRetry } from "./receipts.js";
 import { ChatSocket, Connection } from "./socket.js";
 import { Topic } from "./state.js";
 
@@ -32,7 +35,6 @@ const STATUS_RANK = { sending: 0, sent: 1, delivered: 2, read: 3 };
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 6000;
-const ACK_DELAY_MS = 30;
 // The server answers about at most this many envelopes per `receipts` question.
 const RECEIPTS_MAX_IDS = 1000;
 
@@ -68,8 +70,14 @@ export class MessengerClient {
     this.onSessionEnded = onSessionEnded;
     this.socket = null;
     this.inFlight = new Set(); // client_ids handed to the current socket
-    this.pendingAcks = new Set();
-    this.ackTimer = null;
+    this.history = new ConversationHistory({ state, store });
+    this.intake = new EnvelopeIntake({
+      take: (frames) => this.takeEnvelopes(frames),
+      // Storage failure or no keys: not acknowledged, so the server keeps them for later.
+      onError: (error) => this.reportError(error, "Messages could not be stored: "),
+    });
+    this.marking = null; // markActiveRead under way
+    this.markAgain = false;
     this.receiptRetry = new ReceiptRetry({ send: (frame) => Boolean(this.socket && this.socket.send(frame)) });
     this.earlyReceipts = new Map(); // server id -> status seen before our `sent`
     this.typingSent = new Map(); // email -> {at, timer}
@@ -102,8 +110,7 @@ export class MessengerClient {
   stop() {
     if (this.socket) this.socket.stop();
     if (this.channel) this.channel.close();
-    clearTimeout(this.ackTimer);
-    this.ackTimer = null;
+    this.intake.clear();
     this.receiptRetry.stop();
   }
 
@@ -251,51 +258,63 @@ export class MessengerClient {
     };
   }
 
-  async onEnvelope(frame) {
+  onEnvelope(frame) {
     if (!frame || typeof frame.id !== "number" || typeof frame.from !== "string") return;
-    let result;
-    try {
-      result = await decryptFrom(this.store, frame, ({ text, failed }) => {
-        const record = {
-          id: `in:${frame.id}`,
-          serverId: frame.id,
-          contact: frame.from,
-          direction: "in",
-          text: text === null ? "" : text,
-          ts: Date.parse(frame.sent_at) || Date.now(),
-          status: "received",
-          unread: 1,
-        };
-        if (failed) record.failed = failed;
-        return record;
-      });
-    } catch (error) {
-      // Storage failure or no keys: not acknowledged, so the server keeps it for later.
-      this.reportError(error, "A message could not be stored: ");
-      return;
-    }
-    this.ack(frame.id);
-    if (result.status === "duplicate") return;
-    const contact = this.state.contacts.get(frame.from);
-    if (contact && contact.typing) this.setTyping(frame.from, false);
-    if (this.state.loaded.has(frame.from)) this.state.upsertMessage(result.message);
-    await this.refreshCounters(frame.from);
-    if (result.identityChanged) await this.refreshIdentity(frame.from);
-    this.broadcast({ type: "conversation", email: frame.from });
-    this.notify(frame.from);
-    this.markActiveRead();
+    this.intake.push(frame);
   }
 
-  ack(id) {
-    this.pendingAcks.add(id);
-    if (this.ackTimer) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = null;
-      const ids = [...this.pendingAcks];
-      this.pendingAcks.clear();
-      // If the socket is down the envelopes come back on reconnect and are acknowledged then.
-      if (ids.length && this.socket) this.socket.send({ type: "ack", ids });
-    }, ACK_DELAY_MS);
+  /** One batch of envelopes, in arrival order: per sender one transaction, one render, one ack. */
+  async takeEnvelopes(frames) {
+    const bySender = new Map();
+    for (const frame of frames) {
+      if (!bySender.has(frame.from)) bySender.set(frame.from, []);
+      bySender.get(frame.from).push(frame);
+    }
+    for (const [email, list] of bySender) {
+      let results;
+      try {
+        results = await decryptBatchFrom(this.store, email, list, (frame, { text, failed }) => {
+          const record = {
+            id: `in:${frame.id}`,
+            serverId: frame.id,
+            contact: frame.from,
+            direction: "in",
+            text: text === null ? "" : text,
+            ts: Date.parse(frame.sent_at) || Date.now(),
+            status: "received",
+            unread: 1,
+          };
+          if (failed) record.failed = failed;
+          return record;
+        });
+      } catch (error) {
+        // Storage failure or no keys: not acknowledged, so the server keeps them for later.
+        this.reportError(error, "A message could not be stored: ");
+        continue;
+      }
+      this.sendReceipts("ack", list.map((frame) => frame.id));
+      const messages = results.filter((result) => result.status !== "duplicate").map((result) => result.message);
+      if (!messages.length) continue;
+      const contact = this.state.contacts.get(email);
+      if (contact && contact.typing) this.setTyping(email, false);
+      if (this.state.loaded.has(email)) this.state.upsertMessages(messages);
+      await this.refreshCounters(email);
+      if (results.identityChanged) await this.refreshIdentity(email);
+      this.broadcast({ type: "conversation", email });
+      this.notify(email);
+    }
+    await this.markActiveRead();
+  }
+
+  /**
+   * Sends `ack` or `read` for `ids` in frames the server takes (at most MAX_IDS_PER_FRAME ids).
+   * Without a socket the envelopes come back (acks) or stay unread (reads) until the next connect.
+   */
+  sendReceipts(type, ids) {
+    for (let start = 0; start < ids.length; start += MAX_IDS_PER_FRAME) {
+      if (!this.socket || !this.socket.send({ type, ids: ids.slice(start, start + MAX_IDS_PER_FRAME) })) return false;
+    }
+    return true;
   }
 
   async onSent(frame) {
@@ -347,12 +366,8 @@ export class MessengerClient {
         return { writes, result };
       },
     );
-    const emails = new Set();
-    for (const message of updated || []) {
-      this.state.upsertMessage(message);
-      emails.add(message.contact);
-    }
-    for (const email of emails) this.broadcast({ type: "conversation", email });
+    this.state.upsertMessages(updated || []);
+    for (const email of new Set((updated || []).map((m) => m.contact))) this.broadcast({ type: "conversation", email });
   }
 
   async onReceiptsAnswer(frame) {
@@ -380,7 +395,7 @@ export class MessengerClient {
         return { writes: changed.map((value) => ({ put: "messages", value })), result: changed };
       },
     );
-    for (const message of updated || []) this.state.upsertMessage(message);
+    this.state.upsertMessages(updated || []);
     for (const email of new Set((updated || []).map((m) => m.contact))) this.broadcast({ type: "conversation", email });
   }
 
@@ -443,37 +458,70 @@ export class MessengerClient {
   }
 
   async reloadConversation(email) {
-    const messages = await this.store.all("messages", { index: "conversation", prefix: [email] });
-    this.state.setConversation(email, messages);
+    await this.history.loadLatest(email);
     await this.refreshCounters(email);
+  }
+
+  loadOlder(email) {
+    return this.history.loadOlder(email);
+  }
+
+  loadNewer(email) {
+    return this.history.loadNewer(email);
+  }
+
+  jumpToLatest(email) {
+    return this.history.loadLatest(email);
   }
 
   closeConversation() {
     this.state.setActive(null);
   }
 
+  /**
+   * Marks what the user sees as read: the open conversation's unread messages, while the page is
+   * visible. A page of at most MAX_IDS_PER_FRAME at a time: its `read` frame goes out, then the
+   * local change; a frame the socket does not take leaves the rest unread here, to be sent on the
+   * next connect (and one the server could not apply comes back to receipts.js). One run at a time.
+   */
   async markActiveRead() {
+    if (this.marking) {
+      this.markAgain = true;
+      return this.marking;
+    }
+    this.marking = (async () => {
+      do {
+        this.markAgain = false;
+        await this.markReadOnce();
+      } while (this.markAgain);
+    })().finally(() => {
+      this.marking = null;
+    });
+    return this.marking;
+  }
+
+  async markReadOnce() {
     const email = this.state.active;
     if (!email || document.visibilityState !== "visible") return;
-    const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1] });
-    if (!unread.length) {
-      this.state.updateContact(email, { unread: 0 });
-      return;
+    let marked = false;
+    for (;;) {
+      const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1], limit: MAX_IDS_PER_FRAME });
+      if (!unread.length) break;
+      // The receipt goes with the local change; without a socket both wait for the next connect.
+      const ids = unread.map((m) => m.serverId).filter((id) => typeof id === "number");
+      if (ids.length && !this.sendReceipts("read", ids)) return;
+      const now = Date.now();
+      const changed = unread.map((m) => {
+        const copy = { ...m, readAt: now };
+        delete copy.unread;
+        return copy;
+      });
+      await this.store.write(changed.map((value) => ({ put: "messages", value })));
+      if (this.state.loaded.has(email)) this.state.upsertMessages(changed);
+      marked = true;
     }
-    // The receipt goes with the local change; without a socket both wait for the next connect.
-    if (!this.socket || !this.socket.isOpen) return;
-    const ids = unread.map((m) => m.serverId).filter((id) => typeof id === "number");
-    if (ids.length) this.socket.send({ type: "read", ids });
-    const now = Date.now();
-    const changed = unread.map((m) => {
-      const copy = { ...m, readAt: now };
-      delete copy.unread;
-      return copy;
-    });
-    await this.store.write(changed.map((value) => ({ put: "messages", value })));
-    for (const message of changed) if (this.state.loaded.has(email)) this.state.upsertMessage(message);
     this.state.updateContact(email, { unread: 0 });
-    this.broadcast({ type: "conversation", email });
+    if (marked) this.broadcast({ type: "conversation", email });
   }
 
   /** Encrypts and queues a message; it is sent now if the socket is open, else on reconnect. */
@@ -706,8 +754,8 @@ export class MessengerClient {
     this.channel.onmessage = async (event) => {
       const data = event.data || {};
       if (data.type === "conversation" || data.type === "identity") {
-        if (this.state.loaded.has(data.email)) await this.reloadConversation(data.email);
-        else await this.refreshCounters(data.email);
+        if (this.state.loaded.has(data.email)) await this.history.refresh(data.email);
+        await this.refreshCounters(data.email);
         await this.refreshIdentity(data.email);
       } else if (data.type === "contacts") {
         const contacts = await this.store.all("contacts");
