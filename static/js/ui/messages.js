@@ -149,12 +149,15 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
     list.scrollTop = list.scrollHeight;
   }
 
-  /** The element at the top of the view, and where it is: to put it back there after a change. */
+  /**
+   * The message at the top of the view, and where it is: to put it back there after a change. Not a
+   * day separator: a separator moves up with its day when older messages of that day join.
+   */
   function anchor() {
     const top = list.getBoundingClientRect().top;
-    for (const entry of visibleCandidates()) {
-      const rect = entry.getBoundingClientRect();
-      if (rect.bottom > top) return { node: entry, top: rect.top };
+    for (const node of visibleCandidates()) {
+      const rect = node.getBoundingClientRect();
+      if (rect.bottom > top && node.classList.contains("message")) return { node, top: rect.top };
     }
     return null;
   }
@@ -201,10 +204,15 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
     showJump();
   }, { passive: true });
 
-  jump.addEventListener("click", () => {
+  jump.addEventListener("click", async () => {
     const view = state.conversations.get(email);
-    if (view && view.hasNewer) actions.jumpToLatest(email).catch(onError);
-    else scrollToBottom();
+    try {
+      if (view && view.hasNewer) await actions.jumpToLatest(email);
+    } catch (error) {
+      onError(error);
+    }
+    scrollToBottom();
+    showJump();
   });
 
   // --- state events -----------------------------------------------------------------------------
