@@ -35,6 +35,9 @@ const STATUS_RANK = { sending: 0, sent: 1, delivered: 2, read: 3 };
 const TYPING_SEND_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 6000;
+// Unread messages marked read per frame and transaction: the server takes up to MAX_IDS_PER_FRAME,
+// but writing that many records at once is one task of a few hundred milliseconds.
+const READ_PAGE = 200;
 // The server answers about at most this many envelopes per `receipts` question.
 const RECEIPTS_MAX_IDS = 1000;
 
@@ -164,8 +167,8 @@ export class MessengerClient {
   /** The `delivered`/`read` pushes missed while this browser was offline: ask where the newest
    *  messages still waiting for a read receipt stand (answered by a `receipts` frame). */
   async askReceipts() {
-    const waiting = await this.store.all("messages", { index: "awaiting" });
-    const ids = waiting.map((m) => m.awaiting).slice(-RECEIPTS_MAX_IDS);
+    const waiting = await this.store.page("messages", "awaiting", [], { limit: RECEIPTS_MAX_IDS });
+    const ids = waiting.map((m) => m.awaiting);
     if (ids.length && this.socket) this.socket.send({ type: "receipts", ids });
   }
 
@@ -271,6 +274,10 @@ export class MessengerClient {
       bySender.get(frame.from).push(frame);
     }
     for (const [email, list] of bySender) {
+      // Arriving in the conversation the user has open in a visible page: seen, so stored read
+      // and answered with `read` (which marks delivered too) instead of `ack`.
+      const seen = this.state.active === email && document.visibilityState === "visible";
+      const readAt = Date.now();
       let results;
       try {
         results = await decryptBatchFrom(this.store, email, list, (frame, { text, failed }) => {
@@ -282,8 +289,9 @@ export class MessengerClient {
             text: text === null ? "" : text,
             ts: Date.parse(frame.sent_at) || Date.now(),
             status: "received",
-            unread: 1,
           };
+          if (seen) record.readAt = readAt;
+          else record.unread = 1;
           if (failed) record.failed = failed;
           return record;
         });
@@ -292,7 +300,11 @@ export class MessengerClient {
         this.reportError(error, "A message could not be stored: ");
         continue;
       }
-      this.sendReceipts("ack", list.map((frame) => frame.id));
+      const ids = list.map((frame) => frame.id);
+      // Not taken by the socket: an ack is not needed (the envelopes come back on the next
+      // connect and are recognised), a read waits for the next connect (receipts.js).
+      if (seen && !this.sendReceipts("read", ids)) this.receiptRetry.hold("read", ids);
+      else if (!seen) this.sendReceipts("ack", ids);
       const messages = results.filter((result) => result.status !== "duplicate").map((result) => result.message);
       if (!messages.length) continue;
       const contact = this.state.contacts.get(email);
@@ -480,7 +492,7 @@ export class MessengerClient {
 
   /**
    * Marks what the user sees as read: the open conversation's unread messages, while the page is
-   * visible. A page of at most MAX_IDS_PER_FRAME at a time: its `read` frame goes out, then the
+   * visible. A page of READ_PAGE at a time: its `read` frame goes out, then the
    * local change; a frame the socket does not take leaves the rest unread here, to be sent on the
    * next connect (and one the server could not apply comes back to receipts.js). One run at a time.
    */
@@ -505,7 +517,7 @@ export class MessengerClient {
     if (!email || document.visibilityState !== "visible") return;
     let marked = false;
     for (;;) {
-      const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1], limit: MAX_IDS_PER_FRAME });
+      const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1], limit: READ_PAGE });
       if (!unread.length) break;
       // The receipt goes with the local change; without a socket both wait for the next connect.
       const ids = unread.map((m) => m.serverId).filter((id) => typeof id === "number");
@@ -713,11 +725,13 @@ export class MessengerClient {
     await acceptIdentityChange(this.store, email);
     await this.refreshIdentity(email);
     // Messages held back while the change was unacknowledged go out now, to the new key.
-    const held = await this.store.all("messages", { index: "conversation", prefix: [email] });
-    const writes = held.filter((m) => m.status === "held").map((m) => ({ put: "messages", value: { ...m, status: "sending" } }));
-    if (writes.length) {
-      await this.store.write(writes);
-      await this.reloadConversation(email);
+    // They wait in the outbox: read from there, not from the whole conversation.
+    const queued = (await this.store.all("outbox")).filter((entry) => entry.to === email);
+    const records = await Promise.all(queued.map((entry) => this.store.get("messages", entry.clientId)));
+    const sending = records.filter((m) => m && m.status === "held").map((m) => ({ ...m, status: "sending" }));
+    if (sending.length) {
+      await this.store.write(sending.map((value) => ({ put: "messages", value })));
+      this.state.upsertMessages(sending);
     }
     this.broadcast({ type: "identity", email });
     this.flushOutbox();

@@ -3,7 +3,7 @@
 // scrolling reads PAGE more at either end. Nothing here reads a whole conversation.
 import { WINDOW_MAX } from "./state.js";
 
-const LATEST_PAGE = 150;
+const LATEST_PAGE = 60;
 const PAGE = 100;
 
 export class ConversationHistory {

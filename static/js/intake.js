@@ -6,7 +6,7 @@
 //
 // No DOM, no network: `take` does the work, so Node tests can run this.
 
-export const BATCH_MAX = 200;
+export const BATCH_MAX = 50;
 
 /**
  * Resolves after the browser ran what is waiting (input, rendering, other frames). A MessageChannel

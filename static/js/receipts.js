@@ -62,6 +62,11 @@ export class ReceiptRetry {
     }, delay);
   }
 
+  /** Keeps receipts the socket did not take, for the next flush (every reconnect). */
+  hold(kind, ids) {
+    for (const id of ids) this.pending[kind].add(id);
+  }
+
   /** Forgets what waits and its timer (the client stopped: signed out, or the account erased). */
   stop() {
     if (this.timer !== null) this.clearTimer(this.timer);
