@@ -1,7 +1,7 @@
 import pytest
 from django.conf import settings
 
-from messenger.testing import CsrfClient, register_account
+from tests.helpers import CsrfClient, register_account
 
 
 @pytest.fixture
@@ -43,4 +43,4 @@ def _plain_http(settings):
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["messenger.testing.FastPepperedPBKDF2PasswordHasher"]
+    settings.PASSWORD_HASHERS = ["tests.helpers.FastPepperedPBKDF2PasswordHasher"]

@@ -4,7 +4,8 @@ An operator cannot take an account over: there is no form to set a user's passwo
 password would let the operator sign in as the user, and an identity reset from there would
 put the operator's keys in front of every contact), refresh tokens are neither stored nor shown
 in clear, and every identity reset appears in the user's history. The admin's own sign-in is
-throttled like the API's (accounts.backends).
+throttled like the API's (accounts.backends). The users list shows key columns too: keys.admin
+registers this admin again with them.
 """
 
 from django import forms
@@ -17,7 +18,6 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.models import User, email_for_new_account, normalize_email
 from accounts.services import user_deactivate
-from keys.selectors import identity_key_fingerprint, one_time_prekeys_unused_count
 from messenger.errors import RateLimited
 
 
@@ -72,23 +72,15 @@ class UserAddForm(NewEmailRule, BaseUserCreationForm):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["email"]
-    list_display = [
-        "email",
-        "date_joined",
-        "last_login",
-        "is_active",
-        "identity_fingerprint",
-        "unused_one_time_prekeys",
-    ]
+    list_display = ["email", "date_joined", "last_login", "is_active"]
     list_filter = ["is_active", "is_staff"]
     search_fields = ["email"]
-    readonly_fields = ["date_joined", "last_login", "identity_fingerprint", "unused_one_time_prekeys"]
+    readonly_fields = ["date_joined", "last_login"]
     form = UserChangeForm
     add_form = UserAddForm
     fieldsets = [
         (None, {"fields": ["email"]}),
         ("Status", {"fields": ["is_active", "is_staff", "is_superuser", "date_joined", "last_login"]}),
-        ("Keys (read-only)", {"fields": ["identity_fingerprint", "unused_one_time_prekeys"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     actions = ["deactivate_ban"]
@@ -108,14 +100,6 @@ class UserAdmin(DjangoUserAdmin):
         if len(users) < queryset.count():
             self.message_user(request, "You cannot ban your own account; it was left active.", messages.WARNING)
         self.message_user(request, f"Deactivated {len(users)} account(s); their sessions were revoked.")
-
-    @admin.display(description="identity key fingerprint")
-    def identity_fingerprint(self, obj: User) -> str:
-        return identity_key_fingerprint(user=obj) or "-"
-
-    @admin.display(description="unused one-time prekeys")
-    def unused_one_time_prekeys(self, obj: User) -> int:
-        return one_time_prekeys_unused_count(user=obj)
 
 
 # simplejwt's admin shows each refresh token in full on its change page: replaced by a list of

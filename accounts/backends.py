@@ -30,14 +30,8 @@ from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 
 from accounts.models import normalize_email
-from accounts.ratelimit import (
-    client_address,
-    rate_limit_hit,
-    rate_limit_mark,
-    rate_limit_marked,
-    rate_limit_refund,
-    rate_limit_reset,
-)
+from accounts.ratelimit import rate_limit_hit, rate_limit_mark, rate_limit_marked, rate_limit_refund, rate_limit_reset
+from messenger.ratelimit import client_address
 
 KNOWN_ADDRESS = "login_known_address"
 

@@ -52,7 +52,7 @@ class UserManager(BaseUserManager):
     def make_user(self, email: str, password: str | None, **extra) -> "User":
         """A new, unsaved account: its email held to the rule for new accounts
         (`email_for_new_account`) and its password hashed. Hashing is slow on purpose: call
-        this outside any transaction (see accounts.services.user_register)."""
+        this outside any transaction (see accounts.services.user_build)."""
         if not email:
             raise ValueError("An email is required.")
         user = self.model(email=email_for_new_account(email), **extra)

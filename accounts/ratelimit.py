@@ -6,48 +6,22 @@ process. Login guessing and prekey draining must be limited across every server 
 each bucket is one database row updated under a row lock (`select_for_update`; SQLite runs
 IMMEDIATE transactions, which serialise writers).
 
-The algorithm is GCRA: a limit "N/S" allows a burst of N requests and refills one every S/N
-seconds. Only the theoretical arrival time (`tat`) of the next request is stored.
+The algorithm is GCRA (messenger.ratelimit, shared with the socket frames' in-process limiter):
+only the theoretical arrival time (`tat`) of the next request is stored.
 """
 
 import hashlib
-import ipaddress
-import math
 import time
 
 from django.conf import settings
 from django.db import transaction
 
 from accounts.models import RateLimitBucket
-from messenger.errors import RateLimited
-
-
-def parse_limit(spec: str) -> tuple[int, float]:
-    count, seconds = spec.split("/", 1)
-    return int(count), float(seconds)
+from messenger.ratelimit import emission_interval, gcra_take
 
 
 def _bucket_key(scope: str, subject: str) -> str:
     return hashlib.sha256(f"{scope}\0{subject}".encode()).hexdigest()
-
-
-def client_address(request) -> str:
-    """The client's address as a rate-limit subject. An IPv6 client usually holds a whole /64
-    (and privacy extensions change the low half daily), so IPv6 addresses count per /64;
-    IPv4 (and IPv4-mapped IPv6) per address. Behind a reverse proxy, messenger.proxy has
-    set REMOTE_ADDR from the trusted proxy's headers (daphne runs without --proxy-headers).
-    No request (a call from code, not from the network) is the subject "local". Every
-    per-address limit (sign-in, registration, refresh) counts through this."""
-    raw = request.META.get("REMOTE_ADDR") if request is not None else "local"
-    try:
-        address = ipaddress.ip_address(raw or "")
-    except ValueError:
-        return raw or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> None:
@@ -57,8 +31,7 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
     transaction, before the work it guards."""
     if not settings.RATE_LIMITS_ENABLED:
         return
-    burst, period = parse_limit(settings.RATE_LIMITS[scope])
-    interval = period / burst
+    spec = settings.RATE_LIMITS[scope]
     key = _bucket_key(scope, str(subject))
 
     # Make sure the row exists first, outside the locking transaction: INSERT IGNORE (or
@@ -71,14 +44,7 @@ def rate_limit_hit(scope: str, subject: str, *, now: float | None = None) -> Non
         # The clock is read once the row is locked: a request that read it earlier but got
         # the lock later would otherwise be judged against a newer bucket with an older time.
         now = time.time() if now is None else now
-        # GCRA's test `tat + interval - burst * interval > now`, rearranged so that a full
-        # bucket compares exact zeros: written that way, `(now + 60) - 60 > now` can be true by
-        # one unit of rounding and refuse the first request of a "1/60" limit.
-        tat = max(bucket.tat, now)
-        wait = tat - now - (burst - 1) * interval
-        if wait > 0:
-            raise RateLimited(retry_after=math.ceil(wait))
-        bucket.tat = tat + interval
+        bucket.tat = gcra_take(spec, tat=bucket.tat, now=now)
         bucket.save(update_fields=["tat"])
 
 
@@ -87,12 +53,11 @@ def rate_limit_refund(scope: str, subject: str) -> None:
     be one the limit is about, e.g. a login that succeeded)."""
     if not settings.RATE_LIMITS_ENABLED:
         return
-    burst, period = parse_limit(settings.RATE_LIMITS[scope])
     with transaction.atomic():
         bucket = RateLimitBucket.objects.select_for_update().filter(key=_bucket_key(scope, str(subject))).first()
         if bucket is not None:
             # A tat below the current time is a full bucket, so going below it is harmless.
-            bucket.tat -= period / burst
+            bucket.tat -= emission_interval(settings.RATE_LIMITS[scope])
             bucket.save(update_fields=["tat"])
 
 

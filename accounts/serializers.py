@@ -2,15 +2,12 @@ from django.contrib.auth import password_validation
 from rest_framework import serializers
 
 from accounts.models import User, email_for_new_account, normalize_email
-from keys.serializers import (
-    Ed25519PublicKeyField,
-    OneTimePreKeyListField,
-    SignedPreKeySerializer,
-    verify_signed_prekey_signature,
-)
 
 
-class RegisterSerializer(serializers.Serializer):
+# The account fields of a registration and their rules; keys.serializers.RegisterSerializer
+# adds the device keys. (No docstring: drf-spectacular would publish it, as the description of
+# the subclass, in the API schema.)
+class NewAccountSerializer(serializers.Serializer):
     email = serializers.EmailField(
         max_length=254,
         help_text=(
@@ -19,9 +16,6 @@ class RegisterSerializer(serializers.Serializer):
         ),
     )
     password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
-    identity_key = Ed25519PublicKeyField()
-    signed_prekey = SignedPreKeySerializer()
-    one_time_prekeys = OneTimePreKeyListField()
 
     def validate_email(self, value: str) -> str:
         try:
@@ -34,7 +28,6 @@ class RegisterSerializer(serializers.Serializer):
             password_validation.validate_password(attrs["password"], user=User(email=attrs["email"]))
         except Exception as exc:  # django.core.exceptions.ValidationError
             raise serializers.ValidationError({"password": list(getattr(exc, "messages", [str(exc)]))}) from None
-        verify_signed_prekey_signature(attrs["identity_key"], attrs["signed_prekey"])
         return attrs
 
 
@@ -57,11 +50,3 @@ class UserSerializer(serializers.ModelSerializer):
 
 class CsrfSerializer(serializers.Serializer):
     csrf_token = serializers.CharField(help_text="Echo it in the X-CSRFToken header of unsafe requests.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The shape of every error answer of the API."""
-
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    errors = serializers.DictField(required=False, help_text="Field errors, for validation failures (400).")

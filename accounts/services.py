@@ -1,4 +1,5 @@
-"""Accounts: registration, sign-in and the refresh-token family.
+"""Accounts: creating one (registration itself, with the device keys, is
+keys.services.account_register), sign-in, logout and the refresh-token family.
 
 Token rotation is written here rather than taken from simplejwt's TokenRefreshView: that view
 checks the blacklist with `.exists()` and then blacklists with `get_or_create`, so two
@@ -28,47 +29,38 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from accounts.models import User, normalize_email
-from accounts.ratelimit import rate_limit_hit
 from accounts.sessions import GENERATION_CLAIM, TokenPair, session_generation, sessions_end, tokens_issue
-from keys.services import device_keys_set
 
 logger = logging.getLogger(__name__)
 
 REFRESH_REUSE_GRACE_SECONDS = 10
 
 
-def user_register(
-    *, email: str, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: list[dict]
-) -> User:
-    """Create the account and its public keys in one transaction: either both exist or
-    neither does.
+def user_build(*, email: str, password: str) -> User:
+    """A new account, not saved yet, with its password hashed; `user_create` saves it.
 
-    The password is hashed BEFORE the transaction starts. On SQLite a transaction holds the
-    database's single write lock from its first statement (IMMEDIATE), and PBKDF2 takes about
-    half a second (seconds on a loaded machine): hashing inside the transaction made every
-    other writer of the process queue behind each registration, and SQLite's busy wait is not
-    first come first served, so under 8 concurrent registrations one waiter could exceed the
-    20 s busy timeout and answer 500 "database is locked". Outside, the lock is held for a
-    few inserts."""
-    user = User.objects.make_user(email, password)
-    with transaction.atomic():
-        if User.objects.filter(email=user.email).exists():
-            raise EmailTaken()
-        try:
-            with transaction.atomic():
-                user.save()
-        except IntegrityError:
-            raise EmailTaken() from None
-        device_keys_set(
-            user=user, identity_key=identity_key, signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
-        )
-    logger.info("user registered id=%s", user.id)
-    return user
+    Hash BEFORE the transaction that saves the account starts. On SQLite a transaction holds
+    the database's single write lock from its first statement (IMMEDIATE), and PBKDF2 takes
+    about half a second (seconds on a loaded machine): hashing inside the transaction made
+    every other writer of the process queue behind each registration, and SQLite's busy wait
+    is not first come first served, so under 8 concurrent registrations one waiter could
+    exceed the 20 s busy timeout and answer 500 "database is locked". Outside, the lock is
+    held for a few inserts."""
+    return User.objects.make_user(email, password)
 
 
-def registration_rate_limit(*, email: str, ip: str) -> None:
-    rate_limit_hit("register_ip", ip)
-    rate_limit_hit("register_email", normalize_email(email))
+@transaction.atomic
+def user_create(*, user: User) -> None:
+    """Save an account made by `user_build`; EmailTaken when the address is in use. Joins the
+    caller's transaction: registration saves the account and its device keys together
+    (keys.services.account_register)."""
+    if User.objects.filter(email=user.email).exists():
+        raise EmailTaken()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise EmailTaken() from None
 
 
 def user_authenticate(*, email: str, password: str, request) -> User:

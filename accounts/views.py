@@ -1,11 +1,14 @@
-"""The auth API (`/api/v1/auth/`) and the HTML pages that host the browser client."""
+"""The auth API (`/api/v1/auth/`) and the HTML pages that host the browser client.
+
+Registration (`auth/register`) creates an account together with its device keys, so it is a
+use case of the keys app: keys.views.RegisterView, routed by messenger.urls."""
 
 from django.conf import settings
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,16 +16,11 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
-from accounts.ratelimit import client_address, rate_limit_hit
-from accounts.serializers import CsrfSerializer, ErrorSerializer, LoginSerializer, RegisterSerializer, UserSerializer
+from accounts.ratelimit import rate_limit_hit
+from accounts.serializers import CsrfSerializer, LoginSerializer, UserSerializer
 from accounts.sessions import tokens_issue
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input, with field errors."),
-    401: OpenApiResponse(ErrorSerializer, description="Not signed in or invalid credentials."),
-    403: OpenApiResponse(ErrorSerializer, description="Missing or wrong CSRF token."),
-    429: OpenApiResponse(ErrorSerializer, description="Rate limited; see the Retry-After header."),
-}
+from messenger.api import ERRORS
+from messenger.ratelimit import client_address
 
 
 class CsrfView(APIView):
@@ -33,34 +31,6 @@ class CsrfView(APIView):
     @extend_schema(responses={200: CsrfSerializer}, auth=[])
     def get(self, request):
         return Response({"csrf_token": get_token(request)})
-
-
-class RegisterView(APIView):
-    """Create an account with its public device keys. Private keys never reach the server."""
-
-    authentication_classes = [CsrfOnlyAuthentication]
-    permission_classes = [permissions.AllowAny]
-
-    @extend_schema(
-        request=RegisterSerializer,
-        description=(
-            "The email must be plain ASCII: an internationalised domain is written in its xn-- "
-            "(punycode) form. Unicode has letters that look like ASCII ones (Cyrillic a, Greek o, "
-            "fullwidth forms), so without this rule an account could pass for another "
-            "(alice@ex\u0430mple.org next to alice@example.org). Emails are compared trimmed and "
-            "case-insensitively, at sign-in too. `email_taken` (400) when the address is in use."
-        ),
-        responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
-        auth=[],
-    )
-    def post(self, request):
-        # Counted before validation (so invalid attempts cost too); the body may be any JSON.
-        email = request.data.get("email", "") if isinstance(request.data, dict) else ""
-        services.registration_rate_limit(email=str(email), ip=client_address(request))
-        serializer = RegisterSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user = services.user_register(**serializer.validated_data)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 class LoginView(APIView):

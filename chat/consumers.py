@@ -10,8 +10,9 @@ deactivation, password change, another device: sign in again). A user's sockets 
 across processes (realtime.sockets): one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be
 closed with 4429.
 
-Client frames are in FRAME_HANDLERS; server frames are all built in chat.events (and published
-through realtime.bus). An invalid frame gets an `error` frame and the socket stays open.
+Client frames are in FRAME_HANDLERS; server frames are built by each app's events module
+(chat.events for chat's) and published through realtime.bus. An invalid frame gets an `error`
+frame and the socket stays open.
 Database work never runs on the event loop: it runs in the chat database thread (realtime.db),
 and the `send`, `ack` and `read` frames of every socket of the process are applied in batches
 (realtime.batching: one thread hop and one transaction per batch, validation and store

@@ -1,27 +1,13 @@
-"""Every payload the server pushes; they are published through realtime.bus.
+"""The chat app's server frames (message, sent, delivered, read, receipts, queue_empty, error,
+typing), published through realtime.bus or sent by chat.consumers.
 
-All server frames are built here, so the WebSocket protocol can be read in one place:
-
-    message                   id, client_id, from, kind, body, sent_at
-    sent                      client_id, id            (to the sender's socket that sent it)
-    delivered / read          ids                      (to every socket of the sender)
-    receipts                  delivered, read, unknown (to the socket that asked, see below)
-    queue_empty                                        (after the backlog: connect, sync, re-read)
-    error                     code, detail [, client_id | frame + ids, retry_after]
-    typing                    from, state
-    contact_request           id, from
-    contact_request_answered  id, by, accepted
-    contact_removed           email
-    prekeys_low               remaining
-    identity_changed          email
-
-Builders take primitives, never model instances, so any app can call them without importing
-chat models; none of them logs anything (bodies and keys never reach the log).
+Every app builds its own events (contacts.events, keys.events); the list of every server
+frame, with its fields, is in docs/ARCHITECTURE.md ("WebSocket protocol"). Builders take
+primitives, never model instances, and none of them logs anything (bodies and keys never
+reach the log).
 """
 
 from datetime import datetime
-
-# --- payloads: chat ---------------------------------------------------------------------
 
 
 def _timestamp(value: datetime) -> str:
@@ -86,34 +72,3 @@ def error_event(
 
 def typing_event(*, sender_email: str, state: str) -> dict:
     return {"type": "typing", "from": sender_email, "state": state}
-
-
-# --- payloads: other apps ----------------------------------------------------------------
-
-
-def contact_request_event(*, request_id: int, from_email: str) -> dict:
-    """To the addressee of a new contact request."""
-    return {"type": "contact_request", "id": request_id, "from": from_email}
-
-
-def contact_request_answered_event(*, request_id: int, by_email: str, accepted: bool) -> dict:
-    """To the requester, once the addressee accepted. (A rejection is never announced: to
-    its requester a rejected request looks pending, as in Signal.)"""
-    return {"type": "contact_request_answered", "id": request_id, "by": by_email, "accepted": accepted}
-
-
-def contact_removed_event(*, email: str) -> dict:
-    """To both sides of a removed contact (`email` is the contact who is gone from the
-    receiver's list)."""
-    return {"type": "contact_removed", "email": email}
-
-
-def prekeys_low_event(*, remaining: int) -> dict:
-    """To the owner of the one-time prekeys, when a claim left few unused."""
-    return {"type": "prekeys_low", "remaining": remaining}
-
-
-def identity_changed_event(*, email: str, identity_key: str) -> dict:
-    """To every contact and pending counterparty of a user whose identity key changed (a new
-    device): clients warn and hold messages until the user accepts the new key."""
-    return {"type": "identity_changed", "email": email, "identity_key": identity_key}

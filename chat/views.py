@@ -9,8 +9,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.ratelimit import rate_limit_hit
-from accounts.serializers import ErrorSerializer
-from accounts.views import ERRORS
 from chat import selectors, services
 from chat.serializers import (
     IdsSerializer,
@@ -22,6 +20,7 @@ from chat.serializers import (
     SendSerializer,
     SentSerializer,
 )
+from messenger.api import ERRORS, ErrorSerializer
 from realtime.ratelimit import local_rate_limit_hit
 
 SEND_ERRORS = {

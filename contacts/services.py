@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.ratelimit import rate_limit_hit
 from accounts.selectors import user_by_email
-from chat import events
+from contacts import events
 from contacts.errors import (
     AlreadyContacts,
     AlreadyRequested,
@@ -48,7 +48,7 @@ Status = ContactRequest.Status
 ACTIONS = ("accept", "reject")
 
 
-# --- events (payloads built in chat.events, published through realtime.bus) ---------------------
+# --- events (contacts.events, published through realtime.bus) ------------------------------
 
 
 def _announce_request(request: ContactRequest) -> None:

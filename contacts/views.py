@@ -9,8 +9,6 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.serializers import ErrorSerializer
-from accounts.views import ERRORS
 from contacts import selectors, services
 from contacts.models import ContactRequest
 from contacts.serializers import (
@@ -21,11 +19,8 @@ from contacts.serializers import (
     ContactSerializer,
     PendingRequestsSerializer,
 )
+from messenger.api import ERRORS, error_doc
 from messenger.validation import MAX_DATABASE_ID, InvalidInput, is_database_id
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class ContactListView(APIView):
@@ -58,8 +53,8 @@ class ContactRequestsView(APIView):
             400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
-            404: _error("`user_not_found`: no active account has this email."),
-            409: _error("`self_request`, `already_requested` or `already_contacts`."),
+            404: error_doc("`user_not_found`: no active account has this email."),
+            409: error_doc("`self_request`, `already_requested` or `already_contacts`."),
             429: ERRORS[429],
         },
     )
@@ -85,8 +80,8 @@ class ContactRequestAnswerView(APIView):
             400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
-            404: _error("`request_not_found`: no such request addressed to you."),
-            409: _error("`request_not_pending`: already answered."),
+            404: error_doc("`request_not_found`: no such request addressed to you."),
+            409: error_doc("`request_not_pending`: already answered."),
         },
     )
     def put(self, request, request_id: int):
@@ -114,7 +109,7 @@ class ContactRemoveView(APIView):
             400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
-            404: _error("`not_a_contact`: unknown email or not an accepted contact."),
+            404: error_doc("`not_a_contact`: unknown email or not an accepted contact."),
         },
     )
     def post(self, request):

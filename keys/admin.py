@@ -5,14 +5,21 @@ shown only as fingerprints. Key material is written by its owner's browser throu
 (signatures verified) and removed by `manage.py purge_prekeys`; an admin form that could
 edit it would let whoever holds an operator account substitute a key, the main active attack
 on an end-to-end-encrypted messenger.
+
+The users admin (accounts.admin.UserAdmin) gets its key columns here, by registering a subclass
+in its place, as a project extends django.contrib.auth's UserAdmin: the accounts app sits below
+keys and knows nothing of keys, while the operator still sees an account's fingerprint and
+prekey count on one page.
 """
 
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from accounts.admin import UserAdmin
+from accounts.models import User
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
-from keys.selectors import fingerprint
+from keys.selectors import fingerprint, identity_key_fingerprint, one_time_prekeys_unused_count
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -101,3 +108,26 @@ class OneTimePreKeyAdmin(ReadOnlyAdmin):
     fields = ["user", "key_id", "key_fingerprint", "created_at", "claimed_at"]
     readonly_fields = fields
     ordering = ["user__email", "id"]
+
+
+# Importing accounts.admin above registered its UserAdmin, whatever the order of INSTALLED_APPS.
+admin.site.unregister(User)
+
+KEY_FIELDS = ["identity_fingerprint", "unused_one_time_prekeys"]
+
+
+@admin.register(User)
+class UserWithKeysAdmin(UserAdmin):
+    """The users admin with the account's key metadata, read-only."""
+
+    list_display = [*UserAdmin.list_display, *KEY_FIELDS]
+    readonly_fields = [*UserAdmin.readonly_fields, *KEY_FIELDS]
+    fieldsets = [*UserAdmin.fieldsets, ("Keys (read-only)", {"fields": KEY_FIELDS})]
+
+    @admin.display(description="identity key fingerprint")
+    def identity_fingerprint(self, obj: User) -> str:
+        return identity_key_fingerprint(user=obj) or "-"
+
+    @admin.display(description="unused one-time prekeys")
+    def unused_one_time_prekeys(self, obj: User) -> int:
+        return one_time_prekeys_unused_count(user=obj)

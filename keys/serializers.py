@@ -4,6 +4,7 @@ one upload) are checked where both fields are known."""
 
 from rest_framework import serializers
 
+from accounts.serializers import NewAccountSerializer
 from keys import validation
 from keys.errors import InvalidKeyMaterial
 from keys.models import MAX_KEY_ID, MIN_KEY_ID
@@ -85,6 +86,22 @@ def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -
         validation.verify_prekey_signature(identity_raw, prekey_raw, signed_prekey["signature"])
     except InvalidKeyMaterial as exc:
         raise serializers.ValidationError({"signed_prekey": {"signature": [exc.detail]}}) from None
+
+
+# --- registration (`/api/v1/auth/register`) -------------------------------------------------
+
+
+# An account (email and password, with the accounts app's rules) and its first device keys. No
+# docstring, here or in the base class: drf-spectacular would publish it in the API schema.
+class RegisterSerializer(NewAccountSerializer):
+    identity_key = Ed25519PublicKeyField()
+    signed_prekey = SignedPreKeySerializer()
+    one_time_prekeys = OneTimePreKeyListField()
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        verify_signed_prekey_signature(attrs["identity_key"], attrs["signed_prekey"])
+        return attrs
 
 
 # --- the keys API (`/api/v1/keys/`) ---------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Writes of key material: device set-up, uploads, rotation, bundle claims and purging.
+"""Writes of key material: registration, device set-up, uploads, rotation, bundle claims and
+purging.
 
 Every input here was validated by `keys.serializers` (canonical base64, point checks, the
 registration signature); the services enforce the rules that need the database, and verify
@@ -23,12 +24,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import account_change_log
-from accounts.models import User
+from accounts.models import User, normalize_email
 from accounts.ratelimit import rate_limit_hit
-from accounts.sessions import sessions_end
-from chat import events
+from accounts.services import user_build, user_create
+from accounts.sessions import TokenPair, sessions_end, tokens_issue
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
-from keys import validation
+from keys import events, validation
 from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 from realtime import bus
@@ -46,12 +47,18 @@ class PreKeyBundle:
 
 
 @dataclass(frozen=True)
+class IdentityResetResult:
+    count: int  # unused one-time prekeys
+    tokens: TokenPair  # the new device's session
+
+
+@dataclass(frozen=True)
 class PurgeResult:
     one_time_prekeys: int
     signed_prekeys: int
 
 
-# --- events (payloads built in chat.events, published through realtime.bus) ---------------------
+# --- events (keys.events, published through realtime.bus) ----------------------------------
 
 
 def _announce_prekeys_low(*, owner_id: int, remaining: int) -> None:
@@ -106,14 +113,16 @@ def device_keys_set(*, user, identity_key: str, signed_prekey: dict, one_time_pr
 
 def identity_reset(
     *, user: User, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: Iterable[dict]
-) -> int:
+) -> IdentityResetResult:
     """Replace the account's device keys with those of a new browser. Needs the password
     (a stolen session alone must not be able to swap the keys every contact encrypts to),
     is rate limited per user, and tells every contact and pending counterparty, after the
-    commit, that the identity key changed (clients show it; safety numbers change). Every
-    session of the account ends and the reset is recorded (device_keys_set); the caller
-    issues the new device's tokens afterwards, of the new session generation.
-    Returns the number of unused one-time prekeys."""
+    commit, that the identity key changed (clients show it; safety numbers change).
+
+    One transaction ends every session of the account and records the reset
+    (device_keys_set), and issues the new browser's tokens, of the new session generation:
+    the old browser is signed out and the new one signed in by the same commit, never one
+    without the other."""
     # Outside the transaction: a wrong password must still consume a token.
     rate_limit_hit("identity_reset", str(user.id))
     if not user.check_password(password):
@@ -125,8 +134,35 @@ def identity_reset(
         )
         notified = sorted(set(contact_ids(user_id=user.id)) | set(pending_counterparty_ids(user_id=user.id)))
         _announce_identity_changed(user=user, identity_key=identity_key, user_ids=notified)
+        tokens = tokens_issue(user=user)
+        count = OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
     logger.info("identity key reset user=%s; %s users notified", user.id, len(notified))
-    return OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
+    return IdentityResetResult(count=count, tokens=tokens)
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def registration_rate_limit(*, email: str, ip: str) -> None:
+    """Count a registration attempt per client address and per email (normalised)."""
+    rate_limit_hit("register_ip", ip)
+    rate_limit_hit("register_email", normalize_email(email))
+
+
+def account_register(
+    *, email: str, password: str, identity_key: str, signed_prekey: dict, one_time_prekeys: list[dict]
+) -> User:
+    """Create an account with its public device keys in one transaction: either both exist
+    or neither does. The password is hashed before that transaction starts (see
+    accounts.services.user_build)."""
+    user = user_build(email=email, password=password)
+    with transaction.atomic():
+        user_create(user=user)
+        device_keys_set(
+            user=user, identity_key=identity_key, signed_prekey=signed_prekey, one_time_prekeys=one_time_prekeys
+        )
+    logger.info("user registered id=%s", user.id)
+    return user
 
 
 # --- one-time prekeys ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The keys API (`/api/v1/keys/`): a directory of public keys.
+"""The keys API (`/api/v1/keys/`): a directory of public keys; and registration
+(`/api/v1/auth/register`, routed by messenger.urls), which creates an account with its keys.
 
 The server hands out keys it cannot use: every private half stays in the browser. Its part
 of the protocol's security is who may fetch what (accepted contacts only), handing each
@@ -6,15 +7,14 @@ one-time prekey out once, and refusing keys that are malformed, of low order or 
 by the identity key.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
-from accounts.serializers import ErrorSerializer
-from accounts.sessions import tokens_issue
-from accounts.views import ERRORS
+from accounts.serializers import UserSerializer
 from keys import selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
@@ -26,17 +26,43 @@ from keys.serializers import (
     PreKeyCountSerializer,
     PreKeyStatusSerializer,
     PreKeyUploadSerializer,
+    RegisterSerializer,
     SignedPreKeySerializer,
     SignedPreKeyStatusSerializer,
 )
+from messenger.api import ERRORS, error_doc
+from messenger.ratelimit import client_address
 
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
-NOT_A_CONTACT = _error("`not_found`: unknown email, or not a contact (the same answer for both).")
+NOT_A_CONTACT = error_doc("`not_found`: unknown email, or not a contact (the same answer for both).")
 NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
+
+
+class RegisterView(APIView):
+    """Create an account with its public device keys. Private keys never reach the server."""
+
+    authentication_classes = [CsrfOnlyAuthentication]
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=RegisterSerializer,
+        description=(
+            "The email must be plain ASCII: an internationalised domain is written in its xn-- "
+            "(punycode) form. Unicode has letters that look like ASCII ones (Cyrillic a, Greek o, "
+            "fullwidth forms), so without this rule an account could pass for another "
+            "(alice@ex\u0430mple.org next to alice@example.org). Emails are compared trimmed and "
+            "case-insensitively, at sign-in too. `email_taken` (400) when the address is in use."
+        ),
+        responses={201: UserSerializer, 400: ERRORS[400], 403: ERRORS[403], 429: ERRORS[429]},
+        auth=[],
+    )
+    def post(self, request):
+        # Counted before validation (so invalid attempts cost too); the body may be any JSON.
+        email = request.data.get("email", "") if isinstance(request.data, dict) else ""
+        services.registration_rate_limit(email=str(email), ip=client_address(request))
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.account_register(**serializer.validated_data)
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 class BundleView(APIView):
@@ -103,19 +129,17 @@ class IdentityView(APIView):
             200: IdentityResetResultSerializer,
             400: ERRORS[400],
             401: ERRORS[401],
-            403: _error("Missing CSRF token, or `wrong_password`."),
+            403: error_doc("Missing CSRF token, or `wrong_password`."),
             429: ERRORS[429],
         },
     )
     def put(self, request):
         serializer = IdentityResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        count = services.identity_reset(user=request.user, **serializer.validated_data)
-        result = {"identity_key": serializer.validated_data["identity_key"], "count": count}
+        reset = services.identity_reset(user=request.user, **serializer.validated_data)
+        result = {"identity_key": serializer.validated_data["identity_key"], "count": reset.count}
         response = Response(IdentityResetResultSerializer(result).data)
-        # identity_reset ended every session (the old browser is signed out everywhere); this
-        # browser gets tokens of the new session generation.
-        set_auth_cookies(response, tokens_issue(user=request.user))
+        set_auth_cookies(response, reset.tokens)
         return response
 
 
@@ -137,7 +161,7 @@ class PreKeyUploadView(APIView):
             400: ERRORS[400],
             401: ERRORS[401],
             403: ERRORS[403],
-            409: _error(
+            409: error_doc(
                 "`key_id_reused`: an id is already on record (the whole upload is refused); "
                 f"`too_many_prekeys`: the upload would exceed the cap on unused keys; {NO_DEVICE_KEYS}."
             ),
@@ -161,10 +185,10 @@ class SignedPreKeyView(APIView):
         ),
         responses={
             200: SignedPreKeyStatusSerializer,
-            400: _error("Invalid input, or `invalid_key`: the signature does not verify."),
+            400: error_doc("Invalid input, or `invalid_key`: the signature does not verify."),
             401: ERRORS[401],
             403: ERRORS[403],
-            409: _error(f"`key_id_reused`: this signed prekey id is already on record; {NO_DEVICE_KEYS}."),
+            409: error_doc(f"`key_id_reused`: this signed prekey id is already on record; {NO_DEVICE_KEYS}."),
         },
     )
     def put(self, request):

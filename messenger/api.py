@@ -1,19 +1,43 @@
 """One error shape for the whole JSON API.
 
 Every error answer is `{"code": str, "detail": str}`, plus `"errors": {field: [messages]}`
-for validation failures, so clients can show a reason and never have to parse HTML.
+for validation failures, so clients can show a reason and never have to parse HTML. The
+views of every app document their error answers with `ERRORS` and `error_doc` below.
 """
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
-from rest_framework import exceptions, parsers, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from messenger import validation
 from messenger.errors import DomainError, RateLimited
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The shape of every error answer of the API."""
+
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="Field errors, for validation failures (400).")
+
+
+def error_doc(description: str) -> OpenApiResponse:
+    """An error answer in the OpenAPI schema: the error shape, with what `description` says."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+# The error answers most views share; a view with its own codes documents them with error_doc.
+ERRORS = {
+    400: error_doc("Invalid input, with field errors."),
+    401: error_doc("Not signed in or invalid credentials."),
+    403: error_doc("Missing or wrong CSRF token."),
+    429: error_doc("Rate limited; see the Retry-After header."),
+}
 
 
 class JSONParser(parsers.JSONParser):

@@ -3,8 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.views import PageView
+from keys.views import RegisterView
 
 api_v1 = [
+    # Registration creates an account with its device keys: a use case of the keys app.
+    path("auth/register", RegisterView.as_view(), name="auth-register"),
     path("auth/", include("accounts.urls")),
     path("contacts/", include("contacts.urls")),
     path("keys/", include("keys.urls")),

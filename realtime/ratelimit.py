@@ -2,9 +2,9 @@
 
 `accounts.ratelimit` keeps its buckets in the database so they hold across processes; that
 costs a locked read and a write per call, more than storing the message itself. Socket frames
-are limited here instead, with the same GCRA algorithm and the same `RATE_LIMITS` specs
-("message_send", "typing", "receipts", "ack", "read", "sync"), in a dict of this process keyed
-by (scope, user id):
+are limited here instead, with the same GCRA function (messenger.ratelimit) and the same
+`RATE_LIMITS` specs ("message_send", "typing", "receipts", "ack", "read", "sync"), in a dict
+of this process keyed by (scope, user id):
 
 - all sockets of a user on one process share one bucket (several tabs do not multiply it,
   and reconnecting does not refill it);
@@ -22,14 +22,12 @@ holds a lock (uncontended, well under a microsecond). `RATE_LIMITS_ENABLED=false
 these off too (benchmarks only).
 """
 
-import math
 import threading
 import time
 
 from django.conf import settings
 
-from accounts.ratelimit import parse_limit
-from messenger.errors import RateLimited
+from messenger.ratelimit import gcra_take
 
 # Full buckets are dropped once the dict grows past this (a full bucket is a missing one).
 _PRUNE_AT = 10_000
@@ -42,19 +40,11 @@ def local_rate_limit_hit(scope: str, user_id: int, *, now: float | None = None) 
     the bucket is empty (denied frames do not consume)."""
     if not settings.RATE_LIMITS_ENABLED:
         return
-    burst, period = parse_limit(settings.RATE_LIMITS[scope])
-    interval = period / burst
+    spec = settings.RATE_LIMITS[scope]
     key = (scope, user_id)
     with _lock:
         now = time.monotonic() if now is None else now
-        # GCRA's test `tat + interval - burst * interval > now`, rearranged so that a full
-        # bucket compares exact zeros: written as above, `(now + 60) - 60 > now` can be true
-        # by one unit of rounding and refuse the first frame of a "1/60" limit.
-        tat = max(_buckets.get(key, now), now)
-        wait = tat - now - (burst - 1) * interval
-        if wait > 0:
-            raise RateLimited(retry_after=math.ceil(wait))
-        _buckets[key] = tat + interval
+        _buckets[key] = gcra_take(spec, tat=_buckets.get(key, now), now=now)
         if len(_buckets) > _PRUNE_AT:
             _prune(now)
 

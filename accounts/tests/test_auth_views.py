@@ -11,7 +11,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.models import User
 from accounts.sessions import token_digest
-from messenger.testing import CsrfClient, register_account
+from tests.helpers import CsrfClient, register_account
 
 pytestmark = pytest.mark.django_db
 

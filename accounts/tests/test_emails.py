@@ -4,7 +4,7 @@ letter; lookups (sign-in, contacts) normalise the same way for every account, ol
 import pytest
 
 from accounts.models import NON_ASCII_EMAIL, User
-from messenger.testing import DEFAULT_PASSWORD, registration_payload
+from tests.helpers import DEFAULT_PASSWORD, registration_payload
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import User
-from messenger.testing import CsrfClient
+from tests.helpers import CsrfClient
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from accounts.ratelimit import (
     rate_limit_reset,
 )
 from messenger.errors import RateLimited
-from messenger.testing import CsrfClient, registration_payload
+from tests.helpers import CsrfClient, registration_payload
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.models import User
 from accounts.sessions import sessions_end, token_digest, tokens_issue
-from messenger.testing import CsrfClient, DeviceKeys
+from tests.helpers import CsrfClient, DeviceKeys
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_changepassword_command_ends_the_sessions(account, monkeypatch):
 def test_a_hash_upgrade_at_login_is_not_a_password_change(account, monkeypatch):
     """Django re-hashes a password at login when the hasher's parameters changed (pepper
     rotation, more iterations): the same password, so no session may end."""
-    monkeypatch.setattr("messenger.testing.FastPepperedPBKDF2PasswordHasher.iterations", 1001)
+    monkeypatch.setattr("tests.helpers.FastPepperedPBKDF2PasswordHasher.iterations", 1001)
     before = User.objects.get(pk=account.id).password
     second_session(account)
     assert User.objects.get(pk=account.id).password != before

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from chat.routing import websocket_application
-from messenger.testing import Account
+from tests.helpers import Account
 
 HOST = "localhost"
 ORIGIN = f"http://{HOST}"

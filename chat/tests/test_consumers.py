@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.db import OperationalError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat import events, selectors, services
+from chat import selectors, services
 from chat.models import Envelope
 from chat.tests.helpers import (
     communicator,
@@ -23,6 +23,7 @@ from chat.tests.helpers import (
     send_frame,
     send_payload,
 )
+from keys import events as keys_events
 from realtime import bus, layers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -552,7 +553,7 @@ async def test_typing_is_rate_limited(contacts, settings):
 
 async def test_events_published_by_other_apps_are_forwarded(alice, bob):
     alice_socket, _ = await open_socket(alice)
-    await sync_to_async(bus.publish_on_commit)([alice.id], events.prekeys_low_event(remaining=3))
+    await sync_to_async(bus.publish_on_commit)([alice.id], keys_events.prekeys_low_event(remaining=3))
     assert await receive(alice_socket) == {"type": "prekeys_low", "remaining": 3}
     # a contact request from bob, through the contacts API
     await sync_to_async(request_contact)(bob, alice)

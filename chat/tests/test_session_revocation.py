@@ -12,8 +12,8 @@ from accounts.models import User
 from accounts.sessions import SESSION_REVOKED, sessions_end
 from chat.consumers import ChatConsumer
 from chat.tests.helpers import access_cookie, communicator, open_socket, receive
-from messenger.testing import CsrfClient, DeviceKeys
 from realtime import bus
+from tests.helpers import CsrfClient, DeviceKeys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -325,7 +325,7 @@ async def test_sync_frames_are_rate_limited_per_user(contacts, settings):
 def test_default_frame_limits_leave_room_for_a_client_that_acks_every_message():
     """The clients ack each message as it arrives (the Python client one frame per message)
     and the browser sends `sync` every 30 s: the defaults must be far above both."""
-    from accounts.ratelimit import parse_limit
+    from messenger.ratelimit import parse_limit
 
     limits = django_settings.RATE_LIMITS
     for scope in ("ack", "read"):

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from chat.models import Envelope
-from messenger.testing import CsrfClient
+from tests.helpers import CsrfClient
 
 pytestmark = pytest.mark.django_db
 

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.models import User
-from accounts.services import tokens_issue, user_register
+from accounts.sessions import tokens_issue
 from contacts import services as contacts_services
-from messenger.testing import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
+from keys.services import account_register
 from realtime import bus
+from tests.helpers import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
 
 class Published(list):
@@ -45,13 +46,13 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
     """A registered user with real device keys; the private halves are on `user.device`."""
     keys = keys or DeviceKeys()
     email = email or unique_email()
-    user = user_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
+    user = account_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
     user.device = keys
     return user
 
 
 def signed_in_account(*, one_time_count: int = 10) -> Account:
-    """What `messenger.testing.register_account` returns (a registered account and a client
+    """What `tests.helpers.register_account` returns (a registered account and a client
     carrying its auth cookies), made through the services instead of two HTTP round trips:
     these tests are about the contacts and keys endpoints, and make many accounts."""
     user = make_user(one_time_count=one_time_count)

@@ -12,7 +12,7 @@ from contacts.tests.helpers import make_user
 from keys.management.commands.audit_prekeys import Command as AuditCommand
 from keys.models import OneTimePreKey, SignedPreKey
 from keys.services import one_time_prekey_claim
-from messenger.testing import DeviceKeys, b64
+from tests.helpers import DeviceKeys, b64
 
 pytestmark = pytest.mark.django_db
 

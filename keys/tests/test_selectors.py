@@ -10,7 +10,7 @@ from contacts.tests.helpers import ask, befriend, make_user, reject
 from keys import selectors
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 from keys.services import one_time_prekey_claim, signed_prekey_rotate
-from messenger.testing import DeviceKeys, b64
+from tests.helpers import DeviceKeys, b64
 
 pytestmark = pytest.mark.django_db
 

@@ -7,14 +7,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
+from accounts.sessions import GENERATION_CLAIM, session_generation
 from contacts.tests.helpers import ask, befriend, make_user, reject, run_concurrently
 from keys import services
 from keys.errors import ContactNotFound, InvalidKeyMaterial, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
 from messenger.errors import RateLimited
-from messenger.testing import DEFAULT_PASSWORD, DeviceKeys, b64, raw_public
+from tests.helpers import DEFAULT_PASSWORD, DeviceKeys, b64, raw_public
 
 pytestmark = pytest.mark.django_db
 
@@ -302,7 +304,7 @@ def reset_payload(device: DeviceKeys | None = None) -> dict:
 def test_identity_reset_replaces_every_key_of_the_old_device(alice):
     rotate(alice, 2)
     new = DeviceKeys()
-    count = services.identity_reset(user=alice, password=DEFAULT_PASSWORD, **reset_payload(new))
+    count = services.identity_reset(user=alice, password=DEFAULT_PASSWORD, **reset_payload(new)).count
     assert count == 3
     assert IdentityKey.objects.get(user=alice).public_key == new.identity_key
     assert list(SignedPreKey.objects.filter(user=alice).values_list("public_key", flat=True)) == [
@@ -337,6 +339,33 @@ def test_identity_reset_with_a_wrong_password_changes_nothing(alice, published, 
         services.identity_reset(user=alice, password="not the password", **reset_payload())
     assert IdentityKey.objects.get(user=alice).public_key == alice.device.identity_key
     assert unused(alice) == 10
+    assert published == []
+
+
+def test_identity_reset_signs_the_new_device_in_with_a_token_of_the_new_generation(alice):
+    before = session_generation(user_id=alice.id)
+    reset = services.identity_reset(user=alice, password=DEFAULT_PASSWORD, **reset_payload())
+    assert session_generation(user_id=alice.id) == before + 1
+    assert AccessToken(reset.tokens.access)[GENERATION_CLAIM] == before + 1
+    assert RefreshToken(reset.tokens.refresh)[GENERATION_CLAIM] == before + 1
+
+
+def test_identity_reset_that_fails_to_sign_the_new_device_in_changes_nothing(
+    alice, published, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Keys, session end and the new device's tokens are one transaction: the old browser is
+    never signed out by a reset that leaves the new one without a session."""
+    befriend(alice, make_user())
+    before = session_generation(user_id=alice.id)
+
+    def fail(**kwargs):
+        raise RuntimeError("token store failed")
+
+    monkeypatch.setattr(services, "tokens_issue", fail)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        services.identity_reset(user=alice, password=DEFAULT_PASSWORD, **reset_payload())
+    assert IdentityKey.objects.get(user=alice).public_key == alice.device.identity_key
+    assert session_generation(user_id=alice.id) == before
     assert published == []
 
 

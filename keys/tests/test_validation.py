@@ -4,7 +4,7 @@ import pytest
 
 from keys import validation
 from keys.errors import InvalidKeyMaterial
-from messenger.testing import DeviceKeys, b64, raw_public
+from tests.helpers import DeviceKeys, b64, raw_public
 
 # The eight small-order points of Edwards25519 (orders 1, 2, 4, 4, 8, 8, 8, 8).
 SMALL_ORDER = [

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
 from keys.tests.test_validation import SMALL_ORDER, with_torsion
-from messenger.testing import CsrfClient, DeviceKeys, b64, raw_public
+from tests.helpers import CsrfClient, DeviceKeys, b64, raw_public
 
 pytestmark = pytest.mark.django_db
 

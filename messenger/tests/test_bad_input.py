@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from messenger.testing import registration_payload
+from tests.helpers import registration_payload
 
 pytestmark = pytest.mark.django_db
 

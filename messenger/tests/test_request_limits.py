@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from keys import validation
-from messenger.testing import DeviceKeys, registration_payload
+from tests.helpers import DeviceKeys, registration_payload
 
 pytestmark = pytest.mark.django_db
 

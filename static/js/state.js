@@ -18,7 +18,7 @@ export const Topic = Object.freeze({
 
 // A conversation in memory is a window of it: at most WINDOW_MAX messages in a row, the latest ones
 // unless the user scrolled up (then `hasNewer`). Older and newer pages come from IndexedDB
-// (history.js), so the page holds a few hundred messages whatever the length of the conversation.
+// (client/conversations.js), so the page holds a few hundred messages whatever the length of the conversation.
 export const WINDOW_MAX = 300;
 
 /** Display order: time, then id (code unit order, the order of IndexedDB's `history` index). */
@@ -54,7 +54,8 @@ export class AppState extends EventTarget {
     this.connection = "connecting";
     this.contacts = new Map(); // email -> {email, since, unread, typing, identity}
     this.requests = { incoming: [], outgoing: [] };
-    this.conversations = new Map(); // email -> window {messages (oldest first), hasOlder, hasNewer}
+    this.conversations = new Map(); // email -> [message records of its window], oldest first
+    this.edges = new Map(); // email -> {hasOlder, hasNewer}: what lies beyond the window in storage
     this.loaded = new Set(); // conversations whose window was read from storage
     this.active = null;
     this.notice = null; // {text, kind: "error"|"info"}
@@ -147,13 +148,20 @@ export class AppState extends EventTarget {
 
   /** The messages of a conversation's window (empty if it was not loaded). */
   messagesOf(email) {
-    const view = this.conversations.get(email);
-    return view ? view.messages : [];
+    return this.conversations.get(email) || [];
+  }
+
+  /** A conversation's window: {messages, hasOlder, hasNewer}, or null. */
+  windowOf(email) {
+    const messages = this.conversations.get(email);
+    if (!messages) return null;
+    return { messages, ...(this.edges.get(email) || { hasOlder: false, hasNewer: false }) };
   }
 
   /** A fresh window of a conversation: `messages` in display order. */
   setConversation(email, messages, { hasOlder = false, hasNewer = false } = {}) {
-    this.conversations.set(email, { messages, hasOlder, hasNewer });
+    this.conversations.set(email, messages);
+    this.edges.set(email, { hasOlder, hasNewer });
     this.loaded.add(email);
     if (!hasNewer) this.touchContact(email, messages);
     this.emit(Topic.CONVERSATION, { email });
@@ -166,9 +174,9 @@ export class AppState extends EventTarget {
 
   /**
    * Inserts or replaces messages (by id) in their conversations' windows, with one event per
-   * conversation. A message after the end of a window that does not reach the latest stays out of
-   * it (it is read when the user scrolls down). A window at the latest keeps its last WINDOW_MAX
-   * messages: the oldest leave it (`dropped`), to be read again on the way up.
+   * conversation. A message beyond an end of a window that does not reach it stays out (it is read
+   * when the user scrolls there). A window at the latest keeps its last WINDOW_MAX messages: the
+   * oldest leave it (`dropped`), to be read again on the way up.
    */
   upsertMessages(messages) {
     const byContact = new Map();
@@ -176,27 +184,29 @@ export class AppState extends EventTarget {
       if (!byContact.has(message.contact)) byContact.set(message.contact, []);
       byContact.get(message.contact).push(message);
     }
-    for (const [email, list] of byContact) {
-      const view = this.conversations.get(email);
-      if (!view) continue;
+    for (const [email, changed] of byContact) {
+      if (!this.conversations.has(email)) this.conversations.set(email, []);
+      if (!this.edges.has(email)) this.edges.set(email, { hasOlder: false, hasNewer: false });
+      const list = this.conversations.get(email);
+      const edges = this.edges.get(email);
       const shown = [];
-      for (const message of list) {
-        const [index, found] = locate(view.messages, message);
-        if (found) view.messages[index] = message;
-        else if (index === view.messages.length && view.hasNewer) continue;
-        else if (index === 0 && view.hasOlder) continue;
-        else view.messages.splice(index, 0, message);
+      for (const message of changed) {
+        const [index, found] = locate(list, message);
+        if (found) list[index] = message;
+        else if (index === list.length && edges.hasNewer) continue;
+        else if (index === 0 && edges.hasOlder) continue;
+        else list.splice(index, 0, message);
         shown.push(message);
       }
       let dropped = [];
-      if (!view.hasNewer && view.messages.length > WINDOW_MAX) {
-        dropped = view.messages.splice(0, view.messages.length - WINDOW_MAX);
-        view.hasOlder = true;
+      if (!edges.hasNewer && list.length > WINDOW_MAX) {
+        dropped = list.splice(0, list.length - WINDOW_MAX);
+        edges.hasOlder = true;
       }
-      if (!view.hasNewer) this.touchContact(email, view.messages);
+      if (!edges.hasNewer) this.touchContact(email, list);
       const gone = new Set(dropped.map((message) => message.id));
-      const changed = shown.filter((message) => !gone.has(message.id));
-      if (changed.length || dropped.length) this.emit(Topic.MESSAGES, { email, messages: changed, dropped });
+      const kept = shown.filter((message) => !gone.has(message.id));
+      if (kept.length || dropped.length) this.emit(Topic.MESSAGES, { email, messages: kept, dropped });
     }
   }
 
@@ -205,24 +215,27 @@ export class AppState extends EventTarget {
    * last). The window keeps WINDOW_MAX messages: the far end gives way (`dropped`).
    */
   extendConversation(email, edge, page, more) {
-    const view = this.conversations.get(email);
-    if (!view) return;
+    const list = this.conversations.get(email);
+    const edges = this.edges.get(email);
+    if (!list || !edges) return;
+    let next;
     let dropped = [];
     if (edge === "older") {
-      view.messages = page.concat(view.messages);
-      view.hasOlder = more;
-      if (view.messages.length > WINDOW_MAX) {
-        dropped = view.messages.splice(WINDOW_MAX);
-        view.hasNewer = true;
+      next = page.concat(list);
+      edges.hasOlder = more;
+      if (next.length > WINDOW_MAX) {
+        dropped = next.splice(WINDOW_MAX);
+        edges.hasNewer = true;
       }
     } else {
-      view.messages = view.messages.concat(page);
-      view.hasNewer = more;
-      if (view.messages.length > WINDOW_MAX) {
-        dropped = view.messages.splice(0, view.messages.length - WINDOW_MAX);
-        view.hasOlder = true;
+      next = list.concat(page);
+      edges.hasNewer = more;
+      if (next.length > WINDOW_MAX) {
+        dropped = next.splice(0, next.length - WINDOW_MAX);
+        edges.hasOlder = true;
       }
     }
+    this.conversations.set(email, next);
     this.emit(Topic.WINDOW, { email, edge, count: page.length, dropped });
   }
 

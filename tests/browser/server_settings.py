@@ -4,4 +4,4 @@ it would only make every registration and sign-in slow)."""
 
 from messenger.settings import *  # noqa: F403
 
-PASSWORD_HASHERS = ["messenger.testing.FastPepperedPBKDF2PasswordHasher"]
+PASSWORD_HASHERS = ["tests.helpers.FastPepperedPBKDF2PasswordHasher"]

@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 from django.conf import settings
 
-from messenger.testing import DEFAULT_PASSWORD, DeviceKeys
+from tests.helpers import DEFAULT_PASSWORD, DeviceKeys
 from tests.live_server import migrate, server_env, start_daphne, stop_daphne
 
 THREADS = 8

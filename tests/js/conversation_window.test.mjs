@@ -1,8 +1,8 @@
 // The in-memory side of issue #14: a conversation's window (static/js/state.js), and the intake of
-// envelopes in batches (static/js/intake.js). No DOM, no IndexedDB.
+// envelopes in batches (static/js/client/inbox.js). No DOM, no IndexedDB.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EnvelopeIntake, BATCH_MAX } from '../../static/js/intake.js';
+import { EnvelopeIntake, BATCH_MAX } from '../../static/js/client/inbox.js';
 import { AppState, compareMessages, Topic, WINDOW_MAX } from '../../static/js/state.js';
 
 const message = (n, fields = {}) => ({ id: `in:${String(n).padStart(6, '0')}`, contact: 'bob@example.test', direction: 'in', text: `m${n}`, ts: 1000 * n, ...fields });
@@ -39,7 +39,7 @@ test('a window at the latest keeps WINDOW_MAX messages: the oldest leave it and 
   const { state, events } = watched();
   state.setConversation('bob@example.test', range(0, WINDOW_MAX));
   state.upsertMessages(range(WINDOW_MAX, WINDOW_MAX + 10));
-  const view = state.conversations.get('bob@example.test');
+  const view = state.windowOf('bob@example.test');
   assert.equal(view.messages.length, WINDOW_MAX);
   assert.equal(view.messages[0].text, 'm10');
   assert.equal(view.hasOlder, true);
@@ -51,7 +51,7 @@ test('messages outside a window that does not reach them stay out of it', () => 
   const { state } = watched();
   state.setConversation('bob@example.test', range(100, 200), { hasOlder: true, hasNewer: true });
   state.upsertMessages([message(5, { status: 'read' }), message(500)]);
-  const view = state.conversations.get('bob@example.test');
+  const view = state.windowOf('bob@example.test');
   assert.equal(view.messages.length, 100);
   assert.equal(view.messages[0].text, 'm100');
   assert.equal(view.messages.at(-1).text, 'm199');
@@ -61,7 +61,7 @@ test('pages join at either end and the far end gives way beyond WINDOW_MAX', () 
   const { state, events } = watched();
   state.setConversation('bob@example.test', range(1000, 1000 + WINDOW_MAX), { hasOlder: true });
   state.extendConversation('bob@example.test', 'older', range(900, 1000), true);
-  let view = state.conversations.get('bob@example.test');
+  let view = state.windowOf('bob@example.test');
   assert.equal(view.messages.length, WINDOW_MAX);
   assert.equal(view.messages[0].text, 'm900');
   assert.equal(view.hasNewer, true);
@@ -69,7 +69,7 @@ test('pages join at either end and the far end gives way beyond WINDOW_MAX', () 
   assert.equal(events.at(-1).dropped.length, 100);
 
   state.extendConversation('bob@example.test', 'newer', range(1200, 1300), false);
-  view = state.conversations.get('bob@example.test');
+  view = state.windowOf('bob@example.test');
   assert.equal(view.messages.length, WINDOW_MAX);
   assert.equal(view.messages.at(-1).text, 'm1299');
   assert.equal(view.hasNewer, false);

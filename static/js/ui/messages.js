@@ -181,19 +181,19 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
     const atBottom = fromBottom() < BOTTOM_SLACK_PX;
     const mark = atBottom ? null : anchor();
     change();
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     if (atBottom && !(view && view.hasNewer)) scrollToBottom();
     else if (mark && mark.node.isConnected) list.scrollTop += mark.node.getBoundingClientRect().top - mark.top;
   }
 
   function showJump() {
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     jump.hidden = !(view && (view.hasNewer || fromBottom() > JUMP_AFTER_VIEWS * list.clientHeight));
   }
 
   /** Asks for the next page when the view is near an end of the window that has more behind it. */
   function maybeLoad() {
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     if (!view) return;
     if (view.hasOlder && list.scrollTop < LOAD_MARGIN_PX) actions.loadOlder(email).catch(onError);
     else if (view.hasNewer && fromBottom() < LOAD_MARGIN_PX) actions.loadNewer(email).catch(onError);
@@ -205,7 +205,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   }, { passive: true });
 
   jump.addEventListener("click", async () => {
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     try {
       if (view && view.hasNewer) await actions.jumpToLatest(email);
     } catch (error) {
@@ -221,7 +221,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   function render({ opened = false } = {}) {
     email = state.active;
     list.dataset.contact = email || "";
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     const messages = view ? view.messages : [];
     if (opened) {
       items.clear();
@@ -249,7 +249,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   }
 
   function applyMessages({ messages, dropped }) {
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     if (!view) return;
     steady(() => {
       for (const message of dropped) remove(message);
@@ -270,7 +270,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   }
 
   function applyPage({ edge, count, dropped }) {
-    const view = state.conversations.get(email);
+    const view = state.windowOf(email);
     if (!view) return;
     steady(() => {
       for (const message of dropped) remove(message);

@@ -7,7 +7,7 @@ from django.db import connection
 
 from accounts.models import User
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
-from messenger.testing import DeviceKeys, FastPepperedPBKDF2PasswordHasher, b64, registration_payload
+from tests.helpers import DeviceKeys, FastPepperedPBKDF2PasswordHasher, b64, registration_payload
 
 URL = "/api/v1/auth/register"
 pytestmark = pytest.mark.django_db
@@ -148,7 +148,7 @@ def test_user_and_keys_are_created_atomically(client_csrf, monkeypatch):
     def explode(**kwargs):
         raise RuntimeError("key storage failed")
 
-    monkeypatch.setattr("accounts.services.device_keys_set", explode)
+    monkeypatch.setattr("keys.services.device_keys_set", explode)
     with pytest.raises(RuntimeError):
         client_csrf.post_json(URL, registration_payload())
     assert not User.objects.exists()

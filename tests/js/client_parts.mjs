@@ -1,0 +1,127 @@
+// Stand-ins for the browser around static/js/client/: an in-memory store with the queries of
+// static/js/storage.js (AccountStore), a transport whose socket the test opens and closes, and the
+// cross-tab channel. State is the real AppState (static/js/state.js).
+import { AppState } from '../../static/js/state.js';
+
+const PRIMARY_KEYS = { messages: 'id', outbox: 'clientId', identities: 'email', contacts: 'email', meta: 'name' };
+// The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
+const INDEXES = {
+  messages: {
+    conversation: ['contact', 'ts'],
+    history: ['contact', 'ts', 'id'],
+    serverId: ['serverId'],
+    unread: ['contact', 'unread'],
+    awaiting: ['awaiting'],
+  },
+  outbox: { order: ['seq'] },
+};
+
+function compare(a, b) {
+  for (let i = 0; i < a.length; i += 1) {
+    if (a[i] < b[i]) return -1;
+    if (a[i] > b[i]) return 1;
+  }
+  return 0;
+}
+
+export class MemoryStore {
+  constructor() {
+    this.account = '1:me@example.org';
+    this.tables = new Map();
+  }
+
+  table(name) {
+    if (!this.tables.has(name)) this.tables.set(name, new Map());
+    return this.tables.get(name);
+  }
+
+  async get(store, key) {
+    return structuredClone(this.table(store).get(key) ?? null);
+  }
+
+  query(store, index, prefix) {
+    const records = [...this.table(store).values()];
+    if (!index) return records;
+    const path = INDEXES[store][index];
+    return records
+      .filter((r) => path.every((field) => r[field] !== undefined) && prefix.every((part, i) => r[path[i]] === part))
+      .sort((a, b) => compare(path.map((f) => a[f]), path.map((f) => b[f])));
+  }
+
+  async all(store, { index = null, prefix = [], limit = undefined } = {}) {
+    return structuredClone(this.query(store, index, prefix).slice(0, limit));
+  }
+
+  /** AccountStore.page: at most `limit` records before/after key parts `before`/`after`, or the last ones. */
+  async page(store, index, prefix, { before = null, after = null, limit }) {
+    const path = INDEXES[store][index];
+    const key = (r) => path.slice(prefix.length).map((f) => r[f]);
+    let records = this.query(store, index, prefix);
+    if (before) records = records.filter((r) => compare(key(r), before) < 0);
+    if (after) records = records.filter((r) => compare(key(r), after) > 0);
+    return structuredClone(after ? records.slice(0, limit) : records.slice(-limit));
+  }
+
+  async has(store, index, keys) {
+    return keys.map((parts) => this.query(store, index, parts).length > 0);
+  }
+
+  async count(store, { index = null, prefix = [] } = {}) {
+    return this.query(store, index, prefix).length;
+  }
+
+  async last(store, index, prefix) {
+    return structuredClone(this.query(store, index, prefix).at(-1) ?? null);
+  }
+
+  apply(operations) {
+    for (const op of operations) {
+      if (op.put) this.table(op.put).set(op.value[PRIMARY_KEYS[op.put]], structuredClone(op.value));
+      else if (op.delete) this.table(op.delete).delete(op.key[0]);
+    }
+  }
+
+  async write(operations) {
+    this.apply(operations);
+  }
+
+  async update(stores, reads, change) {
+    const records = reads.map((read) =>
+      read.index ? (this.query(read.store, read.index, read.key)[0] ?? null) : (this.table(read.store).get(read.key[0]) ?? null),
+    );
+    const { writes = [], result } = change(structuredClone(records));
+    this.apply(writes);
+    return result;
+  }
+}
+
+export class FakeTransport {
+  constructor() {
+    this.isOpen = true;
+    this.sent = [];
+  }
+
+  send(frame) {
+    if (!this.isOpen) return false;
+    this.sent.push(frame);
+    return true;
+  }
+}
+
+export class FakeTabs {
+  constructor() {
+    this.messages = [];
+  }
+
+  broadcast(message) {
+    this.messages.push(message);
+  }
+}
+
+/** The shared parts every feature module is built with. */
+export function parts() {
+  globalThis.document ??= { visibilityState: 'visible', hidden: false };
+  const state = new AppState();
+  state.setContacts([{ email: 'bob@example.org', since: '2026-01-01' }]);
+  return { state, store: new MemoryStore(), transport: new FakeTransport(), tabs: new FakeTabs() };
+}
