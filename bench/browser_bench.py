@@ -3,8 +3,8 @@
 by Playwright) against one daphne process on loopback (SQLite, RATE_LIMITS_ENABLED=false, the test
 suite's fast password hasher: registration is not what is measured).
 
-    .venv/bin/python bench/browser_bench.py                        # backlogs 2,000 and 10,000; history 30 / 2,000 / 10,000
-    .venv/bin/python bench/browser_bench.py --backlogs 300 2000 --samples 5
+    .venv/bin/python bench/browser_bench.py     # backlogs 2,000 and 10,000; history 30 / 2,000 / 10,000
+    .venv/bin/python bench/browser_bench.py --backlogs 300 2000 --opened-after 2000 --samples 5
 
 How the messages get there: every one is real. A Python client (messenger_client, the terminal
 client's SDK) is the sender: it encrypts each message with X3DH + Double Ratchet and sends it over
@@ -59,7 +59,9 @@ INSTRUMENT = """
   const now = () => performance.timeOrigin + performance.now();
   const bench = (window.__bench = { longTasks: [], seen: new Map(), enterAt: 0 });
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) bench.longTasks.push([performance.timeOrigin + entry.startTime, entry.duration]);
+    for (const entry of list.getEntries()) {
+      bench.longTasks.push([performance.timeOrigin + entry.startTime, entry.duration]);
+    }
   }).observe({ type: "longtask", buffered: true });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && event.target.id === "composer-input") bench.enterAt = now();
@@ -89,7 +91,9 @@ INSTRUMENT = """
       const at = now();
       for (const record of records) {
         if (record.type === "childList") {
-          for (const node of record.addedNodes) if (node.classList && node.classList.contains("message")) note(node, at);
+          for (const node of record.addedNodes) {
+            if (node.classList && node.classList.contains("message")) note(node, at);
+          }
         } else if (record.target.classList.contains("message")) note(record.target, at);
       }
     }).observe(list, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-status"] });
@@ -97,17 +101,24 @@ INSTRUMENT = """
   window.addEventListener("DOMContentLoaded", () => {
     bench.watch();
     // Ready: signed in, keys checked, the socket online (what tests/browser/helpers.py waits for).
-    const ready = () => document.body.dataset.ready === "true" && document.getElementById("connection")?.textContent === "Online";
+    const ready = () =>
+      document.body.dataset.ready === "true" && document.getElementById("connection")?.textContent === "Online";
     const watcher = new MutationObserver(() => {
       if (!bench.readyAt && ready()) {
         bench.readyAt = now();
         watcher.disconnect();
       }
     });
-    watcher.observe(document.documentElement, { subtree: true, childList: true, attributes: true, characterData: true });
+    const all = { subtree: true, childList: true, attributes: true, characterData: true };
+    watcher.observe(document.documentElement, all);
   });
 })();
 """
+
+
+PAINTED_AT = "(t) => { const e = window.__bench.seen.get(t); return e ? e.painted || null : null; }"
+SENT_AT = "(t) => window.__bench.seen.get(t)?.sent || null"
+OWN_TIMES = "(t) => { const e = window.__bench.seen.get(t); return [window.__bench.enterAt, e.painted, e.sent]; }"
 
 
 class Sender:
@@ -174,7 +185,8 @@ class Bench:
         person = Person(browser=self.browser, server=self.server, name=f"{name}{self.count}b")
         person.context.add_init_script(script=INSTRUMENT)
         person.register()
-        sender = Sender(self.server.url, self.workdir / f"{name}{self.count}.sqlite3", f"{name}{self.count}s@example.test")
+        email = f"{name}{self.count}s@example.test"
+        sender = Sender(self.server.url, self.workdir / f"{name}{self.count}.sqlite3", email)
         person.request_contact(SimpleNamespace(email=sender.email))
         sender.run(sender.client.answer_request(person.email))
         contact = SimpleNamespace(email=sender.email)
@@ -204,7 +216,7 @@ class Bench:
 
     @staticmethod
     def painted(page, text: str):
-        return page.evaluate("(text) => { const e = window.__bench.seen.get(text); return e ? e.painted || null : null; }", text)
+        return page.evaluate(PAINTED_AT, text)
 
     def wait_painted(self, page, text: str) -> float:
         found = {}
@@ -279,7 +291,8 @@ class Bench:
         time.sleep(3)
         tasks = self.long_tasks(page, start, start + 3)
         self.wait(lambda: self.envelopes(sender)[2] == size, "all read", poll=0.1)
-        result = {"painted": painted - start, "long": len([t for t in tasks if t > 100]), "max": max(tasks, default=0.0)}
+        result = {"painted": painted - start, "long": len([t for t in tasks if t > 100])}
+        result["max"] = max(tasks, default=0.0)
         person.close()
         sender.close()
         return result
@@ -310,8 +323,8 @@ class Bench:
             text = f"probe own {i} {time.time()}"
             box.fill(text)
             box.press("Enter")
-            self.wait(lambda t=text: (page.evaluate("(t) => window.__bench.seen.get(t)?.sent || null", t)) is not None, "Sent shown")
-            entry = page.evaluate("(t) => { const e = window.__bench.seen.get(t); return [window.__bench.enterAt, e.painted, e.sent]; }", text)
+            self.wait(lambda t=text: page.evaluate(SENT_AT, t) is not None, "Sent shown")
+            entry = page.evaluate(OWN_TIMES, text)
             painted.append(entry[1] - entry[0])
             sent.append(entry[2] - entry[0])
             time.sleep(0.2)
@@ -334,7 +347,6 @@ class Bench:
         burst.join()
         box.fill("")
         self.quiet(page)
-
 
         # Reload -> ready, then click the contact -> latest painted.
         start = time.time()
@@ -393,7 +405,8 @@ def main() -> None:
 
 def run(bench: Bench, args) -> None:
     print("Backlog arriving with the conversation open (browser offline while it was sent):", flush=True)
-    print(f"{'messages':>10} {'last painted':>14} {'all acked':>11} {'all read':>10} {'tasks > 100 ms':>15} {'longest task':>13}")
+    print(f"{'messages':>10} {'last painted':>14} {'all acked':>11} {'all read':>10}", end="")
+    print(f" {'tasks > 100 ms':>15} {'longest task':>13}")
     histories = {}
     for size in args.backlogs:
         result = bench.backlog_open(size)
@@ -419,7 +432,7 @@ def run(bench: Bench, args) -> None:
         result["sender"].close()
 
     sizes = sorted(rows)
-    print("\nWith history in the conversation (p50 of %d samples):" % args.samples, flush=True)
+    print(f"\nWith history in the conversation (p50 of {args.samples} samples):", flush=True)
     print(f"{'flow':<58}" + "".join(f"{size:>12,}" for size in sizes))
     lines = [
         ("incoming message: send() -> painted", lambda r: fmt_s(r["incoming"])),

@@ -122,7 +122,8 @@ def test_a_long_conversation_is_shown_in_a_window_and_older_messages_load_on_the
     bob.open_chat(alice)
     bob.send("a new one after a thousand")
     expect(last.locator(".text")).to_have_text("a new one after a thousand")
-    expect(alice.page.locator("#messages li.message.incoming").filter(has_text="a new one after a thousand")).to_be_in_viewport()
+    newest = alice.page.locator("#messages li.message.incoming").filter(has_text="a new one after a thousand")
+    expect(newest).to_be_in_viewport()
     assert not alice.page_errors
 
 

@@ -54,7 +54,8 @@ def test_a_backlog_above_a_thousand_is_marked_read_in_frames_the_server_takes(pe
 
     reads = [frame["ids"] for frame in frames if frame.get("type") == "read"]
     acks = [frame["ids"] for frame in frames if frame.get("type") == "ack"]
-    assert len(reads) >= 2 and all(1 <= len(ids) <= MAX_IDS_PER_FRAME for ids in reads)
+    assert len(reads) >= 2
+    assert all(1 <= len(ids) <= MAX_IDS_PER_FRAME for ids in reads)
     assert sorted(i for ids in reads for i in ids) == sorted(sent)
     assert all(1 <= len(ids) <= MAX_IDS_PER_FRAME for ids in acks)
     assert set(sent) <= {i for ids in acks for i in ids}
