@@ -197,12 +197,6 @@ export class AccountStore {
     return promisify(source.count(prefixRange([this.account, ...prefix])));
   }
 
-  async byIndex(store, index, ...parts) {
-    const tx = this.db.transaction(store, "readonly");
-    const record = await promisify(tx.objectStore(store).index(index).get([this.account, ...parts]));
-    return record === undefined ? null : record;
-  }
-
   /** A record object for `store` carrying the account scope. */
   record(fields) {
     return { ...fields, account: this.account };
