@@ -182,3 +182,47 @@ def test_new_messages_and_status_changes_touch_only_their_own_element(people):
     assert changes["added"] == ["message outgoing", "message incoming"]
     assert changes["unmarked"] == 1  # Bob's new message; every other element is the one that was there
     assert not alice.page_errors
+
+
+def test_upgrading_from_version_2_keeps_the_history_and_pages_it_through_the_new_index(people):
+    page = people("ann").page
+    page.goto("/login")
+    result = page.evaluate(
+        """async () => {
+          const account = "7:ann@example.test";
+          const v2 = await new Promise((resolve, reject) => {
+            const request = indexedDB.open("SecureMessengerDB", 2);
+            request.onupgradeneeded = () => {
+              const messages = request.result.createObjectStore("messages", { keyPath: ["account", "id"] });
+              messages.createIndex("conversation", ["account", "contact", "ts"]);
+              messages.createIndex("serverId", ["account", "serverId"]);
+              messages.createIndex("unread", ["account", "contact", "unread"]);
+              messages.createIndex("awaiting", ["account", "awaiting"]);
+              for (let i = 0; i < 5; i += 1) {
+                const bob = "bob@example.test";
+                messages.add({ account, id: `in:${i}`, contact: bob, direction: "in", text: `m${i}`, ts: 1000 + i });
+              }
+              const carol = "carol@example.test";
+              messages.add({ account, id: "in:9", contact: carol, direction: "in", text: "other", ts: 1002 });
+            };
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          });
+          v2.close();
+          const storage = await import("/static/js/storage.js");
+          const db = await storage.openDatabase();
+          const store = new storage.AccountStore(db, account);
+          const page = (options) => store.page("messages", "history", ["bob@example.test"], options);
+          const latest = await page({ limit: 2 });
+          const before = await page({ before: [1003, "in:3"], limit: 2 });
+          const after = await page({ after: [1000, "in:0"], limit: 10 });
+          const version = db.version;
+          db.close();
+          const texts = (records) => records.map((m) => m.text);
+          return { version, latest: texts(latest), before: texts(before), after: texts(after) };
+        }"""
+    )
+    assert result["version"] == 3
+    assert result["latest"] == ["m3", "m4"]
+    assert result["before"] == ["m1", "m2"]
+    assert result["after"] == ["m1", "m2", "m3", "m4"]
