@@ -4,14 +4,15 @@
 // API main.js uses. Dependencies go one way, down this list (all of them use state and storage):
 //
 //   client.js             this facade
-//   client/inbox.js       incoming envelopes: decrypt, store, ack -> receipts, typing, notifications,
-//                         keys, conversations, tabs
+//   client/inbox.js       incoming envelopes in batches: decrypt, store, ack -> receipts, typing,
+//                         notifications, keys, conversations, tabs
 //   client/outbox.js      send, queue, resend by client_id, retry -> receipts, keys, conversations,
 //                         tabs, transport
 //   client/contacts.js    contacts and requests -> keys, conversations, tabs
 //   client/receipts.js    ack, read, delivered/read, the receipts question -> tabs, transport
 //   client/typing.js      typing indicators -> transport
-//   client/notifications.js, client/keys.js (key upkeep, identities), client/conversations.js,
+//   client/notifications.js, client/keys.js (key upkeep, identities), client/conversations.js
+//   (each conversation's window, read in pages),
 //   client/tabs.js (other tabs), client/transport.js (the socket), client/status.js (pure)
 //
 // Lists (contacts, requests) are re-read on every connect and receipts asked for: pushes are
@@ -70,6 +71,7 @@ export class MessengerClient {
 
   stop() {
     this.transport.stop();
+    this.inbox.stop();
     this.tabs.close();
     this.receipts.stop();
   }
@@ -105,8 +107,8 @@ export class MessengerClient {
   /** Another tab changed storage (tabs.js). */
   async fromOtherTab(data) {
     if (data.type === "conversation" || data.type === "identity") {
-      if (this.state.loaded.has(data.email)) await this.conversations.reload(data.email);
-      else await this.conversations.refreshCounters(data.email);
+      if (this.state.loaded.has(data.email)) await this.conversations.refresh(data.email);
+      await this.conversations.refreshCounters(data.email);
       await this.keys.refreshIdentity(data.email);
     } else if (data.type === "contacts") {
       await this.contacts.reloadLocal();
@@ -154,6 +156,18 @@ export class MessengerClient {
 
   closeConversation() {
     this.conversations.close();
+  }
+
+  loadOlder(email) {
+    return this.conversations.loadOlder(email);
+  }
+
+  loadNewer(email) {
+    return this.conversations.loadNewer(email);
+  }
+
+  jumpToLatest(email) {
+    return this.conversations.reload(email);
   }
 
   async sendText(email, text) {

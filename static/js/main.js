@@ -136,6 +136,9 @@ async function start() {
     actions: {
       openConversation: (email) => client.openConversation(email),
       closeConversation: () => client.closeConversation(),
+      loadOlder: (email) => client.loadOlder(email),
+      loadNewer: (email) => client.loadNewer(email),
+      jumpToLatest: (email) => client.jumpToLatest(email),
       sendText: (email, text) => client.sendText(email, text),
       retryMessage: (id) => client.retryMessage(id),
       typing: (email) => client.typingInput(email),

@@ -10,7 +10,7 @@
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 30000;
 // The server takes at most this many ids per frame (chat/validation.py MAX_IDS_PER_FRAME).
-const MAX_IDS_PER_FRAME = 1000;
+export const MAX_IDS_PER_FRAME = 1000;
 const KINDS = ["read", "ack"];
 
 export class ReceiptRetry {
@@ -60,6 +60,11 @@ export class ReceiptRetry {
       this.timer = null;
       this.flush();
     }, delay);
+  }
+
+  /** Keeps receipts the socket did not take, for the next flush (every reconnect). */
+  hold(kind, ids) {
+    for (const id of ids) this.pending[kind].add(id);
   }
 
   /** Forgets what waits and its timer (the client stopped: signed out, or the account erased). */

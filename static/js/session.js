@@ -237,91 +237,117 @@ function failureCode(error) {
 }
 
 /**
- * Decrypts one envelope from the server and commits the outcome, under the sender's lock:
- * a message record (decrypted text, or a failure marker) with the new session state, the consumed
- * one-time prekey and the used ephemeral key, in one transaction.
+ * Decrypts envelopes from one sender, in order, and commits the outcome of all of them in one
+ * transaction, under the sender's lock: a message record per envelope (decrypted text, or a failure
+ * marker), the session state after the last one, the consumed one-time prekeys and the used
+ * ephemeral keys. A backlog of thousands is stored in a few transactions, not thousands (issue #14);
+ * if the transaction fails nothing of the batch is stored and nothing may be acknowledged, as for one.
+ *
+ * Between envelopes the session lives in memory; each envelope is tried against the state the
+ * previous one left, exactly as if each had been committed on its own.
  *
  * @param {object} store
- * @param {{id: number, from: string, kind: string, body: string, sent_at: string}} frame
- * @param {(fields: object) => object} messageRecord builds the message record for the outcome
- * @returns {Promise<{status: "duplicate"|"stored"|"failed", message?: object, identityChanged?: boolean}>}
+ * @param {string} email the sender (every frame's `from`)
+ * @param {{id: number, from: string, kind: string, body: string, sent_at: string}[]} frames
+ * @param {(frame: object, fields: object) => object} messageRecord builds the message record for an outcome
+ * @returns {Promise<{status: "duplicate"|"stored"|"failed", message?: object}[]>} per frame, and
+ *   `identityChanged` on the array: a new identity key was noted for the sender
  */
-export function decryptFrom(store, frame, messageRecord) {
-  const email = frame.from;
+export function decryptBatchFrom(store, email, frames, messageRecord) {
   return withLock(peerLock(store, email), async () => {
     // An envelope whose acknowledgement was lost comes back: it is already stored (and its message
     // key is gone), so it is only acknowledged again.
-    if (await store.byIndex("messages", "serverId", frame.id)) return { status: "duplicate" };
-
+    const stored = await store.has("messages", "serverId", frames.map((frame) => [frame.id]));
+    const identityKeyPair = await store.getKey("identity");
+    if (!identityKeyPair) throw new NotSetUpError();
+    const first = await store.get("signalSessions", email);
+    let record = first;
+    const seen = new Set();
+    const consumedPrekeys = new Set();
+    const usedEphemeralKeys = new Set();
+    const remoteIdentityKeys = [];
     const writes = [];
-    let text = null;
-    let failed = null;
-    let remoteIdentityKey = null;
-    try {
-      const identityKeyPair = await store.getKey("identity");
-      if (!identityKeyPair) throw new NotSetUpError();
-      const envelope = parseEnvelope(frame.kind, frame.body);
-      const record = await store.get("signalSessions", email);
-      const candidates = sessionCandidates(record);
+    const results = [];
 
-      let outcome = null;
-      if (envelope.kind === EnvelopeKind.PREKEY) {
-        const index = candidates.findIndex((s) => isInitialMessageForSession(s, envelope));
-        if (index >= 0) {
-          // The initiator repeats its X3DH header until it hears back: same session.
-          const result = await decryptMessage(candidates[index], envelope);
-          outcome = { session: result.session, plaintext: result.plaintext, index };
-        } else {
-          const header = envelope.prekey;
-          const signedPrekey = await store.getKey(`spk:${header.signedPrekeyId}`);
-          const oneTimePrekey =
-            header.oneTimePrekeyId === null ? null : await store.getKey(`opk:${header.oneTimePrekeyId}`);
-          const used = Boolean(await store.get("ephemeralKeys", header.ephemeralKey));
-          const result = await acceptInitialMessage({
-            identityKeyPair,
-            signedPrekey,
-            oneTimePrekey,
-            envelope,
-            usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
-          });
-          outcome = { session: result.session, plaintext: result.plaintext, index: null };
-          // Only now that a session was established from them (never on a failed attempt):
-          if (result.consumedOneTimePrekeyId !== null) {
-            writes.push({ delete: "signalKeys", key: [`opk:${result.consumedOneTimePrekeyId}`] });
-          }
-          writes.push({
-            put: "ephemeralKeys",
-            value: { key: result.ephemeralKey, signedPrekeyId: header.signedPrekeyId, at: Date.now() },
-          });
-        }
-      } else {
-        let lastError = null;
-        for (let i = 0; i < candidates.length && !outcome; i += 1) {
-          try {
-            const result = await decryptMessage(candidates[i], envelope);
-            outcome = { session: result.session, plaintext: result.plaintext, index: i };
-          } catch (error) {
-            lastError = error;
-          }
-        }
-        if (!outcome) throw lastError || new ProtocolError("session_mismatch", "no session with this contact");
+    for (const [i, frame] of frames.entries()) {
+      if (stored[i] || seen.has(frame.id)) {
+        results.push({ status: "duplicate" });
+        continue;
       }
-
-      text = bytesToText(outcome.plaintext);
-      remoteIdentityKey = outcome.session.remoteIdentityKey;
-      writes.push({ put: "signalSessions", value: withCurrent(email, record, outcome.session, outcome.index) });
-    } catch (error) {
-      if (error instanceof NotSetUpError) throw error;
-      failed = failureCode(error);
+      seen.add(frame.id);
+      let text = null;
+      let failed = null;
+      try {
+        const envelope = parseEnvelope(frame.kind, frame.body);
+        const candidates = sessionCandidates(record);
+        let outcome = null;
+        if (envelope.kind === EnvelopeKind.PREKEY) {
+          const index = candidates.findIndex((s) => isInitialMessageForSession(s, envelope));
+          if (index >= 0) {
+            // The initiator repeats its X3DH header until it hears back: same session.
+            const result = await decryptMessage(candidates[index], envelope);
+            outcome = { session: result.session, plaintext: result.plaintext, index };
+          } else {
+            const header = envelope.prekey;
+            const signedPrekey = await store.getKey(`spk:${header.signedPrekeyId}`);
+            const oneTimePrekey =
+              header.oneTimePrekeyId === null || consumedPrekeys.has(header.oneTimePrekeyId)
+                ? null
+                : await store.getKey(`opk:${header.oneTimePrekeyId}`);
+            const used =
+              usedEphemeralKeys.has(header.ephemeralKey) || Boolean(await store.get("ephemeralKeys", header.ephemeralKey));
+            const result = await acceptInitialMessage({
+              identityKeyPair,
+              signedPrekey,
+              oneTimePrekey,
+              envelope,
+              usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
+            });
+            outcome = { session: result.session, plaintext: result.plaintext, index: null };
+            // Only now that a session was established from them (never on a failed attempt):
+            if (result.consumedOneTimePrekeyId !== null) {
+              consumedPrekeys.add(result.consumedOneTimePrekeyId);
+              writes.push({ delete: "signalKeys", key: [`opk:${result.consumedOneTimePrekeyId}`] });
+            }
+            usedEphemeralKeys.add(result.ephemeralKey);
+            writes.push({
+              put: "ephemeralKeys",
+              value: { key: result.ephemeralKey, signedPrekeyId: header.signedPrekeyId, at: Date.now() },
+            });
+          }
+        } else {
+          let lastError = null;
+          for (let c = 0; c < candidates.length && !outcome; c += 1) {
+            try {
+              const result = await decryptMessage(candidates[c], envelope);
+              outcome = { session: result.session, plaintext: result.plaintext, index: c };
+            } catch (error) {
+              lastError = error;
+            }
+          }
+          if (!outcome) throw lastError || new ProtocolError("session_mismatch", "no session with this contact");
+        }
+        text = bytesToText(outcome.plaintext);
+        const key = outcome.session.remoteIdentityKey;
+        if (remoteIdentityKeys[remoteIdentityKeys.length - 1] !== key) remoteIdentityKeys.push(key);
+        record = withCurrent(email, record, outcome.session, outcome.index);
+      } catch (error) {
+        failed = failureCode(error);
+      }
+      const message = messageRecord(frame, { text, failed });
+      writes.push({ put: "messages", value: message });
+      results.push({ status: failed ? "failed" : "stored", message });
     }
 
-    const message = messageRecord({ text, failed });
-    writes.push({ put: "messages", value: message });
+    if (record !== first) writes.push({ put: "signalSessions", value: record });
     await store.write(writes);
 
     let identityChanged = false;
-    if (remoteIdentityKey) identityChanged = (await noteIdentityKey(store, email, remoteIdentityKey)) === "changed";
-    return { status: failed ? "failed" : "stored", message, identityChanged };
+    for (const key of remoteIdentityKeys) {
+      if ((await noteIdentityKey(store, email, key)) === "changed") identityChanged = true;
+    }
+    results.identityChanged = identityChanged;
+    return results;
   });
 }
 

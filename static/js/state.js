@@ -4,14 +4,46 @@
 
 export const Topic = Object.freeze({
   CONNECTION: "connection",
-  CONTACTS: "contacts",
+  CONTACTS: "contacts", // the list: contacts added or removed, or their order changed
+  CONTACT: "contact", // detail.email: one contact's row (unread, typing, identity)
   REQUESTS: "requests",
-  CONVERSATION: "conversation", // detail.email
+  CONVERSATION: "conversation", // detail.email: a conversation's window was (re)loaded
+  MESSAGES: "messages", // detail {email, messages, dropped}: messages of a window added or changed
+  WINDOW: "window", // detail {email, edge: "older"|"newer", count, dropped}: a page joined the window
   ACTIVE: "active",
   NOTICE: "notice",
   SETTINGS: "settings",
   DEVICE: "device",
 });
+
+// A conversation in memory is a window of it: at most WINDOW_MAX messages in a row, the latest ones
+// unless the user scrolled up (then `hasNewer`). Older and newer pages come from IndexedDB
+// (client/conversations.js), so the page holds a few hundred messages whatever the length of the conversation.
+export const WINDOW_MAX = 300;
+
+/** Display order: time, then id (code unit order, the order of IndexedDB's `history` index). */
+export function compareMessages(a, b) {
+  if (a.ts !== b.ts) return a.ts - b.ts;
+  if (a.id === b.id) return 0;
+  return String(a.id) < String(b.id) ? -1 : 1;
+}
+
+/** The position of `message` in the sorted `list`: [index, whether it is there]. */
+export function locate(list, message) {
+  const last = list.length - 1;
+  // Most messages are new and the latest: no search then.
+  if (last < 0 || compareMessages(list[last], message) < 0) return [list.length, false];
+  let low = 0;
+  let high = last;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const order = compareMessages(list[middle], message);
+    if (order === 0) return [middle, true];
+    if (order < 0) low = middle + 1;
+    else high = middle - 1;
+  }
+  return [low, false];
+}
 
 export class AppState extends EventTarget {
   constructor() {
@@ -22,8 +54,9 @@ export class AppState extends EventTarget {
     this.connection = "connecting";
     this.contacts = new Map(); // email -> {email, since, unread, typing, identity}
     this.requests = { incoming: [], outgoing: [] };
-    this.conversations = new Map(); // email -> [message records], oldest first
-    this.loaded = new Set(); // conversations read from storage
+    this.conversations = new Map(); // email -> [message records of its window], oldest first
+    this.edges = new Map(); // email -> {hasOlder, hasNewer}: what lies beyond the window in storage
+    this.loaded = new Set(); // conversations whose window was read from storage
     this.active = null;
     this.notice = null; // {text, kind: "error"|"info"}
     this.settings = { notifications: false };
@@ -77,12 +110,14 @@ export class AppState extends EventTarget {
     this.emit(Topic.CONTACTS);
   }
 
+  /** Changes one contact's fields: its row is updated; the list is re-ordered only when it moved. */
   updateContact(email, fields) {
     const contact = this.contacts.get(email);
     if (!contact) return;
+    const lastAt = contact.lastAt;
     Object.assign(contact, fields);
-    this.emit(Topic.CONTACTS);
-    if (email === this.active) this.emit(Topic.CONVERSATION, { email });
+    this.emit(Topic.CONTACT, { email });
+    if (contact.lastAt !== lastAt) this.emit(Topic.CONTACTS);
   }
 
   removeContact(email) {
@@ -111,35 +146,104 @@ export class AppState extends EventTarget {
     this.emit(Topic.ACTIVE);
   }
 
-  setConversation(email, messages) {
+  /** The messages of a conversation's window (empty if it was not loaded). */
+  messagesOf(email) {
+    return this.conversations.get(email) || [];
+  }
+
+  /** A conversation's window: {messages, hasOlder, hasNewer}, or null. */
+  windowOf(email) {
+    const messages = this.conversations.get(email);
+    if (!messages) return null;
+    return { messages, ...(this.edges.get(email) || { hasOlder: false, hasNewer: false }) };
+  }
+
+  /** A fresh window of a conversation: `messages` in display order. */
+  setConversation(email, messages, { hasOlder = false, hasNewer = false } = {}) {
     this.conversations.set(email, messages);
+    this.edges.set(email, { hasOlder, hasNewer });
     this.loaded.add(email);
-    this.touchContact(email, messages);
+    if (!hasNewer) this.touchContact(email, messages);
     this.emit(Topic.CONVERSATION, { email });
   }
 
-  /** Inserts or replaces one message (by id), keeping time order. */
+  /** Inserts or replaces one message (by id), keeping display order. */
   upsertMessage(message) {
-    const list = this.conversations.get(message.contact) || [];
-    const index = list.findIndex((m) => m.id === message.id);
-    if (index >= 0) list[index] = message;
-    else {
-      list.push(message);
-      list.sort((a, b) => a.ts - b.ts || String(a.id).localeCompare(String(b.id)));
+    this.upsertMessages([message]);
+  }
+
+  /**
+   * Inserts or replaces messages (by id) in their conversations' windows, with one event per
+   * conversation. A message beyond an end of a window that does not reach it stays out (it is read
+   * when the user scrolls there). A window at the latest keeps its last WINDOW_MAX messages: the
+   * oldest leave it (`dropped`), to be read again on the way up.
+   */
+  upsertMessages(messages) {
+    const byContact = new Map();
+    for (const message of messages) {
+      if (!byContact.has(message.contact)) byContact.set(message.contact, []);
+      byContact.get(message.contact).push(message);
     }
-    this.conversations.set(message.contact, list);
-    this.touchContact(message.contact, list);
-    this.emit(Topic.CONVERSATION, { email: message.contact });
+    for (const [email, changed] of byContact) {
+      if (!this.conversations.has(email)) this.conversations.set(email, []);
+      if (!this.edges.has(email)) this.edges.set(email, { hasOlder: false, hasNewer: false });
+      const list = this.conversations.get(email);
+      const edges = this.edges.get(email);
+      const shown = [];
+      for (const message of changed) {
+        const [index, found] = locate(list, message);
+        if (found) list[index] = message;
+        else if (index === list.length && edges.hasNewer) continue;
+        else if (index === 0 && edges.hasOlder) continue;
+        else list.splice(index, 0, message);
+        shown.push(message);
+      }
+      let dropped = [];
+      if (!edges.hasNewer && list.length > WINDOW_MAX) {
+        dropped = list.splice(0, list.length - WINDOW_MAX);
+        edges.hasOlder = true;
+      }
+      if (!edges.hasNewer) this.touchContact(email, list);
+      const gone = new Set(dropped.map((message) => message.id));
+      const kept = shown.filter((message) => !gone.has(message.id));
+      if (kept.length || dropped.length) this.emit(Topic.MESSAGES, { email, messages: kept, dropped });
+    }
+  }
+
+  /**
+   * A page read next to the window: `older` (before its first message) or `newer` (after its
+   * last). The window keeps WINDOW_MAX messages: the far end gives way (`dropped`).
+   */
+  extendConversation(email, edge, page, more) {
+    const list = this.conversations.get(email);
+    const edges = this.edges.get(email);
+    if (!list || !edges) return;
+    let next;
+    let dropped = [];
+    if (edge === "older") {
+      next = page.concat(list);
+      edges.hasOlder = more;
+      if (next.length > WINDOW_MAX) {
+        dropped = next.splice(WINDOW_MAX);
+        edges.hasNewer = true;
+      }
+    } else {
+      next = list.concat(page);
+      edges.hasNewer = more;
+      if (next.length > WINDOW_MAX) {
+        dropped = next.splice(0, next.length - WINDOW_MAX);
+        edges.hasOlder = true;
+      }
+    }
+    this.conversations.set(email, next);
+    this.emit(Topic.WINDOW, { email, edge, count: page.length, dropped });
   }
 
   touchContact(email, list) {
     const contact = this.contacts.get(email);
     if (contact && list.length) {
       const last = list[list.length - 1].ts;
-      if (last !== contact.lastAt) {
-        contact.lastAt = last;
-        this.emit(Topic.CONTACTS);
-      }
+      if (last > contact.lastAt) this.updateContact(email, { lastAt: last });
     }
   }
 }

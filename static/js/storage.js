@@ -12,7 +12,8 @@
 
 const DB_NAME = "SecureMessengerDB";
 // 2: the messages index `awaiting` (sent messages whose read receipt has not arrived yet).
-const DB_VERSION = 2;
+// 3: the messages index `history` (a conversation in display order, read in pages).
+const DB_VERSION = 3;
 
 // Store name -> [key path (after "account"), indexes {name: key path}]
 const SCHEMA = {
@@ -20,8 +21,11 @@ const SCHEMA = {
   // unread?: 1, failed?: code, awaiting?: serverId}. Outgoing ids are the envelope client_id;
   // incoming ids "in:<id>". `awaiting` is set on outgoing messages the server stored whose read
   // receipt has not arrived: on every connect the client asks the server where they stand.
+  // `history` orders a conversation as the page shows it (time, then id: one key per message), so
+  // a window of it is read in pages (AccountStore.page) without reading the whole conversation.
   messages: [["account", "id"], {
     conversation: ["account", "contact", "ts"],
+    history: ["account", "contact", "ts", "id"],
     serverId: ["account", "serverId"],
     unread: ["account", "contact", "unread"],
     awaiting: ["account", "awaiting"],
@@ -133,11 +137,11 @@ export class AccountStore {
     return record === undefined ? null : record;
   }
 
-  /** Every record of this account in `store`, optionally through an index with extra key parts. */
-  async all(store, { index = null, prefix = [], range = null } = {}) {
+  /** Every record (or the first `limit`) of this account in `store`, optionally through an index with extra key parts. */
+  async all(store, { index = null, prefix = [], range = null, limit = undefined } = {}) {
     const tx = this.db.transaction(store, "readonly");
     const source = index ? tx.objectStore(store).index(index) : tx.objectStore(store);
-    return promisify(source.getAll(range || prefixRange([this.account, ...prefix])));
+    return promisify(source.getAll(range || prefixRange([this.account, ...prefix]), limit));
   }
 
   /** The last record (in key order) of an index range, e.g. the latest message of a conversation. */
@@ -149,16 +153,48 @@ export class AccountStore {
     return cursor ? cursor.value : null;
   }
 
+  /**
+   * At most `limit` records of `index` under `prefix`, in key order: the last ones before the key
+   * parts `before`, the first ones after `after` (both exclusive), or the last ones of the range.
+   * Costs the page, not the range: a key cursor skips to the page's first key, and one getAll reads
+   * from there. The index key must be unique (e.g. `history`), or a page could repeat a record.
+   */
+  page(store, index, prefix, { before = null, after = null, limit }) {
+    const lower = [this.account, ...prefix, ...(after || [])];
+    const upper = [this.account, ...prefix, ...(before || [[]])];
+    const range = IDBKeyRange.bound(lower, upper, Boolean(after), Boolean(before));
+    const source = this.db.transaction(store, "readonly").objectStore(store).index(index);
+    if (after) return promisify(source.getAll(range, limit));
+    return new Promise((resolve, reject) => {
+      let skipped = false;
+      const cursor = source.openKeyCursor(range, "prev");
+      cursor.onerror = () => reject(cursor.error);
+      cursor.onsuccess = () => {
+        const found = cursor.result;
+        if (found && !skipped && limit > 1) {
+          skipped = true;
+          found.advance(limit - 1);
+          return;
+        }
+        // No record left at `limit` from the end: the whole range is the page.
+        const from = found ? IDBKeyRange.bound(found.key, upper, false, Boolean(before)) : range;
+        const read = source.getAll(from, limit);
+        read.onsuccess = () => resolve(read.result);
+        read.onerror = () => reject(read.error);
+      };
+    });
+  }
+
+  /** Whether `index` of `store` holds each of `keys` (key parts after the account), in one transaction. */
+  has(store, index, keys) {
+    const source = this.db.transaction(store, "readonly").objectStore(store).index(index);
+    return Promise.all(keys.map((parts) => promisify(source.getKey([this.account, ...parts])).then((key) => key !== undefined)));
+  }
+
   async count(store, { index = null, prefix = [] } = {}) {
     const tx = this.db.transaction(store, "readonly");
     const source = index ? tx.objectStore(store).index(index) : tx.objectStore(store);
     return promisify(source.count(prefixRange([this.account, ...prefix])));
-  }
-
-  async byIndex(store, index, ...parts) {
-    const tx = this.db.transaction(store, "readonly");
-    const record = await promisify(tx.objectStore(store).index(index).get([this.account, ...parts]));
-    return record === undefined ? null : record;
   }
 
   /** A record object for `store` carrying the account scope. */

@@ -6,7 +6,13 @@ import { AppState } from '../../static/js/state.js';
 const PRIMARY_KEYS = { messages: 'id', outbox: 'clientId', identities: 'email', contacts: 'email', meta: 'name' };
 // The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
 const INDEXES = {
-  messages: { conversation: ['contact', 'ts'], serverId: ['serverId'], unread: ['contact', 'unread'], awaiting: ['awaiting'] },
+  messages: {
+    conversation: ['contact', 'ts'],
+    history: ['contact', 'ts', 'id'],
+    serverId: ['serverId'],
+    unread: ['contact', 'unread'],
+    awaiting: ['awaiting'],
+  },
   outbox: { order: ['seq'] },
 };
 
@@ -42,8 +48,22 @@ export class MemoryStore {
       .sort((a, b) => compare(path.map((f) => a[f]), path.map((f) => b[f])));
   }
 
-  async all(store, { index = null, prefix = [] } = {}) {
-    return structuredClone(this.query(store, index, prefix));
+  async all(store, { index = null, prefix = [], limit = undefined } = {}) {
+    return structuredClone(this.query(store, index, prefix).slice(0, limit));
+  }
+
+  /** AccountStore.page: at most `limit` records before/after key parts `before`/`after`, or the last ones. */
+  async page(store, index, prefix, { before = null, after = null, limit }) {
+    const path = INDEXES[store][index];
+    const key = (r) => path.slice(prefix.length).map((f) => r[f]);
+    let records = this.query(store, index, prefix);
+    if (before) records = records.filter((r) => compare(key(r), before) < 0);
+    if (after) records = records.filter((r) => compare(key(r), after) > 0);
+    return structuredClone(after ? records.slice(0, limit) : records.slice(-limit));
+  }
+
+  async has(store, index, keys) {
+    return keys.map((parts) => this.query(store, index, parts).length > 0);
   }
 
   async count(store, { index = null, prefix = [] } = {}) {

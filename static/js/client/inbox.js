@@ -1,9 +1,83 @@
-// Inbox: incoming `message` frames. An envelope is acknowledged only after its decrypted result and
-// the new session state are stored (../session.js decryptFrom commits both in one transaction); a
-// redelivered one is recognised by its server id, acknowledged again and not shown twice. A new
-// message ends the sender's typing indicator, is shown, counted, told to the other tabs, notified
-// when the tab is hidden, and marked read when its conversation is open and visible.
-import { decryptFrom } from "../session.js";
+// Inbox: incoming `message` frames, taken in batches. A socket delivers a backlog as thousands of
+// frames in a row: each is queued, and one worker takes what has gathered (at most BATCH_MAX) at a
+// time: decrypted and stored in one transaction per sender (../session.js decryptBatchFrom commits
+// the messages with the session state), shown with one state event, acknowledged together. Between
+// batches the event loop gets a turn, so typing, clicks and painting never wait for the rest of the
+// backlog (issue #14). An envelope is acknowledged only after it is stored; a redelivered one is
+// recognised by its server id, acknowledged again and not shown twice. New messages end the
+// sender's typing indicator, are counted, told to the other tabs and notified when the tab is
+// hidden; in the conversation open in a visible page they are stored read and answered with `read`.
+
+import { decryptBatchFrom } from "../session.js";
+
+// Batches of 100 or 200 gave tasks over 100 ms on a loaded 2-CPU machine (docs/ARCHITECTURE.md).
+export const BATCH_MAX = 50;
+
+/**
+ * Resolves after the browser ran what is waiting (input, rendering, other frames). A MessageChannel
+ * rather than setTimeout: timers of a hidden tab are throttled to one a second or slower, which
+ * would stretch a backlog received in the background into minutes.
+ */
+export function nextTask() {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** The queue and its one worker; `take` handles a batch (in arrival order). No DOM, no network. */
+export class EnvelopeIntake {
+  /**
+   * @param {object} options
+   * @param {(frames: object[]) => Promise<void>} options.take
+   * @param {(error: unknown) => void} options.onError a batch failed (its frames are not acknowledged)
+   * @param {() => Promise<void>} [options.pause] between batches
+   */
+  constructor({ take, onError, pause = nextTask }) {
+    this.take = take;
+    this.onError = onError;
+    this.pause = pause;
+    this.queue = [];
+    this.running = null;
+  }
+
+  push(frame) {
+    this.queue.push(frame);
+    if (!this.running) this.running = this.run();
+  }
+
+  /** Resolves when everything queued so far was taken. */
+  async idle() {
+    while (this.running) await this.running;
+  }
+
+  /** Forgets what waits (the client stopped); the server sends it again on the next connect. */
+  clear() {
+    this.queue.length = 0;
+  }
+
+  async run() {
+    try {
+      while (this.queue.length) {
+        // Frames of the same burst arrive as separate tasks: one turn lets them join this batch.
+        await this.pause();
+        const batch = this.queue.splice(0, BATCH_MAX);
+        if (!batch.length) continue;
+        try {
+          await this.take(batch);
+        } catch (error) {
+          this.onError(error);
+        }
+      }
+    } finally {
+      this.running = null;
+    }
+  }
+}
 
 export class Inbox {
   constructor({ state, store, tabs, conversations, keys, typing, receipts, notifications, report }) {
@@ -16,13 +90,39 @@ export class Inbox {
     this.receipts = receipts;
     this.notifications = notifications;
     this.report = report;
+    this.intake = new EnvelopeIntake({
+      take: (frames) => this.take(frames),
+      onError: (error) => this.report(error, "Messages could not be handled: "),
+    });
   }
 
-  async onEnvelope(frame) {
+  onEnvelope(frame) {
     if (!frame || typeof frame.id !== "number" || typeof frame.from !== "string") return;
-    let result;
+    this.intake.push(frame);
+  }
+
+  stop() {
+    this.intake.clear();
+  }
+
+  /** One batch, in arrival order: per sender one transaction, one state event, one receipt frame. */
+  async take(frames) {
+    const bySender = new Map();
+    for (const frame of frames) {
+      if (!bySender.has(frame.from)) bySender.set(frame.from, []);
+      bySender.get(frame.from).push(frame);
+    }
+    for (const [email, list] of bySender) await this.takeFrom(email, list);
+    await this.receipts.markActiveRead();
+  }
+
+  async takeFrom(email, frames) {
+    // Arriving in the conversation open in a visible page: seen, so stored read.
+    const seen = this.state.active === email && document.visibilityState === "visible";
+    const readAt = Date.now();
+    let results;
     try {
-      result = await decryptFrom(this.store, frame, ({ text, failed }) => {
+      results = await decryptBatchFrom(this.store, email, frames, (frame, { text, failed }) => {
         const record = {
           id: `in:${frame.id}`,
           serverId: frame.id,
@@ -31,25 +131,28 @@ export class Inbox {
           text: text === null ? "" : text,
           ts: Date.parse(frame.sent_at) || Date.now(),
           status: "received",
-          unread: 1,
         };
+        if (seen) record.readAt = readAt;
+        else record.unread = 1;
         if (failed) record.failed = failed;
         return record;
       });
     } catch (error) {
-      // Storage failure or no keys: not acknowledged, so the server keeps it for later.
+      // Storage failure or no keys: not acknowledged, so the server keeps them for later.
       this.report(error, "A message could not be stored: ");
       return;
     }
-    this.receipts.ack(frame.id);
-    if (result.status === "duplicate") return;
-    const contact = this.state.contacts.get(frame.from);
-    if (contact && contact.typing) this.typing.show(frame.from, false);
-    if (this.state.loaded.has(frame.from)) this.state.upsertMessage(result.message);
-    await this.conversations.refreshCounters(frame.from);
-    if (result.identityChanged) await this.keys.refreshIdentity(frame.from);
-    this.tabs.broadcast({ type: "conversation", email: frame.from });
-    this.notifications.notify(frame.from);
-    this.receipts.markActiveRead();
+    const ids = frames.map((frame) => frame.id);
+    if (seen) this.receipts.read(ids);
+    else for (const id of ids) this.receipts.ack(id);
+    const messages = results.filter((result) => result.status !== "duplicate").map((result) => result.message);
+    if (!messages.length) return;
+    const contact = this.state.contacts.get(email);
+    if (contact && contact.typing) this.typing.show(email, false);
+    if (this.state.loaded.has(email)) this.state.upsertMessages(messages);
+    await this.conversations.refreshCounters(email);
+    if (results.identityChanged) await this.keys.refreshIdentity(email);
+    this.tabs.broadcast({ type: "conversation", email });
+    this.notifications.notify(email);
   }
 }

@@ -111,11 +111,13 @@ export class Outbox {
 
   /** The user accepted `email`'s new identity key: the messages held for it go out at the next flush. */
   async releaseHeld(email) {
-    const held = await this.store.all("messages", { index: "conversation", prefix: [email] });
-    const writes = held.filter((m) => m.status === "held").map((m) => ({ put: "messages", value: { ...m, status: "sending" } }));
-    if (writes.length) {
-      await this.store.write(writes);
-      await this.conversations.reload(email);
+    // They wait in the outbox: read from there, not from the whole conversation.
+    const queued = (await this.store.all("outbox")).filter((entry) => entry.to === email);
+    const records = await Promise.all(queued.map((entry) => this.store.get("messages", entry.clientId)));
+    const sending = records.filter((m) => m && m.status === "held").map((m) => ({ ...m, status: "sending" }));
+    if (sending.length) {
+      await this.store.write(sending.map((value) => ({ put: "messages", value })));
+      this.state.upsertMessages(sending);
     }
   }
 

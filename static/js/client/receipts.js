@@ -1,13 +1,17 @@
-// Receipts both ways. Ours: the `ack` of each stored envelope (a few at once, after ACK_DELAY_MS)
-// and the `read` of the open conversation's messages while the tab is visible; one the server could
-// not apply is sent again (../receipts.js ReceiptRetry). Theirs: the `delivered`/`read` pushes about
+// Receipts both ways. Ours: the `ack` of each stored envelope (a batch at once, after ACK_DELAY_MS)
+// and the `read` of the open conversation's messages while the tab is visible, every frame within
+// the server's MAX_IDS_PER_FRAME; one the server could not apply is sent again (../receipts.js
+// ReceiptRetry). Theirs: the `delivered`/`read` pushes about
 // our sent messages, and, since pushes are at-most-once, the `receipts` question asked on every
 // connect about the messages still waiting for a read receipt. Also keeps the receipts that overtook
 // our `sent` (outbox.js takes them).
-import { ReceiptRetry } from "../receipts.js";
+import { MAX_IDS_PER_FRAME, ReceiptRetry } from "../receipts.js";
 import { laterStatus, withStatus } from "./status.js";
 
 const ACK_DELAY_MS = 30;
+// Unread messages marked read per frame and transaction: the server takes up to MAX_IDS_PER_FRAME,
+// but writing that many records at once is one task of a few hundred milliseconds.
+const READ_PAGE = 200;
 // The server answers about at most this many envelopes per `receipts` question.
 const RECEIPTS_MAX_IDS = 1000;
 
@@ -21,6 +25,16 @@ export class Receipts {
     this.ackTimer = null;
     this.retry = new ReceiptRetry({ send: (frame) => this.transport.send(frame) });
     this.early = new Map(); // server id -> status seen before our `sent`
+    this.marking = null; // markActiveRead under way
+    this.markAgain = false;
+  }
+
+  /** Sends `type` frames for `ids`, at most MAX_IDS_PER_FRAME each; false if the socket took not all. */
+  sendFrames(type, ids) {
+    for (let start = 0; start < ids.length; start += MAX_IDS_PER_FRAME) {
+      if (!this.transport.send({ type, ids: ids.slice(start, start + MAX_IDS_PER_FRAME) })) return false;
+    }
+    return true;
   }
 
   /** On every (re)connect: what waits for a retry goes now. */
@@ -47,33 +61,61 @@ export class Receipts {
       const ids = [...this.pendingAcks];
       this.pendingAcks.clear();
       // If the socket is down the envelopes come back on reconnect and are acknowledged then.
-      if (ids.length) this.transport.send({ type: "ack", ids });
+      if (ids.length) this.sendFrames("ack", ids);
     }, ACK_DELAY_MS);
   }
 
-  /** Marks the open conversation read, if the tab is visible and the socket open. */
-  async markActiveRead() {
+  /** `read` for envelopes just stored as read (they arrived in the open conversation); a `read`
+   *  marks delivered too. What the socket does not take goes on the next connect. */
+  read(ids) {
+    if (!this.sendFrames("read", ids)) this.retry.hold("read", ids);
+  }
+
+  /**
+   * Marks the open conversation read, if the tab is visible and the socket open. A page of
+   * READ_PAGE at a time: its `read` frame goes out, then the local change; a frame the socket does
+   * not take leaves the rest unread here, for the next connect (and one the server could not apply
+   * comes back through onError). One run at a time; a call during a run makes it go round again.
+   */
+  markActiveRead() {
+    if (this.marking) {
+      this.markAgain = true;
+      return this.marking;
+    }
+    this.marking = (async () => {
+      do {
+        this.markAgain = false;
+        await this.markReadOnce();
+      } while (this.markAgain);
+    })().finally(() => {
+      this.marking = null;
+    });
+    return this.marking;
+  }
+
+  async markReadOnce() {
     const email = this.state.active;
     if (!email || document.visibilityState !== "visible") return;
-    const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1] });
-    if (!unread.length) {
-      this.state.updateContact(email, { unread: 0 });
-      return;
+    let marked = false;
+    for (;;) {
+      const unread = await this.store.all("messages", { index: "unread", prefix: [email, 1], limit: READ_PAGE });
+      if (!unread.length) break;
+      // The receipt goes with the local change; without a socket both wait for the next connect.
+      const ids = unread.map((m) => m.serverId).filter((id) => typeof id === "number");
+      if (ids.length && !this.sendFrames("read", ids)) return;
+      const now = Date.now();
+      const changed = unread.map((m) => {
+        const copy = { ...m, readAt: now };
+        delete copy.unread;
+        return copy;
+      });
+      await this.store.write(changed.map((value) => ({ put: "messages", value })));
+      if (this.state.loaded.has(email)) this.state.upsertMessages(changed);
+      marked = true;
     }
-    // The receipt goes with the local change; without a socket both wait for the next connect.
-    if (!this.transport.isOpen) return;
-    const ids = unread.map((m) => m.serverId).filter((id) => typeof id === "number");
-    if (ids.length) this.transport.send({ type: "read", ids });
-    const now = Date.now();
-    const changed = unread.map((m) => {
-      const copy = { ...m, readAt: now };
-      delete copy.unread;
-      return copy;
-    });
-    await this.store.write(changed.map((value) => ({ put: "messages", value })));
-    for (const message of changed) if (this.state.loaded.has(email)) this.state.upsertMessage(message);
-    this.state.updateContact(email, { unread: 0 });
-    this.tabs.broadcast({ type: "conversation", email });
+    const contact = this.state.contacts.get(email);
+    if (contact && contact.unread) this.state.updateContact(email, { unread: 0 });
+    if (marked) this.tabs.broadcast({ type: "conversation", email });
   }
 
   /** The status a receipt gave server id `id` before our `sent` for it arrived (then forgotten). */
@@ -108,19 +150,15 @@ export class Receipts {
         return { writes, result };
       },
     );
-    const emails = new Set();
-    for (const message of updated || []) {
-      this.state.upsertMessage(message);
-      emails.add(message.contact);
-    }
-    for (const email of emails) this.tabs.broadcast({ type: "conversation", email });
+    this.state.upsertMessages(updated || []);
+    for (const email of new Set((updated || []).map((m) => m.contact))) this.tabs.broadcast({ type: "conversation", email });
   }
 
   /** The `delivered`/`read` pushes missed while this browser was offline: asks where the newest
    *  messages still waiting for a read receipt stand (answered by a `receipts` frame). */
   async ask() {
-    const waiting = await this.store.all("messages", { index: "awaiting" });
-    const ids = waiting.map((m) => m.awaiting).slice(-RECEIPTS_MAX_IDS);
+    const waiting = await this.store.page("messages", "awaiting", [], { limit: RECEIPTS_MAX_IDS });
+    const ids = waiting.map((m) => m.awaiting);
     if (ids.length) this.transport.send({ type: "receipts", ids });
   }
 
@@ -150,7 +188,7 @@ export class Receipts {
         return { writes: changed.map((value) => ({ put: "messages", value })), result: changed };
       },
     );
-    for (const message of updated || []) this.state.upsertMessage(message);
+    this.state.upsertMessages(updated || []);
     for (const email of new Set((updated || []).map((m) => m.contact))) this.tabs.broadcast({ type: "conversation", email });
   }
 }

@@ -1,34 +1,16 @@
 // The messenger screen: contacts, requests, the open conversation, the safety number dialog.
 // DOM only: renders from the state on its change events and calls `actions` (main.js wires them to
-// the client). Every piece of user data is set as text.
+// the client). Every piece of user data is set as text. Each event touches only what it names: one
+// contact's row, the header, or the messages that changed (ui/messages.js).
 import { Topic } from "../state.js";
-import {
-  byId,
-  dayKey,
-  el,
-  errorMessage,
-  formatDay,
-  formatFull,
-  formatTime,
-  placeChildren,
-  replaceChildren,
-  show,
-} from "./dom.js";
+import { byId, el, errorMessage, placeChildren, replaceChildren, show } from "./dom.js";
+import { mountMessageList } from "./messages.js";
 
 const CONNECTION_TEXT = {
   connecting: "Connecting…",
   online: "Online",
   reconnecting: "Reconnecting…",
   offline: "Offline",
-};
-
-const STATUS_TEXT = {
-  sending: "Sending…",
-  sent: "Sent",
-  delivered: "Delivered",
-  read: "Read",
-  held: "Not sent: safety number changed",
-  failed: "Not sent",
 };
 
 export function mountApp({ state, actions }) {
@@ -53,6 +35,7 @@ export function mountApp({ state, actions }) {
     title: byId("conversation-title"),
     typing: byId("conversation-typing"),
     messages: byId("messages"),
+    jump: byId("jump-latest"),
     composer: byId("composer"),
     input: byId("composer-input"),
     send: byId("send-button"),
@@ -124,17 +107,31 @@ export function mountApp({ state, actions }) {
     );
   }
 
+  /** The list: rows added, removed and put in order; new rows are filled. */
   function renderContacts() {
     const contacts = state.sortedContacts();
     show(dom.noContacts, contacts.length === 0);
     const listed = new Set(contacts.map((contact) => contact.email));
     for (const email of contactItems.keys()) if (!listed.has(email)) contactItems.delete(email);
     const items = contacts.map((contact) => {
+      const fresh = !contactItems.has(contact.email);
       const item = contactItem(contact.email);
-      fillContactButton(item.firstChild, contact);
+      if (fresh) fillContactButton(item.firstChild, contact);
       return item;
     });
     placeChildren(dom.contactList, items);
+  }
+
+  /** One contact's row (unread, typing, identity, current). */
+  function renderContact(email) {
+    const contact = state.contacts.get(email);
+    const item = contactItems.get(email);
+    if (contact && item) fillContactButton(item.firstChild, contact);
+  }
+
+  function renderAllContacts() {
+    renderContacts();
+    for (const email of contactItems.keys()) renderContact(email);
   }
 
   function requestItem(request, incoming) {
@@ -196,86 +193,13 @@ export function mountApp({ state, actions }) {
     renderRequestList(dom.outgoingList, outgoing, false);
   }
 
-  function statusLine(message) {
-    if (message.direction === "in") return null;
-    const text = STATUS_TEXT[message.status] || message.status;
-    const full = message.status === "failed" && message.error ? `${text}: ${message.error}` : text;
-    const status = el("span", { class: `status status-${message.status}`, "data-status": message.status, text: full });
-    if (message.status !== "failed") return status;
-    const retry = el("button", {
-      type: "button",
-      class: "secondary small retry",
-      "aria-label": "Retry sending",
-      text: "Retry",
-      onclick: () => actions.retryMessage(message.id).catch((error) => state.setNotice(errorMessage(error))),
-    });
-    return [status, retry];
-  }
-
-  function messageItem(message) {
-    const classes = ["message", message.direction === "in" ? "incoming" : "outgoing"];
-    if (message.failed) classes.push("undecryptable");
-    const body = message.failed
-      ? el("p", { class: "text notice-text", text: "This message could not be decrypted." })
-      : el("p", { class: "text", text: message.text });
-    return el(
-      "li",
-      {
-        class: classes.join(" "),
-        "data-id": message.id,
-        "data-direction": message.direction,
-        "data-status": message.status || "",
-      },
-      body,
-      el(
-        "span",
-        { class: "meta" },
-        el("time", { datetime: new Date(message.ts).toISOString(), title: formatFull(message.ts), text: formatTime(message.ts) }),
-        statusLine(message),
-      ),
-    );
-  }
-
-  // The rendered <li> of each message (and day separator) of the open conversation, rebuilt only
-  // when what it shows changed, so a Retry button stays the same element while receipts, new
-  // messages or other tabs re-render the list (see placeChildren).
-  let renderedItems = new Map(); // key -> {shown, item}
-
-  function cachedItem(next, key, shown, build) {
-    const cached = renderedItems.get(key);
-    const item = cached && cached.shown === shown ? cached.item : build();
-    next.set(key, { shown, item });
-    return item;
-  }
-
-  function renderMessages() {
-    const email = state.active;
-    const list = state.conversations.get(email) || [];
-    const nearBottom = dom.messages.scrollHeight - dom.messages.scrollTop - dom.messages.clientHeight < 80;
-    if (dom.messages.dataset.contact !== (email || "")) renderedItems = new Map();
-    const next = new Map();
-    const items = [];
-    let day = null;
-    for (const message of list) {
-      const key = dayKey(message.ts);
-      if (key !== day) {
-        day = key;
-        const label = formatDay(message.ts);
-        items.push(
-          cachedItem(next, `day:${key}`, label, () =>
-            el("li", { class: "day", role: "separator" }, el("span", { text: label })),
-          ),
-        );
-      }
-      const shown = JSON.stringify([message.direction, message.status, message.text, message.failed, message.error, message.ts]);
-      items.push(cachedItem(next, `message:${message.id}`, shown, () => messageItem(message)));
-    }
-    if (!list.length) items.push(el("li", { class: "day muted", text: "No messages yet. Say hello!" }));
-    renderedItems = next;
-    placeChildren(dom.messages, items);
-    if (nearBottom || dom.messages.dataset.contact !== email) dom.messages.scrollTop = dom.messages.scrollHeight;
-    dom.messages.dataset.contact = email || "";
-  }
+  const messageList = mountMessageList({
+    state,
+    actions,
+    list: dom.messages,
+    jump: dom.jump,
+    onError: (error) => state.setNotice(errorMessage(error)),
+  });
 
   function renderConversationHeader() {
     const email = state.active;
@@ -312,9 +236,9 @@ export function mountApp({ state, actions }) {
     removeArmed = false;
     if (email) {
       renderConversationHeader();
-      renderMessages();
+      messageList.render({ opened: true });
     }
-    renderContacts();
+    renderAllContacts();
   }
 
   state.addEventListener("change", (event) => {
@@ -323,15 +247,15 @@ export function mountApp({ state, actions }) {
       renderConnection();
       if (state.active) renderConversationHeader();
     } else if (topic === Topic.NOTICE) renderNotice();
-    else if (topic === Topic.CONTACTS) {
+    else if (topic === Topic.CONTACT) {
+      renderContact(email);
+      if (email === state.active) renderConversationHeader();
+    } else if (topic === Topic.CONTACTS) {
       renderContacts();
       if (state.active) renderConversationHeader();
     } else if (topic === Topic.REQUESTS) renderRequests();
     else if (topic === Topic.ACTIVE) renderActive();
-    else if (topic === Topic.CONVERSATION && email === state.active) {
-      renderConversationHeader();
-      renderMessages();
-    } else if (topic === Topic.SETTINGS) dom.notify.checked = Boolean(state.settings.notifications);
+    else if (topic === Topic.SETTINGS) dom.notify.checked = Boolean(state.settings.notifications);
   });
 
   // --- handlers -------------------------------------------------------------------------------
