@@ -4,8 +4,8 @@ Every event is published only after the surrounding transaction commits (like Zu
 `send_event_on_commit`): a client must never hear of a row that a rollback then erases. The
 channel layer is at-most-once, so an event is only a nudge; clients resync from the API.
 
-The bus is neutral: apps build their payloads (chat/events.py) and publish them here; the
-chat consumer forwards them to the sockets.
+The bus is neutral: each app builds its own payloads (chat/events.py, contacts/events.py,
+keys/events.py) and publishes them here; the chat consumer forwards them to the sockets.
 
 Two ways to reach the commit, one for each kind of caller:
 - in Django's transactions (HTTP views, management commands, a service run alone), an event
