@@ -16,16 +16,9 @@ from redis import asyncio as aioredis
 
 from realtime.layers import RESUBSCRIBED, ChannelQueue
 from realtime.redis_layer import RedisPubSubLayer
+from realtime.tests.helpers import until
 
 pytestmark = pytest.mark.redis
-
-
-async def until(condition, what: str, seconds: float = 10) -> None:
-    """Poll the async `condition` until it holds; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def subscribers(admin, name: str) -> int:

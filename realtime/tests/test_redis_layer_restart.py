@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from realtime.layers import RESUBSCRIBED
 from realtime.redis_layer import RedisPubSubLayer, _host_index
+from realtime.tests.helpers import until
 
 pytestmark = [
     pytest.mark.redis,
@@ -81,13 +82,6 @@ async def second_redis_server():
 async def subscribed(server: RedisServer, *names: str) -> list[int]:
     async with aioredis.Redis.from_url(server.url) as admin:
         return [count for _, count in await admin.pubsub_numsub(*names)]
-
-
-async def until(condition, what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def test_after_a_redis_restart_groups_are_subscribed_again_and_their_members_told(redis_server):
