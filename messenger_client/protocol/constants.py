@@ -31,3 +31,11 @@ KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
 MAC_LENGTH = 32
 AES_BLOCK_LENGTH = 16
+
+# Linking a device (PROTOCOL.md section 18).
+LINK_INFO = b"SecuredMessenger Link v2"
+LINK_VERIFY_INFO = b"SecuredMessenger Link Verify v2"
+LINK_CODE_PREFIX = "sm-link"
+LINK_CODE_VERSION = 1
+LINK_BOX_VERSION = 0x01
+LINK_ID_LENGTH = 16

@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     DECRYPTION_FAILED = "decryption_failed"
     CHAIN_EXHAUSTED = "chain_exhausted"
     KEY_ID_EXHAUSTED = "key_id_exhausted"
+    INVALID_LINK_CODE = "invalid_link_code"
+    INVALID_LINK_BOX = "invalid_link_box"
 
 
 class ProtocolError(Exception):

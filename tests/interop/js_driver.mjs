@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import {
   ProtocolError,
   acceptInitialMessage,
+  createLinkRequest,
   decryptMessage,
   encryptMessage,
   fromBase64,
@@ -22,13 +23,19 @@ import {
   generateSignedPrekey,
   initiateSession,
   isInitialMessageForSession,
+  openLinkOffer,
   parseEnvelope,
+  parseLinkCode,
   publicOneTimePrekey,
   publicSignedPrekey,
   registrationKeys,
   safetyNumber,
+  sealIdentityForLink,
   toBase64,
 } from '../../static/js/crypto/index.js';
+
+/** link name -> the new device's ephemeral key pair (Uint8Array), between link_request and link_open. */
+const links = new Map();
 
 /** name -> { identityKeyPair, signedPrekeys: Map, oneTimePrekeys: Map, nextOneTimePrekeyId, usedEphemeralKeys: Map<spkId, Set>, sessions: Map<peer, session> } */
 const accounts = new Map();
@@ -133,6 +140,32 @@ const commands = {
 
   safety_number({ a, b }) {
     return safetyNumber(a, b);
+  },
+
+  // Device linking (section 18): the new device's two steps and the existing device's one.
+  link_request({ name, link_id: linkId }) {
+    const { ephemeral, code } = createLinkRequest(linkId);
+    links.set(name, ephemeral);
+    return { code, ephemeral_public_key: toBase64(ephemeral.publicKey) };
+  },
+
+  async link_seal({ identity_seed: seed, code }) {
+    const offer = await sealIdentityForLink(fromBase64(seed), code);
+    return {
+      link_id: toBase64(offer.linkId),
+      ephemeral_key: toBase64(offer.ephemeralKey),
+      ciphertext: toBase64(offer.ciphertext),
+      verification_code: offer.verificationCode,
+    };
+  },
+
+  async link_open({ name, code, ephemeral_key: ephemeralKey, ciphertext }) {
+    const ephemeral = links.get(name);
+    if (!ephemeral) throw new Error(`no link ${name}`);
+    const { linkId, publicKey } = parseLinkCode(code);
+    const opening = openLinkOffer(ephemeral.privateKey, linkId, publicKey, fromBase64(ephemeralKey), fromBase64(ciphertext));
+    links.delete(name);
+    return { verification_code: opening.verificationCode, identity_seed: toBase64(await opening.open()) };
   },
 };
 

@@ -49,3 +49,11 @@ export const KEY_LENGTH = 32;
 export const SIGNATURE_LENGTH = 64;
 export const MAC_LENGTH = 32;
 export const AES_BLOCK_LENGTH = 16;
+
+/** Linking a device (PROTOCOL.md section 18): HKDF info strings, the link code and the box format. */
+export const LINK_INFO = 'SecuredMessenger Link v2';
+export const LINK_VERIFY_INFO = 'SecuredMessenger Link Verify v2';
+export const LINK_CODE_PREFIX = 'sm-link';
+export const LINK_CODE_VERSION = 1;
+export const LINK_BOX_VERSION = 0x01;
+export const LINK_ID_LENGTH = 16;

@@ -51,6 +51,13 @@ export const ErrorCode = Object.freeze({
   CHAIN_EXHAUSTED: 'chain_exhausted',
   /** The prekey id space of this account is used up. */
   KEY_ID_EXHAUSTED: 'key_id_exhausted',
+  /** A link code (text or scanned URL) is not `sm-link:1:<base64 16-byte link id>:<base64 32-byte key>`. */
+  INVALID_LINK_CODE: 'invalid_link_code',
+  /**
+   * A link box authenticated but does not hold `0x01 || 32-byte identity seed`: another box format
+   * version (first byte not 0x01) or a wrong length.
+   */
+  INVALID_LINK_BOX: 'invalid_link_box',
 });
 
 const KNOWN_CODES = new Set(Object.values(ErrorCode));

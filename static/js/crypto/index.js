@@ -18,6 +18,11 @@
  *   (see session.js for the exact routing and what to persist on success)
  * Verifying
  *   safetyNumber(ourIdentityKey, theirIdentityKey) -> 60 digits; formatSafetyNumber(digits)
+ * Linking a device (section 18; see link.js)
+ *   new device: createLinkRequest(linkId) -> show code; openLinkOffer(...) -> compare verificationCode,
+ *     then open() -> identity seed
+ *   existing device: parseLinkCode(text) to check what was typed or scanned;
+ *     sealIdentityForLink(seed, code) -> offer + verificationCode
  */
 export { ErrorCode, ProtocolError } from './errors.js';
 export {
@@ -51,3 +56,4 @@ export {
   isInitialMessageForSession,
 } from './session.js';
 export { formatSafetyNumber, identityKeyDigits, safetyNumber } from './fingerprint.js';
+export { createLinkRequest, openLinkOffer, parseLinkCode, sealIdentityForLink } from './link.js';
