@@ -14,9 +14,17 @@ account's current session generation (accounts.sessions): logout, deactivation, 
 change or a new device end every session at once, not when the 5-minute access token expires.
 The generation is read in the same query as the user (a LEFT JOIN), so it costs nothing extra;
 the chat socket middleware uses the same function at the handshake.
+
+Devices (docs/PROTOCOL.md section 15): a token names its device (0: a pending session) and
+carries that device's generation. The device is read in the same query (a subquery for the
+active device of that number): a removed or unknown device answers 401 `device_removed`, so a
+client learns at once that it was unlinked; an older device generation (that device signed
+out) answers `session_revoked`. The authenticated user carries `device_id` (0 when pending);
+what a pending session may do is decided by accounts.permissions.
 """
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
@@ -24,8 +32,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
-from accounts.models import User
-from accounts.sessions import GENERATION_CLAIM
+from accounts.models import Device, User
+from accounts.sessions import DEVICE_GENERATION_CLAIM, GENERATION_CLAIM, token_device_id
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
 
@@ -51,18 +59,25 @@ def user_for_access_token(raw: str):
         raise exceptions.AuthenticationFailed(
             "The access token is invalid or expired.", code="token_not_valid"
         ) from None
+    device_id = token_device_id(validated)
     try:
-        user = (
-            User.objects.annotate(current_generation=Coalesce("session_generation__value", 0))
-            .filter(pk=int(validated[jwt_settings.USER_ID_CLAIM]), is_active=True)
-            .first()
-        )
+        users = User.objects.annotate(current_generation=Coalesce("session_generation__value", 0))
+        if device_id:
+            device = Device.objects.filter(user=OuterRef("pk"), device_id=device_id, removed_at__isnull=True)
+            users = users.annotate(device_generation=Subquery(device.values("generation")[:1]))
+        user = users.filter(pk=int(validated[jwt_settings.USER_ID_CLAIM]), is_active=True).first()
     except (KeyError, TypeError, ValueError):
         user = None
     if user is None:
         raise exceptions.AuthenticationFailed("The account is unknown or inactive.", code="user_inactive")
     if validated.get(GENERATION_CLAIM, 0) != user.current_generation:
         raise exceptions.AuthenticationFailed("The session was ended; sign in again.", code="session_revoked")
+    if device_id:
+        if user.device_generation is None:
+            raise exceptions.AuthenticationFailed("This device was removed from the account.", code="device_removed")
+        if validated.get(DEVICE_GENERATION_CLAIM, 0) != user.device_generation:
+            raise exceptions.AuthenticationFailed("The session was ended; sign in again.", code="session_revoked")
+    user.device_id = device_id
     return user, validated
 
 

@@ -132,3 +132,47 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# Device ids are 1..2**31-1 (docs/PROTOCOL.md section 14); 0 in a token means "no device yet"
+# (a pending session).
+MIN_DEVICE_ID = 1
+MAX_DEVICE_ID = 2**31 - 1
+DEVICE_NAME_MAX_LENGTH = 64
+
+
+class Device(models.Model):
+    """One browser profile or one terminal-client state file of an account (docs/PROTOCOL.md
+    section 14). The account's identity key is shared by its devices (keys.models.IdentityKey);
+    each device has its own prekeys (keys.models) and its own sessions with the server: every
+    token names its device (accounts.sessions).
+
+    A removed device stays as a tombstone (`removed_at` set) so that its number is never given
+    to another device: a contact's session with the old device must never be used to encrypt
+    to a new one. `generation` ends this device's sessions alone (logout), as
+    SessionGeneration does for the whole account."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="devices")
+    device_id = models.IntegerField()
+    name = models.CharField(max_length=DEVICE_NAME_MAX_LENGTH)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["user_id", "device_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "device_id"], name="accounts_device_user_device_id_unique"),
+            models.CheckConstraint(
+                condition=models.Q(device_id__gte=MIN_DEVICE_ID) & models.Q(device_id__lte=MAX_DEVICE_ID),
+                name="accounts_device_device_id_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"device {self.device_id} of {self.user_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.removed_at is None

@@ -27,9 +27,20 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts.devices import device_active, device_for_login, device_seen
 from accounts.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
-from accounts.models import User, normalize_email
-from accounts.sessions import GENERATION_CLAIM, TokenPair, session_generation, sessions_end, tokens_issue
+from accounts.models import Device, User, normalize_email
+from accounts.sessions import (
+    DEVICE_GENERATION_CLAIM,
+    GENERATION_CLAIM,
+    PENDING_DEVICE,
+    TokenPair,
+    device_sessions_end,
+    session_generation,
+    sessions_end,
+    token_device_id,
+    tokens_issue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +74,15 @@ def user_create(*, user: User) -> None:
         raise EmailTaken() from None
 
 
+def session_login(*, user: User, device_id) -> tuple[Device | None, TokenPair]:
+    """The tokens of a sign-in, bound to the device `device_id` names
+    (accounts.devices.device_for_login), or pending when none."""
+    device = device_for_login(user=user, device_id=device_id)
+    if device is not None:
+        device_seen(user_id=user.pk, device_id=device.device_id)
+    return device, tokens_issue(user=user, device=device)
+
+
 def user_authenticate(*, email: str, password: str, request) -> User:
     """Check a password (throttled by accounts.backends: RateLimited when a limit is hit).
     The same error answers an unknown email and a wrong password (Django's ModelBackend also
@@ -86,8 +106,15 @@ def _decode_refresh(raw: str) -> dict:
 
 def _is_current(payload: dict, user_id: int) -> bool:
     """Whether a token was issued under the account's current session generation (tokens
-    from before generations existed carry none: generation 0)."""
-    return payload.get(GENERATION_CLAIM, 0) == session_generation(user_id=user_id)
+    from before generations existed carry none: generation 0) and, for a device's token,
+    under the device's current generation, the device still active."""
+    if payload.get(GENERATION_CLAIM, 0) != session_generation(user_id=user_id):
+        return False
+    device_id = token_device_id(payload)
+    if device_id == PENDING_DEVICE:
+        return True
+    device = device_active(user_id=user_id, device_id=device_id)
+    return device is not None and device.generation == payload.get(DEVICE_GENERATION_CLAIM, 0)
 
 
 def user_deactivate(*, user_id: int) -> None:
@@ -102,8 +129,10 @@ def user_deactivate(*, user_id: int) -> None:
     logger.info("user deactivated id=%s", user_id)
 
 
-def tokens_rotate(*, refresh: str) -> tuple[User, TokenPair]:
-    """Exchange a refresh token for a new pair; the old one can never be used again."""
+def tokens_rotate(*, refresh: str) -> tuple[User, Device | None, TokenPair]:
+    """Exchange a refresh token for a new pair; the old one can never be used again. The new
+    pair names the same device, which must still be active and of the same device generation
+    (a removed device, or one signed out, gets no new tokens)."""
     payload = _decode_refresh(refresh)
     jti = payload[jwt_settings.JTI_CLAIM]
     reused = False
@@ -127,22 +156,36 @@ def tokens_rotate(*, refresh: str) -> tuple[User, TokenPair]:
             user = User.objects.filter(id=user_id, is_active=True).first()
             if user is None:
                 raise InvalidRefreshToken()
-            # The generation checked above, not a fresh read: if the sessions are being
+            device_id = token_device_id(payload)
+            device = device_active(user_id=user_id, device_id=device_id)
+            if device_id != PENDING_DEVICE and device is None:
+                raise InvalidRefreshToken()  # removed since `_is_current` looked
+            # The generations checked above, not a fresh read: if the sessions are being
             # ended concurrently, the new pair belongs to the ended generation.
-            pair = tokens_issue(user=user, generation=payload.get(GENERATION_CLAIM, 0))
+            pair = tokens_issue(
+                user=user,
+                device=device,
+                generation=payload.get(GENERATION_CLAIM, 0),
+                device_generation=payload.get(DEVICE_GENERATION_CLAIM, 0),
+            )
+            if device is not None:
+                device_seen(user_id=user_id, device_id=device_id)
     if reused:
         # Outside the failed transaction so the revocation is committed.
         logger.warning("refresh token reuse detected user=%s", user_id)
         sessions_end(user_id=user_id, reason="refresh token reuse")
         raise InvalidRefreshToken()
-    return user, pair
+    return user, device, pair
 
 
 def session_logout(*, refresh: str) -> int | None:
-    """Logout ends every session of the account (one device per account: its tabs share the
-    cookies; an access token elsewhere must not outlive the sign-out). Identified by the
+    """Logout ends the sessions of this device (its tabs share the cookies; an access token
+    elsewhere must not outlive the sign-out) and no other device's: the device's generation
+    goes up and its sockets close (accounts.sessions.device_sessions_end). A pending session
+    has no device: its refresh token is blacklisted, and its access token, which may only
+    look at the account (accounts.permissions), lives out its few minutes. Identified by the
     refresh cookie; a token that is not ours, or of an already ended generation, ends
-    nothing. Returns the user id whose sessions ended, if any."""
+    nothing. Returns the user id whose session ended, if any."""
     try:
         payload = _decode_refresh(refresh)
     except InvalidRefreshToken:
@@ -150,5 +193,9 @@ def session_logout(*, refresh: str) -> int | None:
     outstanding = OutstandingToken.objects.filter(jti=payload[jwt_settings.JTI_CLAIM]).first()
     if outstanding is None or outstanding.user_id is None or not _is_current(payload, outstanding.user_id):
         return None
-    sessions_end(user_id=outstanding.user_id, reason="logout")
+    device_id = token_device_id(payload)
+    with transaction.atomic():
+        BlacklistedToken.objects.bulk_create([BlacklistedToken(token=outstanding)], ignore_conflicts=True)
+        if device_id != PENDING_DEVICE:
+            device_sessions_end(user_id=outstanding.user_id, device_id=device_id, reason="logout")
     return outstanding.user_id

@@ -12,7 +12,11 @@ increment. Tokens issued after the increment carry the new value whatever the cl
 
 `sessions_end` is the one way to end sessions: logout, refresh-token reuse, deactivation (any
 save of is_active=False, the ban action), password change (any `set_password()` + `save()`) and
-identity reset all call it. It bumps the generation, blacklists the outstanding refresh tokens
+identity reset all call it. `device_sessions_end` ends one device's sessions (logout of a
+device, accounts.models.Device.generation): every token also names its device (claim
+DEVICE_CLAIM, 0 for a pending session that has no device yet) and carries that device's
+generation (DEVICE_GENERATION_CLAIM); a removed device's tokens are refused whatever their
+generations (accounts.authentication). It bumps the generation, blacklists the outstanding refresh tokens
 (so they stay dead if anything ever lowered the generation) and, after commit, tells every
 socket of the account, in every process, to close (`session.revoked` with the new generation:
 a socket opened with a token of that generation, the new device's, stays open).
@@ -33,15 +37,23 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from accounts.models import SessionGeneration, User
+from accounts.models import Device, SessionGeneration, User
 from realtime import bus
 
 logger = logging.getLogger(__name__)
 
 GENERATION_CLAIM = "gen"
+DEVICE_CLAIM = "dev"
+DEVICE_GENERATION_CLAIM = "dgen"
+# The device of a pending session (docs/PROTOCOL.md section 15): the password was right, but
+# this client is not a device of the account (yet).
+PENDING_DEVICE = 0
 # The channel-layer message that closes a user's sockets opened before a generation (handled
 # by chat.consumers.ChatConsumer.session_revoked).
 SESSION_REVOKED = "session.revoked"
+# Closes the sockets of one device (chat.consumers.ChatConsumer.device_revoked): its logout
+# (sockets of older device generations) or its removal (all of them).
+DEVICE_REVOKED = "device.revoked"
 TOKEN_DIGEST_PREFIX = "sha256:"
 
 
@@ -63,15 +75,32 @@ def session_generation(*, user_id: int) -> int:
     return value or 0
 
 
-def tokens_issue(*, user: User, generation: int | None = None) -> TokenPair:
-    """A new refresh token (recorded by jti and digest) and its access token, both carrying
-    `generation` (default: the current one). Token rotation passes the generation it checked,
-    so a pair minted while the sessions were being ended is born revoked."""
+def token_device_id(payload) -> int:
+    """The device a token names. Tokens issued before devices existed name none: they were
+    issued to the account's one device, which the migration made device 1."""
+    return payload.get(DEVICE_CLAIM, 1)
+
+
+def tokens_issue(
+    *,
+    user: User,
+    device: Device | None,
+    generation: int | None = None,
+    device_generation: int | None = None,
+) -> TokenPair:
+    """A new refresh token (recorded by jti and digest) and its access token, both naming
+    `device` (None: a pending session) and carrying the account's session `generation` and
+    the device's (default: the current ones). Token rotation passes the generations it
+    checked, so a pair minted while the sessions were being ended is born revoked."""
     if generation is None:
         generation = session_generation(user_id=user.pk)
+    if device_generation is None:
+        device_generation = 0 if device is None else device.generation
     refresh = RefreshToken()
     refresh[jwt_settings.USER_ID_CLAIM] = str(user.pk)
     refresh[GENERATION_CLAIM] = generation
+    refresh[DEVICE_CLAIM] = PENDING_DEVICE if device is None else device.device_id
+    refresh[DEVICE_GENERATION_CLAIM] = device_generation
     raw = str(refresh)
     OutstandingToken.objects.create(
         user=user,
@@ -109,4 +138,25 @@ def sessions_end(*, user_id: int, reason: str) -> int:
     revoked = tokens_revoke_all(user_id=user_id)
     session_revoked_publish(user_id=user_id, generation=generation)
     logger.info("sessions ended user=%s reason=%s refresh_tokens_revoked=%s", user_id, reason, revoked)
+    return generation
+
+
+def device_revoked_publish(*, user_id: int, device_id: int, generation: int, removed: bool) -> None:
+    """Close the sockets of one device after the commit: those opened before its session
+    `generation` (logout), or all of them when it was removed."""
+    message = {"type": DEVICE_REVOKED, "device_id": device_id, "generation": generation, "removed": removed}
+    bus.message_on_commit([user_id], message)
+
+
+@transaction.atomic
+def device_sessions_end(*, user_id: int, device_id: int, reason: str) -> int:
+    """End the sessions of one device (its logout): its tokens are refused from the commit on
+    and its sockets closed; the account's other devices stay signed in. Returns the device's
+    new generation."""
+    Device.objects.filter(user_id=user_id, device_id=device_id).update(generation=F("generation") + 1)
+    generation = (
+        Device.objects.filter(user_id=user_id, device_id=device_id).values_list("generation", flat=True).first() or 0
+    )
+    device_revoked_publish(user_id=user_id, device_id=device_id, generation=generation, removed=False)
+    logger.info("device sessions ended user=%s device=%s reason=%s", user_id, device_id, reason)
     return generation

@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import clear_auth_cookies, set_auth_cookies
+from accounts.devices import DEVICE_ID_ABSENT, device_active
 from accounts.ratelimit import rate_limit_hit
 from accounts.serializers import CsrfSerializer, LoginSerializer, UserSerializer
-from accounts.sessions import tokens_issue
 from messenger.api import ERRORS
 from messenger.ratelimit import client_address
 
@@ -49,9 +49,11 @@ class LoginView(APIView):
     def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.user_authenticate(**serializer.validated_data, request=request)
-        response = Response(UserSerializer(user).data)
-        set_auth_cookies(response, tokens_issue(user=user))
+        data = serializer.validated_data
+        user = services.user_authenticate(email=data["email"], password=data["password"], request=request)
+        device, tokens = services.session_login(user=user, device_id=data.get("device_id", DEVICE_ID_ABSENT))
+        response = Response(UserSerializer(user, context={"device": device}).data)
+        set_auth_cookies(response, tokens)
         return response
 
 
@@ -69,7 +71,7 @@ class RefreshView(APIView):
         rate_limit_hit("refresh_ip", client_address(request))
         raw = request.COOKIES.get(settings.AUTH_COOKIE_REFRESH, "")
         try:
-            user, pair = services.tokens_rotate(refresh=raw)
+            user, device, pair = services.tokens_rotate(refresh=raw)
         except services.InvalidRefreshToken:
             response = Response(
                 {"code": "invalid_refresh_token", "detail": services.InvalidRefreshToken.default_detail},
@@ -77,14 +79,14 @@ class RefreshView(APIView):
             )
             clear_auth_cookies(response)
             return response
-        response = Response(UserSerializer(user).data)
+        response = Response(UserSerializer(user, context={"device": device}).data)
         set_auth_cookies(response, pair)
         return response
 
 
 class LogoutView(APIView):
-    """End every session of the account (every access and refresh token issued so far is
-    refused, every socket closed), and clear both cookies."""
+    """End this device's sessions (its access and refresh tokens are refused, its sockets
+    closed; the account's other devices stay signed in), and clear both cookies."""
 
     authentication_classes = [CsrfOnlyAuthentication]
     permission_classes = [permissions.AllowAny]
@@ -98,11 +100,14 @@ class LogoutView(APIView):
 
 
 class MeView(APIView):
-    """The signed-in user."""
+    """The signed-in user and this session's device (null: pending)."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(responses={200: UserSerializer, 401: ERRORS[401]})
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        device = device_active(user_id=request.user.pk, device_id=request.user.device_id)
+        return Response(UserSerializer(request.user, context={"device": device}).data)
 
 
 @method_decorator(ensure_csrf_cookie, name="dispatch")

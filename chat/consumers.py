@@ -5,8 +5,10 @@ socket is accepted only to be closed with 4401 (a browser cannot read the status
 handshake, but it can read a close code). Then the socket joins its user's group, receives
 every undelivered envelope in id order, and `queue_empty`. It is closed with 4401 when the
 access token it was opened with expires (tokens cannot be revoked, so a socket must not outlive
-one; the client refreshes and reconnects) and with 4403 on `session.revoked` (logout,
-deactivation, password change, another device: sign in again). A user's sockets are capped
+one; the client refreshes and reconnects) and with 4403 on `session.revoked` (deactivation,
+password change, start over: sign in again) and on `device.revoked` for its device (that
+device signed out, or was unlinked). A pending session (no device yet) is closed with 4403
+at once. A user's sockets are capped
 across processes (realtime.sockets): one over CHAT_MAX_SOCKETS_PER_USER is accepted only to be
 closed with 4429.
 
@@ -49,7 +51,8 @@ import time
 from channels.consumer import get_handler_name
 from django.conf import settings
 
-from accounts.sessions import session_generation
+from accounts.devices import device_active
+from accounts.sessions import PENDING_DEVICE, session_generation
 from chat import events, selectors, services, validation
 from chat.errors import InvalidFrame
 from messenger.errors import DomainError, RateLimited
@@ -64,7 +67,7 @@ from realtime.sockets import socket_place_release, socket_place_take
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401  # no, invalid or expired access token: refresh, then reconnect
-CLOSE_SESSION_REVOKED = 4403  # logged out or deactivated: sign in again
+CLOSE_SESSION_REVOKED = 4403  # logged out, deactivated, device unlinked or none yet: sign in again
 CLOSE_TOO_MANY_SOCKETS = 4429  # CHAT_MAX_SOCKETS_PER_USER already open: close one, retry later
 
 # A full window asks the database what was acknowledged elsewhere at most this often.
@@ -120,6 +123,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        if self.scope["token_device"] == PENDING_DEVICE:
+            await self.accept()
+            await self.close(code=CLOSE_SESSION_REVOKED, reason="device_required")
+            return
         if not await socket_place_take(user_id=user.pk, member=self.channel_name):
             await self.accept()
             await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason="Too many open connections for this account.")
@@ -138,10 +145,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     def _token_expired(self) -> None:
         self._expiry_task = asyncio.ensure_future(self._close(CLOSE_UNAUTHENTICATED))
 
-    async def _close(self, code: int) -> None:
+    async def _close(self, code: int, reason: str | None = None) -> None:
         if not self.closing:
             self.closing = True
-            await self.close(code=code)
+            await self.close(code=code, reason=reason)
 
     async def disconnect(self, code):
         if self._expiry_handle is not None:
@@ -163,12 +170,20 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             self.placed = False
             await socket_place_release(user_id=self.user.pk, member=self.channel_name)
 
+    def _session_current(self) -> bool:
+        device = device_active(user_id=self.user.pk, device_id=self.scope["token_device"])
+        return (
+            session_generation(user_id=self.user.pk) == self.scope["token_generation"]
+            and device is not None
+            and device.generation == self.scope["token_device_generation"]
+        )
+
     async def _session_still_current(self) -> bool:
-        """The handshake checked the token's session generation before this socket joined its
-        group; sessions ended in between published `session.revoked` to a group it was not in
-        yet. Checked once more now that it is in: one query per connect, none per frame."""
-        current = await run_in_db_thread(session_generation, user_id=self.user.pk)
-        if current != self.scope["token_generation"]:
+        """The handshake checked the token's session and device generations before this socket
+        joined its group; sessions ended in between published `session.revoked` or
+        `device.revoked` to a group it was not in yet. Checked once more now that it is in:
+        two queries per connect, none per frame."""
+        if not await run_in_db_thread(self._session_current):
             await self._close(CLOSE_SESSION_REVOKED)
             return False
         return True
@@ -176,6 +191,16 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     async def session_revoked(self, message):
         # Sockets opened with a token of the new generation (the new device's) stay open.
         if self.scope["token_generation"] < message.get("generation", math.inf):
+            await self._close(CLOSE_SESSION_REVOKED)
+
+    async def device_revoked(self, message):
+        """This socket's device was unlinked (every socket of it closes) or signed out (those
+        opened before its new generation close)."""
+        if message.get("device_id") != self.scope["token_device"]:
+            return
+        if message.get("removed"):
+            await self._close(CLOSE_SESSION_REVOKED, reason="device_removed")
+        elif self.scope["token_device_generation"] < message.get("generation", math.inf):
             await self._close(CLOSE_SESSION_REVOKED)
 
     # --- server -> client --------------------------------------------------------------------

@@ -15,7 +15,8 @@ token type, active user, current session generation), in the chat database threa
 because loading the user is an ORM query, once per handshake. The consumer closes an
 unauthenticated socket with 4401, schedules a close at the token's expiry, and closes it with
 4403 when the account's sessions are ended (`session.revoked`, through the channel layer, so in
-every process): no check per frame is needed.
+every process) or its device's (`device.revoked`: logout or unlink of that device): no check per
+frame is needed. A pending session (no device, docs/PROTOCOL.md section 15) gets no socket.
 """
 
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from django.http.request import validate_host
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import user_for_access_token
-from accounts.sessions import GENERATION_CLAIM
+from accounts.sessions import DEVICE_GENERATION_CLAIM, GENERATION_CLAIM, token_device_id
 from realtime.db import run_in_db_thread
 
 
@@ -98,27 +99,41 @@ class StrictOriginValidator:
         return await self.application(scope, receive, send)
 
 
-def _user_from_token(raw: str):
-    """(user, expiry as a Unix time, session generation) for an access token valid now (see
-    accounts.authentication.user_for_access_token), else (AnonymousUser, None, None)."""
+def _from_token(raw: str) -> dict:
+    """The scope entries of an access token valid now (see
+    accounts.authentication.user_for_access_token): the user, the expiry as a Unix time, the
+    session generation, the device and its generation; an AnonymousUser otherwise."""
     try:
         user, validated = user_for_access_token(raw)
     except AuthenticationFailed:
-        return AnonymousUser(), None, None
-    return user, float(validated["exp"]), validated.get(GENERATION_CLAIM, 0)
+        return {"user": AnonymousUser()}
+    return {
+        "user": user,
+        "token_exp": float(validated["exp"]),
+        "token_generation": validated.get(GENERATION_CLAIM, 0),
+        "token_device": token_device_id(validated),
+        "token_device_generation": validated.get(DEVICE_GENERATION_CLAIM, 0),
+    }
 
 
 class JWTCookieAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid),
-    scope["token_exp"] and scope["token_generation"] from the access-token cookie. Needs
-    CookieMiddleware outside it."""
+    """Sets scope["user"] (AnonymousUser when the cookie is missing or invalid) and, from the
+    access-token cookie, scope["token_exp"], ["token_generation"], ["token_device"] and
+    ["token_device_generation"]. Needs CookieMiddleware outside it."""
 
     async def __call__(self, scope, receive, send):
         raw = scope.get("cookies", {}).get(settings.AUTH_COOKIE_ACCESS)
-        user, exp, generation = AnonymousUser(), None, None
+        entries = {"user": AnonymousUser()}
         if raw:
-            user, exp, generation = await run_in_db_thread(_user_from_token, raw)
-        scope = {**scope, "user": user, "token_exp": exp, "token_generation": generation}
+            entries = await run_in_db_thread(_from_token, raw)
+        scope = {
+            **scope,
+            "token_exp": None,
+            "token_generation": None,
+            "token_device": None,
+            "token_device_generation": None,
+            **entries,
+        }
         return await super().__call__(scope, receive, send)
 
 

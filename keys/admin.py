@@ -15,9 +15,10 @@ prekey count on one page.
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from accounts.admin import UserAdmin
-from accounts.models import User
+from accounts.models import Device, User
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
 from keys.selectors import fingerprint, identity_key_fingerprint, one_time_prekeys_unused_count
 
@@ -38,6 +39,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     @admin.display(description="fingerprint")
     def key_fingerprint(self, obj) -> str:
         return fingerprint(obj.public_key)
+
+    @admin.display(description="device", ordering="device__device_id")
+    def device_number(self, obj) -> int:
+        return obj.device.device_id
 
 
 def _age(since) -> str:
@@ -94,18 +99,20 @@ class IdentityKeyAdmin(ReadOnlyAdmin):
 
 @admin.register(SignedPreKey)
 class SignedPreKeyAdmin(ReadOnlyAdmin):
-    list_display = ["user", "key_id", "key_fingerprint", "created_at", "retired_at"]
+    list_display = ["user", "device_number", "key_id", "key_fingerprint", "created_at", "retired_at"]
     list_filter = [("retired_at", admin.EmptyFieldListFilter)]
-    fields = ["user", "key_id", "key_fingerprint", "created_at", "retired_at"]
+    fields = ["user", "device_number", "key_id", "key_fingerprint", "created_at", "retired_at"]
+    list_select_related = ["user", "device"]
     readonly_fields = fields
     ordering = ["user__email", "-created_at"]
 
 
 @admin.register(OneTimePreKey)
 class OneTimePreKeyAdmin(ReadOnlyAdmin):
-    list_display = ["user", "key_id", "key_fingerprint", "created_at", "claimed_at"]
+    list_display = ["user", "device_number", "key_id", "key_fingerprint", "created_at", "claimed_at"]
     list_filter = [("claimed_at", admin.EmptyFieldListFilter)]
-    fields = ["user", "key_id", "key_fingerprint", "created_at", "claimed_at"]
+    fields = ["user", "device_number", "key_id", "key_fingerprint", "created_at", "claimed_at"]
+    list_select_related = ["user", "device"]
     readonly_fields = fields
     ordering = ["user__email", "id"]
 
@@ -113,14 +120,17 @@ class OneTimePreKeyAdmin(ReadOnlyAdmin):
 # Importing accounts.admin above registered its UserAdmin, whatever the order of INSTALLED_APPS.
 admin.site.unregister(User)
 
-KEY_FIELDS = ["identity_fingerprint", "unused_one_time_prekeys"]
+KEY_FIELDS = ["identity_fingerprint", "unused_one_time_prekeys", "devices"]
 
 
 @admin.register(User)
 class UserWithKeysAdmin(UserAdmin):
-    """The users admin with the account's key metadata, read-only."""
+    """The users admin with the account's key metadata and devices, read-only. Devices are a
+    table in a read-only field rather than an inline: nothing about them is editable here
+    (users unlink their devices themselves; an operator who must cut an account off
+    deactivates it), and an inline would add a formset to every save of the user form."""
 
-    list_display = [*UserAdmin.list_display, *KEY_FIELDS]
+    list_display = [*UserAdmin.list_display, "identity_fingerprint", "unused_one_time_prekeys"]
     readonly_fields = [*UserAdmin.readonly_fields, *KEY_FIELDS]
     fieldsets = [*UserAdmin.fieldsets, ("Keys (read-only)", {"fields": KEY_FIELDS})]
 
@@ -131,3 +141,23 @@ class UserWithKeysAdmin(UserAdmin):
     @admin.display(description="unused one-time prekeys")
     def unused_one_time_prekeys(self, obj: User) -> int:
         return one_time_prekeys_unused_count(user=obj)
+
+    @admin.display(description="devices (removed ones too: numbers are never reused)")
+    def devices(self, obj: User) -> str:
+        unused = Count("one_time_prekeys", filter=Q(one_time_prekeys__claimed_at__isnull=True))
+        rows = Device.objects.filter(user=obj).annotate(unused=unused).order_by("device_id")
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((d.device_id, d.name, d.created_at, d.last_seen_at or "-", d.removed_at or "-", d.unused) for d in rows),
+        )
+        head = format_html(
+            "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+            "id",
+            "name",
+            "added",
+            "last seen",
+            "removed",
+            "unused one-time prekeys",
+        )
+        return format_html("<table>{}{}</table>", head, body)

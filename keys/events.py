@@ -6,9 +6,16 @@ protocol").
 """
 
 
-def prekeys_low_event(*, remaining: int) -> dict:
-    """To the owner of the one-time prekeys, when a claim left few unused."""
-    return {"type": "prekeys_low", "remaining": remaining}
+def prekeys_low_event(*, device_id: int, remaining: int) -> dict:
+    """To the owner of the one-time prekeys, when a claim left few unused on one device (its
+    other devices ignore it)."""
+    return {"type": "prekeys_low", "device_id": device_id, "remaining": remaining}
+
+
+def devices_changed_event(*, email: str) -> dict:
+    """To an account's own sockets and its contacts, when a device was added or removed: a
+    quiet notice, never a safety-number change (docs/PROTOCOL.md section 19)."""
+    return {"type": "devices_changed", "email": email}
 
 
 def identity_changed_event(*, email: str, identity_key: str) -> dict:

@@ -18,8 +18,8 @@ ONE_TIME_PREKEYS_MAX_UNUSED = 500
 
 
 class IdentityKey(models.Model):
-    """The user's long-term Ed25519 public key (one per user; replaced when the user sets up
-    a new device)."""
+    """The account's long-term Ed25519 public key, shared by all its devices (one per account;
+    replaced when the user starts over, docs/PROTOCOL.md section 15)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identity_key")
     public_key = models.CharField(max_length=44)
@@ -30,26 +30,28 @@ class IdentityKey(models.Model):
 
 
 class SignedPreKey(models.Model):
-    """An X25519 prekey signed by the identity key. The newest non-retired one is current;
-    a replaced one is retired (retired_at set) and kept for a grace period so that first
-    messages already encrypted to it can still be answered."""
+    """An X25519 prekey of one device, signed by the account's identity key. The newest
+    non-retired one is the device's current one; a replaced one is retired (retired_at set) and
+    kept for a grace period so that first messages already encrypted to it can still be
+    answered. `user` is always the device's account (kept for the per-account reads)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signed_prekeys")
+    device = models.ForeignKey("accounts.Device", on_delete=models.CASCADE, related_name="signed_prekeys")
     key_id = models.IntegerField()
     public_key = models.CharField(max_length=44)
     signature = models.CharField(max_length=88)
     created_at = models.DateTimeField(default=timezone.now)
     retired_at = models.DateTimeField(null=True, blank=True)
     # True for the current key, NULL once retired (never False): with the unique index on
-    # (user, is_current) the database admits at most one current signed prekey per user.
+    # (device, is_current) the database admits at most one current signed prekey per device.
     # MariaDB has no partial unique index; NULLs never collide in a unique index.
     is_current = models.BooleanField(null=True, default=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "key_id"], name="keys_signedprekey_user_key_id_unique"),
-            models.UniqueConstraint(fields=["user", "is_current"], name="keys_signedprekey_one_current"),
+            models.UniqueConstraint(fields=["device", "key_id"], name="keys_signedprekey_device_key_id_unique"),
+            models.UniqueConstraint(fields=["device", "is_current"], name="keys_signedprekey_one_current_per_device"),
             # `is_current IS NOT NULL` is spelled out because `NULL = TRUE` is unknown, and a
             # CHECK whose result is unknown passes: without it a row that is neither current nor
             # retired would be accepted.
@@ -65,15 +67,16 @@ class SignedPreKey(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"signed prekey {self.key_id} of {self.user_id}"
+        return f"signed prekey {self.key_id} of device {self.device_id}"
 
 
 class OneTimePreKey(models.Model):
-    """An X25519 one-time prekey. Handed out at most once (claimed_at set atomically when a
-    bundle is fetched); ids are never reused for a user, so a claimed id can never be
-    overwritten by a refill."""
+    """An X25519 one-time prekey of one device. Handed out at most once (claimed_at set
+    atomically when a bundle is fetched); ids are never reused within a device, so a claimed
+    id can never be overwritten by a refill."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="one_time_prekeys")
+    device = models.ForeignKey("accounts.Device", on_delete=models.CASCADE, related_name="one_time_prekeys")
     key_id = models.IntegerField()
     public_key = models.CharField(max_length=44)
     created_at = models.DateTimeField(default=timezone.now)
@@ -82,16 +85,16 @@ class OneTimePreKey(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["user", "key_id"], name="keys_onetimeprekey_user_key_id_unique"),
+            models.UniqueConstraint(fields=["device", "key_id"], name="keys_onetimeprekey_device_key_id_unique"),
             models.CheckConstraint(
                 condition=models.Q(key_id__gte=MIN_KEY_ID) & models.Q(key_id__lte=MAX_KEY_ID),
                 name="keys_onetimeprekey_key_id_range",
             ),
         ]
         indexes = [
-            # "The oldest unclaimed key of this user": the bundle claim's access path.
-            models.Index(fields=["user", "claimed_at", "id"], name="keys_otpk_unclaimed_idx"),
+            # "The oldest unclaimed key of this device": the bundle claim's access path.
+            models.Index(fields=["device", "claimed_at", "id"], name="keys_otpk_device_unclaimed_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"one-time prekey {self.key_id} of {self.user_id}"
+        return f"one-time prekey {self.key_id} of device {self.device_id}"

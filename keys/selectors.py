@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
+from accounts.models import Device
 from contacts.selectors import related_by_email
 from keys import validation
 from keys.errors import InvalidKeyMaterial
@@ -34,6 +35,7 @@ def identity_key_fingerprint(*, user) -> str | None:
 
 
 def one_time_prekeys_unused_count(*, user) -> int:
+    """Unused one-time prekeys of all the account's devices."""
     return OneTimePreKey.objects.filter(user=user, claimed_at__isnull=True).count()
 
 
@@ -65,16 +67,17 @@ class PreKeyStatus:
     signed_prekey_max_age_seconds: int
 
 
-def prekey_status(*, user_id: int, now: datetime | None = None) -> PreKeyStatus:
-    """What a client needs to decide whether to upload one-time prekeys or rotate its signed
-    prekey, and whether its identity key is still the account's (another browser may have
-    replaced it)."""
+def prekey_status(*, user_id: int, device_id: int, now: datetime | None = None) -> PreKeyStatus:
+    """What a device needs to decide whether to upload one-time prekeys or rotate its signed
+    prekey (its own keys), and whether its identity key is still the account's (the user may
+    have started over on another device)."""
     now = now or timezone.now()
-    current = SignedPreKey.objects.filter(user_id=user_id, is_current=True).values_list("key_id", "created_at").first()
+    device = {"device__user_id": user_id, "device__device_id": device_id, "device__removed_at__isnull": True}
+    current = SignedPreKey.objects.filter(is_current=True, **device).values_list("key_id", "created_at").first()
     key_id, created_at = current if current else (None, None)
     return PreKeyStatus(
         identity_key=IdentityKey.objects.filter(user_id=user_id).values_list("public_key", flat=True).first(),
-        count=OneTimePreKey.objects.filter(user_id=user_id, claimed_at__isnull=True).count(),
+        count=OneTimePreKey.objects.filter(claimed_at__isnull=True, **device).count(),
         low_threshold=ONE_TIME_PREKEYS_LOW,
         max_unused=ONE_TIME_PREKEYS_MAX_UNUSED,
         signed_prekey_id=key_id,
@@ -111,6 +114,7 @@ PROBLEMS = (
 class PreKeyAudit:
     user_id: int
     email: str
+    device_id: int
     unused_one_time_prekeys: int = 0
     signed_prekey_id: int | None = None
     signed_prekey_age_days: float | None = None
@@ -142,57 +146,65 @@ def _identity_raw(identity_key: str) -> tuple[bytes | None, bool]:
 
 
 def prekeys_audit(*, email: str | None = None, now: datetime | None = None) -> list[PreKeyAudit]:
-    """Check the stored keys of every active account that has device keys (or of one account):
-    one-time prekey supply against ONE_TIME_PREKEYS_LOW, the current signed prekey's age
-    against SIGNED_PREKEY_MAX_AGE_DAYS, every stored signed prekey's signature re-verified
-    under the identity key (and the identity key re-validated), and duplicate key ids or
-    public keys (the constraints forbid duplicate ids; the audit checks them anyway, for
-    databases restored from elsewhere). A fixed number of queries, whatever the user count.
+    """Check the stored keys of every active device of every active account that has an
+    identity key (or of one account), one line per device: one-time prekey supply against
+    ONE_TIME_PREKEYS_LOW, the current signed prekey's age against SIGNED_PREKEY_MAX_AGE_DAYS,
+    every stored signed prekey's signature re-verified under the account's identity key (and
+    the identity key re-validated), and duplicate key ids or public keys within a device (the
+    constraints forbid duplicate ids; the audit checks them anyway, for databases restored from
+    elsewhere). A fixed number of queries, whatever the user count.
     """
     now = now or timezone.now()
     max_age = signed_prekey_max_age()
-    identities = IdentityKey.objects.filter(user__is_active=True).select_related("user").order_by("user__email")
-    user_filter = {"user__is_active": True}
+    accounts = {"user__is_active": True, "user__identity_key__isnull": False}
     if email is not None:
-        identities = identities.filter(user__email=email)
-        user_filter["user__email"] = email
-    identities = list(identities)
-    audits = {row.user_id: PreKeyAudit(user_id=row.user_id, email=row.user.email) for row in identities}
-    identity_keys = {row.user_id: row.public_key for row in identities}
+        accounts["user__email"] = email
+    devices = (
+        Device.objects.filter(removed_at__isnull=True, **accounts)
+        .select_related("user__identity_key")
+        .order_by("user__email", "device_id")
+    )
+    audits = {}
+    identity_keys = {}
+    for device in devices:
+        audits[device.pk] = PreKeyAudit(user_id=device.user_id, email=device.user.email, device_id=device.device_id)
+        identity_keys[device.pk] = device.user.identity_key.public_key
+    key_filter = {"device_id__in": list(audits)}
 
     unused = (
-        OneTimePreKey.objects.filter(claimed_at__isnull=True, **user_filter)
-        .values("user_id")
+        OneTimePreKey.objects.filter(claimed_at__isnull=True, **key_filter)
+        .values("device_id")
         .annotate(n=Count("id"))
-        .values_list("user_id", "n")
+        .values_list("device_id", "n")
     )
-    for user_id, count in unused:
-        if user_id in audits:
-            audits[user_id].unused_one_time_prekeys = count
+    for device_pk, count in unused:
+        audits[device_pk].unused_one_time_prekeys = count
 
     signed = defaultdict(list)
-    for row in SignedPreKey.objects.filter(**user_filter).values(
-        "user_id", "key_id", "public_key", "signature", "created_at", "is_current"
+    for row in SignedPreKey.objects.filter(**key_filter).values(
+        "device_id", "key_id", "public_key", "signature", "created_at", "is_current"
     ):
-        signed[row["user_id"]].append(row)
+        signed[row["device_id"]].append(row)
 
     duplicate_ids = set()
-    duplicate_keys = set()
     for model in (OneTimePreKey, SignedPreKey):
-        base = model.objects.filter(**user_filter)
+        base = model.objects.filter(**key_filter)
         duplicate_ids |= set(
-            base.values("user_id", "key_id").annotate(n=Count("id")).filter(n__gt=1).values_list("user_id", flat=True)
+            base.values("device_id", "key_id")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .values_list("device_id", flat=True)
         )
-    otpk_keys = OneTimePreKey.objects.filter(**user_filter).values("user_id", "public_key")
-    duplicate_keys |= set(otpk_keys.annotate(n=Count("id")).filter(n__gt=1).values_list("user_id", flat=True))
+    otpk_keys = OneTimePreKey.objects.filter(**key_filter).values("device_id", "public_key")
+    duplicate_keys = set(otpk_keys.annotate(n=Count("id")).filter(n__gt=1).values_list("device_id", flat=True))
 
-    for user_id, audit in audits.items():
+    for device_pk, audit in audits.items():
         problems = audit.problems
         if audit.unused_one_time_prekeys == 0:
             problems.append(NO_ONE_TIME_PREKEYS)
         elif audit.unused_one_time_prekeys < ONE_TIME_PREKEYS_LOW:
             problems.append(ONE_TIME_PREKEYS_LOW_PROBLEM)
-        current = [row for row in signed[user_id] if row["is_current"]]
+        current = [row for row in signed[device_pk] if row["is_current"]]
         if not current:
             problems.append(NO_SIGNED_PREKEY)
         else:
@@ -201,13 +213,13 @@ def prekeys_audit(*, email: str | None = None, now: datetime | None = None) -> l
             audit.signed_prekey_age_days = round(age.total_seconds() / 86400, 1)
             if age > max_age:
                 problems.append(SIGNED_PREKEY_STALE)
-        identity_raw, identity_valid = _identity_raw(identity_keys[user_id])
-        if not all(_signature_valid(identity_raw, row["public_key"], row["signature"]) for row in signed[user_id]):
+        identity_raw, identity_valid = _identity_raw(identity_keys[device_pk])
+        if not all(_signature_valid(identity_raw, row["public_key"], row["signature"]) for row in signed[device_pk]):
             problems.append(BAD_SIGNATURE)
         if not identity_valid:
             problems.append(INVALID_IDENTITY_KEY)
-        if user_id in duplicate_ids:
+        if device_pk in duplicate_ids:
             problems.append(DUPLICATE_KEY_IDS)
-        if user_id in duplicate_keys:
+        if device_pk in duplicate_keys:
             problems.append(DUPLICATE_PUBLIC_KEYS)
     return list(audits.values())

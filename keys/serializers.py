@@ -2,9 +2,11 @@
 `keys.validation`; cross-field rules (signature under the identity key, unique ids within
 one upload) are checked where both fields are known."""
 
+from django.conf import settings
 from rest_framework import serializers
 
-from accounts.serializers import NewAccountSerializer
+from accounts.models import MAX_DEVICE_ID, MIN_DEVICE_ID
+from accounts.serializers import DeviceNameField, DeviceSerializer, NewAccountSerializer
 from keys import validation
 from keys.errors import InvalidKeyMaterial
 from keys.models import MAX_KEY_ID, MIN_KEY_ID
@@ -94,6 +96,7 @@ def verify_signed_prekey_signature(identity_key_b64: str, signed_prekey: dict) -
 # An account (email and password, with the accounts app's rules) and its first device keys. No
 # docstring, here or in the base class: drf-spectacular would publish it in the API schema.
 class RegisterSerializer(NewAccountSerializer):
+    device_name = DeviceNameField(required=False)
     identity_key = Ed25519PublicKeyField()
     signed_prekey = SignedPreKeySerializer()
     one_time_prekeys = OneTimePreKeyListField()
@@ -111,6 +114,35 @@ class KeyOwnerSerializer(serializers.Serializer):
     """Whose keys: the email travels in the body, never in the path (access logs)."""
 
     email = serializers.EmailField(max_length=254, help_text="The contact's email.")
+
+
+class BundlesRequestSerializer(KeyOwnerSerializer):
+    email = serializers.EmailField(max_length=254, help_text="A contact's email, or your own.")
+    device_ids = BoundedListField(
+        child=serializers.IntegerField(min_value=MIN_DEVICE_ID, max_value=MAX_DEVICE_ID),
+        required=False,
+        allow_empty=False,
+        max_length=settings.DEVICES_PER_ACCOUNT_MAX,
+        help_text="Only these devices (active ones; others are left out of the answer). Default: all.",
+    )
+
+
+class DeviceBundleSerializer(serializers.Serializer):
+    device_id = serializers.IntegerField()
+    signed_prekey = SignedPreKeySerializer(help_text="Verify its signature under identity_key before use.")
+    one_time_prekey = OneTimePreKeySerializer(
+        allow_null=True, help_text="Claimed for you and never handed out again; null when none is left."
+    )
+
+
+class DeviceBundlesSerializer(serializers.Serializer):
+    identity_key = serializers.CharField(help_text="The account's Ed25519 identity key (base64), one for all devices.")
+    devices = DeviceBundleSerializer(many=True, help_text="Ascending device id.")
+
+
+class DeviceIdsSerializer(serializers.Serializer):
+    identity_key = serializers.CharField(help_text="The account's Ed25519 identity key (base64).")
+    device_ids = serializers.ListField(child=serializers.IntegerField(), help_text="Active devices, ascending.")
 
 
 class PreKeyBundleSerializer(serializers.Serializer):
@@ -155,6 +187,7 @@ class SignedPreKeyStatusSerializer(serializers.Serializer):
 
 class IdentityResetSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=1024, trim_whitespace=False, write_only=True)
+    device_name = DeviceNameField(required=False)
     identity_key = Ed25519PublicKeyField()
     signed_prekey = SignedPreKeySerializer()
     one_time_prekeys = OneTimePreKeyListField()
@@ -167,3 +200,4 @@ class IdentityResetSerializer(serializers.Serializer):
 class IdentityResetResultSerializer(serializers.Serializer):
     identity_key = serializers.CharField()
     count = serializers.IntegerField(help_text="Unused one-time prekeys stored now.")
+    device = DeviceSerializer(help_text="The new device, which this session is now bound to.")

@@ -8,6 +8,8 @@ app_name = "keys"
 # access log and to every proxy's; a contact's email travels in the JSON body instead.
 urlpatterns = [
     path("bundle", views.BundleView.as_view(), name="bundle"),
+    path("bundles", views.BundlesView.as_view(), name="bundles"),
+    path("devices", views.DeviceIdsView.as_view(), name="devices"),
     path("identity", views.IdentityView.as_view(), name="identity"),
     path("identity/lookup", views.IdentityLookupView.as_view(), name="identity-lookup"),
     path("prekeys", views.PreKeyUploadView.as_view(), name="prekeys"),

@@ -7,6 +7,7 @@ one-time prekey out once, and refusing keys that are malformed, of low order or 
 by the identity key.
 """
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
@@ -14,10 +15,14 @@ from rest_framework.views import APIView
 
 from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
-from accounts.serializers import UserSerializer
+from accounts.devices import device_rename, devices_list
+from accounts.serializers import DeviceListSerializer, DeviceNameSerializer, DeviceSerializer, UserSerializer
 from keys import selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
+    BundlesRequestSerializer,
+    DeviceBundlesSerializer,
+    DeviceIdsSerializer,
     IdentityKeySerializer,
     IdentityResetResultSerializer,
     IdentityResetSerializer,
@@ -34,6 +39,7 @@ from messenger.api import ERRORS, error_doc
 from messenger.ratelimit import client_address
 
 NOT_A_CONTACT = error_doc("`not_found`: unknown email, or not a contact (the same answer for both).")
+NOT_A_DEVICE = error_doc("`not_found`: not an active device of your account (the same answer for every other case).")
 NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
 
 
@@ -61,8 +67,8 @@ class RegisterView(APIView):
         services.registration_rate_limit(email=str(email), ip=client_address(request))
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = services.account_register(**serializer.validated_data)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        user, device = services.account_register(**serializer.validated_data)
+        return Response(UserSerializer(user, context={"device": device}).data, status=status.HTTP_201_CREATED)
 
 
 class BundleView(APIView):
@@ -92,6 +98,52 @@ class BundleView(APIView):
         return Response(PreKeyBundleSerializer(bundle).data)
 
 
+class BundlesView(APIView):
+    """Prekey bundles of every device of a contact (or of your own other devices), to start a
+    session with each (docs/PROTOCOL.md section 16)."""
+
+    @extend_schema(
+        request=BundlesRequestSerializer,
+        description=(
+            "Claims one one-time prekey of each active device (or of each listed one). A device without "
+            "a current signed prekey, and a listed id that is not an active device, are left out. Your own "
+            "email: your other devices (this one left out). Accepted contacts only; rate limited per "
+            "(requester, owner) pair, one hit per request."
+        ),
+        responses={
+            200: DeviceBundlesSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: NOT_A_CONTACT,
+            429: ERRORS[429],
+        },
+    )
+    def post(self, request):
+        serializer = BundlesRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        bundles = services.prekey_bundles_claim(
+            requester=request.user, requester_device_id=request.user.device_id, **serializer.validated_data
+        )
+        return Response(DeviceBundlesSerializer(bundles).data)
+
+
+class DeviceIdsView(APIView):
+    """The identity key and active device ids of a contact or of your own account; claims
+    nothing."""
+
+    @extend_schema(
+        request=KeyOwnerSerializer,
+        responses={200: DeviceIdsSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403], 404: NOT_A_CONTACT},
+    )
+    def post(self, request):
+        serializer = KeyOwnerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(
+            DeviceIdsSerializer(services.device_ids_of(requester=request.user, **serializer.validated_data)).data
+        )
+
+
 class IdentityLookupView(APIView):
     """The identity key of a contact or of a user with a pending request to or from you."""
 
@@ -116,14 +168,19 @@ class IdentityLookupView(APIView):
 
 
 class IdentityView(APIView):
-    """Set up a new browser: its keys replace the account's device keys."""
+    """Start over: a new identity key and a new device replace every device of the account
+    (docs/PROTOCOL.md section 15). A pending session may call it: it is how a user who lost
+    every device gets one again."""
+
+    permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
         request=IdentityResetSerializer,
         description=(
-            "Needs the account password. The old signed and one-time prekeys are dropped; contacts "
-            "and pending counterparties receive an `identity_changed` event. Every other session of "
-            "the account is revoked and its sockets closed; the caller gets fresh auth cookies. Rate limited."
+            "Needs the account password. Every other device is removed with its keys; contacts and pending "
+            "counterparties receive an `identity_changed` event. Every session of the account is revoked "
+            "and its sockets closed; the caller gets fresh auth cookies bound to the new device (`device` "
+            "in the answer). Rate limited."
         ),
         responses={
             200: IdentityResetResultSerializer,
@@ -137,7 +194,11 @@ class IdentityView(APIView):
         serializer = IdentityResetSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         reset = services.identity_reset(user=request.user, **serializer.validated_data)
-        result = {"identity_key": serializer.validated_data["identity_key"], "count": reset.count}
+        result = {
+            "identity_key": serializer.validated_data["identity_key"],
+            "count": reset.count,
+            "device": reset.device,
+        }
         response = Response(IdentityResetResultSerializer(result).data)
         set_auth_cookies(response, reset.tokens)
         return response
@@ -148,7 +209,8 @@ class PreKeyCountView(APIView):
 
     @extend_schema(responses={200: PreKeyStatusSerializer, 401: ERRORS[401]})
     def get(self, request):
-        return Response(PreKeyStatusSerializer(selectors.prekey_status(user_id=request.user.id)).data)
+        status_ = selectors.prekey_status(user_id=request.user.id, device_id=request.user.device_id)
+        return Response(PreKeyStatusSerializer(status_).data)
 
 
 class PreKeyUploadView(APIView):
@@ -170,7 +232,9 @@ class PreKeyUploadView(APIView):
     def post(self, request):
         serializer = PreKeyUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        count = services.one_time_prekeys_add(user=request.user, **serializer.validated_data)
+        count = services.one_time_prekeys_add(
+            user=request.user, device_id=request.user.device_id, **serializer.validated_data
+        )
         return Response(PreKeyCountSerializer({"count": count}).data, status=status.HTTP_201_CREATED)
 
 
@@ -194,5 +258,47 @@ class SignedPreKeyView(APIView):
     def put(self, request):
         serializer = SignedPreKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        signed = services.signed_prekey_rotate(user=request.user, **serializer.validated_data)
+        signed = services.signed_prekey_rotate(
+            user=request.user, device_id=request.user.device_id, **serializer.validated_data
+        )
         return Response(SignedPreKeyStatusSerializer(signed).data)
+
+
+# --- devices (`/api/v1/devices`) -------------------------------------------------------------
+
+
+class DeviceListView(APIView):
+    """The account's active devices (a pending session may look, to see what it would join)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: DeviceListSerializer, 401: ERRORS[401]})
+    def get(self, request):
+        devices = devices_list(user_id=request.user.id, current_device_id=request.user.device_id)
+        return Response(DeviceListSerializer({"devices": devices, "max": settings.DEVICES_PER_ACCOUNT_MAX}).data)
+
+
+class DeviceView(APIView):
+    """Rename or unlink one device of the account."""
+
+    @extend_schema(
+        request=DeviceNameSerializer,
+        responses={200: DeviceSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403], 404: NOT_A_DEVICE},
+    )
+    def patch(self, request, device_id: int):
+        serializer = DeviceNameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device = device_rename(user_id=request.user.id, device_id=device_id, **serializer.validated_data)
+        return Response(DeviceSerializer(device).data)
+
+    @extend_schema(
+        request=None,
+        description=(
+            "The device's keys are deleted, its sessions end and its sockets close (4403); your own device "
+            "may be unlinked too. The account's sockets and its contacts receive `devices_changed`."
+        ),
+        responses={204: None, 401: ERRORS[401], 403: ERRORS[403], 404: NOT_A_DEVICE},
+    )
+    def delete(self, request, device_id: int):
+        services.device_unlink(user=request.user, device_id=device_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

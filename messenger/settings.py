@@ -177,7 +177,7 @@ SECURE_CSP = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.CookieJWTAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.DeviceBound"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["messenger.api.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -319,6 +319,10 @@ SIGNED_PREKEY_GRACE_DAYS = env.int("SIGNED_PREKEY_GRACE_DAYS", default=30)
 # `manage.py audit_prekeys` flags current signed prekeys older than this; clients are told it
 # (GET /api/v1/keys/prekeys/count) and rotate before.
 SIGNED_PREKEY_MAX_AGE_DAYS = env.int("SIGNED_PREKEY_MAX_AGE_DAYS", default=30)
+# Active devices an account may have (docs/PROTOCOL.md section 14); one more is refused with
+# 409 `too_many_devices`. Every message is encrypted once per device, so this bounds the cost
+# of one send too.
+DEVICES_PER_ACCOUNT_MAX = env.int("DEVICES_PER_ACCOUNT_MAX", default=5)
 
 # --- Logging ----------------------------------------------------------------------------
 

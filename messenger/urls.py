@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.views import PageView
-from keys.views import RegisterView
+from keys.views import DeviceListView, DeviceView, RegisterView
 
 api_v1 = [
     # Registration creates an account with its device keys: a use case of the keys app.
@@ -11,6 +11,9 @@ api_v1 = [
     path("auth/", include("accounts.urls")),
     path("contacts/", include("contacts.urls")),
     path("keys/", include("keys.urls")),
+    # The account's devices: their keys go with them, so these are views of the keys app.
+    path("devices", DeviceListView.as_view(), name="devices"),
+    path("devices/<int:device_id>", DeviceView.as_view(), name="device"),
     path("messages/", include("chat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

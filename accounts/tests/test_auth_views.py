@@ -137,7 +137,8 @@ def test_logout_blacklists_refresh_clears_cookies_and_closes_sockets(
 ):
     closed = []
     monkeypatch.setattr(
-        "accounts.sessions.session_revoked_publish", lambda *, user_id, generation: closed.append(user_id)
+        "accounts.sessions.device_revoked_publish",
+        lambda *, user_id, device_id, generation, removed: closed.append((user_id, device_id, removed)),
     )
     refresh = account.client.cookies["refresh_token"].value
     response = account.client.post_json(LOGOUT)
@@ -146,7 +147,7 @@ def test_logout_blacklists_refresh_clears_cookies_and_closes_sockets(
     assert response.cookies["refresh_token"].value == ""
     assert response.cookies["refresh_token"]["path"] == "/api/v1/auth/"
     assert BlacklistedToken.objects.filter(token__token=token_digest(refresh)).exists()
-    assert closed == [account.id]
+    assert closed == [(account.id, 1, False)]
     replay = CsrfClient()
     replay.cookies["refresh_token"] = refresh
     assert replay.post_json(REFRESH).status_code == 401

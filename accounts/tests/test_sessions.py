@@ -52,9 +52,10 @@ def test_a_token_issued_in_the_second_of_the_revocation_is_refused_and_one_after
     frozen = timezone.now().replace(microsecond=500_000)
     monkeypatch.setattr("rest_framework_simplejwt.tokens.aware_utcnow", lambda: frozen)
     user = User.objects.get(pk=account.id)
-    before = tokens_issue(user=user)
+    device = user.devices.get(device_id=1)
+    before = tokens_issue(user=user, device=device)
     sessions_end(user_id=user.pk, reason="test")
-    after = tokens_issue(user=user)
+    after = tokens_issue(user=user, device=device)
     for pair, expected in ((before, 401), (after, 200)):
         client = CsrfClient()
         client.cookies["access_token"] = pair.access

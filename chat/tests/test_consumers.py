@@ -25,6 +25,7 @@ from chat.tests.helpers import (
 )
 from keys import events as keys_events
 from realtime import bus, layers
+from tests.helpers import Account, CsrfClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -553,8 +554,8 @@ async def test_typing_is_rate_limited(contacts, settings):
 
 async def test_events_published_by_other_apps_are_forwarded(alice, bob):
     alice_socket, _ = await open_socket(alice)
-    await sync_to_async(bus.publish_on_commit)([alice.id], keys_events.prekeys_low_event(remaining=3))
-    assert await receive(alice_socket) == {"type": "prekeys_low", "remaining": 3}
+    await sync_to_async(bus.publish_on_commit)([alice.id], keys_events.prekeys_low_event(device_id=1, remaining=3))
+    assert await receive(alice_socket) == {"type": "prekeys_low", "device_id": 1, "remaining": 3}
     # a contact request from bob, through the contacts API
     await sync_to_async(request_contact)(bob, alice)
     event = await receive(alice_socket)
@@ -571,6 +572,62 @@ async def test_logout_closes_every_socket_of_the_user_with_4403(alice):
     assert await tab2.receive_output() == {"type": "websocket.close", "code": 4403}
     await tab1.disconnect()
     await tab2.disconnect()
+
+
+def _second_device(account: Account) -> Account:
+    """A second device of the account, and an Account signed in on it."""
+    from accounts.models import User
+    from contacts.tests.helpers import add_device
+
+    user = User.objects.get(pk=account.id)
+    user.device = account.keys
+    device = add_device(user, name="Laptop")
+    client = CsrfClient()
+    body = {"email": account.email, "password": account.password, "device_id": device.device_id}
+    assert client.post_json("/api/v1/auth/login", body).json()["device"]["id"] == device.device_id
+    return Account(account.email, account.password, device.keys, client, account.id)
+
+
+async def test_unlinking_a_device_closes_its_sockets_and_no_other(alice):
+    laptop = await database_sync_to_async(_second_device)(alice)
+    phone_socket, _ = await open_socket(alice)
+    laptop_socket, _ = await open_socket(laptop)
+    response = await sync_to_async(alice.client.delete)("/api/v1/devices/2")
+    assert response.status_code == 204
+    closed = await laptop_socket.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4403, "reason": "device_removed"}
+    assert await receive(phone_socket) == {"type": "devices_changed", "email": alice.email}
+    assert await phone_socket.receive_nothing(timeout=0.1)
+    # The removed device's token opens no socket again.
+    again = communicator(laptop)
+    assert (await again.connect())[0]
+    assert await again.receive_output() == {"type": "websocket.close", "code": 4401}
+    await phone_socket.disconnect()
+    await laptop_socket.disconnect()
+
+
+async def test_a_device_signing_out_closes_its_own_sockets_only(alice):
+    laptop = await database_sync_to_async(_second_device)(alice)
+    phone_socket, _ = await open_socket(alice)
+    laptop_socket, _ = await open_socket(laptop)
+    assert (await sync_to_async(laptop.client.post_json)("/api/v1/auth/logout")).status_code == 204
+    assert await laptop_socket.receive_output() == {"type": "websocket.close", "code": 4403}
+    assert await phone_socket.receive_nothing(timeout=0.2)
+    await phone_socket.disconnect()
+    await laptop_socket.disconnect()
+
+
+async def test_a_pending_session_gets_no_socket(alice):
+    def pending() -> Account:
+        client = CsrfClient()
+        body = {"email": alice.email, "password": alice.password, "device_id": None}
+        assert client.post_json("/api/v1/auth/login", body).json()["device"] is None
+        return Account(alice.email, alice.password, alice.keys, client, alice.id)
+
+    socket = communicator(await database_sync_to_async(pending)())
+    assert (await socket.connect())[0]
+    closed = await socket.receive_output()
+    assert closed == {"type": "websocket.close", "code": 4403, "reason": "device_required"}
 
 
 async def test_deactivating_a_user_closes_their_sockets(alice):

@@ -9,10 +9,12 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 
-from accounts.models import User
+from accounts.devices import device_create
+from accounts.models import Device, User
 from accounts.sessions import tokens_issue
 from contacts import services as contacts_services
-from keys.services import account_register
+from keys.models import SignedPreKey
+from keys.services import account_register, one_time_prekeys_add
 from realtime import bus
 from tests.helpers import DEFAULT_PASSWORD, Account, CsrfClient, DeviceKeys, unique_email
 
@@ -46,9 +48,23 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
     """A registered user with real device keys; the private halves are on `user.device`."""
     keys = keys or DeviceKeys()
     email = email or unique_email()
-    user = account_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
+    user, _ = account_register(email=email, password=DEFAULT_PASSWORD, **keys.registration_keys(one_time_count))
     user.device = keys
     return user
+
+
+def add_device(user: User, *, one_time_count: int = 10, name: str | None = None) -> Device:
+    """Another device of `user` (made by `make_user`), with its own signed prekey and one-time
+    prekeys signed by the account's identity key; its private halves are on `device.keys`.
+    What linking (docs/PROTOCOL.md section 18) will do once the server serves it."""
+    keys = DeviceKeys(identity=user.device.identity)
+    device = device_create(user=user, name=name)
+    SignedPreKey.objects.create(user=user, device=device, **keys.signed_prekey_payload())
+    one_time_prekeys_add(
+        user=user, device_id=device.device_id, one_time_prekeys=keys.new_one_time_prekeys(one_time_count)
+    )
+    device.keys = keys
+    return device
 
 
 def signed_in_account(*, one_time_count: int = 10) -> Account:
@@ -58,7 +74,7 @@ def signed_in_account(*, one_time_count: int = 10) -> Account:
     user = make_user(one_time_count=one_time_count)
     client = CsrfClient()
     client.get("/api/v1/auth/csrf")  # the csrftoken cookie, as the register page sets it
-    tokens = tokens_issue(user=user)
+    tokens = tokens_issue(user=user, device=user.devices.get(device_id=1))
     client.cookies[settings.AUTH_COOKIE_ACCESS] = tokens.access
     client.cookies[settings.AUTH_COOKIE_REFRESH] = tokens.refresh
     return Account(user.email, DEFAULT_PASSWORD, user.device, client, user.id)

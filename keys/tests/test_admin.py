@@ -4,9 +4,10 @@ nothing in it can be added, edited or deleted."""
 import pytest
 
 from accounts.models import User
-from contacts.tests.helpers import make_user
+from contacts.tests.helpers import add_device, make_user
 from keys.models import IdentityKey, OneTimePreKey, SignedPreKey
 from keys.selectors import fingerprint
+from keys.services import device_unlink
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +51,15 @@ def test_one_time_prekeys_filter_by_claimed(admin_client, alice):
     response = admin_client.get("/admin/keys/onetimeprekey/?claimed_at__isempty=0")
     assert response.status_code == 200
     assert response.context["cl"].result_count == 1
+
+
+def test_the_user_page_lists_the_devices_with_removed_ones_and_no_key_material(admin_client, alice):
+    laptop = add_device(alice, one_time_count=4, name="Laptop <b>")
+    add_device(alice, name="Old phone")
+    device_unlink(user=alice, device_id=3)
+    page = admin_client.get(f"/admin/accounts/user/{alice.pk}/change/").content.decode()
+    assert "Laptop &lt;b&gt;" in page  # names are escaped
+    assert "Old phone" in page
+    assert ">4<" in page  # the laptop's unused one-time prekeys
+    assert laptop.keys.signed_prekey_payload()["public_key"] not in page
+    assert 'name="devices' not in page  # nothing to edit

@@ -26,7 +26,12 @@ def test_register_creates_user_and_keys(client_csrf):
     response = client_csrf.post_json(URL, payload)
     assert response.status_code == 201, response.json()
     user = User.objects.get(email=payload["email"])
-    assert response.json() == {"id": user.id, "email": payload["email"], "date_joined": response.json()["date_joined"]}
+    assert response.json() == {
+        "id": user.id,
+        "email": payload["email"],
+        "date_joined": response.json()["date_joined"],
+        "device": {"id": 1, "name": "Device"},
+    }
     assert IdentityKey.objects.get(user=user).public_key == payload["identity_key"]
     assert SignedPreKey.objects.get(user=user).key_id == payload["signed_prekey"]["key_id"]
     assert OneTimePreKey.objects.filter(user=user).count() == 100

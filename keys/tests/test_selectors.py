@@ -48,9 +48,9 @@ def test_identity_key_after_a_rejection_only_for_the_unaware_requester(alice, bo
 
 def test_prekey_status_reports_unused_count_and_signed_prekey_age(alice, settings):
     settings.SIGNED_PREKEY_MAX_AGE_DAYS = 7
-    one_time_prekey_claim(owner_id=alice.id)
+    one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk)
     created = SignedPreKey.objects.get(user=alice).created_at
-    status = selectors.prekey_status(user_id=alice.id, now=created + timedelta(hours=2))
+    status = selectors.prekey_status(user_id=alice.id, device_id=1, now=created + timedelta(hours=2))
     assert status == selectors.PreKeyStatus(
         identity_key=IdentityKey.objects.get(user=alice).public_key,
         count=9,
@@ -65,8 +65,8 @@ def test_prekey_status_reports_unused_count_and_signed_prekey_age(alice, setting
 
 def test_prekey_status_follows_the_current_signed_prekey(alice):
     private = X25519PrivateKey.generate()
-    signed_prekey_rotate(user=alice, **alice.device.signed_prekey_payload(key_id=7, private=private))
-    assert selectors.prekey_status(user_id=alice.id).signed_prekey_id == 7
+    signed_prekey_rotate(user=alice, device_id=1, **alice.device.signed_prekey_payload(key_id=7, private=private))
+    assert selectors.prekey_status(user_id=alice.id, device_id=1).signed_prekey_id == 7
 
 
 def test_fingerprint_is_five_groups_of_hex():
@@ -111,7 +111,7 @@ def test_audit_flags_a_signed_prekey_older_than_the_maximum(alice, settings):
 def test_audit_reverifies_every_stored_signature(alice):
     forged = b64(DeviceKeys().identity.sign(b"\0" * 32))
     signed_prekey_rotate(
-        user=alice, **alice.device.signed_prekey_payload(key_id=2, private=X25519PrivateKey.generate())
+        user=alice, device_id=1, **alice.device.signed_prekey_payload(key_id=2, private=X25519PrivateKey.generate())
     )
     SignedPreKey.objects.filter(user=alice, key_id=1).update(signature=forged)  # the retired one
     assert audit_of(alice).problems == [selectors.BAD_SIGNATURE]

@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from accounts.sessions import GENERATION_CLAIM, session_generation
-from contacts.tests.helpers import ask, befriend, make_user, reject, run_concurrently
+from contacts.tests.helpers import add_device, ask, befriend, make_user, reject, run_concurrently
 from keys import services
 from keys.errors import ContactNotFound, InvalidKeyMaterial, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
@@ -49,21 +49,21 @@ def unused(user) -> int:
 
 
 def test_claim_hands_out_each_one_time_prekey_once_oldest_first(alice):
-    services.one_time_prekeys_add(user=alice, one_time_prekeys=alice.device.new_one_time_prekeys(3))
+    services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=alice.device.new_one_time_prekeys(3))
     claimed = []
     while True:
-        key, remaining = services.one_time_prekey_claim(owner_id=alice.id)
+        key, remaining = services.one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk)
         if key is None:
             break
         claimed.append(key.key_id)
         assert remaining == unused(alice)
     assert claimed == list(range(1, 14))
-    assert services.one_time_prekey_claim(owner_id=alice.id) == (None, 0)
+    assert services.one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk) == (None, 0)
 
 
 def test_claim_only_touches_the_owners_keys(alice, bob):
     """The prototype marked a prekey id used for every user (no user filter)."""
-    key, _ = services.one_time_prekey_claim(owner_id=alice.id)
+    key, _ = services.one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk)
     assert OneTimePreKey.objects.get(user=bob, key_id=key.key_id).claimed_at is None
     assert unused(bob) == 10
 
@@ -113,7 +113,7 @@ def test_exhausted_bundle_has_no_one_time_prekey_and_tells_the_owner(
         bundle = services.prekey_bundle_claim(requester=alice, email=bob.email)
     assert bundle.one_time_prekey is None
     assert bundle.signed_prekey["key_id"] == bob.device.signed_prekey_id
-    assert published == [([bob.id], {"type": "prekeys_low", "remaining": 0})]
+    assert published == [([bob.id], {"type": "prekeys_low", "device_id": 1, "remaining": 0})]
 
 
 def test_owner_is_told_when_a_claim_leaves_fewer_than_the_low_threshold(
@@ -127,7 +127,7 @@ def test_owner_is_told_when_a_claim_leaves_fewer_than_the_low_threshold(
     assert published == []
     with django_capture_on_commit_callbacks(execute=True):
         services.prekey_bundle_claim(requester=alice, email=bob.email)  # leaves LOW - 1
-    assert published == [([bob.id], {"type": "prekeys_low", "remaining": ONE_TIME_PREKEYS_LOW - 1})]
+    assert published == [([bob.id], {"type": "prekeys_low", "device_id": 1, "remaining": ONE_TIME_PREKEYS_LOW - 1})]
 
 
 def test_bundles_are_rate_limited_per_requester_and_owner_pair(friends, settings):
@@ -162,7 +162,7 @@ def test_fifty_concurrent_bundle_fetches_get_fifty_distinct_one_time_prekeys(set
     alice, bob = make_user(), make_user(one_time_count=0)
     befriend(alice, bob)
     for _ in range(2):
-        services.one_time_prekeys_add(user=bob, one_time_prekeys=bob.device.new_one_time_prekeys(40))
+        services.one_time_prekeys_add(user=bob, device_id=1, one_time_prekeys=bob.device.new_one_time_prekeys(40))
     before = unused(bob)
     bundles = run_concurrently([lambda: services.prekey_bundle_claim(requester=alice, email=bob.email)] * 50)
     assert not [b for b in bundles if isinstance(b, Exception)], bundles
@@ -185,50 +185,88 @@ def test_concurrent_fetches_beyond_the_supply_get_null_never_a_key_twice(setting
     assert sum(b.one_time_prekey is None for b in bundles) == 7
 
 
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_fetches_of_every_device_claim_each_key_once_and_unlink_waits_for_them(settings):
+    """Bundles per device (docs/PROTOCOL.md section 16) under concurrency: 3 devices with 6
+    keys each, 12 concurrent fetches and an unlink of device 2 among them. No key is handed
+    out twice, each device hands out at most its 6, and a fetch that ran after the unlink
+    has no bundle of device 2."""
+    settings.RATE_LIMITS_ENABLED = False
+    alice, bob = make_user(), make_user(one_time_count=6)
+    befriend(alice, bob)
+    add_device(bob, one_time_count=6)
+    add_device(bob, one_time_count=6)
+    calls = [lambda: services.prekey_bundles_claim(requester=alice, requester_device_id=1, email=bob.email)] * 12
+    calls.insert(6, lambda: services.device_unlink(user=bob, device_id=2))
+    outcomes = run_concurrently(calls)
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    handed_out = [
+        (device.device_id, device.one_time_prekey["key_id"])
+        for bundles in outcomes
+        if bundles is not None
+        for device in bundles.devices
+        if device.one_time_prekey
+    ]
+    assert len(handed_out) == len(set(handed_out))
+    for device_id in (1, 3):
+        assert sorted(k for d, k in handed_out if d == device_id) == [1, 2, 3, 4, 5, 6]
+    assert len([k for d, k in handed_out if d == 2]) <= 6
+    assert not OneTimePreKey.objects.filter(device__user=bob, device__device_id=2).exists()
+
+
 # --- uploading one-time prekeys ------------------------------------------------------------
 
 
 def test_upload_stores_keys_and_returns_the_unused_count(alice):
-    assert services.one_time_prekeys_add(user=alice, one_time_prekeys=alice.device.new_one_time_prekeys(5)) == 15
+    assert (
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=alice.device.new_one_time_prekeys(5))
+        == 15
+    )
     assert unused(alice) == 15
 
 
 @pytest.mark.parametrize("state", ["unused", "claimed"])
 def test_upload_refuses_a_reused_key_id_as_a_whole(alice, state):
     if state == "claimed":
-        services.one_time_prekey_claim(owner_id=alice.id)
+        services.one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk)
     original = OneTimePreKey.objects.get(user=alice, key_id=1).public_key
     batch = [*alice.device.new_one_time_prekeys(2), {"key_id": 1, "public_key": fresh_key()}]
     with pytest.raises(KeyIdReused):
-        services.one_time_prekeys_add(user=alice, one_time_prekeys=batch)
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=batch)
     assert OneTimePreKey.objects.get(user=alice, key_id=1).public_key == original
     assert OneTimePreKey.objects.filter(user=alice).count() == 10
 
 
 def test_the_same_key_id_may_be_used_by_two_users(alice, bob):
     assert OneTimePreKey.objects.filter(user=bob, key_id=1).exists()
-    services.one_time_prekeys_add(user=bob, one_time_prekeys=[{"key_id": 11, "public_key": fresh_key()}])
-    services.one_time_prekeys_add(user=alice, one_time_prekeys=[{"key_id": 11, "public_key": fresh_key()}])
+    services.one_time_prekeys_add(user=bob, device_id=1, one_time_prekeys=[{"key_id": 11, "public_key": fresh_key()}])
+    services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=[{"key_id": 11, "public_key": fresh_key()}])
     assert OneTimePreKey.objects.filter(key_id=11).count() == 2
 
 
 def test_upload_refuses_to_go_above_the_cap_on_unused_keys(alice):
     device = alice.device
     while unused(alice) + 100 <= ONE_TIME_PREKEYS_MAX_UNUSED:
-        services.one_time_prekeys_add(user=alice, one_time_prekeys=device.new_one_time_prekeys(100))
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=device.new_one_time_prekeys(100))
     room = ONE_TIME_PREKEYS_MAX_UNUSED - unused(alice)
     with pytest.raises(TooManyPreKeys, match=f"at most {room} more"):
-        services.one_time_prekeys_add(user=alice, one_time_prekeys=device.new_one_time_prekeys(room + 1))
-    assert services.one_time_prekeys_add(user=alice, one_time_prekeys=device.new_one_time_prekeys(room)) == 500
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=device.new_one_time_prekeys(room + 1))
+    assert (
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=device.new_one_time_prekeys(room))
+        == 500
+    )
     # Claimed keys no longer count against the cap.
-    services.one_time_prekey_claim(owner_id=alice.id)
-    assert services.one_time_prekeys_add(user=alice, one_time_prekeys=device.new_one_time_prekeys(1)) == 500
+    services.one_time_prekey_claim(device_pk=alice.devices.get(device_id=1).pk)
+    assert (
+        services.one_time_prekeys_add(user=alice, device_id=1, one_time_prekeys=device.new_one_time_prekeys(1)) == 500
+    )
 
 
 def test_upload_without_device_keys_is_refused():
     operator = User.objects.create_user("operator@example.test", "a long operator password")
     with pytest.raises(NoDeviceKeys):
-        services.one_time_prekeys_add(user=operator, one_time_prekeys=DeviceKeys().new_one_time_prekeys(1))
+        services.one_time_prekeys_add(user=operator, device_id=1, one_time_prekeys=DeviceKeys().new_one_time_prekeys(1))
 
 
 # --- rotating the signed prekey ------------------------------------------------------------
@@ -239,7 +277,7 @@ def rotate(user, key_id: int, *, signer=None, private=None):
     payload = user.device.signed_prekey_payload(key_id=key_id, private=private)
     if signer is not None:
         payload["signature"] = b64(signer.sign(raw_public(private)))
-    return services.signed_prekey_rotate(user=user, **payload)
+    return services.signed_prekey_rotate(user=user, device_id=1, **payload)
 
 
 def test_rotation_makes_the_new_key_current_and_retires_the_old_one(friends):
@@ -262,7 +300,7 @@ def test_rotation_refuses_a_signature_over_another_key(alice):
     payload = alice.device.signed_prekey_payload(key_id=2, private=X25519PrivateKey.generate())
     payload["public_key"] = fresh_key()
     with pytest.raises(InvalidKeyMaterial):
-        services.signed_prekey_rotate(user=alice, **payload)
+        services.signed_prekey_rotate(user=alice, device_id=1, **payload)
 
 
 @pytest.mark.parametrize("reused", ["current", "retired"])

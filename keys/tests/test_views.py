@@ -248,7 +248,7 @@ def test_new_device_replaces_the_keys_and_contacts_see_the_new_identity(friends)
     device = DeviceKeys()
     response = alice.client.put_json(f"{KEYS}/identity", new_device_payload(alice, device))
     assert response.status_code == 200
-    assert response.json() == {"identity_key": device.identity_key, "count": 5}
+    assert response.json() == {"identity_key": device.identity_key, "count": 5, "device": {"id": 2, "name": "Device"}}
     assert lookup_identity(bob, alice.email).json()["identity_key"] == device.identity_key
     assert fetch_bundle(bob, alice.email).json()["signed_prekey"] == device.signed_prekey_payload()
 

@@ -111,7 +111,7 @@ class Cluster:
         with the servers' key."""
         from accounts.sessions import tokens_issue
 
-        pair = tokens_issue(user=user)
+        pair = tokens_issue(user=user, device=user.devices.filter(removed_at__isnull=True).first())
         return tuple(
             jwt.encode(jwt.decode(raw, options={"verify_signature": False}), self.jwt_key, algorithm="HS256")
             for raw in (pair.access, pair.refresh)

@@ -1,4 +1,4 @@
-"""Audit every account's public keys: one-time prekey supply, signed prekey age, signatures,
+"""Audit every device's public keys: one-time prekey supply, signed prekey age, signatures,
 duplicate ids. Exit status 1 when anything is wrong, so it can run from cron or monitoring.
 The checks are `keys.selectors.prekeys_audit`; this command only formats them."""
 
@@ -11,12 +11,12 @@ from accounts.models import normalize_email
 from keys.models import ONE_TIME_PREKEYS_LOW
 from keys.selectors import PROBLEMS, PreKeyAudit, prekeys_audit
 
-COLUMNS = [("EMAIL", 30), ("UNUSED", 7), ("SPK ID", 10), ("SPK AGE", 9), ("PROBLEMS", 0)]
+COLUMNS = [("EMAIL", 30), ("DEVICE", 7), ("UNUSED", 7), ("SPK ID", 10), ("SPK AGE", 9), ("PROBLEMS", 0)]
 
 
 class Command(BaseCommand):
     help = (
-        f"Check each account's keys: unused one-time prekeys (low below {ONE_TIME_PREKEYS_LOW}), "
+        f"Check each device's keys: unused one-time prekeys (low below {ONE_TIME_PREKEYS_LOW}), "
         "signed prekey age (SIGNED_PREKEY_MAX_AGE_DAYS), signatures re-verified, duplicate key ids. "
         "Exit status 1 when any account has a problem."
     )
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"No active account with device keys has the email {email}.")
         summary = self._summary(audits)
         if options["format"] == "json":
-            self.stdout.write(json.dumps({"users": [vars(a) for a in audits], "summary": summary}, indent=2))
+            self.stdout.write(json.dumps({"devices": [vars(a) for a in audits], "summary": summary}, indent=2))
         else:
             self._table(audits)
             self.stdout.write(self._summary_line(summary))
@@ -44,6 +44,7 @@ class Command(BaseCommand):
         for audit in audits:
             cells = [
                 audit.email,
+                str(audit.device_id),
                 str(audit.unused_one_time_prekeys),
                 "-" if audit.signed_prekey_id is None else str(audit.signed_prekey_id),
                 "-" if audit.signed_prekey_age_days is None else f"{audit.signed_prekey_age_days}d",
@@ -54,8 +55,10 @@ class Command(BaseCommand):
     @staticmethod
     def _summary(audits: list[PreKeyAudit]) -> dict:
         return {
-            "users": len(audits),
-            "users_with_problems": sum(1 for audit in audits if audit.problems),
+            "users": len({audit.user_id for audit in audits}),
+            "users_with_problems": len({audit.user_id for audit in audits if audit.problems}),
+            "devices": len(audits),
+            "devices_with_problems": sum(1 for audit in audits if audit.problems),
             "problems": {problem: sum(problem in audit.problems for audit in audits) for problem in PROBLEMS},
             "low_threshold": ONE_TIME_PREKEYS_LOW,
             "signed_prekey_max_age_days": settings.SIGNED_PREKEY_MAX_AGE_DAYS,
@@ -65,7 +68,6 @@ class Command(BaseCommand):
     def _summary_line(summary: dict) -> str:
         found = ", ".join(f"{count} {problem}" for problem, count in summary["problems"].items() if count)
         return (
-            f"{summary['users']} accounts audited, {summary['users_with_problems']} with problems"
-            + (f" ({found})" if found else "")
-            + "."
+            f"{summary['users']} accounts ({summary['devices']} devices) audited, "
+            f"{summary['users_with_problems']} with problems" + (f" ({found})" if found else "") + "."
         )
