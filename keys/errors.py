@@ -38,3 +38,20 @@ class WrongPassword(KeysError):
     status_code = 403
     code = "wrong_password"
     default_detail = "The password is wrong."
+
+
+class LinkNotFound(NotFound, KeysError):
+    """One answer for an unknown link, an expired one, a used one and another account's."""
+
+    code = "not_found"
+    default_detail = "No such device link (it may have expired: links live 10 minutes)."
+
+
+class TooManyLinks(Conflict, KeysError):
+    code = "too_many_links"
+    default_detail = "This account has as many open device links as it may have; cancel one or wait for it to expire."
+
+
+class LinkAlreadyOffered(Conflict, KeysError):
+    code = "link_already_offered"
+    default_detail = "Another device already answered this link; start a new one."

@@ -98,3 +98,31 @@ class OneTimePreKey(models.Model):
 
     def __str__(self) -> str:
         return f"one-time prekey {self.key_id} of device {self.device_id}"
+
+
+# Device linking (docs/PROTOCOL.md section 18): how long a link lives, and how many may be open
+# per account at once.
+LINK_LIFETIME_SECONDS = 600
+LINKS_OPEN_MAX = 3
+
+
+class DeviceLink(models.Model):
+    """The short-lived mailbox of one device link: the new device opens it; an existing device
+    of the same account leaves its ephemeral public key and an encrypted box in it; the new
+    device reads them. The server cannot open the box (it is encrypted to an ephemeral key
+    that only the new device holds, and a substituted key changes the verification code both
+    users compare), so it only has to keep the mailbox to the account that opened it."""
+
+    link_id = models.CharField(max_length=24, unique=True)  # base64 of 16 random bytes
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_links")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    offer_ephemeral_key = models.CharField(max_length=44, blank=True)
+    offer_ciphertext = models.TextField(blank=True)
+    offered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="keys_devicelink_user_expiry")]
+
+    def __str__(self) -> str:
+        return f"device link of {self.user_id}"

@@ -2,6 +2,9 @@
 `keys.validation`; cross-field rules (signature under the identity key, unique ids within
 one upload) are checked where both fields are known."""
 
+import base64
+import binascii
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -201,3 +204,57 @@ class IdentityResetResultSerializer(serializers.Serializer):
     identity_key = serializers.CharField()
     count = serializers.IntegerField(help_text="Unused one-time prekeys stored now.")
     device = DeviceSerializer(help_text="The new device, which this session is now bound to.")
+
+
+# --- device linking (`/api/v1/devices/links`) -------------------------------------------------
+
+# The box of PROTOCOL section 18 is 80 bytes today (33 bytes encrypted: 48, plus a 32-byte MAC);
+# the bounds leave room for a later box version and refuse anything that is not a box.
+LINK_BOX_MIN_BYTES = 48
+LINK_BOX_MAX_BYTES = 512
+
+
+class LinkIdSerializer(serializers.Serializer):
+    link_id = serializers.CharField(
+        max_length=24, trim_whitespace=False, help_text="The link's id: standard base64 of 16 bytes."
+    )
+
+    def validate_link_id(self, value: str) -> str:
+        return _as_field_error(validation.decode_base64, value, length=16, what="link id")
+
+
+class LinkBoxField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Standard base64 of the encrypted box (PROTOCOL section 18).")
+        super().__init__(trim_whitespace=False, max_length=4 * LINK_BOX_MAX_BYTES // 3 + 4, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("The box is not valid standard base64.") from None
+        if base64.b64encode(raw).decode("ascii") != value:
+            raise serializers.ValidationError("The box is not in canonical base64 form.")
+        if not LINK_BOX_MIN_BYTES <= len(raw) <= LINK_BOX_MAX_BYTES:
+            raise serializers.ValidationError(f"A box has {LINK_BOX_MIN_BYTES} to {LINK_BOX_MAX_BYTES} bytes.")
+        return value
+
+
+class LinkOfferSerializer(LinkIdSerializer):
+    ephemeral_key = X25519PublicKeyField(help_text="The existing device's ephemeral X25519 public key (base64).")
+    ciphertext = LinkBoxField()
+
+
+class LinkOfferOutSerializer(serializers.Serializer):
+    ephemeral_key = serializers.CharField(source="offer_ephemeral_key")
+    ciphertext = serializers.CharField(source="offer_ciphertext")
+
+
+class LinkSerializer(serializers.Serializer):
+    link_id = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    offer = serializers.SerializerMethodField(help_text="The existing device's answer; null until there is one.")
+
+    def get_offer(self, link) -> dict | None:
+        return None if link.offered_at is None else LinkOfferOutSerializer(link).data

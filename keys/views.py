@@ -17,7 +17,7 @@ from accounts.authentication import CsrfOnlyAuthentication
 from accounts.cookies import set_auth_cookies
 from accounts.devices import device_rename, devices_list
 from accounts.serializers import DeviceListSerializer, DeviceNameSerializer, DeviceSerializer, UserSerializer
-from keys import selectors, services
+from keys import links, selectors, services
 from keys.errors import ContactNotFound
 from keys.serializers import (
     BundlesRequestSerializer,
@@ -27,6 +27,9 @@ from keys.serializers import (
     IdentityResetResultSerializer,
     IdentityResetSerializer,
     KeyOwnerSerializer,
+    LinkIdSerializer,
+    LinkOfferSerializer,
+    LinkSerializer,
     PreKeyBundleSerializer,
     PreKeyCountSerializer,
     PreKeyStatusSerializer,
@@ -301,4 +304,80 @@ class DeviceView(APIView):
     )
     def delete(self, request, device_id: int):
         services.device_unlink(user=request.user, device_id=device_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- device linking (`/api/v1/devices/links`, PROTOCOL section 18) ---------------------------
+# The link id travels in JSON bodies, never in a path: paths are written to access logs, and
+# standard base64 may contain "/".
+
+NOT_A_LINK = error_doc("`not_found`: no open link of your account has this id (expired, used, cancelled or unknown).")
+
+
+class LinkOpenView(APIView):
+    """Open a link (the new device, usually in a pending session)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        description="A link lives 10 minutes; at most 3 are open per account (409 `too_many_links`).",
+        responses={201: LinkSerializer, 401: ERRORS[401], 403: ERRORS[403], 409: error_doc("`too_many_links`.")},
+    )
+    def post(self, request):
+        link = links.link_open(user=request.user)
+        return Response(LinkSerializer(link).data, status=status.HTTP_201_CREATED)
+
+
+class LinkPollView(APIView):
+    """Read a link of your account, with the existing device's answer once there is one."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=LinkIdSerializer,
+        responses={200: LinkSerializer, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403], 404: NOT_A_LINK},
+    )
+    def post(self, request):
+        serializer = LinkIdSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        link = links.link_of(user_id=request.user.id, **serializer.validated_data)
+        return Response(LinkSerializer(link).data)
+
+
+class LinkOfferView(APIView):
+    """Answer a link of your account from one of its devices (a pending session cannot)."""
+
+    @extend_schema(
+        request=LinkOfferSerializer,
+        description="One answer per link: a second one is 409 `link_already_offered`.",
+        responses={
+            204: None,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: NOT_A_LINK,
+            409: error_doc("`link_already_offered`: another device answered this link first."),
+        },
+    )
+    def post(self, request):
+        serializer = LinkOfferSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        links.link_offer(user_id=request.user.id, **serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LinkCancelView(APIView):
+    """Cancel a link of your account (either device may)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        request=LinkIdSerializer,
+        responses={204: None, 400: ERRORS[400], 401: ERRORS[401], 403: ERRORS[403], 404: NOT_A_LINK},
+    )
+    def post(self, request):
+        serializer = LinkIdSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        links.link_cancel(user_id=request.user.id, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,7 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.views import PageView
-from keys.views import DeviceListView, DeviceView, RegisterView
+from keys.views import (
+    DeviceListView,
+    DeviceView,
+    LinkCancelView,
+    LinkOfferView,
+    LinkOpenView,
+    LinkPollView,
+    RegisterView,
+)
 
 api_v1 = [
     # Registration creates an account with its device keys: a use case of the keys app.
@@ -14,6 +22,10 @@ api_v1 = [
     # The account's devices: their keys go with them, so these are views of the keys app.
     path("devices", DeviceListView.as_view(), name="devices"),
     path("devices/<int:device_id>", DeviceView.as_view(), name="device"),
+    path("devices/links", LinkOpenView.as_view(), name="device-links"),
+    path("devices/links/poll", LinkPollView.as_view(), name="device-link-poll"),
+    path("devices/links/offer", LinkOfferView.as_view(), name="device-link-offer"),
+    path("devices/links/cancel", LinkCancelView.as_view(), name="device-link-cancel"),
     path("messages/", include("chat.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

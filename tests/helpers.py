@@ -128,3 +128,12 @@ def register_account(email: str | None = None, *, login: bool = True, one_time_c
         response = client.post_json("/api/v1/auth/login", {"email": payload["email"], "password": payload["password"]})
         assert response.status_code == 200, response.content
     return Account(payload["email"], payload["password"], keys, client, response.json()["id"])
+
+
+def sign_in(account: Account, **device) -> CsrfClient:
+    """A new session of `account` (another browser), with `device_id=` if given (absent: a
+    version-1 client's login)."""
+    client = CsrfClient()
+    response = client.post_json("/api/v1/auth/login", {"email": account.email, "password": account.password, **device})
+    assert response.status_code == 200, response.content
+    return client

@@ -12,7 +12,7 @@ from accounts.models import Device, User
 from contacts.tests.helpers import add_device, befriend
 from keys.models import OneTimePreKey, SignedPreKey
 from keys.services import device_unlink
-from tests.helpers import CsrfClient, DeviceKeys
+from tests.helpers import CsrfClient, DeviceKeys, sign_in
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
@@ -26,13 +26,6 @@ def user_of(account) -> User:
     user = User.objects.get(pk=account.id)
     user.device = account.keys
     return user
-
-
-def sign_in(account, **device) -> CsrfClient:
-    client = CsrfClient()
-    response = client.post_json(LOGIN, {"email": account.email, "password": account.password, **device})
-    assert response.status_code == 200, response.content
-    return client
 
 
 def device_of(client) -> dict | None:
