@@ -15,12 +15,18 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.errors import DeviceNotFound, TooManyDevices
 from accounts.models import DEVICE_NAME_MAX_LENGTH, MAX_DEVICE_ID, MIN_DEVICE_ID, Device, User
 
 DEFAULT_DEVICE_NAME = "Device"
+
+# Sent inside the transaction that removes devices of an account (unlinking, starting over),
+# with `user_id` and `device_ids`: apps above this one drop what was addressed to them (the
+# chat app deletes their undelivered copies), in the same commit.
+devices_removed = Signal()
 # A login that does not say which device it is (a version-1 client) is told apart from one
 # that says "none" (null).
 DEVICE_ID_ABSENT = object()

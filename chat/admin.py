@@ -9,11 +9,36 @@ from chat.models import Envelope
 
 @admin.register(Envelope)
 class EnvelopeAdmin(admin.ModelAdmin):
-    list_display = ["id", "sender", "recipient", "kind", "size", "created_at", "delivered_at", "read_at"]
+    list_display = [
+        "id",
+        "sender",
+        "sender_device",
+        "recipient",
+        "recipient_device",
+        "kind",
+        "size",
+        "created_at",
+        "delivered_at",
+        "read_at",
+    ]
     list_filter = ["kind", ("delivered_at", admin.EmptyFieldListFilter), ("read_at", admin.EmptyFieldListFilter)]
     search_fields = ["sender__email", "recipient__email"]
     list_select_related = ["sender", "recipient"]
-    fields = ["id", "client_id", "sender", "recipient", "kind", "size", "created_at", "delivered_at", "read_at"]
+    fields = [
+        "id",
+        "message_id",
+        "client_id",
+        "sender",
+        "sender_device",
+        "recipient",
+        "recipient_device",
+        "peer",
+        "kind",
+        "size",
+        "created_at",
+        "delivered_at",
+        "read_at",
+    ]
     readonly_fields = fields
     ordering = ["-id"]
     show_full_result_count = False

@@ -54,7 +54,7 @@ from django.conf import settings
 from accounts.devices import device_active
 from accounts.sessions import PENDING_DEVICE, session_generation
 from chat import events, selectors, services, validation
-from chat.errors import InvalidFrame
+from chat.errors import DeviceMismatch, InvalidFrame
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
 from realtime import bus
@@ -87,12 +87,19 @@ RECEIPT_FRAMES = ("ack", "read")
 RETRYABLE_CODES = ("server_error", "rate_limited")
 
 
+def max_frame_size() -> int:
+    """A `send` carries one body per device of the recipient and per other device of the
+    sender (docs/PROTOCOL.md section 17.1): at most 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies."""
+    return settings.MESSAGE_MAX_BODY_BYTES * (2 * settings.DEVICES_PER_ACCOUNT_MAX - 1) + FRAME_OVERHEAD
+
+
 def _encode(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 class ChatConsumer(SingleInboxWebsocketConsumer):
     user = None
+    device_id = 1  # the device of the token the socket was opened with
     group: str | None = None
     closing = False
     placed = False  # holds one of the user's CHAT_MAX_SOCKETS_PER_USER places
@@ -133,6 +140,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             return
         self.placed = True
         self.user = user
+        self.device_id = self.scope["token_device"]
         await self.accept()
         self.group = bus.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -241,7 +249,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             return False
         self._pruned_at = now
         still = await run_in_db_thread(
-            selectors.envelopes_undelivered_among, user_id=self.user.pk, ids=list(self._unacked)
+            selectors.envelopes_undelivered_among,
+            user_id=self.user.pk,
+            device_id=self.device_id,
+            ids=list(self._unacked),
         )
         gone = [pk for pk in self._unacked if pk not in still]
         self._acknowledged(gone)
@@ -261,6 +272,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             page = await run_in_db_thread(
                 selectors.envelopes_pending_within,
                 user_id=self.user.pk,
+                device_id=self.device_id,
                 after=self._cursor,
                 room=room,
                 skip=frozenset(self._unacked or ()),
@@ -311,6 +323,12 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         waiting in the database, is not sent: it stays in the database (the row is the
         message) and `_refill` sends it, in id order, when acknowledgements free room."""
         event = message["event"]
+        if events.DEVICE_KEY in event or events.EXCEPT_DEVICE_KEY in event:
+            if event.get(events.DEVICE_KEY, self.device_id) != self.device_id:
+                return
+            if event.get(events.EXCEPT_DEVICE_KEY) == self.device_id:
+                return
+            event = {k: v for k, v in event.items() if k not in (events.DEVICE_KEY, events.EXCEPT_DEVICE_KEY)}
         if event.get("type") == "message":
             pk = event["id"]
             if self._unacked and pk in self._unacked:
@@ -336,7 +354,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         try:
             if text_data is None:
                 raise InvalidFrame("Frames are JSON text.")
-            if len(text_data) > settings.MESSAGE_MAX_BODY_BYTES + FRAME_OVERHEAD:
+            if len(text_data) > max_frame_size():
                 raise InvalidFrame("The frame is too large.", code="frame_too_large")
             try:
                 frame = json.loads(text_data)
@@ -380,27 +398,36 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 frame=frame["type"] if ids else None,
                 ids=ids,
                 retry_after=retry_after,
+                devices=(exc.missing, exc.extra) if isinstance(exc, DeviceMismatch) else None,
             )
         )
 
     async def _frame_send(self, frame: dict) -> None:
         client_id = validation.client_id_parse(frame.get("client_id"))
         to_email = validation.email_parse(frame.get("to"))
-        kind = validation.kind_parse(frame.get("kind"))
-        body = validation.body_parse(frame.get("body"))
-        validation.body_size_check(body)
+        if "copies" in frame:
+            copies = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("copies"), "copies", True))
+            own = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("own", []), "own"))
+            kind = body = ""
+        else:
+            copies, own = None, ()
+            kind = validation.kind_parse(frame.get("kind"))
+            body = validation.body_parse(frame.get("body"))
+            validation.body_size_check(body)
         local_rate_limit_hit("message_send", self.user.pk)
-        request = services.SendRequest(self.user.pk, self.user.email, to_email, client_id, kind, body)
+        request = services.SendRequest(
+            self.user.pk, self.user.email, to_email, client_id, kind, body, self.device_id, copies, own
+        )
         result = await batcher(services.envelopes_apply).submit(request)
         await self._send_event(events.sent_event(client_id=client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
-        await self._receipt("ack", services.ReceiptRequest(self.user.pk, ids))
+        await self._receipt("ack", services.ReceiptRequest(self.user.pk, ids, device_id=self.device_id))
 
     async def _frame_read(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
-        await self._receipt("read", services.ReceiptRequest(self.user.pk, ids, read=True))
+        await self._receipt("read", services.ReceiptRequest(self.user.pk, ids, read=True, device_id=self.device_id))
 
     async def _receipt(self, scope: str, request: services.ReceiptRequest) -> None:
         """Apply an `ack`/`read`; its envelopes leave the socket's window either way.

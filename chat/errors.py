@@ -45,3 +45,23 @@ class QuotaExceeded(ChatError):
     status_code = 403
     code = "quota_exceeded"
     default_detail = "The storage quota for undelivered messages is full."
+
+
+class DeviceMismatch(Conflict, ChatError):
+    """A send whose copies are not for exactly the current devices (docs/PROTOCOL.md section
+    17.1): nothing was stored; the answer names the devices to add (`missing`) and to drop
+    (`extra`), of the recipient (`to`) and of the sender's own account (`own`)."""
+
+    code = "device_mismatch"
+    default_detail = "The recipient's or your own devices changed."
+
+    def __init__(self, *, missing: dict[str, list[int]], extra: dict[str, list[int]]):
+        self.missing = missing
+        self.extra = extra
+        super().__init__()
+
+
+class NoDevices(ChatError):
+    status_code = 409
+    code = "no_devices"
+    default_detail = "This contact has no device that can receive messages."

@@ -14,16 +14,54 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def message_event(*, id: int, client_id: str, sender_email: str, kind: str, body: str, sent_at: datetime) -> dict:
+# Routing keys of a published event, read and removed by chat.consumers before the event is sent:
+# deliver only to the sockets of this device / of every device but this one.
+DEVICE_KEY = "_device"
+EXCEPT_DEVICE_KEY = "_except_device"
+
+
+def message_event(
+    *,
+    id: int,
+    message_id: int,
+    client_id: str,
+    sender_email: str,
+    sender_device: int,
+    to_email: str,
+    kind: str,
+    body: str,
+    sent_at: datetime,
+) -> dict:
+    """One copy of a message (docs/PROTOCOL.md section 17.2): `id` is the copy's (acknowledge
+    it), `message_id` the message's (receipts), `to` the conversation's other party for the
+    sender's own devices (the recipient itself otherwise)."""
     return {
         "type": "message",
         "id": id,
+        "message_id": message_id,
         "client_id": str(client_id),
         "from": sender_email,
+        "from_device": sender_device,
+        "to": to_email,
         "kind": kind,
         "body": body,
         "sent_at": _timestamp(sent_at),
     }
+
+
+def for_device(event: dict, device_id: int) -> dict:
+    """`event`, to be sent only to the sockets of one device of the user it is published to."""
+    return {**event, DEVICE_KEY: device_id}
+
+
+def except_device(event: dict, device_id: int) -> dict:
+    """`event`, to be sent to the sockets of every device of the user but this one."""
+    return {**event, EXCEPT_DEVICE_KEY: device_id}
+
+
+def read_elsewhere_event(*, ids: list[int]) -> dict:
+    """To a reader's other devices: these messages were read on another device."""
+    return {"type": "read_elsewhere", "ids": ids}
 
 
 def sent_event(*, client_id: str, id: int) -> dict:
@@ -55,10 +93,12 @@ def error_event(
     frame: str | None = None,
     ids: list[int] | None = None,
     retry_after: int | None = None,
+    devices: tuple[dict, dict] | None = None,
 ) -> dict:
     """A frame the server could not apply: `client_id` names a failed `send`; `frame` ("ack"
     or "read") and `ids` name a failed receipt, whose envelopes were not marked (the client
-    sends that frame again)."""
+    sends that frame again); `devices` ((missing, extra)) names the devices of a
+    `device_mismatch`."""
     event = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         event["client_id"] = str(client_id)
@@ -67,6 +107,8 @@ def error_event(
         event["ids"] = list(ids)
     if retry_after is not None:
         event["retry_after"] = retry_after
+    if devices is not None:
+        event["missing"], event["extra"] = devices  # `device_mismatch`
     return event
 
 

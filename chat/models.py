@@ -4,6 +4,13 @@ The server relays ciphertext it cannot read; an envelope's body is an opaque str
 the sender's client. The server's rules are about who may write to whom and about delivery:
 the row is the message (the realtime push is only a nudge), `id` defines delivery order, and
 `(sender, client_id)` makes a resend idempotent.
+
+Devices (docs/PROTOCOL.md section 17): an envelope is one *copy* of a message, addressed to one
+device of the recipient (or, for an `own` copy, to another device of the sender, with `peer` the
+contact the message went to). A message sent as N copies is N rows inserted in one transaction;
+the first (`copy_index` 0, always a copy for the recipient) has `message_id` NULL and its own id
+is the message id; the others name it in `message_id`. A version-1 message is one copy, so its
+envelope id is its message id, as before.
 """
 
 from django.conf import settings
@@ -22,7 +29,17 @@ class Envelope(models.Model):
     # Chosen by the sender's client; a resend after a lost `sent` reuses it.
     client_id = models.UUIDField()
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_envelopes")
+    sender_device = models.IntegerField(default=1)
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="received_envelopes")
+    # The device this copy is for: only it receives and acknowledges it.
+    recipient_device = models.IntegerField(default=1)
+    # NULL for the first copy of a message (its id is the message id), else the first copy's id.
+    message_id = models.BigIntegerField(null=True, blank=True)
+    copy_index = models.PositiveSmallIntegerField(default=0)
+    # Set on `own` copies only (recipient == sender): the contact the message was sent to.
+    peer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices)
     # Ciphertext, opaque to the server. Erased ("") once delivered unless KEEP_DELIVERED_BODIES.
     body = models.TextField(blank=True)
@@ -35,17 +52,26 @@ class Envelope(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            # "Undelivered for recipient, in order": equality on recipient and delivered_at
-            # (NULL), then the id range scan. Partial indexes would be smaller but MariaDB
-            # has none.
-            models.Index(fields=["recipient", "delivered_at", "id"], name="chat_env_recipient_queue"),
+            # "Undelivered for this device, in order": equality on recipient, device and
+            # delivered_at (NULL), then the id range scan. Partial indexes would be smaller
+            # but MariaDB has none.
+            models.Index(fields=["recipient", "recipient_device", "delivered_at", "id"], name="chat_env_device_queue"),
+            # The copies of a message (receipts by message id).
+            models.Index(fields=["message_id"], name="chat_env_message"),
             # Retention: expired undelivered envelopes, bodies left to erase.
             models.Index(fields=["delivered_at", "created_at"], name="chat_env_retention"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["sender", "client_id"], name="chat_envelope_sender_client_id_unique"),
+            # A resend's guard: two concurrent inserts of one message collide on its first copy.
+            models.UniqueConstraint(
+                fields=["sender", "client_id", "copy_index"], name="chat_envelope_sender_client_id_copy_unique"
+            ),
             models.CheckConstraint(condition=models.Q(kind__in=["prekey", "message"]), name="chat_envelope_kind_valid"),
-            models.CheckConstraint(condition=~models.Q(sender=models.F("recipient")), name="chat_envelope_not_to_self"),
+            # Only an `own` copy goes to its sender, and it names the contact it was sent to.
+            models.CheckConstraint(
+                condition=~models.Q(sender=models.F("recipient")) | models.Q(peer__isnull=False),
+                name="chat_envelope_not_to_self_but_own_copies",
+            ),
         ]
 
     def __str__(self) -> str:

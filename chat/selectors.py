@@ -3,6 +3,8 @@
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from chat import events
 from chat.models import Envelope
 
@@ -10,21 +12,56 @@ PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 
 
+def _queue(*, user_id: int, device_id: int):
+    """The undelivered copies addressed to one device of the user."""
+    return Envelope.objects.filter(recipient_id=user_id, recipient_device=device_id, delivered_at__isnull=True)
+
+
 def envelopes_pending(
-    *, user_id: int, after: int = 0, limit: int = PAGE_SIZE, ids: Collection[int] | None = None
+    *, user_id: int, device_id: int = 1, after: int = 0, limit: int = PAGE_SIZE, ids: Collection[int] | None = None
 ) -> list[dict]:
-    """The user's undelivered envelopes with an id above `after` (and in `ids`, if given),
-    oldest first, as `message` events (the same shape the socket pushes)."""
+    """The undelivered copies for one device of the user with an id above `after` (and in
+    `ids`, if given), oldest first, as `message` events (the same shape the socket pushes)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    rows = Envelope.objects.filter(recipient_id=user_id, delivered_at__isnull=True, id__gt=after)
+    rows = _queue(user_id=user_id, device_id=device_id).filter(id__gt=after)
     if ids is not None:
         rows = rows.filter(id__in=list(ids))
-    rows = rows.order_by("id").values_list("id", "client_id", "sender__email", "kind", "body", "created_at")[:limit]
+    columns = (
+        "id",
+        "message_id",
+        "client_id",
+        "sender__email",
+        "sender_device",
+        "recipient__email",
+        "peer__email",
+        "kind",
+        "body",
+        "created_at",
+    )
     return [
         events.message_event(
-            id=pk, client_id=client_id, sender_email=sender_email, kind=kind, body=body, sent_at=created_at
+            id=pk,
+            message_id=message_id or pk,
+            client_id=client_id,
+            sender_email=sender_email,
+            sender_device=sender_device,
+            to_email=peer_email or recipient_email,
+            kind=kind,
+            body=body,
+            sent_at=created_at,
         )
-        for pk, client_id, sender_email, kind, body, created_at in rows
+        for (
+            pk,
+            message_id,
+            client_id,
+            sender_email,
+            sender_device,
+            recipient_email,
+            peer_email,
+            kind,
+            body,
+            created_at,
+        ) in rows.order_by("id").values_list(*columns)[:limit]
     ]
 
 
@@ -37,7 +74,13 @@ class PendingWindow:
 
 
 def envelopes_pending_within(
-    *, user_id: int, after: int, room: int, skip: Collection[int] = (), at_least_one: bool = False
+    *,
+    user_id: int,
+    device_id: int = 1,
+    after: int,
+    room: int,
+    skip: Collection[int] = (),
+    at_least_one: bool = False,
 ) -> PendingWindow:
     """The user's undelivered envelopes above `after`, oldest first, as far as their bodies
     fit in `room` bytes (with `at_least_one`, the first one even if it alone is bigger), not
@@ -48,7 +91,8 @@ def envelopes_pending_within(
     queue index, one page), and the bodies only of the envelopes that fit, so a socket with
     a full window costs a small read and no body at all."""
     rows = list(
-        Envelope.objects.filter(recipient_id=user_id, delivered_at__isnull=True, id__gt=after)
+        _queue(user_id=user_id, device_id=device_id)
+        .filter(id__gt=after)
         .order_by("id")
         .values_list("id", "size")[:PAGE_SIZE]
     )
@@ -62,27 +106,36 @@ def envelopes_pending_within(
             chosen[pk] = size
             total += size
         cursor = pk
-    page = envelopes_pending(user_id=user_id, after=after, limit=MAX_PAGE_SIZE, ids=chosen) if chosen else []
+    page = (
+        envelopes_pending(user_id=user_id, device_id=device_id, after=after, limit=MAX_PAGE_SIZE, ids=chosen)
+        if chosen
+        else []
+    )
     return PendingWindow(events=page, cursor=cursor, drained=not full and len(rows) < PAGE_SIZE, size=chosen)
 
 
-def envelopes_undelivered_among(*, user_id: int, ids: Collection[int]) -> set[int]:
-    """Which of `ids` are envelopes to the user that are still undelivered (the others were
-    acknowledged on another socket of the user, or deleted at the end of retention)."""
+def envelopes_undelivered_among(*, user_id: int, device_id: int = 1, ids: Collection[int]) -> set[int]:
+    """Which of `ids` are copies to this device of the user that are still undelivered (the
+    others were acknowledged on another socket of the device, or deleted at the end of
+    retention or with their device)."""
     ids = sorted(ids)
     found: set[int] = set()
     for start in range(0, len(ids), MAX_PAGE_SIZE):
         found.update(
-            Envelope.objects.filter(
-                recipient_id=user_id, delivered_at__isnull=True, id__in=ids[start : start + MAX_PAGE_SIZE]
-            ).values_list("id", flat=True)
+            _queue(user_id=user_id, device_id=device_id)
+            .filter(id__in=ids[start : start + MAX_PAGE_SIZE])
+            .values_list("id", flat=True)
         )
     return found
 
 
 def envelope_receipts(*, user_id: int, ids: list[int]) -> dict:
-    """Where envelopes the user SENT stand: a `receipts` event with the ids now `delivered`
-    (not yet read), `read`, and `unknown`.
+    """Where messages the user SENT stand: a `receipts` event with the message ids now
+    `delivered` (not yet read), `read`, and `unknown`. A message is delivered when any
+    recipient device acknowledged its copy, read when any read it (`own` copies do not count).
+    Messages the user RECEIVED are answered too, for the read state of the user's devices
+    (docs/PROTOCOL.md section 17.3): their ids are `read` when any of the user's devices
+    marked its copy read, else `delivered`.
 
     Receipt pushes are at-most-once like every push: a sender who was offline, or whose
     process died, when the recipient acknowledged never hears it. The sender's client asks
@@ -93,13 +146,22 @@ def envelope_receipts(*, user_id: int, ids: list[int]) -> dict:
     id that no longer exists (an undelivered envelope deleted at the end of retention), are
     both `unknown`: the answer tells nothing about other people's mail.
     """
-    rows = Envelope.objects.filter(sender_id=user_id, id__in=ids).values_list("id", "delivered_at", "read_at")
-    delivered, read, found = [], [], set()
-    for pk, delivered_at, read_at in rows:
-        found.add(pk)
-        if read_at is not None:
-            read.append(pk)
-        elif delivered_at is not None:
-            delivered.append(pk)
-    unknown = [pk for pk in ids if pk not in found]
-    return events.receipts_event(delivered=sorted(delivered), read=sorted(read), unknown=sorted(unknown))
+    # By the primary key and the message_id index: a copy is either a message's first (its id
+    # is the message id) or names it.
+    copies = (
+        Envelope.objects.filter(Q(id__in=ids) | Q(message_id__in=ids), peer__isnull=True)
+        .filter(Q(sender_id=user_id) | Q(recipient_id=user_id))
+        .values_list("id", "message_id", "delivered_at", "read_at")
+    )
+    wanted = set(ids)
+    state: dict[int, int] = {}  # message id -> 0 sent, 1 delivered, 2 read (the best of its copies)
+    for pk, message_id, delivered_at, read_at in copies:
+        message_id = message_id or pk
+        if message_id not in wanted:
+            continue
+        seen = 2 if read_at is not None else 1 if delivered_at is not None else 0
+        state[message_id] = max(state.get(message_id, 0), seen)
+    delivered = sorted(pk for pk, seen in state.items() if seen == 1)
+    read = sorted(pk for pk, seen in state.items() if seen == 2)
+    unknown = sorted(pk for pk in ids if pk not in state)
+    return events.receipts_event(delivered=delivered, read=read, unknown=unknown)

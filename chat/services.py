@@ -11,7 +11,10 @@ Who may do what, written out because the prototype got each of these wrong:
   same `not_a_contact`, so the endpoint does not reveal who has an account);
 - only the recipient of an envelope can mark it delivered or read; ids of anyone else's
   envelopes are ignored (and counted in the log, without the ids' owners);
-- a resend with the same `client_id` returns the first envelope's id and stores nothing.
+- a resend with the same `client_id` returns the first envelope's id and stores nothing;
+- a message is stored only as copies for exactly the recipient's active devices and the
+  sender's other active devices (docs/PROTOCOL.md section 17), all in one transaction or none;
+  only the device a copy is addressed to may mark it delivered or read.
 
 Nothing here logs a body or a key: only ids, sizes and counts.
 """
@@ -29,7 +32,15 @@ from django.utils import timezone
 from accounts.models import normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
-from chat.errors import ChatError, ClientIdReused, InvalidEnvelope, NotAContact, QuotaExceeded
+from chat.errors import (
+    ChatError,
+    ClientIdReused,
+    DeviceMismatch,
+    InvalidEnvelope,
+    NoDevices,
+    NotAContact,
+    QuotaExceeded,
+)
 from chat.models import Envelope
 from chat.validation import KINDS, body_size_check
 from contacts.selectors import accepted_pairs
@@ -39,18 +50,35 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SendRequest:
-    sender_id: int
-    sender_email: str
-    to_email: str
-    client_id: uuid.UUID
+class Copy:
+    """One device's copy of a message (docs/PROTOCOL.md section 17.1)."""
+
+    device: int
     kind: str
     body: str
 
 
 @dataclass(frozen=True)
+class SendRequest:
+    """A message to send. A version-1 send has one `kind` and `body` (`copies` None), which
+    is acceptable only while the recipient has one device and the sender no other; a
+    version-2 send has a copy per recipient device (`copies`) and per other own device
+    (`own`)."""
+
+    sender_id: int
+    sender_email: str
+    to_email: str
+    client_id: uuid.UUID
+    kind: str = ""
+    body: str = ""
+    sender_device: int = 1
+    copies: tuple[Copy, ...] | None = None
+    own: tuple[Copy, ...] = ()
+
+
+@dataclass(frozen=True)
 class SendResult:
-    id: int
+    id: int  # the message id
     client_id: uuid.UUID
     recipient_id: int
     created: bool
@@ -61,6 +89,7 @@ class ReceiptRequest:
     user_id: int
     ids: list[int]
     read: bool = False  # False: delivered (ack); True: read (implies delivered)
+    device_id: int = 1  # only copies addressed to this device are marked
 
 
 @dataclass(frozen=True)
@@ -128,10 +157,12 @@ def _in_own_transaction(requests: list) -> list:
 # --- sending: prefetch -> decide -> insert -> announce ----------------------------------------
 
 
-def envelope_send(*, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str) -> SendResult:
-    """Store an envelope from `sender` to the contact with email `to_email` and push it to
-    the recipient's sockets once committed. Idempotent per (sender, client_id)."""
-    request = SendRequest(sender.pk, sender.email, to_email, client_id, kind, body)
+def envelope_send(
+    *, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str, sender_device: int = 1
+) -> SendResult:
+    """Store a version-1 message (one copy) from `sender` to the contact with email `to_email`
+    and push it to the recipient's sockets once committed. Idempotent per (sender, client_id)."""
+    request = SendRequest(sender.pk, sender.email, to_email, client_id, kind, body, sender_device)
     [result] = envelopes_send([request])
     if isinstance(result, Exception):
         raise result
@@ -144,11 +175,23 @@ def envelopes_send(requests: list[SendRequest]) -> list[SendResult | ChatError]:
 
 
 @dataclass(frozen=True)
+class StoredCopy:
+    recipient_id: int  # the recipient, or the sender for an `own` copy
+    device: int
+    kind: str
+    body: str
+    size: int
+    own: bool
+
+
+@dataclass(frozen=True)
 class Store:
-    """Decided: store a new envelope for this recipient."""
+    """Decided: store a new message for this recipient, as these copies (the recipient's
+    first)."""
 
     recipient_id: int
-    size: int  # body bytes
+    size: int  # body bytes of all copies
+    copies: tuple[StoredCopy, ...]
 
 
 @dataclass(frozen=True)
@@ -178,23 +221,27 @@ class SendFacts:
     waiting_bytes: dict[int, int]  # undelivered bytes per recipient, this batch's included
     sender_quota: int
     recipient_quota: int
+    devices: dict[int, list[int]] = field(default_factory=dict)  # active device ids per user
     stored_now: dict[tuple[int, uuid.UUID], int] = field(default_factory=dict)  # key -> recipient, this batch
 
     def count(self, request: SendRequest, store: Store) -> None:
         """The batch stores `request`: its bytes count against the quotas of the requests
         after it, and a second copy of it is a resend."""
         self.sent_bytes[request.sender_id] = self.sent_bytes.get(request.sender_id, 0) + store.size
-        self.waiting_bytes[store.recipient_id] = self.waiting_bytes.get(store.recipient_id, 0) + store.size
+        for copy in store.copies:
+            self.waiting_bytes[copy.recipient_id] = self.waiting_bytes.get(copy.recipient_id, 0) + copy.size
         self.stored_now[(request.sender_id, request.client_id)] = store.recipient_id
 
 
 def _shape_error(request: SendRequest) -> ChatError | None:
-    if request.kind not in KINDS:
-        return InvalidEnvelope("Unknown kind.", code="invalid_kind")
-    try:
-        body_size_check(request.body)
-    except ChatError as error:
-        return error
+    copies = (Copy(0, request.kind, request.body),) if request.copies is None else (*request.copies, *request.own)
+    for copy in copies:
+        if copy.kind not in KINDS:
+            return InvalidEnvelope("Unknown kind.", code="invalid_kind")
+        try:
+            body_size_check(copy.body)
+        except ChatError as error:
+            return error
     return None
 
 
@@ -207,7 +254,7 @@ def _sends_prefetch(requests: list[SendRequest]) -> SendFacts:
     well_formed = [request for request in requests if _shape_error(request) is None]
     sender_quota, recipient_quota = settings.MESSAGE_QUOTA_SENDER_BYTES, settings.MESSAGE_QUOTA_RECIPIENT_BYTES
     if not well_formed:
-        return SendFacts({}, {}, set(), set(), {}, {}, {}, sender_quota, recipient_quota)
+        return SendFacts({}, {}, set(), set(), {}, {}, {}, sender_quota, recipient_quota, {})
     found = sql.users_and_resends(
         emails={request.to_email for request in well_formed},
         ids={request.sender_id for request in well_formed},
@@ -231,6 +278,7 @@ def _sends_prefetch(requests: list[SendRequest]) -> SendFacts:
         waiting_bytes=found.waiting_bytes,
         sender_quota=sender_quota,
         recipient_quota=recipient_quota,
+        devices=found.devices,
     )
 
 
@@ -244,6 +292,8 @@ def send_decide(request: SendRequest, facts: SendFacts) -> SendOutcome:
     - a (sender, client_id) already stored, or stored earlier in this batch, is a resend if
       it went to the same recipient (else `client_id_reused`); resends are free;
     - only to an accepted contact (`not_a_contact`);
+    - the devices (`copies_decide`): the copies are for exactly the recipient's active devices
+      and the sender's other ones (`device_mismatch`, `no_devices`), from an active device;
     - the storage quotas (`quota_exceeded`): `facts` holds the undelivered bytes per sender
       and recipient (the MailboxUsage counters, read without a lock, plus what this batch
       stores before this request), so a batch cannot pass a quota together that each request
@@ -270,24 +320,63 @@ def send_decide(request: SendRequest, facts: SendFacts) -> SendOutcome:
         return Resend(stored.id, stored.recipient_id) if stored.recipient_id == recipient_id else ClientIdReused()
     if (request.sender_id, recipient_id) not in facts.accepted:
         return NotAContact()
-    size = len(request.body.encode("utf-8"))
+    copies = copies_decide(request, recipient_id, facts.devices)
+    if isinstance(copies, ChatError):
+        return copies
+    size = sum(copy.size for copy in copies)
+    waiting = sum(copy.size for copy in copies if not copy.own)
     if facts.sender_quota and facts.sent_bytes.get(request.sender_id, 0) + size > facts.sender_quota:
         return QuotaExceeded(
             f"Your undelivered messages have reached the storage limit ({facts.sender_quota} bytes); "
             "you can send more as they are delivered."
         )
-    if facts.recipient_quota and facts.waiting_bytes.get(recipient_id, 0) + size > facts.recipient_quota:
+    if facts.recipient_quota and facts.waiting_bytes.get(recipient_id, 0) + waiting > facts.recipient_quota:
         return QuotaExceeded(
             "This contact has too many undelivered messages waiting on the server; "
             "try again after they have come online."
         )
-    return Store(recipient_id, size)
+    return Store(recipient_id, size, copies)
+
+
+def copies_decide(
+    request: SendRequest, recipient_id: int, devices: dict[int, list[int]]
+) -> tuple[StoredCopy, ...] | ChatError:
+    """The copies to store for one send, or why none is stored (docs/PROTOCOL.md section
+    17.1). The server stores a message only for exactly the devices that exist now: a copy
+    for a device that is gone could never be delivered, and a device left out would silently
+    miss the message. So the sets must match exactly, or the answer lists what is `missing`
+    and `extra` and the client corrects its sessions and sends again. A version-1 send is one
+    copy, for the recipient's only device, from a sender without other devices."""
+    sender_devices = devices.get(request.sender_id, [])
+    if request.sender_device not in sender_devices:
+        return NotAContact("This device was removed from the account.", code="device_removed")
+    to_devices = devices.get(recipient_id, [])
+    if not to_devices:
+        return NoDevices()
+    own_devices = [device for device in sender_devices if device != request.sender_device]
+    if request.copies is None:
+        if len(to_devices) != 1 or own_devices:
+            return DeviceMismatch(missing={"to": to_devices, "own": own_devices}, extra={"to": [], "own": []})
+        copies = (Copy(to_devices[0], request.kind, request.body),)
+        own = ()
+    else:
+        copies, own = request.copies, request.own
+        named_to, named_own = {c.device for c in copies}, {c.device for c in own}
+        missing = {"to": sorted(set(to_devices) - named_to), "own": sorted(set(own_devices) - named_own)}
+        extra = {"to": sorted(named_to - set(to_devices)), "own": sorted(named_own - set(own_devices))}
+        if missing["to"] or missing["own"] or extra["to"] or extra["own"]:
+            return DeviceMismatch(missing=missing, extra=extra)
+    stored = [StoredCopy(recipient_id, c.device, c.kind, c.body, len(c.body.encode("utf-8")), False) for c in copies]
+    stored += [StoredCopy(request.sender_id, c.device, c.kind, c.body, len(c.body.encode("utf-8")), True) for c in own]
+    return tuple(stored)
 
 
 def _sends_store(requests: list[SendRequest], usage: dict[int, list[int]]) -> list[SendResult | ChatError]:
-    """A batch of sends within the caller's transaction: prefetch, decide each request, one
-    INSERT for what is stored, then the pushes (on commit). The new envelopes' bytes are added
-    to `usage` ({user id: [sent, waiting]}) for the caller to write to the mailbox counters."""
+    """A batch of sends within the caller's transaction: prefetch, decide each request, the
+    INSERTs of what is stored, then the pushes (on commit). The first copy of every stored
+    message goes in one INSERT (its id is the message id), the other copies in a second one
+    that names it. The new copies' bytes are added to `usage` ({user id: [sent, waiting]}) for
+    the caller to write to the mailbox counters."""
     facts = _sends_prefetch(requests)
     outcomes: list[SendOutcome] = []
     for request in requests:
@@ -295,70 +384,121 @@ def _sends_store(requests: list[SendRequest], usage: dict[int, list[int]]) -> li
         if isinstance(outcome, Store):
             facts.count(request, outcome)
             usage.setdefault(request.sender_id, [0, 0])[0] += outcome.size
-            usage.setdefault(outcome.recipient_id, [0, 0])[1] += outcome.size
+            for copy in outcome.copies:
+                usage.setdefault(copy.recipient_id, [0, 0])[1] += copy.size
         outcomes.append(outcome)
 
-    new = [
-        sql.NewEnvelope(
-            request.client_id, request.sender_id, outcome.recipient_id, request.kind, request.body, outcome.size
-        )
-        for request, outcome in zip(requests, outcomes, strict=True)
-        if isinstance(outcome, Store)
+    stores = [
+        (request, outcome) for request, outcome in zip(requests, outcomes, strict=True) if isinstance(outcome, Store)
     ]
     now = timezone.now()
-    ids = iter(sql.envelopes_insert(new, now) if new else ())
-    stored_ids: dict[tuple[int, uuid.UUID], int] = {}
+    first_ids = (
+        sql.envelopes_insert([_new_copy(request, store, 0, None) for request, store in stores], now) if stores else []
+    )
+    message_ids = {
+        (request.sender_id, request.client_id): pk for (request, _), pk in zip(stores, first_ids, strict=True)
+    }
+    others = [(request, store, index) for request, store in stores for index in range(1, len(store.copies))]
+    other_ids = (
+        sql.envelopes_insert(
+            [
+                _new_copy(request, store, index, message_ids[(request.sender_id, request.client_id)])
+                for request, store, index in others
+            ],
+            now,
+        )
+        if others
+        else []
+    )
+    copy_ids = {
+        (request.sender_id, request.client_id, 0): pk for (request, _), pk in zip(stores, first_ids, strict=True)
+    }
+    copy_ids.update(
+        {
+            (request.sender_id, request.client_id, index): pk
+            for (request, _, index), pk in zip(others, other_ids, strict=True)
+        }
+    )
+
     results: list[SendResult | ChatError] = []
     for request, outcome in zip(requests, outcomes, strict=True):
+        key = (request.sender_id, request.client_id)
         if isinstance(outcome, Store):
-            envelope_id = stored_ids[(request.sender_id, request.client_id)] = next(ids)
-            results.append(SendResult(envelope_id, request.client_id, outcome.recipient_id, created=True))
-            _announce_stored(request, envelope_id, outcome, facts.email_by_id[request.sender_id], now)
+            message_id = message_ids[key]
+            results.append(SendResult(message_id, request.client_id, outcome.recipient_id, created=True))
+            for index, copy in enumerate(outcome.copies):
+                _announce_stored(request, copy_ids[(*key, index)], message_id, outcome, copy, facts, now)
         elif isinstance(outcome, Resend):
-            # A copy of an envelope stored earlier in this batch gets that one's id.
-            envelope_id = outcome.id
-            if envelope_id is None:
-                envelope_id = stored_ids[(request.sender_id, request.client_id)]
-            results.append(SendResult(envelope_id, request.client_id, outcome.recipient_id, created=False))
+            # A copy of a message stored earlier in this batch gets that one's id.
+            message_id = outcome.id if outcome.id is not None else message_ids[key]
+            results.append(SendResult(message_id, request.client_id, outcome.recipient_id, created=False))
         else:
             results.append(outcome)
     return results
 
 
-def _announce_stored(request: SendRequest, envelope_id: int, store: Store, sender_email: str, now: datetime) -> None:
-    bus.publish_on_commit(
-        [store.recipient_id],
-        events.message_event(
-            id=envelope_id,
-            client_id=request.client_id,
-            sender_email=sender_email,
-            kind=request.kind,
-            body=request.body,
-            sent_at=now,
-        ),
-    )
-    logger.debug(
-        "envelope stored id=%s sender=%s recipient=%s size=%s",
-        envelope_id,
+def _new_copy(request: SendRequest, store: Store, index: int, message_id: int | None) -> sql.NewEnvelope:
+    copy = store.copies[index]
+    return sql.NewEnvelope(
+        request.client_id,
         request.sender_id,
-        store.recipient_id,
-        store.size,
+        request.sender_device,
+        copy.recipient_id,
+        copy.device,
+        index,
+        message_id,
+        store.recipient_id if copy.own else None,
+        copy.kind,
+        copy.body,
+        copy.size,
+    )
+
+
+def _announce_stored(
+    request: SendRequest,
+    copy_id: int,
+    message_id: int,
+    store: Store,
+    copy: StoredCopy,
+    facts: SendFacts,
+    now: datetime,
+) -> None:
+    event = events.message_event(
+        id=copy_id,
+        message_id=message_id,
+        client_id=request.client_id,
+        sender_email=facts.email_by_id[request.sender_id],
+        sender_device=request.sender_device,
+        to_email=facts.email_by_id[store.recipient_id],
+        kind=copy.kind,
+        body=copy.body,
+        sent_at=now,
+    )
+    bus.publish_on_commit([copy.recipient_id], events.for_device(event, copy.device))
+    logger.debug(
+        "envelope stored id=%s message=%s sender=%s recipient=%s device=%s size=%s",
+        copy_id,
+        message_id,
+        request.sender_id,
+        copy.recipient_id,
+        copy.device,
+        copy.size,
     )
 
 
 # --- receipts: prefetch -> decide -> update -> announce ---------------------------------------
 
 
-def envelopes_mark_delivered(*, user_id: int, ids: list[int]) -> ReceiptResult:
-    """The recipient acknowledges envelopes: they are delivered (and their bodies erased),
-    and each sender's sockets get one `delivered` event. Re-acking is a no-op."""
-    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids)])[0]
+def envelopes_mark_delivered(*, user_id: int, ids: list[int], device_id: int = 1) -> ReceiptResult:
+    """The recipient device acknowledges its copies: they are delivered (and their bodies
+    erased), and each sender's sockets get one `delivered` event. Re-acking is a no-op."""
+    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids, device_id=device_id)])[0]
 
 
-def envelopes_mark_read(*, user_id: int, ids: list[int]) -> ReceiptResult:
-    """The recipient has shown envelopes to the user. Reading implies delivery: envelopes not
-    yet acknowledged are marked delivered too (and that receipt is sent first)."""
-    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids, read=True)])[0]
+def envelopes_mark_read(*, user_id: int, ids: list[int], device_id: int = 1) -> ReceiptResult:
+    """The recipient device has shown its copies to the user. Reading implies delivery: copies
+    not yet acknowledged are marked delivered too (and that receipt is sent first)."""
+    return envelopes_mark([ReceiptRequest(user_id=user_id, ids=ids, read=True, device_id=device_id)])[0]
 
 
 def envelopes_mark(requests: list[ReceiptRequest]) -> list[ReceiptResult]:
@@ -384,8 +524,9 @@ def receipt_decide(
     read_before: Container[int],
 ) -> ReceiptOutcome:
     """What one receipt marks, from the locked rows and what the batch marked before it (no
-    database, no side effects). Only envelopes addressed to the request's own user are
-    marked; the ids of anyone else's envelopes, and of none, are foreign. Reading implies
+    database, no side effects). Only copies addressed to the request's own device are
+    marked; the ids of anyone else's copies (another device's of the same account included),
+    and of none, are foreign. Reading implies
     delivery; marking twice is a no-op."""
     delivered: dict[int, None] = {}
     read: dict[int, None] = {}
@@ -393,7 +534,7 @@ def receipt_decide(
     foreign = 0
     for pk in request.ids:
         row = rows.get(pk)
-        if row is None or row.recipient_id != request.user_id:
+        if row is None or row.recipient_id != request.user_id or row.recipient_device != request.device_id:
             foreign += 1
             continue
         changed = False
@@ -411,11 +552,17 @@ def receipt_decide(
 def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) -> list[ReceiptResult]:
     """A batch of receipts within the caller's transaction (the rows stay locked until its
     end): read and lock the rows, decide each request, one UPDATE per receipt kind, then the
-    events (on commit). The bytes of the envelopes delivered now come off `usage`. Foreign
-    ids are counted in the log, never listed: they would tell the reader whose they are."""
+    events (on commit). The bytes of the copies delivered now come off `usage`. Foreign
+    ids are counted in the log, never listed: they would tell the reader whose they are.
+
+    Receipts name messages, not copies (docs/PROTOCOL.md section 17.3): the sender hears
+    `delivered`/`read` with the message id when any recipient device marks its copy (an
+    `own` copy, one's own message on another device, produces none), and a read also reaches
+    the reader's other devices as `read_elsewhere`, when the reader has any."""
     rows = sql.receipt_rows({pk for request in requests for pk in request.ids})
     delivered: dict[int, int] = {}  # envelope id -> sender id, marked delivered now
     read: dict[int, int] = {}
+    read_by: dict[tuple[int, int], list[int]] = {}  # (reader, device) -> message ids read now
     results = []
     for request in requests:
         outcome = receipt_decide(request, rows, delivered, read)
@@ -426,6 +573,8 @@ def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) 
             usage.setdefault(request.user_id, [0, 0])[1] -= row.size
         for pk in outcome.read:
             read[pk] = rows[pk].sender_id
+            if rows[pk].peer_id is None:
+                read_by.setdefault((request.user_id, request.device_id), []).append(rows[pk].message_id)
         if outcome.foreign:
             logger.warning(
                 "receipt for envelopes not addressed to the user ignored user=%s count=%s",
@@ -436,13 +585,26 @@ def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) 
     now = timezone.now()
     if delivered:
         sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
-        for sender_id, sender_ids in _by_sender(delivered).items():
-            bus.publish_on_commit([sender_id], events.delivered_event(ids=sender_ids))
+        for sender_id, message_ids in _by_sender(delivered, rows).items():
+            bus.publish_on_commit([sender_id], events.delivered_event(ids=message_ids))
     if read:
         sql.envelopes_update(list(read), fields={"read_at": now})
-        for sender_id, sender_ids in _by_sender(read).items():
-            bus.publish_on_commit([sender_id], events.read_event(ids=sender_ids))
+        for sender_id, message_ids in _by_sender(read, rows).items():
+            bus.publish_on_commit([sender_id], events.read_event(ids=message_ids))
+        _announce_read_elsewhere(read_by)
     return results
+
+
+def _announce_read_elsewhere(read_by: dict[tuple[int, int], list[int]]) -> None:
+    """`read_elsewhere` to the other devices of each reader that has any (one more query,
+    only for batches with reads)."""
+    if not read_by:
+        return
+    devices = sql.active_devices(user_ids={reader for reader, _ in read_by})
+    for (reader, device), message_ids in read_by.items():
+        if len(devices.get(reader, ())) > 1:
+            event = events.read_elsewhere_event(ids=sorted(set(message_ids)))
+            bus.publish_on_commit([reader], events.except_device(event, device))
 
 
 def _delivered_fields(now: datetime) -> dict:
@@ -453,11 +615,38 @@ def _delivered_fields(now: datetime) -> dict:
     return fields
 
 
-def _by_sender(marked: dict[int, int]) -> dict[int, list[int]]:
-    grouped: dict[int, list[int]] = {}
-    for pk in sorted(marked):
-        grouped.setdefault(marked[pk], []).append(pk)
-    return grouped
+def _by_sender(marked: dict[int, int], rows: dict[int, sql.ReceiptRow]) -> dict[int, list[int]]:
+    """{sender id: message ids} of the copies marked now, `own` copies left out."""
+    grouped: dict[int, set[int]] = {}
+    for pk in marked:
+        if rows[pk].peer_id is None:
+            grouped.setdefault(marked[pk], set()).add(rows[pk].message_id)
+    return {sender_id: sorted(ids) for sender_id, ids in grouped.items()}
+
+
+# --- devices removed ----------------------------------------------------------------------
+
+
+def copies_of_removed_devices_delete(*, user_id: int, device_ids: list[int]) -> int:
+    """Delete the undelivered copies addressed to devices the account removed (they can never
+    be delivered), with their bytes off the mailbox counters, in the removal's transaction
+    (accounts.devices.devices_removed). The senders' other copies of those messages stay: a
+    message is delivered when any recipient device has it."""
+    doomed = list(
+        Envelope.objects.select_for_update()
+        .filter(recipient_id=user_id, recipient_device__in=device_ids, delivered_at__isnull=True)
+        .values_list("id", "sender_id", "size")
+    )
+    usage: dict[int, list[int]] = {}
+    for _, sender_id, size in doomed:
+        usage.setdefault(sender_id, [0, 0])[0] -= size
+        usage.setdefault(user_id, [0, 0])[1] -= size
+    for start in range(0, len(doomed), sql.CHUNK):
+        Envelope.objects.filter(id__in=[row[0] for row in doomed[start : start + sql.CHUNK]]).delete()
+    sql.usage_add(usage)
+    if doomed:
+        logger.info("undelivered copies of removed devices deleted user=%s count=%s", user_id, len(doomed))
+    return len(doomed)
 
 
 # --- typing, retention ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from accounts.models import normalize_email
+from accounts.models import Device, normalize_email
 from chat.models import Envelope, MailboxUsage
 
 # Keeps every statement well under SQLite's and MariaDB's limits on bound parameters.
@@ -34,7 +34,8 @@ class UserRow(NamedTuple):
 
 
 class StoredEnvelope(NamedTuple):
-    """An envelope found under a (sender, client_id) pair: the answer to its resend."""
+    """The first copy of a message found under a (sender, client_id) pair: the answer to its
+    resend (its id is the message id)."""
 
     id: int
     recipient_id: int
@@ -47,12 +48,20 @@ class SendPrefetch(NamedTuple):
     stored: dict[tuple[int, uuid.UUID], StoredEnvelope]  # by (sender id, client_id)
     sent_bytes: dict[int, int]  # undelivered body bytes per sender (the MailboxUsage counters)
     waiting_bytes: dict[int, int]  # undelivered body bytes per recipient
+    devices: dict[int, list[int]]  # active device ids per user (senders and recipients), ascending
 
 
 class NewEnvelope(NamedTuple):
+    """One copy to insert. `message_id` None: the first copy of its message."""
+
     client_id: uuid.UUID
     sender_id: int
+    sender_device: int
     recipient_id: int
+    recipient_device: int
+    copy_index: int
+    message_id: int | None
+    peer_id: int | None
     kind: str
     body: str
     size: int
@@ -61,6 +70,9 @@ class NewEnvelope(NamedTuple):
 class ReceiptRow(NamedTuple):
     sender_id: int
     recipient_id: int
+    recipient_device: int
+    message_id: int  # the message the copy belongs to (its own id for a first copy)
+    peer_id: int | None  # set for an `own` copy
     delivered_at: object  # as the driver returns it; only compared with None
     read_at: object
     size: int
@@ -154,7 +166,8 @@ def _resend_where(keys: list[tuple[int, uuid.UUID]]) -> tuple[str, list]:
     params = []
     for sender_id, client_id in keys:
         params += [sender_id, client_field.get_db_prep_value(client_id, connection)]
-    return " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(keys)), params
+    pairs = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(keys))
+    return f"({pairs}) AND {_column('copy_index')} = 0", params
 
 
 def _usage_names() -> tuple[str, str, str, str]:
@@ -191,6 +204,51 @@ def _pending_selects(ids: list[int], emails: list[str], filler: str = "") -> tup
     return branches, params
 
 
+def _devices_select(
+    ids: list[int], emails: list[str], tag: str = "", filler: str = "", tail: str = ""
+) -> tuple[str, list]:
+    """SELECT [tag] user id, [filler] device id [tail] of the active devices of the users
+    `ids` and of the users with these normalised `emails` (either may be empty, not both)."""
+    meta = Device._meta
+    table, user, number, removed = (
+        _quote(meta.db_table),
+        *(_quote(meta.get_field(name).column) for name in ("user", "device_id", "removed_at")),
+    )
+    users_meta = Envelope._meta.get_field("recipient").related_model._meta
+    terms, params = [], []
+    if ids:
+        terms.append(f"{user} IN ({_marks(len(ids))})")
+        params += ids
+    if emails:
+        users, user_pk, user_email = (
+            _quote(users_meta.db_table),
+            _quote(users_meta.pk.column),
+            _quote(users_meta.get_field("email").column),
+        )
+        subquery = f"SELECT {user_pk} FROM {users} WHERE {user_email} IN ({_marks(len(emails))})"  # noqa: S608 - identifiers from _meta only
+        terms.append(f"{user} IN ({subquery})")
+        params += emails
+    where = f"{removed} IS NULL AND ({' OR '.join(terms)})"
+    return f"SELECT {tag}{user}, {filler}{number}{tail} FROM {table} WHERE {where}", params  # noqa: S608 - identifiers from _meta only
+
+
+def active_devices(*, user_ids: Iterable[int] = (), emails: Iterable[str] = ()) -> dict[int, list[int]]:
+    """{user id: active device ids, ascending} of these users and of the users with these
+    emails; stands for `Device.objects.filter(removed_at=None, ...).values_list(...)`."""
+    ids = sorted(set(user_ids))
+    wanted = sorted({normalize_email(email) for email in emails})
+    found: dict[int, list[int]] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, max(len(ids), len(wanted)), CHUNK // 2):
+            chunk_ids, chunk_emails = ids[start : start + CHUNK // 2], wanted[start : start + CHUNK // 2]
+            if not (chunk_ids or chunk_emails):
+                continue
+            cursor.execute(*_devices_select(chunk_ids, chunk_emails))
+            for user_id, device_id in cursor.fetchall():
+                found.setdefault(user_id, []).append(device_id)
+    return {user_id: sorted(devices) for user_id, devices in found.items()}
+
+
 def pending_bytes(*, sender_ids: Iterable[int], recipient_emails: Iterable[str]) -> tuple[dict, dict]:
     """({sender id: body bytes of its undelivered envelopes}, {recipient id: body bytes of the
     undelivered envelopes waiting for it}) for the storage quotas, from the MailboxUsage
@@ -222,7 +280,9 @@ def users_and_resends(
     (the loopback send and receive are system time of the database thread). The WHERE
     clauses are those of the separate functions (the `IN` lists on the unique email and the
     primary key, one equality pair per key on the unique (sender, client_id) index, the
-    quota counters by primary key), so each branch uses the same index as alone.
+    quota counters by primary key), so each branch uses the same index as alone; and the active
+    devices of all these users (`active_devices`), on the device table's (user, device_id)
+    index.
     Batches bigger than one statement's share of bound parameters (MAX_BATCH keeps the socket
     path below it) run the separate functions."""
     wanted_emails = sorted({normalize_email(email) for email in emails})
@@ -236,18 +296,24 @@ def users_and_resends(
     ):
         sent, waiting = pending_bytes(sender_ids=wanted_ids, recipient_emails=wanted_emails) if quotas else ({}, {})
         users = users_rows(emails=wanted_emails, ids=wanted_ids)
-        return SendPrefetch(users, stored_for_resend(wanted_keys), sent, waiting)
+        devices = active_devices(user_ids=wanted_ids, emails=wanted_emails)
+        return SendPrefetch(users, stored_for_resend(wanted_keys), sent, waiting, devices)
 
     users_select, params = _users_select(wanted_emails, wanted_ids, "0, ", ", NULL, NULL, NULL, NULL")
     resend_where, resend_params = _resend_where(wanted_keys)
     params += resend_params
     sender, client, pk, recipient = (_column(c) for c in ("sender", "client_id", "id", "recipient"))
     # The counters go in a column of their own, so the other columns keep their types.
+    devices_select, devices_params = _devices_select(
+        wanted_ids, wanted_emails, "4, ", "NULL, NULL, NULL, ", ", NULL, NULL"
+    )
     branches = [
         users_select,
         f"SELECT 1, {sender}, NULL, NULL, {client}, {pk}, {recipient}, NULL "  # noqa: S608 - identifiers from _meta only
         f"FROM {_table()} WHERE {resend_where}",
+        devices_select,
     ]
+    params += devices_params
     if quotas:
         pending_branches, pending_params = _pending_selects(wanted_ids, wanted_emails, "NULL, NULL, NULL, NULL, NULL, ")
         branches += pending_branches
@@ -257,6 +323,7 @@ def users_and_resends(
     stored = {}
     sent: dict[int, int] = {}
     waiting: dict[int, int] = {}
+    devices: dict[int, list[int]] = {}
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(branches), params)
         for tag, first, row_email, row_active, client_id, envelope_id, recipient_id, total in cursor.fetchall():
@@ -264,23 +331,39 @@ def users_and_resends(
                 users[first] = UserRow(first, row_email, bool(row_active))
             elif tag == 1:
                 stored[(first, client_field.to_python(client_id))] = StoredEnvelope(envelope_id, recipient_id)
+            elif tag == 4:
+                devices.setdefault(first, []).append(envelope_id)
             else:
                 (sent if tag == 2 else waiting)[first] = int(total)
-    return SendPrefetch(list(users.values()), stored, sent, waiting)
+    devices = {user_id: sorted(numbers) for user_id, numbers in devices.items()}
+    return SendPrefetch(list(users.values()), stored, sent, waiting, devices)
 
 
 def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]:
     """Insert these envelopes; returns their ids in order. Stands for
     `Envelope.objects.bulk_create(...)`, which on SQLite (3.35+) and MariaDB (10.5+) also
     uses INSERT ... RETURNING."""
-    columns = ["client_id", "sender", "recipient", "kind", "body", "size", "created_at"]
+    columns = [
+        "client_id",
+        "sender",
+        "sender_device",
+        "recipient",
+        "recipient_device",
+        "copy_index",
+        "message_id",
+        "peer",
+        "kind",
+        "body",
+        "size",
+        "created_at",
+    ]
     created = _prep("created_at", created_at)
     ids: list[int] = []
     with connection.cursor() as cursor:
         for chunk in _chunks(rows, CHUNK // len(columns)):
             params = []
-            for client_id, sender_id, recipient_id, kind, body, size in chunk:
-                params += [_prep("client_id", client_id), sender_id, recipient_id, kind, body, size, created]
+            for client_id, *fields in chunk:
+                params += [_prep("client_id", client_id), *fields, created]
             values = ", ".join([f"({_marks(len(columns))})"] * len(chunk))
             names = ", ".join(_column(c) for c in columns)
             cursor.execute(
@@ -301,14 +384,27 @@ def receipt_rows(ids: Iterable[int]) -> dict[int, ReceiptRow]:
     found = {}
     with connection.cursor() as cursor:
         for chunk in _chunks(sorted(set(ids))):
-            columns = ", ".join(_column(c) for c in ("id", "sender", "recipient", "delivered_at", "read_at", "size"))
+            columns = ", ".join(
+                _column(c)
+                for c in (
+                    "id",
+                    "sender",
+                    "recipient",
+                    "recipient_device",
+                    "message_id",
+                    "peer",
+                    "delivered_at",
+                    "read_at",
+                )
+            )
+            columns += f", {_column('size')}"
             where = f"{_column('id')} IN ({_marks(len(chunk))})"
             cursor.execute(
                 f"SELECT {columns} FROM {_table()} WHERE {where}{lock}",  # noqa: S608 - see above
                 chunk,
             )
-            for pk, *row in cursor.fetchall():
-                found[pk] = ReceiptRow._make(row)
+            for pk, sender_id, recipient_id, device, message_id, peer_id, *rest in cursor.fetchall():
+                found[pk] = ReceiptRow(sender_id, recipient_id, device, message_id or pk, peer_id, *rest)
     return found
 
 

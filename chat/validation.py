@@ -14,6 +14,7 @@ import uuid
 
 from django.conf import settings
 
+from accounts.models import MAX_DEVICE_ID, MIN_DEVICE_ID
 from chat.errors import BodyTooLarge, InvalidFrame
 from chat.models import Envelope
 from messenger.validation import MAX_DATABASE_ID, is_database_id
@@ -71,6 +72,33 @@ def ids_parse(value) -> list[int]:
             raise InvalidFrame(f"ids must be integers from 1 to {MAX_DATABASE_ID}.", code="invalid_ids")
         seen[item] = None
     return list(seen)
+
+
+def copies_parse(value, field: str, at_least_one: bool = False) -> list[tuple[int, str, str]]:
+    """The `copies` or `own` list of a version-2 `send` (docs/PROTOCOL.md section 17.1):
+    objects `{device, kind, body}` with distinct device ids from 1 to 2^31-1, each body within
+    MESSAGE_MAX_BODY_BYTES, at most DEVICES_PER_ACCOUNT_MAX of them; as (device, kind, body)
+    tuples."""
+    limit = settings.DEVICES_PER_ACCOUNT_MAX
+    if not isinstance(value, list) or len(value) > limit or (at_least_one and not value):
+        low = 1 if at_least_one else 0
+        raise InvalidFrame(f"{field} must be a list of {low} to {limit} copies.", code="invalid_copies")
+    copies, seen = [], set()
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"device", "kind", "body"}:
+            raise InvalidFrame(f"Each of {field} is {{device, kind, body}}.", code="invalid_copies")
+        device = item["device"]
+        if isinstance(device, bool) or not isinstance(device, int) or not MIN_DEVICE_ID <= device <= MAX_DEVICE_ID:
+            raise InvalidFrame(
+                f"A device in {field} must be an integer from 1 to {MAX_DEVICE_ID}.", code="invalid_copies"
+            )
+        if device in seen:
+            raise InvalidFrame(f"A device appears twice in {field}.", code="invalid_copies")
+        seen.add(device)
+        body = body_parse(item["body"])
+        body_size_check(body)
+        copies.append((device, kind_parse(item["kind"]), body))
+    return copies
 
 
 def typing_state_parse(value) -> str:

@@ -51,7 +51,10 @@ class MessagesView(APIView):
         query.is_valid(raise_exception=True)
         limit = query.validated_data["limit"]
         page = selectors.envelopes_pending(
-            user_id=request.user.pk, after=query.validated_data["after"], limit=limit + 1
+            user_id=request.user.pk,
+            device_id=request.user.device_id,
+            after=query.validated_data["after"],
+            limit=limit + 1,
         )
         return Response({"messages": page[:limit], "has_more": len(page) > limit})
 
@@ -68,7 +71,12 @@ class MessagesView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         result = services.envelope_send(
-            sender=request.user, to_email=data["to"], client_id=data["client_id"], kind=data["kind"], body=data["body"]
+            sender=request.user,
+            to_email=data["to"],
+            client_id=data["client_id"],
+            kind=data["kind"],
+            body=data["body"],
+            sender_device=request.user.device_id,
         )
         return Response(
             {"client_id": str(result.client_id), "id": result.id},
@@ -86,7 +94,9 @@ class AckView(APIView):
     def post(self, request):
         serializer = IdsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.envelopes_mark_delivered(user_id=request.user.pk, ids=serializer.validated_data["ids"])
+        result = services.envelopes_mark_delivered(
+            user_id=request.user.pk, ids=serializer.validated_data["ids"], device_id=request.user.device_id
+        )
         return Response({"ids": result.marked})
 
 
@@ -100,7 +110,9 @@ class ReadView(APIView):
     def post(self, request):
         serializer = IdsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.envelopes_mark_read(user_id=request.user.pk, ids=serializer.validated_data["ids"])
+        result = services.envelopes_mark_read(
+            user_id=request.user.pk, ids=serializer.validated_data["ids"], device_id=request.user.device_id
+        )
         return Response({"ids": result.marked})
 
 

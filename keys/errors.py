@@ -55,3 +55,13 @@ class TooManyLinks(Conflict, KeysError):
 class LinkAlreadyOffered(Conflict, KeysError):
     code = "link_already_offered"
     default_detail = "Another device already answered this link; start a new one."
+
+
+class LinkNotOffered(Conflict, KeysError):
+    code = "link_not_offered"
+    default_detail = "No device of the account has answered this link yet."
+
+
+class IdentityKeyMismatch(Conflict, KeysError):
+    code = "identity_key_mismatch"
+    default_detail = "This is not the account's identity key: the link was answered by another account's device."

@@ -258,3 +258,17 @@ class LinkSerializer(serializers.Serializer):
 
     def get_offer(self, link) -> dict | None:
         return None if link.offered_at is None else LinkOfferOutSerializer(link).data
+
+
+class DeviceNewSerializer(LinkIdSerializer):
+    """The new device's keys, like a registration's: signed by `identity_key`, which must be
+    the account's."""
+
+    device_name = DeviceNameField(required=False)
+    identity_key = Ed25519PublicKeyField()
+    signed_prekey = SignedPreKeySerializer()
+    one_time_prekeys = OneTimePreKeyListField()
+
+    def validate(self, attrs):
+        verify_signed_prekey_signature(attrs["identity_key"], attrs["signed_prekey"])
+        return attrs

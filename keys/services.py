@@ -28,16 +28,31 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import account_change_log
-from accounts.devices import device_active, device_create, devices_active
+from accounts.devices import device_active, device_create, devices_active, devices_removed
 from accounts.errors import DeviceNotFound
 from accounts.models import Device, User, normalize_email
 from accounts.ratelimit import rate_limit_hit
 from accounts.services import user_build, user_create
 from accounts.sessions import TokenPair, device_revoked_publish, sessions_end, tokens_issue
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
-from keys import events, validation
-from keys.errors import ContactNotFound, KeyIdReused, NoDeviceKeys, TooManyPreKeys, WrongPassword
-from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
+from keys import events, links, validation
+from keys.errors import (
+    ContactNotFound,
+    IdentityKeyMismatch,
+    KeyIdReused,
+    LinkNotOffered,
+    NoDeviceKeys,
+    TooManyPreKeys,
+    WrongPassword,
+)
+from keys.models import (
+    ONE_TIME_PREKEYS_LOW,
+    ONE_TIME_PREKEYS_MAX_UNUSED,
+    DeviceLink,
+    IdentityKey,
+    OneTimePreKey,
+    SignedPreKey,
+)
 from realtime import bus
 
 logger = logging.getLogger(__name__)
@@ -158,6 +173,8 @@ def device_keys_set(
     _device_prekeys_delete([d.pk for d in old])
     for device in old:
         device_revoked_publish(user_id=user.id, device_id=device.device_id, generation=device.generation, removed=True)
+    if old:
+        devices_removed.send(sender=Device, user_id=user.id, device_ids=[d.device_id for d in old])
     device = device_create(user=user, name=device_name, cap=False)
     SignedPreKey.objects.create(
         user=user,
@@ -463,9 +480,54 @@ def device_unlink(*, user: User, device_id: int) -> None:
             raise DeviceNotFound()
         Device.objects.filter(pk=device.pk).update(removed_at=timezone.now())
         _device_prekeys_delete([device.pk])
+        devices_removed.send(sender=Device, user_id=user.id, device_ids=[device_id])
         device_revoked_publish(user_id=user.id, device_id=device_id, generation=device.generation, removed=True)
         _announce_devices_changed(user=user)
     logger.info("device unlinked user=%s device=%s", user.id, device_id)
+
+
+@dataclass(frozen=True)
+class LinkedDevice:
+    device: Device
+    tokens: TokenPair  # the new device's session
+
+
+def device_link_complete(
+    *,
+    user: User,
+    link_id: str,
+    device_name: str | None,
+    identity_key: str,
+    signed_prekey: dict,
+    one_time_prekeys: Iterable[dict],
+) -> LinkedDevice:
+    """The last step of linking (docs/PROTOCOL.md section 18): the new device, holding the
+    identity key it received through the link, becomes a device of the account with its own
+    prekeys, and its session is bound to it.
+
+    Refused unless the account's link was answered by one of its devices (the answer is what
+    shows that an existing device took part: the password alone must not add a device) and the
+    keys are signed by the account's own identity key (`identity_key_mismatch`: the new device
+    would hold another account's key). The link is used up, the cap on devices holds
+    (`too_many_devices`), and the account's sockets and its contacts are told
+    (`devices_changed`). The device's keys were validated like a registration's (signature
+    under `identity_key`)."""
+    with transaction.atomic():
+        _lock_identity(user.id)
+        link = links.link_of(user_id=user.id, link_id=link_id)
+        if link.offered_at is None:
+            raise LinkNotOffered()
+        stored_identity = IdentityKey.objects.filter(user=user).values_list("public_key", flat=True).first()
+        if stored_identity != identity_key:
+            raise IdentityKeyMismatch()
+        device = device_create(user=user, name=device_name)
+        SignedPreKey.objects.create(user=user, device=device, **signed_prekey)
+        one_time_prekeys_add(user=user, device_id=device.device_id, one_time_prekeys=one_time_prekeys)
+        DeviceLink.objects.filter(pk=link.pk).delete()
+        _announce_devices_changed(user=user)
+        tokens = tokens_issue(user=user, device=device)
+    logger.info("device linked user=%s device=%s", user.id, device.device_id)
+    return LinkedDevice(device=device, tokens=tokens)
 
 
 # --- operators -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from keys.serializers import (
     BundlesRequestSerializer,
     DeviceBundlesSerializer,
     DeviceIdsSerializer,
+    DeviceNewSerializer,
     IdentityKeySerializer,
     IdentityResetResultSerializer,
     IdentityResetSerializer,
@@ -42,6 +43,7 @@ from messenger.api import ERRORS, error_doc
 from messenger.ratelimit import client_address
 
 NOT_A_CONTACT = error_doc("`not_found`: unknown email, or not a contact (the same answer for both).")
+NOT_A_LINK = error_doc("`not_found`: no open link of your account has this id (expired, used, cancelled or unknown).")
 NOT_A_DEVICE = error_doc("`not_found`: not an active device of your account (the same answer for every other case).")
 NO_DEVICE_KEYS = "`no_device_keys`: the account has no identity key yet"
 
@@ -271,7 +273,8 @@ class SignedPreKeyView(APIView):
 
 
 class DeviceListView(APIView):
-    """The account's active devices (a pending session may look, to see what it would join)."""
+    """The account's active devices (GET; a pending session may look, to see what it would
+    join), and a new one at the end of a link (POST)."""
 
     permission_classes = [permissions.IsAuthenticated]
 
@@ -279,6 +282,33 @@ class DeviceListView(APIView):
     def get(self, request):
         devices = devices_list(user_id=request.user.id, current_device_id=request.user.device_id)
         return Response(DeviceListSerializer({"devices": devices, "max": settings.DEVICES_PER_ACCOUNT_MAX}).data)
+
+    @extend_schema(
+        request=DeviceNewSerializer,
+        description=(
+            "The last step of linking (docs/PROTOCOL.md section 18): the link must have been answered by a "
+            "device of the account, and the keys signed by the account's identity key. The session is "
+            "bound to the new device (fresh cookies); the account's sockets and its contacts receive "
+            "`devices_changed`."
+        ),
+        responses={
+            201: UserSerializer,
+            400: ERRORS[400],
+            401: ERRORS[401],
+            403: ERRORS[403],
+            404: NOT_A_LINK,
+            409: error_doc("`link_not_offered`, `identity_key_mismatch`, `too_many_devices`, `key_id_reused`."),
+        },
+    )
+    def post(self, request):
+        serializer = DeviceNewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        linked = services.device_link_complete(user=request.user, **serializer.validated_data)
+        response = Response(
+            UserSerializer(request.user, context={"device": linked.device}).data, status=status.HTTP_201_CREATED
+        )
+        set_auth_cookies(response, linked.tokens)
+        return response
 
 
 class DeviceView(APIView):
@@ -310,8 +340,6 @@ class DeviceView(APIView):
 # --- device linking (`/api/v1/devices/links`, PROTOCOL section 18) ---------------------------
 # The link id travels in JSON bodies, never in a path: paths are written to access logs, and
 # standard base64 may contain "/".
-
-NOT_A_LINK = error_doc("`not_found`: no open link of your account has this id (expired, used, cancelled or unknown).")
 
 
 class LinkOpenView(APIView):

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from chat.routing import websocket_application
-from tests.helpers import Account
+from tests.helpers import Account, CsrfClient
 
 HOST = "localhost"
 ORIGIN = f"http://{HOST}"
@@ -74,3 +74,18 @@ async def send_frame(socket: WebsocketCommunicator, frame: dict) -> None:
 
 def send_payload(to: Account, *, body: str = "Y2lwaGVydGV4dA==", kind: str = "message", client_id=None) -> dict:
     return {"type": "send", "client_id": str(client_id or uuid.uuid4()), "to": to.email, "kind": kind, "body": body}
+
+
+def second_device(account: Account, name: str = "Laptop") -> Account:
+    """Another device of the account (made in the database: contacts.tests.helpers.add_device)
+    and an Account signed in on it. Synchronous: wrap it in database_sync_to_async."""
+    from accounts.models import User
+    from contacts.tests.helpers import add_device
+
+    user = User.objects.get(pk=account.id)
+    user.device = account.keys
+    device = add_device(user, name=name)
+    client = CsrfClient()
+    body = {"email": account.email, "password": account.password, "device_id": device.device_id}
+    assert client.post_json("/api/v1/auth/login", body).json()["device"]["id"] == device.device_id
+    return Account(account.email, account.password, device.keys, client, account.id)

@@ -20,6 +20,7 @@ from chat.tests.helpers import (
     open_socket,
     receive,
     request_contact,
+    second_device,
     send_frame,
     send_payload,
 )
@@ -130,8 +131,11 @@ async def test_send_stores_pushes_to_recipient_and_confirms_to_sender(contacts):
     assert message == {
         "type": "message",
         "id": sent["id"],
+        "message_id": sent["id"],
         "client_id": sent["client_id"],
         "from": alice.email,
+        "from_device": 1,
+        "to": bob.email,
         "kind": "prekey",
         "body": sent["body"],
         "sent_at": message["sent_at"],
@@ -366,7 +370,7 @@ async def test_a_sender_offline_when_its_envelopes_were_read_learns_it_on_reconn
     await bob_socket.disconnect()
 
 
-async def test_receipts_answer_only_about_the_askers_own_sent_envelopes(contacts, make_account):
+async def test_receipts_answer_only_about_the_askers_own_messages(contacts, make_account):
     alice, bob = contacts
     mallory = await sync_to_async(make_account)()
     alice_socket, _ = await open_socket(alice)
@@ -377,15 +381,22 @@ async def test_receipts_answer_only_about_the_askers_own_sent_envelopes(contacts
     assert (await receive(alice_socket))["type"] == "read"
     mallory_socket, _ = await open_socket(mallory)
 
-    # Neither a stranger nor the recipient learns anything about it: it is not theirs.
-    for socket in (mallory_socket, bob_socket):
-        await send_frame(socket, {"type": "receipts", "ids": [sent["id"], sent["id"] + 1000]})
-        assert await receive(socket) == {
-            "type": "receipts",
-            "delivered": [],
-            "read": [],
-            "unknown": [sent["id"], sent["id"] + 1000],
-        }
+    # A stranger learns nothing about it; the recipient learns that it read it (the read state
+    # of its own devices, docs/PROTOCOL.md section 17.3).
+    await send_frame(mallory_socket, {"type": "receipts", "ids": [sent["id"], sent["id"] + 1000]})
+    assert await receive(mallory_socket) == {
+        "type": "receipts",
+        "delivered": [],
+        "read": [],
+        "unknown": [sent["id"], sent["id"] + 1000],
+    }
+    await send_frame(bob_socket, {"type": "receipts", "ids": [sent["id"], sent["id"] + 1000]})
+    assert await receive(bob_socket) == {
+        "type": "receipts",
+        "delivered": [],
+        "read": [sent["id"]],
+        "unknown": [sent["id"] + 1000],
+    }
     for socket in (alice_socket, bob_socket, mallory_socket):
         await socket.disconnect()
 
@@ -474,7 +485,7 @@ async def test_body_over_the_limit_is_refused(contacts, settings):
     alice_socket, _ = await open_socket(alice)
     await send_frame(alice_socket, send_payload(bob, body="x" * 1025))
     assert (await receive(alice_socket))["code"] == "body_too_large"
-    await send_frame(alice_socket, send_payload(bob, body="x" * 10_000))
+    await send_frame(alice_socket, send_payload(bob, body="x" * (1024 * 2 * settings.DEVICES_PER_ACCOUNT_MAX + 4096)))
     assert (await receive(alice_socket))["code"] == "frame_too_large"
     await send_and_confirm(alice_socket, bob, body="x" * 1024)
     assert len(await envelope_rows()) == 1
@@ -574,22 +585,8 @@ async def test_logout_closes_every_socket_of_the_user_with_4403(alice):
     await tab2.disconnect()
 
 
-def _second_device(account: Account) -> Account:
-    """A second device of the account, and an Account signed in on it."""
-    from accounts.models import User
-    from contacts.tests.helpers import add_device
-
-    user = User.objects.get(pk=account.id)
-    user.device = account.keys
-    device = add_device(user, name="Laptop")
-    client = CsrfClient()
-    body = {"email": account.email, "password": account.password, "device_id": device.device_id}
-    assert client.post_json("/api/v1/auth/login", body).json()["device"]["id"] == device.device_id
-    return Account(account.email, account.password, device.keys, client, account.id)
-
-
 async def test_unlinking_a_device_closes_its_sockets_and_no_other(alice):
-    laptop = await database_sync_to_async(_second_device)(alice)
+    laptop = await database_sync_to_async(second_device)(alice)
     phone_socket, _ = await open_socket(alice)
     laptop_socket, _ = await open_socket(laptop)
     response = await sync_to_async(alice.client.delete)("/api/v1/devices/2")
@@ -607,7 +604,7 @@ async def test_unlinking_a_device_closes_its_sockets_and_no_other(alice):
 
 
 async def test_a_device_signing_out_closes_its_own_sockets_only(alice):
-    laptop = await database_sync_to_async(_second_device)(alice)
+    laptop = await database_sync_to_async(second_device)(alice)
     phone_socket, _ = await open_socket(alice)
     laptop_socket, _ = await open_socket(laptop)
     assert (await sync_to_async(laptop.client.post_json)("/api/v1/auth/logout")).status_code == 204

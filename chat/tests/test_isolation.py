@@ -71,8 +71,10 @@ def poison_frames(bob_email: str, mallory_email: str) -> list[tuple[str | bytes,
         ("[" * DEEP + "]" * DEEP, "nesting_too_deep"),
         ('{"a":' * (DEEP // 3) + "1" + "}" * (DEEP // 3), "nesting_too_deep"),
         ('{"type": "ack", "ids": ' + "[" * DEEP + "]" * DEEP + "}", "nesting_too_deep"),
-        ("[" * 50_000 + "]" * 50_000, "frame_too_large"),
-        (_frame(_send(body="x" * 70_000)), "frame_too_large"),
+        # A send may carry 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies (chat.consumers.max_frame_size).
+        ("[" * 400_000 + "]" * 400_000, "frame_too_large"),
+        (_frame(_send(body="x" * 700_000)), "frame_too_large"),
+        (_frame(_send(body="x" * 70_000)), "body_too_large"),
         (_frame(_send(to=bob_email, body="x" * 65_537)), "body_too_large"),
         ("not json", "invalid_frame"),
         ("[1" + "1" * 5000 + "]", "invalid_frame"),  # past Python's 4,300-digit int limit

@@ -40,7 +40,19 @@ def test_pending_pages_with_after_and_limit(alice, bob):
 def test_pending_has_the_shape_of_a_message_frame(alice, bob):
     sent = envelope(alice, bob)
     [message] = selectors.envelopes_pending(user_id=bob.id)
-    assert set(message) == {"type", "id", "client_id", "from", "kind", "body", "sent_at"}
+    assert set(message) == {
+        "type",
+        "id",
+        "message_id",
+        "client_id",
+        "from",
+        "from_device",
+        "to",
+        "kind",
+        "body",
+        "sent_at",
+    }
+    assert (message["message_id"], message["from_device"], message["to"]) == (message["id"], 1, bob.email)
     assert message["client_id"] == str(sent.client_id)
     assert message["sent_at"].endswith("Z")
 

@@ -12,7 +12,7 @@ from contacts.tests.helpers import make_user, run_concurrently
 from keys.errors import LinkAlreadyOffered
 from keys.links import link_of, link_offer, link_open
 from keys.models import LINKS_OPEN_MAX, DeviceLink
-from tests.helpers import b64, sign_in
+from tests.helpers import DeviceKeys, b64, sign_in
 
 LINKS = "/api/v1/devices/links"
 EPHEMERAL = "0/vBNAlYQfc9Llxh23raBz6WptzTWkwiIHFRwJI65CE="  # an X25519 public key (link_vectors.json)
@@ -125,3 +125,55 @@ def test_of_concurrent_answers_exactly_one_is_kept():
     assert sum(outcome is None for outcome in outcomes) == 1
     assert all(isinstance(o, LinkAlreadyOffered) for o in outcomes if o is not None)
     assert link_of(user_id=user.id, link_id=link.link_id).offer_ephemeral_key in keys
+
+
+# --- completing a link: POST /api/v1/devices ---------------------------------------------------
+
+
+def new_device_body(account, link_id: str, keys: DeviceKeys | None = None) -> dict:
+    keys = keys or DeviceKeys(identity=account.keys.identity)
+    return {"link_id": link_id, "device_name": "Work laptop", **keys.registration_keys(5)}
+
+
+def test_a_linked_device_joins_the_account_with_its_own_keys_and_session(
+    alice, published, django_capture_on_commit_callbacks
+):
+    new_device = sign_in(alice, device_id=None)
+    link = open_link(new_device)["link_id"]
+    assert offer(alice.client, link).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        response = new_device.post_json("/api/v1/devices", new_device_body(alice, link))
+    assert response.status_code == 201, response.content
+    assert response.json()["device"] == {"id": 2, "name": "Work laptop"}
+    assert new_device.get("/api/v1/auth/me").json()["device"] == {"id": 2, "name": "Work laptop"}
+    assert new_device.get("/api/v1/keys/prekeys/count").json()["count"] == 5
+    assert published.to(alice.id) == [{"type": "devices_changed", "email": alice.email}]
+    assert new_device.post_json(f"{LINKS}/poll", {"link_id": link}).status_code == 404  # used up
+    assert alice.client.get("/api/v1/auth/me").status_code == 200  # the other device stays
+
+
+def test_a_link_nobody_answered_adds_no_device(alice):
+    new_device = sign_in(alice, device_id=None)
+    link = open_link(new_device)["link_id"]
+    response = new_device.post_json("/api/v1/devices", new_device_body(alice, link))
+    assert (response.status_code, response.json()["code"]) == (409, "link_not_offered")
+    assert new_device.get("/api/v1/auth/me").json()["device"] is None
+
+
+def test_a_device_with_another_identity_key_is_refused(alice):
+    new_device = sign_in(alice, device_id=None)
+    link = open_link(new_device)["link_id"]
+    offer(alice.client, link)
+    response = new_device.post_json("/api/v1/devices", new_device_body(alice, link, DeviceKeys()))
+    assert (response.status_code, response.json()["code"]) == (409, "identity_key_mismatch")
+
+
+def test_linking_respects_the_cap_and_another_accounts_link_is_404(alice, mallory, settings):
+    settings.DEVICES_PER_ACCOUNT_MAX = 1
+    new_device = sign_in(alice, device_id=None)
+    link = open_link(new_device)["link_id"]
+    offer(alice.client, link)
+    response = new_device.post_json("/api/v1/devices", new_device_body(alice, link))
+    assert (response.status_code, response.json()["code"]) == (409, "too_many_devices")
+    response = mallory.client.post_json("/api/v1/devices", new_device_body(mallory, link))
+    assert response.status_code == 404
