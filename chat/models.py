@@ -36,6 +36,9 @@ class Envelope(models.Model):
     # NULL for the first copy of a message (its id is the message id), else the first copy's id.
     message_id = models.BigIntegerField(null=True, blank=True)
     copy_index = models.PositiveSmallIntegerField(default=0)
+    # How many copies the message has (1 for a version-1 message): receipts look for the other
+    # copies of a message only when it has any.
+    copies = models.PositiveSmallIntegerField(default=1)
     # Set on `own` copies only (recipient == sender): the contact the message was sent to.
     peer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"

@@ -446,6 +446,7 @@ def _new_copy(request: SendRequest, store: Store, index: int, message_id: int | 
         copy.recipient_id,
         copy.device,
         index,
+        len(store.copies),
         message_id,
         store.recipient_id if copy.own else None,
         copy.kind,
@@ -585,11 +586,11 @@ def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) 
     now = timezone.now()
     if delivered:
         sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
-        for sender_id, message_ids in _by_sender(delivered, rows).items():
+        for sender_id, message_ids in _by_sender(delivered, rows, "delivered_at").items():
             bus.publish_on_commit([sender_id], events.delivered_event(ids=message_ids))
     if read:
         sql.envelopes_update(list(read), fields={"read_at": now})
-        for sender_id, message_ids in _by_sender(read, rows).items():
+        for sender_id, message_ids in _by_sender(read, rows, "read_at").items():
             bus.publish_on_commit([sender_id], events.read_event(ids=message_ids))
         _announce_read_elsewhere(read_by)
     return results
@@ -615,12 +616,20 @@ def _delivered_fields(now: datetime) -> dict:
     return fields
 
 
-def _by_sender(marked: dict[int, int], rows: dict[int, sql.ReceiptRow]) -> dict[int, list[int]]:
-    """{sender id: message ids} of the copies marked now, `own` copies left out."""
+def _by_sender(marked: dict[int, int], rows: dict[int, sql.ReceiptRow], column: str) -> dict[int, list[int]]:
+    """{sender id: message ids} to announce for the copies marked now: `own` copies left out,
+    and messages another recipient copy of which was marked before (that receipt was sent
+    then; docs/PROTOCOL.md section 17.3: delivered or read by any device). Only messages of
+    several copies are looked up, so a version-1 message costs no query. Two devices marking
+    copies of one message in two processes at the same moment may both announce it: receipts
+    are idempotent for clients."""
+    fanned = [rows[pk].message_id for pk in marked if rows[pk].peer_id is None and rows[pk].copies > 1]
+    before = sql.messages_marked_before(fanned, column=column, now_ids=marked) if fanned else set()
     grouped: dict[int, set[int]] = {}
     for pk in marked:
-        if rows[pk].peer_id is None:
-            grouped.setdefault(marked[pk], set()).add(rows[pk].message_id)
+        row = rows[pk]
+        if row.peer_id is None and row.message_id not in before:
+            grouped.setdefault(marked[pk], set()).add(row.message_id)
     return {sender_id: sorted(ids) for sender_id, ids in grouped.items()}
 
 

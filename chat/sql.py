@@ -60,6 +60,7 @@ class NewEnvelope(NamedTuple):
     recipient_id: int
     recipient_device: int
     copy_index: int
+    copies: int
     message_id: int | None
     peer_id: int | None
     kind: str
@@ -72,6 +73,7 @@ class ReceiptRow(NamedTuple):
     recipient_id: int
     recipient_device: int
     message_id: int  # the message the copy belongs to (its own id for a first copy)
+    copies: int  # of the message
     peer_id: int | None  # set for an `own` copy
     delivered_at: object  # as the driver returns it; only compared with None
     read_at: object
@@ -350,6 +352,7 @@ def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]
         "recipient",
         "recipient_device",
         "copy_index",
+        "copies",
         "message_id",
         "peer",
         "kind",
@@ -392,6 +395,7 @@ def receipt_rows(ids: Iterable[int]) -> dict[int, ReceiptRow]:
                     "recipient",
                     "recipient_device",
                     "message_id",
+                    "copies",
                     "peer",
                     "delivered_at",
                     "read_at",
@@ -403,8 +407,8 @@ def receipt_rows(ids: Iterable[int]) -> dict[int, ReceiptRow]:
                 f"SELECT {columns} FROM {_table()} WHERE {where}{lock}",  # noqa: S608 - see above
                 chunk,
             )
-            for pk, sender_id, recipient_id, device, message_id, peer_id, *rest in cursor.fetchall():
-                found[pk] = ReceiptRow(sender_id, recipient_id, device, message_id or pk, peer_id, *rest)
+            for pk, sender_id, recipient_id, device, message_id, copies, peer_id, *rest in cursor.fetchall():
+                found[pk] = ReceiptRow(sender_id, recipient_id, device, message_id or pk, copies, peer_id, *rest)
     return found
 
 
@@ -419,6 +423,29 @@ def envelopes_update(ids: list[int], *, fields: dict) -> None:
                 f"UPDATE {_table()} SET {assignments} WHERE {where}",  # noqa: S608 - see above
                 [*values, *chunk],
             )
+
+
+def messages_marked_before(message_ids: list[int], *, column: str, now_ids: Iterable[int]) -> set[int]:
+    """Which of these messages already have a recipient copy (not an `own` one) with `column`
+    ("delivered_at" or "read_at") set, other than the copies `now_ids`: their receipt was sent
+    when that copy was marked. Stands for `Envelope.objects.filter(Q(id__in=) | Q(message_id__in=),
+    peer=None, **{column + "__isnull": False}).exclude(id__in=now_ids)`, by the primary key and
+    the message_id index."""
+    found: set[int] = set()
+    skip = set(now_ids)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(message_ids)), CHUNK // 2):
+            marks = _marks(len(chunk))
+            cursor.execute(
+                f"SELECT {_column('id')}, {_column('message_id')} FROM {_table()} "  # noqa: S608 - see above
+                f"WHERE ({_column('id')} IN ({marks}) OR {_column('message_id')} IN ({marks})) "
+                f"AND {_column('peer')} IS NULL AND {_column(column)} IS NOT NULL",
+                [*chunk, *chunk],
+            )
+            for pk, message_id in cursor.fetchall():
+                if pk not in skip:
+                    found.add(message_id or pk)
+    return found
 
 
 # --- the mailbox counters ---------------------------------------------------------------------

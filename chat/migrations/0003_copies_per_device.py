@@ -22,6 +22,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="envelope",
+            name="copies",
+            field=models.PositiveSmallIntegerField(default=1),
+        ),
+        migrations.AddField(
+            model_name="envelope",
             name="message_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),

@@ -139,6 +139,10 @@ async def test_only_the_addressed_device_acknowledges_a_copy_and_receipts_name_t
     # Read on the laptop: the phone hears it, by message id.
     assert await receive(phone_socket) == {"type": "read_elsewhere", "ids": [message_id]}
     assert await laptop_socket.receive_nothing(timeout=0.1)
+    # The phone reads its copy later: the message was delivered and read already, no new receipt.
+    await send_frame(phone_socket, {"type": "read", "ids": [phone_copy["id"]]})
+    assert await alice_socket.receive_nothing(timeout=0.2)
+    assert (await rows(id=phone_copy["id"]))[0].read_at is not None
 
     answer = await sync_to_async(selectors.envelope_receipts)(user_id=alice.id, ids=[message_id])
     assert (answer["read"], answer["unknown"]) == ([message_id], [])
