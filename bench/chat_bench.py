@@ -12,6 +12,11 @@ latency percentiles (send frame written -> message frame read by the recipient),
 server memory per idle connection, and the same closed-loop load against a bare Channels
 echo consumer (bench/echo_asgi.py) for a ratio.
 
+With --devices D (the matrix runs D = 3 too), every user has D devices, each with its own socket:
+the sender's device 1 sends each message as a version-2 `send` (docs/PROTOCOL.md section 17)
+with a copy for each of the recipient's D devices and for its own D - 1 other devices, and every
+copy is received and acknowledged by its device; "copies" counts those device deliveries.
+
 Bounded on purpose: loopback only, at most 2,000 sockets and --timeout seconds per run.
 The servers run with RATE_LIMITS_ENABLED=false; users and contacts are created directly in
 a fresh database (`msg_chat_bench` on MariaDB, a temporary SQLite file otherwise) through the
@@ -50,15 +55,19 @@ TARGETS = {
     "p99_ms": 50,
     "scale_ratio": 0.9,
     "idle_kb": 40,
+    "device_ratio": 0.8,
 }
+# The matrix's multi-device row: devices per user, and pairs (2 x DEVICES x pairs sockets).
+MATRIX_DEVICES = 3
+MATRIX_DEVICE_PAIRS = 150
 
 
 # --- set-up (runs in a child process: Django is configured once per process) -------------------
 
 
-def setup_main(pairs: int) -> None:
-    """Child mode: migrate, create 2*pairs users in accepted-contact pairs, print their
-    emails and access tokens as JSON."""
+def setup_main(pairs: int, devices: int) -> None:
+    """Child mode: migrate, create 2*pairs users in accepted-contact pairs, each with
+    `devices` devices, print their emails and one access token per device as JSON."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
     import django
@@ -67,7 +76,8 @@ def setup_main(pairs: int) -> None:
     from django.core.management import call_command
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from accounts.models import User
+    from accounts.models import Device, User
+    from accounts.sessions import DEVICE_CLAIM
     from contacts import services as contacts_services
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -76,14 +86,24 @@ def setup_main(pairs: int) -> None:
         [User(email=f"bench-{run}-{n}@example.test", password="!") for n in range(2 * pairs)]
     )
     users = list(User.objects.filter(email__startswith=f"bench-{run}-").order_by("id"))
+    Device.objects.bulk_create(
+        [Device(user=user, device_id=number, name="bench") for user in users for number in range(1, devices + 1)]
+    )
+
+    def tokens(user) -> list[str]:
+        out = []
+        for number in range(1, devices + 1):
+            token = AccessToken.for_user(user)
+            token[DEVICE_CLAIM] = number
+            out.append(str(token))
+        return out
+
     out = []
     for n in range(pairs):
         sender, recipient = users[2 * n], users[2 * n + 1]
         request = contacts_services.contact_request_send(requester=sender, email=recipient.email)
         contacts_services.contact_request_answer(recipient=recipient, request_id=request.id, action="accept")
-        out.append(
-            [[sender.email, str(AccessToken.for_user(sender))], [recipient.email, str(AccessToken.for_user(recipient))]]
-        )
+        out.append([[sender.email, tokens(sender)], [recipient.email, tokens(recipient)]])
     json.dump(out, sys.stdout)
 
 
@@ -200,8 +220,10 @@ class Stats:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None, stats: Stats, echo: bool = False):
+    def __init__(self, url: str, token: str | None, stats: Stats, echo: bool = False, devices: int = 1):
         self.url, self.token, self.stats, self.echo = url, token, stats, echo
+        self.devices = devices  # of each user: above 1, sends are version 2 (a copy per device)
+        self.sends = False  # this device sends (and counts the receipts)
         self.ws = None
         self.ready = asyncio.Event()
         self.window: asyncio.Semaphore | None = None
@@ -243,7 +265,8 @@ class Client:
                             # Ack what arrived together in one frame (one DB transaction).
                             self._ack_scheduled = True
                             asyncio.get_running_loop().call_soon(self._flush_acks)
-                elif kind == "delivered":
+                elif kind == "delivered" and self.sends:
+                    # Receipts reach every device of the sender; the sending one counts them.
                     fresh = [i for i in frame["ids"] if i not in stats.seen_receipts]
                     stats.duplicates += len(frame["ids"]) - len(fresh)
                     stats.seen_receipts.update(fresh)
@@ -271,6 +294,15 @@ class Client:
         client_id = str(uuid.uuid4())
         if self.echo:
             frame = {"type": "send", "client_id": client_id, "to": to, "kind": "message", "body": BODY, "id": 0}
+        elif self.devices > 1:
+            copy = {"kind": "message", "body": BODY}
+            frame = {
+                "type": "send",
+                "client_id": client_id,
+                "to": to,
+                "copies": [{"device": n, **copy} for n in range(1, self.devices + 1)],
+                "own": [{"device": n, **copy} for n in range(2, self.devices + 1)],
+            }
         else:
             frame = {"type": "send", "client_id": client_id, "to": to, "kind": "message", "body": BODY}
         self.stats.sent_at[client_id] = time.perf_counter()
@@ -331,15 +363,20 @@ async def run_load(
     timeout: float,
 ) -> dict:
     stats = Stats()
-    senders, recipients = [], []
-    for n, ((_, sender_token), (recipient_email, recipient_token)) in enumerate(pairs):
+    senders, others = [], []
+    for n, ((_, sender_tokens), (recipient_email, recipient_tokens)) in enumerate(pairs):
         # With two processes every pair crosses them: sender on one, recipient on the other.
-        sender_server = servers[n % len(servers)]
-        recipient_server = servers[(n + 1) % len(servers)]
-        senders.append((Client(f"ws://{HOST}:{sender_server.port}{path}", sender_token, stats, echo), recipient_email))
+        sender_url = f"ws://{HOST}:{servers[n % len(servers)].port}{path}"
+        recipient_url = f"ws://{HOST}:{servers[(n + 1) % len(servers)].port}{path}"
+        devices = len(sender_tokens)
+        sender = Client(sender_url, sender_tokens[0], stats, echo, devices)
+        sender.sends = True
+        senders.append((sender, recipient_email))
         if not echo:
-            recipients.append(Client(f"ws://{HOST}:{recipient_server.port}{path}", recipient_token, stats))
-    clients = [c for c, _ in senders] + recipients
+            # The sender's other devices receive its own copies; every recipient device its copy.
+            others += [Client(sender_url, token, stats) for token in sender_tokens[1:]]
+            others += [Client(recipient_url, token, stats) for token in recipient_tokens]
+    clients = [c for c, _ in senders] + others
     rss_before = sum(s.rss_kb() for s in servers)
     await connect_all(clients)
     await asyncio.sleep(1.0)
@@ -410,22 +447,26 @@ async def run_load(
         p99_ms=percentile(stats.latencies, 99) * 1000,
         errors=stats.errors,
         duplicates=stats.duplicates,
+        copies=stats.received,
+        copies_per_cpu_second=stats.received / cpu if cpu else float("nan"),
         server_rss_mb=sum(s.rss_kb() for s in servers) / 1024,
     )
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
     return result
 
 
-def run_scenario(name: str, *, backend: str, processes: int, pairs: int, echo: bool = False, **load) -> dict:
-    if 2 * pairs > MAX_SOCKETS:
+def run_scenario(
+    name: str, *, backend: str, processes: int, pairs: int, echo: bool = False, devices: int = 1, **load
+) -> dict:
+    if 2 * pairs * devices > MAX_SOCKETS:
         raise SystemExit(f"at most {MAX_SOCKETS} sockets")
     database = fresh_database(backend)
     env = base_env(backend, database)
     if echo:
-        users = [[[f"echo{n}", None], [f"echo{n}", None]] for n in range(pairs)]
+        users = [[[f"echo{n}", [None]], [f"echo{n}", [None]]] for n in range(pairs)]
     else:
         child = subprocess.run(
-            [PYTHON, __file__, "_setup", str(pairs)],
+            [PYTHON, __file__, "_setup", str(pairs), str(devices)],
             cwd=ROOT,
             env={**env, "REDIS_URL": ""},
             capture_output=True,
@@ -442,7 +483,7 @@ def run_scenario(name: str, *, backend: str, processes: int, pairs: int, echo: b
     finally:
         for server in servers:
             stop_server(server)
-    result.update(name=name, backend=backend, processes=processes)
+    result.update(name=name, backend=backend, processes=processes, devices=devices)
     print_result(result)
     return result
 
@@ -453,7 +494,8 @@ def print_result(r: dict) -> None:
         f"{r['per_second']:7.0f}/s  {r['per_cpu_second']:7.0f}/server-CPU-s  "
         f"p50 {r['p50_ms']:6.1f} p95 {r['p95_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  "
         f"errors {r['errors']} dup {r['duplicates']}  "
-        f"idle {r['idle_kb_per_socket']:5.1f} KB/socket  rss {r['server_rss_mb']:5.0f} MB  "
+        + (f"copies {r['copies']} ({r['copies_per_cpu_second']:.0f}/server-CPU-s)  " if r["devices"] > 1 else "")
+        + f"idle {r['idle_kb_per_socket']:5.1f} KB/socket  rss {r['server_rss_mb']:5.0f} MB  "
         f"(server CPU {r['server_cpu_seconds']:.1f}s, client CPU {r['client_cpu_seconds']:.1f}s)",
         flush=True,
     )
@@ -508,6 +550,14 @@ def suite(args) -> None:
         rate=args.low_rate,
         **common,
     )
+    results["devices"] = run_scenario(
+        f"sqlite, 1 process, {MATRIX_DEVICES} devices/user",
+        backend="sqlite",
+        processes=1,
+        pairs=MATRIX_DEVICE_PAIRS,
+        devices=MATRIX_DEVICES,
+        **closed,
+    )
     if not args.skip_mariadb:
         results["mariadb"] = run_scenario(
             "mariadb+redis, 1 process", backend="mariadb", processes=1, pairs=big, **closed
@@ -554,6 +604,12 @@ def suite(args) -> None:
             TARGETS["scale_ratio"],
         ),
         ("KB per idle socket", results["sqlite"]["idle_kb_per_socket"], "<=", TARGETS["idle_kb"]),
+        (
+            f"{MATRIX_DEVICES} devices: copies vs 1 device (per CPU-s)",
+            results["devices"]["copies_per_cpu_second"] / results["sqlite"]["per_cpu_second"],
+            ">=",
+            TARGETS["device_ratio"],
+        ),
     ]
     if "mariadb" in results:
         check.insert(
@@ -582,13 +638,14 @@ def suite(args) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "_setup":
-        setup_main(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "_setup":
+        setup_main(int(sys.argv[2]), int(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["sqlite", "mariadb"], help="one run instead of the whole matrix")
     parser.add_argument("--processes", type=int, default=1, choices=[1, 2, 3, 4])
     parser.add_argument("--pairs", type=int, default=500, help="sender/recipient pairs (sockets = 2 x pairs)")
+    parser.add_argument("--devices", type=int, default=1, help="devices per user (sockets = 2 x pairs x devices)")
     parser.add_argument("--messages", type=int, default=10, help="envelopes per sender (closed loop)")
     parser.add_argument("--inflight", type=int, default=500, help="closed loop: envelopes in flight in total")
     parser.add_argument("--rate", type=float, default=500, help="open loop: offered envelopes per second")
@@ -604,6 +661,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.repeat <= 9:
         parser.error("--repeat must be between 1 and 9")
+    if not 1 <= args.devices <= 5:
+        parser.error("--devices must be between 1 and 5 (DEVICES_PER_ACCOUNT_MAX)")
     if args.backend is None:
         suite(args)
         return
@@ -618,6 +677,7 @@ def main() -> None:
         processes=args.processes,
         pairs=args.pairs,
         echo=args.echo,
+        devices=args.devices,
         **load,
     )
 
