@@ -250,3 +250,15 @@ async def test_a_close_reason_device_removed_is_believed_without_asking(client_s
         assert isinstance(await alice._socket._revoked("device_removed"), DeviceRemoved)
         assert requests == []
         assert_erased(alice)
+
+
+def test_the_default_device_name_is_printable_and_fits_the_server_limit(monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "build-host")
+    assert default_device_name() == "Terminal on build-host"
+    monkeypatch.setattr("socket.gethostname", lambda: "h\x1b[31m" + "x" * 100)
+    name = default_device_name()
+    assert len(name) == 64
+    assert name.startswith("Terminal on h[31mxxx")
+    assert name.isprintable()
+    monkeypatch.setattr("socket.gethostname", lambda: "")
+    assert default_device_name() == "Terminal"
