@@ -11,13 +11,22 @@ A bot in a few lines::
 """
 
 from .client import Client, Event, Message, SentMessage
-from .errors import ApiError, ClientError, IdentityChanged, NotSetUp, NotSignedIn, TooManyConnections
+from .errors import (
+    ApiError,
+    ClientError,
+    DeviceRemoved,
+    IdentityChanged,
+    NotSetUp,
+    NotSignedIn,
+    TooManyConnections,
+)
 from .store import StateFileInUse, WrongPassphrase
 
 __all__ = [
     "ApiError",
     "Client",
     "ClientError",
+    "DeviceRemoved",
     "Event",
     "IdentityChanged",
     "Message",

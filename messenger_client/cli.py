@@ -3,6 +3,8 @@
 Each account and device has its own state file (``--state``, default
 ``~/.secured-messenger/state.sqlite3`` or ``$MESSENGER_STATE``) sealed with a passphrase read from
 ``$MESSENGER_PASSPHRASE`` or asked for. Account passwords come from ``$MESSENGER_PASSWORD`` or a prompt.
+Text that came from the server and is not a message (device names) is printed without control
+characters.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import getpass
 import os
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
+from .account import default_device_name
 from .client import Client, Event, Message
-from .errors import ApiError, ClientError, IdentityChanged
+from .errors import ApiError, ClientError, DeviceRemoved, IdentityChanged
 from .protocol import ProtocolError
 
 DEFAULT_STATE = Path.home() / ".secured-messenger" / "state.sqlite3"
@@ -46,23 +50,32 @@ def _out(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _printable(text: object) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
+
+
 # -- commands ----------------------------------------------------------------------------------------------
 
 
 async def cmd_register(args) -> None:
     async with _open(args) as client:
         password = _secret("MESSENGER_PASSWORD", "Account password: ", confirm=True)
-        await client.register(args.email, password)
+        await client.register(args.email, password, device_name=args.device_name)
         _out(f"Registered and signed in as {args.email} on {client.server}.")
 
 
 async def cmd_login(args) -> None:
     async with _open(args) as client:
         password = _secret("MESSENGER_PASSWORD", "Account password: ")
-        await client.login(args.email, password, new_device=args.new_device)
+        started_over = await client.login(
+            args.email, password, new_device=args.new_device, device_name=args.device_name
+        )
         _out(f"Signed in as {args.email}.")
-        if args.new_device:
-            _out("This is now the account's device: other sessions were signed out.")
+        if started_over:
+            _out(
+                f"Started over as device {client.device_id} with a new identity key: the account's other "
+                "devices were removed and your contacts will see a new safety number."
+            )
 
 
 async def cmd_logout(args) -> None:
@@ -107,6 +120,46 @@ async def cmd_remove(args) -> None:
     async with _open(args) as client:
         await client.remove_contact(args.email)
         _out(f"{args.email} removed.")
+
+
+def _day(timestamp: object) -> str:
+    """``2025-03-01 14:05`` from the server's ISO 8601 time (UTC), "never" for none."""
+    return _printable(timestamp)[:16].replace("T", " ") if timestamp else "never"
+
+
+async def cmd_devices(args) -> None:
+    async with _open(args) as client:
+        devices = await client.devices()
+        for device in devices:
+            this = "  (this device)" if device["current"] else ""
+            _out(
+                f"{device['id']:>3}  {_printable(device['name'])}{this}  added {_day(device['created_at'])}, "
+                f"last seen {_day(device['last_seen_at'])}"
+            )
+        if not devices:
+            _out("No devices.")
+
+
+async def cmd_devices_rename(args) -> None:
+    async with _open(args) as client:
+        renamed = await client.rename_device(args.id, args.name)
+        _out(f"Device {args.id} is now called {_printable(renamed.get('name', args.name))}.")
+
+
+async def cmd_devices_unlink(args) -> None:
+    async with _open(args) as client:
+        own = client.device_id
+        try:
+            await client.unlink_device(args.id)
+        except DeviceRemoved:
+            if args.id != own:
+                raise
+            _out(
+                f"Unlinked device {args.id}, this one: its keys and sessions were erased from this state file. "
+                "Run `login --new-device` to start over with a new identity (your contacts will be warned)."
+            )
+            return
+        _out(f"Device {args.id} unlinked: it is signed out and its keys are deleted from the server.")
 
 
 async def cmd_send(args) -> None:
@@ -163,18 +216,40 @@ async def cmd_trust(args) -> None:
             _out(f"No pending identity change for {args.email}.")
 
 
+def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Lines of standard input (None at its end), read by a daemon thread: the chat can then end as
+    soon as the connection stops for good (signed out, this device unlinked), where a thread of the
+    loop's executor would hold the process until the next line."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            for line in iter(sys.stdin.readline, ""):
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+        except RuntimeError:  # the loop closed: the chat is over
+            pass
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return lines
+
+
 async def cmd_chat(args) -> None:
     peer = args.email
-
-    def on_event(event: Event) -> None:
-        if event.type == "identity_changed":
-            _out(f"*** The safety number with {event.data.get('email')} changed (see: safety-number).")
-        elif event.type == "contact_request":
-            _out(f"*** Contact request from {event.data.get('from')}.")
-        elif event.type == "read" and args.receipts:
-            _out(f"*** read: {event.data.get('ids')}")
-
     async with _open(args) as client:
+
+        def on_event(event: Event) -> None:
+            if event.type == "identity_changed":
+                _out(f"*** The safety number with {event.data.get('email')} changed (see: safety-number).")
+            elif event.type == "devices_changed":
+                who = str(event.data.get("email"))
+                own = client.email is not None and who.lower() == client.email.lower()
+                _out("*** Your account's devices changed." if own else f"*** {_printable(who)}'s devices changed.")
+            elif event.type == "contact_request":
+                _out(f"*** Contact request from {event.data.get('from')}.")
+            elif event.type == "read" and args.receipts:
+                _out(f"*** read: {event.data.get('ids')}")
+
         client.on_event = on_event
         for item in client.history(peer, 10):
             who = "me" if item.direction == "out" else peer
@@ -189,11 +264,16 @@ async def cmd_chat(args) -> None:
                     await client.mark_read(message)
 
         reader = asyncio.create_task(show_incoming())
-        loop = asyncio.get_running_loop()
+        lines = _stdin_lines(asyncio.get_running_loop())
         try:
             while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line:
+                getter = asyncio.ensure_future(lines.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:  # the connection stopped for good: the reader says why
+                    getter.cancel()
+                    break
+                line = getter.result()
+                if line is None:
                     break
                 line = line.rstrip("\n")
                 if not line.strip():
@@ -202,8 +282,6 @@ async def cmd_chat(args) -> None:
                     await client.send(peer, line)
                 except (ApiError, IdentityChanged) as error:
                     _out(f"!!! not sent: {error}")
-                if reader.done():
-                    break
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,20 +319,47 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    command(
+    device_name_help = f'how the account\'s device list names this state file (default: "{default_device_name()}")'
+    register = command(
         "register",
         cmd_register,
-        "create an account (new keys in the state file) and sign in",
+        "create an account (new keys in the state file, its device 1) and sign in",
         ("email", "your email address"),
     )
-    login = command("login", cmd_login, "sign in", ("email", "your email address"))
+    register.add_argument("--device-name", metavar="NAME", help=device_name_help)
+    login = command("login", cmd_login, "sign in as this state file's device", ("email", "your email address"))
     login.add_argument(
         "--new-device",
         action="store_true",
-        help="make this state file the account's device (new identity key; signs other "
-        "sessions out; contacts see a new safety number)",
+        help="if this state file is no device of the account (no keys, or unlinked): start over here with a "
+        "new identity key as a new device (the account's other devices are removed; contacts see a new "
+        "safety number)",
     )
-    command("logout", cmd_logout, "sign out (the server forgets this session)")
+    login.add_argument("--device-name", metavar="NAME", help=device_name_help + "; with --new-device")
+    command("logout", cmd_logout, "sign out this device (the server forgets its session)")
+
+    devices = commands.add_parser(
+        "devices",
+        help="list, rename or unlink the account's devices",
+        description="The account's devices (without a subcommand: list).",
+    )
+    devices.set_defaults(handler=cmd_devices)
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION")
+    device_commands.add_parser("list", help="list the devices", description="list the devices").set_defaults(
+        handler=cmd_devices
+    )
+    rename = device_commands.add_parser("rename", help="rename a device", description="rename a device")
+    rename.add_argument("id", type=int, help="the device's number (see: devices list)")
+    rename.add_argument("name", help="1 to 64 characters")
+    rename.set_defaults(handler=cmd_devices_rename)
+    unlink = device_commands.add_parser(
+        "unlink",
+        help="remove a device from the account (this one too)",
+        description="Remove a device from the account: it is signed out for good and its keys are deleted "
+        "from the server; contacts are told quietly. Unlinking this device erases its keys here too.",
+    )
+    unlink.add_argument("id", type=int, help="the device's number (see: devices list)")
+    unlink.set_defaults(handler=cmd_devices_unlink)
 
     contacts = commands.add_parser(
         "contacts",

@@ -9,7 +9,8 @@ API (cli.py, bots, the README). Dependencies go one way, down this list:
     receipts.py  ack/read with retries; delivered/read pushes; where sent messages stand
     keys.py      key upkeep (one-time prekeys, signed prekey) and contacts' identity changes
     contacts.py  contacts and contact requests
-    account.py   this device's keys, sign-up/in/out, the account and per-peer locks
+    devices.py   the account's devices: list, rename, unlink
+    account.py   this device's keys and number, sign-up/in/out, unlinked, the account and per-peer locks
     transport.py the chat socket: connection, reconnects, close codes, frame routing
     http.py      the REST API over httpx: cookies, CSRF, refresh-on-401
     events.py, tasks.py, store.py, errors.py, protocol/
@@ -26,6 +27,7 @@ from typing import Any
 
 from .account import ONE_TIME_PREKEY_BATCH, Account
 from .contacts import Contacts
+from .devices import Devices
 from .errors import ClientError
 from .events import Event, Events
 from .http import HttpApi
@@ -46,7 +48,12 @@ class Client:
         server = server or store.get_meta("server")
         if not server:
             raise ClientError("no server given (--server URL) and none stored in the state file")
-        self.http = HttpApi(server, load_cookies=lambda: store.get_json("cookies"), save_cookies=self._save_cookies)
+        self.http = HttpApi(
+            server,
+            load_cookies=lambda: store.get_json("cookies"),
+            save_cookies=self._save_cookies,
+            on_device_removed=self._device_removed,
+        )
         self.server = self.http.server
         if store.get_meta("server") not in (None, self.server):
             raise ClientError(f"this state file belongs to {store.get_meta('server')}, not {self.server}")
@@ -55,6 +62,7 @@ class Client:
         self._socket = ChatSocket(self.http, self._events, self._background)
         self._account = Account(store, self.http)
         self._contacts = Contacts(self.http)
+        self._devices = Devices(self.http, self._account)
         self._keys = Keys(store, self.http, self._account, self._contacts, self._events, self._background)
         self._receipts = Receipts(store, self.http, self._socket, self._background)
         self._outbox = Outbox(store, self.http, self._account, self._socket)
@@ -79,6 +87,10 @@ class Client:
     def _save_cookies(self, cookies: dict) -> None:
         if cookies != self.store.get_json("cookies"):
             self.store.put_json("cookies", cookies)
+
+    def _device_removed(self) -> None:
+        """The server said this device was unlinked (http.py, transport.py): its keys and sessions go."""
+        self._account.forget_device()
 
     # -- opening and closing ------------------------------------------------------------------------------
 
@@ -119,22 +131,53 @@ class Client:
     def on_event(self, callback: Callable[[Event], Any] | None) -> None:
         self._events.on_event = callback
 
-    async def register(self, email: str, password: str, *, one_time_prekeys: int = ONE_TIME_PREKEY_BATCH) -> None:
-        """Creates the account with fresh keys, keeps them only once the server accepted them, and signs in."""
-        await self._account.register(email, password, one_time_prekeys=one_time_prekeys)
+    @property
+    def device_id(self) -> int | None:
+        """This state file's device number in the account (None without keys)."""
+        return self._account.device_id
+
+    async def register(
+        self,
+        email: str,
+        password: str,
+        *,
+        one_time_prekeys: int = ONE_TIME_PREKEY_BATCH,
+        device_name: str | None = None,
+    ) -> None:
+        """Creates the account with fresh keys as its device 1 named ``device_name`` (default "Terminal on
+        <hostname>"), keeps the keys only once the server accepted them, and signs in."""
+        await self._account.register(email, password, one_time_prekeys=one_time_prekeys, device_name=device_name)
         await self.login(email, password)
 
-    async def login(self, email: str, password: str, *, new_device: bool = False) -> None:
-        """Signs in (cookies like the browser). Without this state file's keys on the server, ``new_device``
-        makes this the account's device (new identity key; other sessions are signed out, contacts warned)."""
-        await self._account.login(email, password, new_device=new_device)
+    async def login(
+        self, email: str, password: str, *, new_device: bool = False, device_name: str | None = None
+    ) -> bool:
+        """Signs in as this device (cookies like the browser). Raises DeviceRemoved (keys and sessions
+        erased) when this device was unlinked. Without keys here, ``new_device`` starts over: a new identity
+        key as a new device named ``device_name``; the account's other devices are removed and contacts are
+        warned. Returns True when it started over."""
+        started_over = await self._account.login(email, password, new_device=new_device, device_name=device_name)
         await self._keys.maintain()
+        return started_over
 
     async def logout(self) -> None:
         await self._account.logout()
 
     async def me(self) -> dict:
         return await self._account.me()
+
+    # -- devices ----------------------------------------------------------------------------------------
+
+    async def devices(self) -> list[dict]:
+        """The account's devices: ``{id, name, created_at, last_seen_at, current}`` (``current``: this one)."""
+        return await self._devices.list()
+
+    async def rename_device(self, device_id: int, name: str) -> dict:
+        return await self._devices.rename(device_id, name)
+
+    async def unlink_device(self, device_id: int) -> None:
+        """Removes a device from the account. Unlinking this one erases its keys and raises DeviceRemoved."""
+        await self._devices.unlink(device_id)
 
     # -- keys upkeep and identities -----------------------------------------------------------------------
 

@@ -44,6 +44,19 @@ class NotSetUp(ClientError):
     """This state file holds no keys for the account (register, or log in with new_device=True)."""
 
 
+class DeviceRemoved(NotSetUp):
+    """This device was unlinked from the account (docs/PROTOCOL.md section 19): the server refuses it
+    for good, so its keys and sessions were erased from the state file (account.py). Nothing retries:
+    starting over (``login(..., new_device=True)``, the CLI's ``login --new-device``) makes a new
+    identity and a new device, and contacts are warned of the new safety number."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this device was unlinked from the account: its keys and sessions were erased from the state file. "
+            "Run `login --new-device` to start over with a new identity (your contacts will be warned)."
+        )
+
+
 class IdentityChanged(ClientError):
     """The contact's identity key changed: compare the new safety number, then accept it."""
 

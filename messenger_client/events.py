@@ -15,7 +15,8 @@ MAX_QUEUED = 1000
 
 @dataclass(frozen=True)
 class Event:
-    """Any other server frame: contact requests and answers, receipts, identity changes, typing..."""
+    """Any other server frame: contact requests and answers, receipts, identity changes, typing, a
+    contact's (or this account's) ``devices_changed`` (a quiet notice: never a safety-number change)..."""
 
     type: str
     data: dict = field(default_factory=dict)

@@ -18,6 +18,10 @@ What it keeps, as the urllib client before it did:
 - Failures map to messenger_client.errors: ``ApiError(0, "server_unreachable")`` when the server
   cannot be reached (also a TLS failure or a timeout), ``ApiError(status, code, detail)`` from
   the API's error body, ``NotSignedIn`` when the session cannot be refreshed.
+- A 401 ``device_removed`` (this device was unlinked, docs/PROTOCOL.md section 19) is final: no
+  refresh, no retry; ``device_removed()`` drops the cookies, lets ``on_device_removed`` erase the
+  keys (account.py) and gives ``DeviceRemoved`` to raise. The socket's 4403 with that reason ends
+  the same way (transport.py).
 - No secret in logs: httpcore's debug log prints response headers, which carry the session's
   cookies; ``HideCookies`` removes them (also from websockets' handshake log, transport.py).
 """
@@ -38,12 +42,13 @@ from typing import Any
 
 import httpx
 
-from .errors import ApiError, NotSignedIn
+from .errors import ApiError, DeviceRemoved, NotSignedIn
 
 API = "/api/v1/"
 TIMEOUT = 30
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 COOKIE_HEADERS = ("cookie", "set-cookie")
+DEVICE_REMOVED = "device_removed"  # the 401 code (and 4403 close reason) of an unlinked device
 
 
 class HideCookies(logging.Filter):
@@ -77,10 +82,12 @@ class HttpApi:
         *,
         load_cookies: Callable[[], dict | None] = lambda: None,
         save_cookies: Callable[[dict], None] = lambda cookies: None,
+        on_device_removed: Callable[[], None] = lambda: None,
     ) -> None:
         """``load_cookies``/``save_cookies`` reach where the newest cookies are kept (the state file),
         shared with other processes of the same account and device (a `chat` running while a `send`
-        runs): see refresh(). The cookies are saved after every call."""
+        runs): see refresh(). The cookies are saved after every call. ``on_device_removed`` runs when
+        the server says this device was unlinked (see ``device_removed``)."""
         parsed = urllib.parse.urlsplit(server)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"server must be an http(s) URL, not {server!r}")
@@ -100,6 +107,7 @@ class HttpApi:
         self._refresh_lock = asyncio.Lock()
         self._load_cookies = load_cookies
         self._save_cookies = save_cookies
+        self._on_device_removed = on_device_removed
         self.import_cookies(load_cookies())
 
     async def aclose(self) -> None:
@@ -149,6 +157,15 @@ class HttpApi:
         """Signed out: nothing of the session is kept, here or in the state file."""
         self.cookies.clear()
         self.save_cookies()
+
+    def device_removed(self) -> DeviceRemoved:
+        """The server refused this device for good (a 401 ``device_removed``, or the socket closed with
+        that reason): its session is dead, so the cookies go, and ``on_device_removed`` erases the keys
+        and sessions. Returns the error for the caller to raise; nothing is retried (the server will
+        refuse this device whatever it sends). Idempotent: concurrent calls that all hear it are fine."""
+        self.forget_cookies()
+        self._on_device_removed()
+        return DeviceRemoved()
 
     def cookie_header(self, path: str) -> str:
         """The ``Cookie`` header the jar sends to ``path`` on this server (the socket's handshake)."""
@@ -200,11 +217,13 @@ class HttpApi:
             self.cookies.delete("csrftoken")
             await self.ensure_csrf()
             status, payload, headers = await self._request(method, path, body)
-        if status == 401 and auth:
+        if status == 401 and auth and not _is_device_removed(status, payload):
             await self.refresh()
             status, payload, headers = await self._request(method, path, body)
         if status >= 400:
             error = _error(status, payload, headers)
+            if _is_device_removed(status, payload):
+                raise self.device_removed() from error
             if status == 401 and auth:
                 raise NotSignedIn(f"not signed in: {error.detail} (log in again)") from error
             raise error
@@ -259,6 +278,10 @@ def _reason(error: BaseException) -> str:
 def _value(cookies: dict, name: str) -> str | None:
     cookie = cookies.get(name)
     return cookie.get("value") if isinstance(cookie, dict) else None
+
+
+def _is_device_removed(status: int, payload: Any) -> bool:
+    return status == 401 and isinstance(payload, dict) and payload.get("code") == DEVICE_REMOVED
 
 
 def _json(raw: bytes) -> Any:

@@ -151,6 +151,7 @@ class Inbox:
             except ProtocolError as error:
                 failure = str(error.code)
             with self._store.transaction():
+                self._account.require()  # erased meanwhile (this device unlinked): store nothing of it
                 if failure is None:
                     self._store.put_sessions(peer, new_sessions)
                 if account_changed:

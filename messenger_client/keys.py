@@ -147,7 +147,11 @@ class Keys:
     # -- server frames ------------------------------------------------------------------------------------
 
     async def on_prekeys_low(self, frame: dict) -> bool:
-        self.maintain_in_background()
+        """Refills when the frame is about this device: every device of the account hears of each one's
+        prekeys (keys/events.py), and another device's are not ours to refill. A frame without
+        ``device_id`` (a server from before devices) is about the account's one device: this one."""
+        if frame.get("device_id") in (None, self._account.device_id):
+            self.maintain_in_background()
         return False  # also an event
 
     async def on_identity_changed(self, frame: dict) -> bool:

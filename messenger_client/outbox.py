@@ -70,6 +70,7 @@ class Outbox:
                 sessions = [session.to_json()]
             envelope = {"client_id": str(uuid.uuid4()), "to": peer, "kind": out.kind, "body": out.body}
             with self._store.transaction():
+                self._account.require()  # erased meanwhile (this device unlinked): store nothing of it
                 self._store.put_sessions(peer, sessions)
                 self._store.add_message(
                     peer=peer, direction="out", status="pending", text=text, client_id=envelope["client_id"]

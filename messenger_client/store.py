@@ -214,6 +214,20 @@ class Store:
         sealed = self._seal(f"sessions:{peer}", json.dumps(sessions).encode())
         self._db.execute("INSERT OR REPLACE INTO sessions (peer, sealed) VALUES (?, ?)", (peer, sealed))
 
+    def erase_keys_and_sessions(self) -> None:
+        """Erases what made this file a device of its account (docs/PROTOCOL.md section 19): the account's
+        private keys, every session, and every envelope still waiting in the outbox, whose message is marked
+        failed (it was encrypted with a session that is gone, and the server refuses this device). Messages
+        already stored, the contacts' trusted identity keys and the public metadata stay. Call inside a
+        transaction."""
+        self.put_secret("account", None)
+        self._db.execute("DELETE FROM sessions")
+        self._db.execute("DELETE FROM secrets WHERE name LIKE 'outbox:%'")
+        self._db.execute(
+            "UPDATE messages SET status = 'failed', failure = 'not sent: this device was unlinked'"
+            " WHERE direction = 'out' AND status = 'pending'"
+        )
+
     # -- identities ---------------------------------------------------------------------------------------
 
     def get_identity(self, peer: str) -> dict | None:

@@ -7,9 +7,13 @@ client.py fills; a frame no handler consumes becomes an Event (events.py).
   its Origin.
 - A refused socket is accepted and closed at once: only a first frame proves the server took it
   (the ``on_first_frame`` hooks run then, not on open).
-- 4401 refreshes the tokens and reconnects; 4403 (signed out) stops for good; 4429 (too many
-  sockets) stops on a first attempt and otherwise retries about once a minute, never in a tight
-  loop.
+- 4401 refreshes the tokens and reconnects; 4403 (signed out) stops for good, and when this
+  device was unlinked also erases the keys (``HttpApi.device_removed``); 4429 (too many sockets)
+  stops on a first attempt and otherwise retries about once a minute, never in a tight loop.
+- Why a 4403: chat/consumers.py gives the reason ``device_removed`` or ``device_required``, but
+  daphne, the ASGI server this project runs, sends close frames without their reason. So a 4403
+  without one asks the REST API once (``GET auth/me``): a removed device is told 401
+  ``device_removed`` there (while its access token lives; after that its next login says so).
 """
 
 from __future__ import annotations
@@ -24,15 +28,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from .errors import ApiError, ClientError, NotSignedIn, TooManyConnections
+from .errors import ApiError, ClientError, DeviceRemoved, NotSignedIn, TooManyConnections
 from .events import Event, Events
-from .http import HttpApi, hide_cookies_in
+from .http import DEVICE_REMOVED, HttpApi, hide_cookies_in
 from .tasks import Background
 
 # Close codes of the chat socket (see docs/ARCHITECTURE.md).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SESSION_REVOKED = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
+# The reason of a 4403 for a pending session (a sign-in that is no device of the account).
+DEVICE_REQUIRED = "device_required"
 # After 4429 an established client waits this long (plus up to as much again) before trying again.
 TOO_MANY_SOCKETS_RETRY = 60.0
 PATH = "/ws/chat/"
@@ -138,11 +144,31 @@ class ChatSocket:
                 await self._task
             self._task = None
 
+    async def _revoked(self, reason: str | None) -> ClientError:
+        """Why the server closed the socket with 4403 (chat/consumers.py), as the error to stop with: the
+        close reason when it came, else the answer of one ``GET auth/me`` (see the module docstring)."""
+        pending = NotSignedIn("this sign-in is not a device of the account: log in (or start over with --new-device)")
+        signed_out = NotSignedIn(
+            "signed out by the server (this device signed out, the password changed or the account started over "
+            "elsewhere): log in"
+        )
+        if reason == DEVICE_REMOVED:
+            return self._http.device_removed()
+        if reason == DEVICE_REQUIRED:
+            return pending
+        try:
+            me = await self._http.call("GET", "auth/me")  # DeviceRemoved has erased the keys already
+        except DeviceRemoved as removed:
+            return removed
+        except ClientError:
+            return signed_out
+        return pending if isinstance(me, dict) and me.get("device", {}) is None else signed_out
+
     async def _run(self) -> None:
         delay = 0.5
         established = False
         while not self._closing:
-            code = None
+            code = reason = None
             try:
                 async with connect(
                     self.url,
@@ -167,7 +193,7 @@ class ChatSocket:
                             delay = 0.5
                     except ConnectionClosed:
                         pass
-                    code = ws.close_code
+                    code, reason = ws.close_code, ws.close_reason
             except (OSError, InvalidHandshake, TimeoutError):
                 code = None
             finally:
@@ -175,7 +201,7 @@ class ChatSocket:
                 for hook in self._on_close:
                     hook()
             if code == CLOSE_SESSION_REVOKED:
-                self._fatal = NotSignedIn("signed out by the server (logged out elsewhere or a new device): log in")
+                self._fatal = await self._revoked(reason)
                 return
             if code == CLOSE_TOO_MANY_SOCKETS:
                 # On the first attempt that is the caller's answer (connect() raises it); a client that

@@ -2,10 +2,18 @@
 
 import asyncio
 import itertools
+import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from messenger_client import Client, Message
-from tests.client.conftest import PASSPHRASE, PASSWORD
+from messenger_client import Client, Event, Message
+from messenger_client.protocol import ProtocolAccount
+from messenger_client.store import Store
+from tests.client.conftest import PASSPHRASE, PASSWORD, Server
+from tests.live_server import ROOT
 
 _numbers = itertools.count(1)
 
@@ -33,3 +41,64 @@ async def next_message(client: Client, timeout: float = 10.0) -> Message:
         return await asyncio.wait_for(anext(stream), timeout)
     finally:
         await stream.aclose()
+
+
+async def next_event(client: Client, kind: str, timeout: float = 10.0) -> Event:
+    """The next event of type ``kind`` from the client's event stream (others are skipped)."""
+
+    async def wait() -> Event:
+        async for event in client.events():
+            if event.type == kind:
+                return event
+        raise AssertionError("the event stream ended")
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+def add_device(
+    server: Server, tmp_path: Path, email: str, account: dict, *, name: str = "Phone", one_time_prekeys: int = 10
+) -> Path:
+    """Another device of ``email``'s account, with a state file of its own (returned, not signed in):
+    the account's identity seed taken from ``account`` (a state file's sealed ``account``), its own
+    signed prekey and one-time prekeys, registered in the server's database (device_maker.py). What
+    linking (docs/PROTOCOL.md section 18) will make once the server serves it."""
+    seed = account["x3dh"]["identity_key"]["secret"].encode("latin-1")  # the x3dh library's JSON form
+    keys = ProtocolAccount.create(identity_seed=seed, one_time_prekeys=one_time_prekeys)
+    request = {
+        "email": email,
+        "name": name,
+        "signed_prekey": keys.signed_prekey(),
+        "one_time_prekeys": keys.one_time_prekeys(),
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "tests.client.device_maker"],
+        input=json.dumps(request),
+        env=server.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    device_id = int(made.stdout.strip())
+    path = tmp_path / f"{email}-device{device_id}.sqlite3"
+    store = Store(path, PASSPHRASE)
+    try:
+        with store.transaction():
+            store.put_json("account", keys.to_json())
+            store.set_meta("email", email)
+            store.set_meta("server", server.url)
+            store.set_meta("device_id", str(device_id))
+            store.set_meta("signed_prekey_created_at", str(time.time()))
+    finally:
+        store.close()
+    return path
+
+
+def stored_account(state: Path) -> dict:
+    """The sealed ``account`` of a state file no client has open."""
+    store = Store(state, PASSPHRASE)
+    try:
+        return store.get_json("account")
+    finally:
+        store.close()

@@ -7,7 +7,7 @@ import pytest
 
 from messenger_client.cli import main
 from tests.client.conftest import PASSPHRASE, PASSWORD
-from tests.client.helpers import new_email
+from tests.client.helpers import add_device, new_email, stored_account
 from tests.live_server import ROOT
 
 
@@ -82,9 +82,14 @@ def test_help_everywhere_and_module_entry_point():
         [sys.executable, "-m", "messenger_client", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0
-    for command in ("register", "login", "contacts", "send", "inbox", "safety-number", "chat"):
+    for command in ("register", "login", "devices", "contacts", "send", "inbox", "safety-number", "chat"):
         assert command in result.stdout
-    for argv in (["send", "--help"], ["contacts", "add", "--help"], ["chat", "--help"]):
+    for argv in (
+        ["send", "--help"],
+        ["contacts", "add", "--help"],
+        ["chat", "--help"],
+        ["devices", "unlink", "--help"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
@@ -125,6 +130,92 @@ def test_chat_mode_prints_incoming_messages_live_and_sends_typed_lines(cli, clie
         assert out == f"[{alice}] typed in chat mode\n"
         chat.stdin.close()
         assert chat.wait(timeout=15) == 0
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+
+
+UNLINKED = (
+    "error: this device was unlinked from the account: its keys and sessions were erased from the state file. "
+    "Run `login --new-device` to start over with a new identity (your contacts will be warned).\n"
+)
+
+
+def test_devices_are_listed_renamed_and_unlinked_and_an_unlinked_device_starts_over(cli, client_server, tmp_path):
+    alice = new_email("alice")
+    state = tmp_path / "alice.sqlite3"
+    assert cli(state, "register", alice, "--device-name", "Work laptop")[0] == 0
+    phone = add_device(client_server, tmp_path, alice, stored_account(state), name="Phone")
+    code, out, _ = cli(state, "devices")
+    lines = out.splitlines()
+    assert code == 0
+    assert len(lines) == 2
+    assert lines[0].startswith("  1  Work laptop  (this device)  added ")
+    assert lines[1].startswith("  2  Phone  added ")
+    assert lines[1].endswith("last seen never")
+    assert cli(state, "devices", "rename", "2", "Old phone") == (0, "Device 2 is now called Old phone.\n", "")
+    assert "  2  Old phone  added" in cli(state, "devices", "list")[1]
+    assert cli(state, "devices", "rename", "9", "Tablet") == (
+        1,
+        "",
+        "error: this account has no device 9 (not_found, HTTP 404)\n",
+    )
+    code, _, err = cli(state, "devices", "rename", "2", "x" * 65)
+    assert code == 1
+    assert "HTTP 400" in err
+    assert "[name: " in err
+    assert cli(state, "devices", "unlink", "2")[0] == 0
+    assert cli(phone, "login", alice) == (1, "", UNLINKED)  # the phone hears it at its next login
+    assert [line.split()[0] for line in cli(state, "devices")[1].splitlines()] == ["1"]
+
+    # Unlinking this device itself: its keys go, and every command says why until it starts over.
+    code, out, _ = cli(state, "devices", "unlink", "1")
+    assert code == 0
+    assert out.startswith("Unlinked device 1, this one: its keys and sessions were erased from this state file.")
+    assert stored_account(state) is None
+    assert cli(state, "send", "bob@example.test", "hi") == (1, "", UNLINKED)
+    assert cli(state, "login", alice) == (1, "", UNLINKED)
+    code, out, _ = cli(state, "login", alice, "--new-device", "--device-name", "Fresh start")
+    assert code == 0
+    assert "Started over as device 3 with a new identity key" in out
+    assert cli(state, "devices")[1].startswith("  3  Fresh start  (this device)")
+
+
+def test_chat_mode_shows_device_changes_and_ends_when_this_device_is_unlinked(cli, client_server, tmp_path):
+    alice, bob = new_email("alice"), new_email("bob")
+    a, b = tmp_path / "alice.sqlite3", tmp_path / "bob.sqlite3"
+    assert cli(a, "register", alice)[0] == 0
+    assert cli(b, "register", bob)[0] == 0
+    assert cli(a, "contacts", "add", bob)[0] == 0
+    assert cli(b, "contacts", "accept", alice)[0] == 0
+    add_device(client_server, tmp_path, bob, stored_account(b))
+    alice_phone = add_device(client_server, tmp_path, alice, stored_account(a))
+    env = {
+        **client_server.env,
+        "MESSENGER_SERVER": client_server.url,
+        "MESSENGER_PASSPHRASE": PASSPHRASE,
+        "PYTHONUNBUFFERED": "1",
+    }
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "messenger_client", "--state", str(a), "chat", bob],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "chatting with" in chat.stdout.readline()
+        assert cli(b, "devices", "unlink", "2")[0] == 0
+        assert chat.stdout.readline() == f"*** {bob}'s devices changed.\n"
+        # Another device of Alice's unlinks this one: the chat ends at once (stdin still open), saying why.
+        assert cli(alice_phone, "login", alice)[0] == 0
+        assert cli(alice_phone, "devices", "unlink", "1")[0] == 0
+        rest = chat.stdout.read()
+        assert chat.wait(timeout=15) == 1
+        assert rest.endswith(UNLINKED)
+        assert stored_account(a) is None
     finally:
         if chat.poll() is None:
             chat.kill()

@@ -15,6 +15,7 @@ LAYERS = [
     "receipts",
     "keys",
     "contacts",
+    "devices",
     "account",
     "transport",
     "http",

@@ -73,3 +73,27 @@ def test_messages_awaiting_receipts_are_the_newest_unread_sent_ones_and_expire_o
     ]
     assert store.awaiting_receipts(10) == [2, 4, 5]
     store.close()
+
+
+def test_erasing_a_device_keeps_the_history_and_fails_what_waited_in_the_outbox(tmp_path):
+    store = Store(tmp_path / "state.sqlite3", "passphrase")
+    store.put_json("account", {"private": "key material"})
+    store.put_json("cookies", {"access_token": {"value": "x"}})
+    store.put_sessions("bob@example.test", [{"session": "bob's"}])
+    store.note_identity("bob@example.test", "KEY1")
+    store.add_message(peer="bob@example.test", direction="out", status="sent", text="delivered before", server_id=1)
+    store.add_message(peer="bob@example.test", direction="out", status="pending", text="waiting", client_id="c1")
+    store.put_json("outbox:c1", {"client_id": "c1", "body": "ciphertext"})
+    with store.transaction():
+        store.erase_keys_and_sessions()
+    assert store.get_json("account") is None
+    assert store.peers_with_sessions() == []
+    assert store.get_json("outbox:c1") is None
+    assert store.pending_outgoing() == []
+    assert [(m.text, m.status) for m in store.history("bob@example.test")] == [
+        ("delivered before", "sent"),
+        ("waiting", "failed"),
+    ]
+    assert store.get_identity("bob@example.test")["identity_key"] == "KEY1"
+    assert store.get_json("cookies") is not None  # the session's cookies are http.py's to drop
+    store.close()

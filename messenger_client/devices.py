@@ -1,0 +1,63 @@
+"""The account's devices (docs/PROTOCOL.md sections 14 and 19): the list, renaming and unlinking,
+the REST calls behind ``devices`` in the CLI. A device number goes in the URL (it names no person,
+unlike an email: contacts.py).
+
+Unlinking this device itself ends as being unlinked from elsewhere does: the server refuses the
+device from then on, so its keys and sessions are erased (``HttpApi.device_removed`` ->
+``Account.forget_device``) and DeviceRemoved is raised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .account import MAX_DEVICE_ID, Account
+from .errors import ApiError, ClientError
+from .http import HttpApi
+
+FIELDS = ("id", "name", "created_at", "last_seen_at", "current")
+
+
+def _number(device_id: Any) -> int:
+    if type(device_id) is not int or not 1 <= device_id <= MAX_DEVICE_ID:
+        raise ClientError(f"a device number is a whole number from 1 to {MAX_DEVICE_ID}, not {device_id!r}")
+    return device_id
+
+
+class Devices:
+    def __init__(self, http: HttpApi, account: Account) -> None:
+        self._http = http
+        self._account = account
+
+    async def list(self) -> list[dict]:
+        """The account's active devices, ascending number: ``{id, name, created_at, last_seen_at, current}``
+        (``current``: this device). A pending sign-in may look too."""
+        answer = await self._http.call("GET", "devices")
+        devices = answer.get("devices") if isinstance(answer, dict) else None
+        if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+            raise ClientError("the server's device list is malformed")
+        return [{name: device.get(name) for name in FIELDS} for device in devices]
+
+    async def rename(self, device_id: int, name: str) -> dict:
+        """Renames a device of the account (the server allows 1 to 64 characters, no control characters);
+        returns ``{id, name}``."""
+        if not isinstance(name, str):
+            raise ClientError("a device name is text")
+        return await self._call("PATCH", _number(device_id), {"name": name})
+
+    async def unlink(self, device_id: int) -> None:
+        """Removes a device from the account: its keys are deleted on the server, it is signed out for good
+        and every contact hears ``devices_changed``. This device too, which then raises DeviceRemoved."""
+        number = _number(device_id)
+        own = number == self._account.device_id
+        await self._call("DELETE", number)
+        if own:
+            raise self._http.device_removed()
+
+    async def _call(self, method: str, number: int, body: dict | None = None) -> Any:
+        try:
+            return await self._http.call(method, f"devices/{number}", body)
+        except ApiError as error:
+            if error.status == 404:  # another account's, a removed and an unknown number alike
+                raise ApiError(404, error.code, f"this account has no device {number}") from error
+            raise
