@@ -38,6 +38,23 @@ setDeviceRemovedHandler(() => unlinked());
 let unlinking = null;
 
 /**
+ * The server closed this tab's socket for good (4403, or 4401 with no session left to refresh).
+ * The close reason `device_removed` would tell an unlinked browser from an ended session
+ * (socket.js acts on it), but daphne, the ASGI server, does not pass close reasons on: so the API
+ * is asked. A removed device's token is answered 401 `device_removed` and api.js calls
+ * unlinked(); an ended session's 401 fails to refresh and api.js sends the tab to sign in.
+ */
+async function sessionEnded() {
+  if (client) client.stop();
+  try {
+    await auth.me();
+  } catch {
+    // api.js has acted on a 401; anything else (the server unreachable) ends the session too.
+  }
+  if (!unlinking) toLogin("expired");
+}
+
+/**
  * This browser was unlinked from the account (docs/PROTOCOL.md section 19: a 401
  * `device_removed`, the socket closed 4403 with that reason, unlinking itself in the Devices
  * panel, a pending session although it holds a removed device's keys). Its keys and sessions for
@@ -225,7 +242,7 @@ async function start() {
   client = new MessengerClient({
     state,
     store,
-    onSessionEnded: () => toLogin("expired"),
+    onSessionEnded: () => sessionEnded(),
     onDeviceRemoved: () => unlinked(),
   });
   mountApp({

@@ -4,7 +4,8 @@
 // Close codes from the server (chat/consumers.py):
 //   4401  no valid access token (or it expired while the socket was open): refresh, then reconnect
 //   4403  session revoked (logout, deactivation): the user must sign in again; with the reason
-//         `device_removed` this browser was unlinked from the account (onDeviceRemoved)
+//         `device_removed` this browser was unlinked from the account (onDeviceRemoved). Not every
+//         ASGI server sends the reason (daphne drops it): onSessionEnded must find out itself.
 //   4429  the account already has the most sockets the server allows open at once (other tabs or
 //         devices): tell the user, and try again only after TOO_MANY_SOCKETS_RETRY_MS (with jitter),
 //         never in a tight loop; a tab that is closed elsewhere frees a place
