@@ -52,7 +52,9 @@ def device_item(page, device_id: int):
 
 def account_records(person, account: str) -> dict[str, list[dict]]:
     """Store -> the records of `account` in this browser's IndexedDB."""
-    return {store: [r for r in records if r["account"] == account] for store, records in person.every_local_record().items()}
+    return {
+        store: [r for r in records if r["account"] == account] for store, records in person.every_local_record().items()
+    }
 
 
 def account_key(person) -> str:
@@ -63,9 +65,7 @@ def account_key(person) -> str:
 def sign_in_as_device(person, email: str, device_id: int) -> dict:
     """Opens a session of `email`'s device `device_id` in `person`'s browser, through the API."""
     person.page.goto("/login")  # sets the CSRF cookie
-    answer = person.api(
-        "POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD, "device_id": device_id}
-    )
+    answer = person.api("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD, "device_id": device_id})
     assert answer["status"] == 200, answer
     assert answer["body"]["device"]["id"] == device_id, answer
     return answer["body"]
@@ -169,7 +169,8 @@ def test_a_second_device_appears_and_is_unlinked_from_the_panel_then_this_browse
     page.wait_for_url(re.compile(r"/login\?reason=unlinked$"))
     expect(page.locator("#login-info")).to_have_text(UNLINKED_NOTICE)
     records = account_records(alice, account)
-    assert records["signalKeys"] == [] and records["signalSessions"] == []
+    assert records["signalKeys"] == []
+    assert records["signalSessions"] == []
     assert not any(r["name"] == "deviceId" for r in records["meta"])
     assert alice.api("GET", "/api/v1/auth/me")["status"] == 401
 
@@ -191,7 +192,8 @@ def test_this_browser_unlinked_by_another_session_is_signed_out_with_a_notice_an
 
     account = account_key(alice)
     before = account_records(alice, account)
-    assert before["signalKeys"] and before["signalSessions"]
+    assert before["signalKeys"]
+    assert before["signalSessions"]
     private_keys = alice.private_keys_of(account)
     history = sorted(m["text"] for m in before["messages"])
     assert history == ["a reply", "before the unlink"]
@@ -288,4 +290,25 @@ def test_a_sign_in_sends_the_stored_number_and_one_for_a_database_from_before_de
     expect(alice.page.locator("#login-info")).to_have_text(UNLINKED_NOTICE)
     assert logins[-1]["device_id"] == 1
     assert alice.local_key_names() == set()
-    assert alice.page_errors == [] and other.page_errors == []
+    assert alice.page_errors == []
+    assert other.page_errors == []
+
+
+def test_a_session_not_bound_to_this_browsers_device_goes_back_to_sign_in_once_and_keeps_the_keys(people):
+    """A pending session in a browser that holds an active device's keys (a client that sent no
+    number would get one): the app neither uses those keys for it nor erases them, and the
+    sign-in page binds the next session to this browser's device. No loop."""
+    alice = people("alice").register()
+    logins = bodies_sent(alice.page, "/api/v1/auth/login")
+    keys = alice.local_key_names()
+    answer = alice.api("POST", "/api/v1/auth/login", {"email": alice.email, "password": PASSWORD, "device_id": None})
+    assert answer["status"] == 200
+    assert answer["body"]["device"] is None
+    alice.page.goto("/")
+    alice.page.wait_for_url(re.compile(r"/login\?reason=expired$"))
+    assert alice.local_key_names() == keys
+    alice.login()
+    alice.wait_ready()
+    assert logins[-1]["device_id"] == 1
+    expect(device_item(alice.page, 1)).to_have_attribute("data-current", "true")
+    assert alice.page_errors == []
