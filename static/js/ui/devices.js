@@ -89,7 +89,10 @@ export function mountDevices({ state, actions }) {
       : device.last_seen_at
         ? timeElement(device.last_seen_at)
         : el("span", { text: "not yet" });
-    item.dates.replaceChildren("Added ", timeElement(device.created_at), " · Last seen ", lastSeen);
+    item.dates.replaceChildren(
+      el("span", { class: "line" }, "Added ", timeElement(device.created_at)),
+      el("span", { class: "line" }, "Last seen ", lastSeen),
+    );
     const who = device.current ? `${device.name} (this browser)` : device.name;
     item.renameButton.setAttribute("aria-label", `Rename ${who}`);
     item.unlinkButton.setAttribute("aria-label", `Unlink ${who}`);
