@@ -7,6 +7,9 @@
 //   the second presentation looks like token reuse and the server revokes every session of the
 //   account. A tab that waited for the lock skips its own refresh when another tab refreshed after
 //   its request failed (the new cookies are shared).
+// - A 401 `device_removed` means this browser was unlinked from the account (docs/PROTOCOL.md
+//   section 19): no refresh can help, so the device-removed hook runs instead (main.js erases this
+//   device's keys and shows the sign-in page).
 // - Every failure becomes an ApiError {status, code, detail, errors, retryAfter} with a message fit
 //   for the user.
 import { withLock } from "./locks.js";
@@ -26,6 +29,8 @@ const FIELD_NAMES = {
   identity_key: "Identity key",
   signed_prekey: "Signed prekey",
   one_time_prekeys: "One-time prekeys",
+  name: "Name",
+  device_name: "Device name",
 };
 
 function flattenErrors(errors, prefix = "") {
@@ -90,6 +95,15 @@ let onSessionExpired = () => window.location.assign("/login");
 export function setSessionExpiredHandler(handler) {
   onSessionExpired = handler;
 }
+
+// The server removed this browser's device (401 `device_removed`); until main.js says otherwise,
+// the session is simply over.
+let onDeviceRemoved = () => onSessionExpired();
+export function setDeviceRemovedHandler(handler) {
+  onDeviceRemoved = handler;
+}
+
+const isDeviceRemoved = (error) => error instanceof ApiError && error.status === 401 && error.code === "device_removed";
 
 async function rawFetch(method, url, body) {
   const headers = { Accept: "application/json" };
@@ -156,6 +170,10 @@ async function request(method, url, body) {
     return await rawFetch(method, url, body);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    if (isDeviceRemoved(error)) {
+      onDeviceRemoved();
+      throw error;
+    }
     const refreshed = await refreshSession(started);
     if (!refreshed) {
       onSessionExpired();
@@ -164,7 +182,8 @@ async function request(method, url, body) {
     try {
       return await rawFetch(method, url, body);
     } catch (retryError) {
-      if (retryError instanceof ApiError && retryError.status === 401) onSessionExpired();
+      if (isDeviceRemoved(retryError)) onDeviceRemoved();
+      else if (retryError instanceof ApiError && retryError.status === 401) onSessionExpired();
       throw retryError;
     }
   }
@@ -180,7 +199,8 @@ const enc = encodeURIComponent;
 
 export const auth = {
   me: () => request("GET", "/api/v1/auth/me"),
-  login: (email, password) => authRequest("POST", "/api/v1/auth/login", { email, password }),
+  // `deviceId`: this browser's number for the account, or null (docs/PROTOCOL.md section 15).
+  login: (email, password, deviceId) => authRequest("POST", "/api/v1/auth/login", { email, password, device_id: deviceId }),
   register: (payload) => authRequest("POST", "/api/v1/auth/register", payload),
   logout: () => authRequest("POST", "/api/v1/auth/logout"),
 };
@@ -201,6 +221,12 @@ export const keysApi = {
   uploadPrekeys: (oneTimePrekeys) => request("POST", "/api/v1/keys/prekeys", { one_time_prekeys: oneTimePrekeys }),
   setSignedPrekey: (signedPrekey) => request("PUT", "/api/v1/keys/signed-prekey", signedPrekey),
   setIdentity: (payload) => request("PUT", "/api/v1/keys/identity", payload),
+};
+
+export const devicesApi = {
+  list: () => request("GET", "/api/v1/devices"),
+  rename: (id, name) => request("PATCH", `/api/v1/devices/${enc(id)}`, { name }),
+  unlink: (id) => request("DELETE", `/api/v1/devices/${enc(id)}`),
 };
 
 export const messagesApi = {

@@ -9,6 +9,7 @@
 //   client/outbox.js      send, queue, resend by client_id, retry -> receipts, keys, conversations,
 //                         tabs, transport
 //   client/contacts.js    contacts and requests -> keys, conversations, tabs
+//   client/devices.js     the account's devices: list, rename, unlink, `devices_changed`
 //   client/receipts.js    ack, read, delivered/read, the receipts question -> tabs, transport
 //   client/typing.js      typing indicators -> transport
 //   client/notifications.js, client/keys.js (key upkeep, identities), client/conversations.js
@@ -21,6 +22,7 @@
 import { errorMessage } from "./api.js";
 import { Contacts } from "./client/contacts.js";
 import { Conversations } from "./client/conversations.js";
+import { Devices } from "./client/devices.js";
 import { Inbox } from "./client/inbox.js";
 import { Keys } from "./client/keys.js";
 import { Notifications } from "./client/notifications.js";
@@ -33,10 +35,11 @@ import { Connection } from "./socket.js";
 import { Topic } from "./state.js";
 
 export class MessengerClient {
-  constructor({ state, store, onSessionEnded }) {
+  constructor({ state, store, onSessionEnded, onDeviceRemoved }) {
     this.state = state;
     this.store = store;
     this.onSessionEnded = onSessionEnded;
+    this.onDeviceRemoved = onDeviceRemoved;
     const report = (error, prefix = "") => state.setNotice(prefix + errorMessage(error));
     const transport = new Transport();
     const tabs = new Tabs({ account: store.account });
@@ -48,8 +51,22 @@ export class MessengerClient {
     const contacts = new Contacts({ state, store, tabs, conversations, keys, report });
     const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts });
     const inbox = new Inbox({ state, store, tabs, conversations, keys, typing, receipts, notifications, report });
+    const devices = new Devices({ state, report, onUnlinked: onDeviceRemoved });
     // The parts; each owns its own state, and they reach each other only through their methods.
-    Object.assign(this, { report, transport, tabs, conversations, keys, typing, notifications, receipts, contacts, outbox, inbox });
+    Object.assign(this, {
+      report,
+      transport,
+      tabs,
+      conversations,
+      keys,
+      typing,
+      notifications,
+      receipts,
+      contacts,
+      outbox,
+      inbox,
+      devices,
+    });
   }
 
   // --- start-up ---------------------------------------------------------------------------------
@@ -63,6 +80,7 @@ export class MessengerClient {
       handlers: this.frameHandlers(),
       onStatus: (status) => this.state.setConnection(status),
       onSessionEnded: this.onSessionEnded,
+      onDeviceRemoved: this.onDeviceRemoved,
       onOpen: () => this.onSocketOpen(),
       onNotice: (text) => this.state.setNotice(text),
     });
@@ -99,6 +117,7 @@ export class MessengerClient {
     this.outbox.onConnect();
     this.receipts.onConnect();
     this.contacts.sync();
+    this.devices.load();
     this.outbox.flush();
     this.receipts.markActiveRead();
     this.receipts.ask().catch((error) => this.report(error));
@@ -130,7 +149,8 @@ export class MessengerClient {
       contact_request: () => this.contacts.syncRequests().catch((e) => this.report(e)),
       contact_request_answered: () => this.contacts.sync(),
       contact_removed: (frame) => this.contacts.onRemoved(frame),
-      prekeys_low: () => this.keys.upkeep(),
+      prekeys_low: (frame) => this.keys.onPrekeysLow(frame),
+      devices_changed: (frame) => this.devices.onChanged(frame),
       identity_changed: (frame) => this.keys.checkIdentity(frame.email, frame.identity_key || null),
     };
   }
@@ -215,6 +235,14 @@ export class MessengerClient {
 
   setNotifications(enabled) {
     return this.notifications.setEnabled(enabled);
+  }
+
+  renameDevice(id, name) {
+    return this.devices.rename(id, name);
+  }
+
+  unlinkDevice(id) {
+    return this.devices.unlink(id);
   }
 }
 

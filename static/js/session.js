@@ -88,12 +88,6 @@ export function createDeviceKeys() {
   };
 }
 
-/** Writes that forget every key and session of this account in this browser (before a new device). */
-export function forgetDeviceWrites() {
-  return ["signalKeys", "signalSessions", "ephemeralKeys", "outbox"].map((clear) => ({ clear }))
-    .concat([{ delete: "meta", key: ["nextOneTimePrekeyId"] }, { delete: "meta", key: ["signedPrekey"] }]);
-}
-
 export async function ownIdentityKey(store) {
   const identity = await store.getKey("identity");
   return identity ? identity.publicKey : null;

@@ -3,7 +3,9 @@
 //
 // Close codes from the server (chat/consumers.py):
 //   4401  no valid access token (or it expired while the socket was open): refresh, then reconnect
-//   4403  session revoked (logout, deactivation): the user must sign in again
+//   4403  session revoked (logout, deactivation): the user must sign in again; with the reason
+//         `device_removed` this browser was unlinked from the account (onDeviceRemoved). Not every
+//         ASGI server sends the reason (daphne drops it): onSessionEnded must find out itself.
 //   4429  the account already has the most sockets the server allows open at once (other tabs or
 //         devices): tell the user, and try again only after TOO_MANY_SOCKETS_RETRY_MS (with jitter),
 //         never in a tight loop; a tab that is closed elsewhere frees a place
@@ -12,6 +14,7 @@
 
 const CLOSE_UNAUTHENTICATED = 4401;
 const CLOSE_REVOKED = 4403;
+const REASON_DEVICE_REMOVED = "device_removed";
 const CLOSE_TOO_MANY_SOCKETS = 4429;
 const TOO_MANY_SOCKETS_RETRY_MS = 60000;
 const BACKOFF_BASE_MS = 500;
@@ -35,14 +38,16 @@ export class ChatSocket {
    * @param {(status: string) => void} options.onStatus connection status changes
    * @param {() => Promise<boolean>} options.refresh refreshes the access cookie; false: session over
    * @param {() => void} options.onSessionEnded the user must sign in again
+   * @param {() => void} [options.onDeviceRemoved] this browser was unlinked (default: onSessionEnded)
    * @param {() => void} [options.onOpen] the connection is authenticated and up
    * @param {(text: string | null) => void} [options.onNotice] a message for the user (null: clear it)
    */
-  constructor({ handlers, onStatus, refresh, onSessionEnded, onOpen = () => {}, onNotice = () => {} }) {
+  constructor({ handlers, onStatus, refresh, onSessionEnded, onDeviceRemoved = null, onOpen = () => {}, onNotice = () => {} }) {
     this.handlers = handlers;
     this.onStatus = onStatus;
     this.refresh = refresh;
     this.onSessionEnded = onSessionEnded;
+    this.onDeviceRemoved = onDeviceRemoved || onSessionEnded;
     this.onOpen = onOpen;
     this.onNotice = onNotice;
     this.refused = false;
@@ -161,7 +166,7 @@ export class ChatSocket {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopHeartbeat();
-      this.closed(event.code);
+      this.closed(event.code, event.reason);
     });
   }
 
@@ -180,11 +185,12 @@ export class ChatSocket {
     if (handler) handler(frame);
   }
 
-  async closed(code) {
+  async closed(code, reason = "") {
     if (this.stopped) return;
     if (code === CLOSE_REVOKED) {
       this.stop();
-      this.onSessionEnded();
+      if (reason === REASON_DEVICE_REMOVED) this.onDeviceRemoved();
+      else this.onSessionEnded();
       return;
     }
     if (code === CLOSE_TOO_MANY_SOCKETS) {

@@ -14,6 +14,7 @@ export const Topic = Object.freeze({
   NOTICE: "notice",
   SETTINGS: "settings",
   DEVICE: "device",
+  DEVICES: "devices", // the account's devices (the Devices panel)
 });
 
 // A conversation in memory is a window of it: at most WINDOW_MAX messages in a row, the latest ones
@@ -48,7 +49,7 @@ export function locate(list, message) {
 export class AppState extends EventTarget {
   constructor() {
     super();
-    this.me = null; // {id, email}
+    this.me = null; // {id, email, device: {id, name} | null} (auth/me; device: this browser's)
     this.ownIdentityKey = null;
     this.device = "loading"; // loading | ready | needs-setup | replaced
     this.connection = "connecting";
@@ -60,6 +61,7 @@ export class AppState extends EventTarget {
     this.active = null;
     this.notice = null; // {text, kind: "error"|"info"}
     this.settings = { notifications: false };
+    this.devices = null; // {list: [{id, name, created_at, last_seen_at, current}], max}, once read
   }
 
   emit(topic, detail = {}) {
@@ -68,6 +70,16 @@ export class AppState extends EventTarget {
 
   setMe(me) {
     this.me = me;
+  }
+
+  /** This browser's device number for the signed-in account (null: none yet). */
+  get deviceId() {
+    return (this.me && this.me.device && this.me.device.id) || null;
+  }
+
+  setDevices(list, max) {
+    this.devices = { list, max };
+    this.emit(Topic.DEVICES);
   }
 
   setDevice(device) {

@@ -115,6 +115,30 @@ export function accountKey(user) {
   return `${user.id}:${String(user.email).toLowerCase()}`;
 }
 
+/**
+ * The accounts of `email` this browser holds a device of, before anyone signed in (the sign-in
+ * page knows the email, not the account id): [{account, userId, deviceId, hasKeys}], the most
+ * recent account (highest id) first. `deviceId` is the stored number (meta `deviceId`) or null;
+ * `hasKeys` whether the identity key is here (read as a key, its value is not read).
+ */
+export async function localDevicesOf(email) {
+  const suffix = `:${String(email).trim().toLowerCase()}`;
+  const db = await openDatabase();
+  const tx = db.transaction(["meta", "signalKeys"], "readonly");
+  const [meta, keyNames] = await Promise.all([
+    promisify(tx.objectStore("meta").getAll()),
+    promisify(tx.objectStore("signalKeys").getAllKeys()),
+  ]);
+  const found = new Map();
+  const entry = (account) => {
+    if (!found.has(account)) found.set(account, { account, userId: Number(account.split(":", 1)[0]), deviceId: null, hasKeys: false });
+    return found.get(account);
+  };
+  for (const [account, name] of keyNames) if (name === "identity" && account.endsWith(suffix)) entry(account).hasKeys = true;
+  for (const record of meta) if (record.name === "deviceId" && record.account.endsWith(suffix)) entry(record.account).deviceId = record.value;
+  return [...found.values()].sort((a, b) => b.userId - a.userId);
+}
+
 // An upper bound that sorts after every key sharing `prefix` (arrays sort after numbers/strings).
 function prefixRange(prefix) {
   return IDBKeyRange.bound(prefix, [...prefix, []]);

@@ -2,16 +2,43 @@
 
 import itertools
 import re
+import subprocess
+import sys
 import time
 
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import PASSWORD, LiveServer
+from tests.live_server import ROOT, server_env
 
 _numbers = itertools.count(1)
 TIMEOUT = 15_000
 # Registration hashes the password with the production PBKDF2 cost and makes 100 prekeys.
 expect.set_options(timeout=TIMEOUT)
+
+
+def add_server_device(server: LiveServer, email: str, name: str) -> int:
+    """Another device of `email`'s account, made on the server (accounts.devices.device_create),
+    as linking (docs/PROTOCOL.md section 18, not served yet) will make one; returns its number.
+    It has no keys: the device list, a session bound to it and unlinking need none. The server
+    process keeps running; this is a second process on its SQLite database."""
+    code = (
+        "from accounts.devices import device_create\n"
+        "from accounts.models import User\n"
+        f"user = User.objects.get(email={email!r})\n"
+        f"print(device_create(user=user, name={name!r}).device_id)\n"
+    )
+    env = server_env("browser-seed", DATABASE_URL=f"sqlite:///{server.db_path}", REDIS_URL="", LOG_LEVEL="WARNING")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.strip().splitlines()[-1])
 
 
 class Person:
@@ -94,11 +121,17 @@ class Person:
 
     def login(self, page: Page | None = None) -> None:
         page = page or self.page
-        page.goto("/login")
+        self.submit_login(page)
+        page.wait_for_url(re.compile(r"/$"))
+
+    def submit_login(self, page: Page | None = None) -> None:
+        """Fills in and submits the sign-in form, without waiting for where it leads."""
+        page = page or self.page
+        if "/login" not in page.url:
+            page.goto("/login")
         page.get_by_label("Email").fill(self.email)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(re.compile(r"/$"))
 
     def sign_out(self, *, erase: bool = False, page: Page | None = None) -> None:
         """Signs out through the sign-out dialog, keeping this browser's data for the account or
@@ -303,6 +336,22 @@ class Person:
               return response.json();
             }""",
             path,
+        )
+
+    def api(self, method: str, path: str, body: dict | None = None, page: Page | None = None) -> dict:
+        """Any API call with the page's cookies and CSRF header: {status, body} (body None for no
+        JSON), never raising on an error status."""
+        return (page or self.page).evaluate(
+            """async ({method, path, body}) => {
+              const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+              const headers = {"X-CSRFToken": cookie ? cookie.slice(10) : ""};
+              if (body !== null) headers["Content-Type"] = "application/json";
+              const response = await fetch(path, {
+                method, headers, credentials: "same-origin", body: body === null ? undefined : JSON.stringify(body),
+              });
+              return {status: response.status, body: await response.json().catch(() => null)};
+            }""",
+            {"method": method, "path": path, "body": body},
         )
 
     def prekey_status(self) -> dict:

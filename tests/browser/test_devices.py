@@ -75,12 +75,16 @@ def test_a_new_browser_for_an_account_warns_its_contacts_and_changes_the_safety_
     alice2.send("hello from the new browser")
     expect(bob.page.locator("#messages li.message.incoming .text").last).to_have_text("hello from the new browser")
 
-    # Setting up the new browser signed the old one out everywhere; signing in there again
-    # explains that its keys are no longer the account's.
+    # Setting up the new browser removed the old one from the account and signed it out. Signing
+    # in there again sends its device number, gets no device back: the old browser learns it was
+    # unlinked, erases its keys, and the next sign-in sets it up anew.
     alice.page.reload()
     expect(alice.page.get_by_role("status")).to_contain_text("session ended")
+    alice.submit_login()
+    expect(alice.page.locator("#login-info")).to_contain_text("This browser was unlinked from your account")
+    assert alice.local_key_names() == set()
     alice.login()
-    expect(alice.page.locator("#device-explanation")).to_contain_text("set up in another browser")
+    expect(alice.page.locator("#device-explanation")).to_contain_text("no encryption keys")
 
 
 def test_two_accounts_in_one_browser_keep_their_keys_and_history_apart(people):

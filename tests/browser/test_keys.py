@@ -90,7 +90,7 @@ def test_one_time_prekeys_running_low_are_refilled_with_fresh_ids_when_the_serve
     expect(incoming(alice)).to_have_text(["this takes one of your last prekeys"])
     alice.wait_for_prekey_status(lambda s: s["count"] == BATCH, "a full supply after prekeys_low")
     lows = [f for f in frames if f.get("type") == "prekeys_low"]
-    assert lows == [{"type": "prekeys_low", "remaining": SERVER_LOW - 1}]
+    assert lows == [{"type": "prekeys_low", "device_id": 1, "remaining": SERVER_LOW - 1}]
 
     # The new keys have ids never used before (101...), and Alice holds the private half of
     # exactly what the server hands out: old ids were not reused, nothing was overwritten.

@@ -25,9 +25,9 @@ class FakeWebSocket {
     for (const listener of this.listeners.message || []) listener({ data: JSON.stringify(frame) });
   }
 
-  serverCloses(code) {
+  serverCloses(code, reason = '') {
     this.readyState = 3;
-    for (const listener of this.listeners.close || []) listener({ code });
+    for (const listener of this.listeners.close || []) listener({ code, reason });
   }
 }
 
@@ -96,4 +96,58 @@ test('an ordinary close reconnects after the short backoff, without a notice', (
   } finally {
     mock.timers.reset();
   }
+});
+
+test('4403 with the reason device_removed: this browser was unlinked (onDeviceRemoved), no reconnect', () => {
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  try {
+    FakeWebSocket.opened = [];
+    const calls = [];
+    const socket = new ChatSocket({
+      handlers: {},
+      onStatus: () => {},
+      refresh: async () => assert.fail('no refresh for a removed device'),
+      onSessionEnded: () => calls.push('session ended'),
+      onDeviceRemoved: () => calls.push('device removed'),
+    });
+    socket.start();
+    FakeWebSocket.opened[0].serverSends({ type: 'queue_empty' });
+    FakeWebSocket.opened[0].serverCloses(4403, 'device_removed');
+    assert.deepEqual(calls, ['device removed']);
+    mock.timers.tick(120_000);
+    assert.equal(FakeWebSocket.opened.length, 1, 'no new attempt');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('4403 without that reason (signed out, start over elsewhere) ends the session as before', () => {
+  for (const reason of ['', 'device_required']) {
+    FakeWebSocket.opened = [];
+    const calls = [];
+    const socket = new ChatSocket({
+      handlers: {},
+      onStatus: () => {},
+      refresh: async () => true,
+      onSessionEnded: () => calls.push('session ended'),
+      onDeviceRemoved: () => calls.push('device removed'),
+    });
+    socket.start();
+    FakeWebSocket.opened[0].serverCloses(4403, reason);
+    assert.deepEqual(calls, ['session ended'], reason);
+  }
+});
+
+test('without an onDeviceRemoved handler, device_removed ends the session', () => {
+  FakeWebSocket.opened = [];
+  const calls = [];
+  const socket = new ChatSocket({
+    handlers: {},
+    onStatus: () => {},
+    refresh: async () => true,
+    onSessionEnded: () => calls.push('session ended'),
+  });
+  socket.start();
+  FakeWebSocket.opened[0].serverCloses(4403, 'device_removed');
+  assert.deepEqual(calls, ['session ended']);
 });

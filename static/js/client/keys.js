@@ -32,6 +32,16 @@ export class Keys {
     }
   }
 
+  /**
+   * `prekeys_low`: the server ran low on one device's one-time prekeys. Only that device can
+   * upload its own (the private halves are in its browser), so another device's event is not ours;
+   * one without `device_id` (a server from before devices) is.
+   */
+  onPrekeysLow(frame) {
+    const deviceId = frame ? frame.device_id : undefined;
+    if (deviceId === undefined || deviceId === null || deviceId === this.state.deviceId) this.upkeep();
+  }
+
   /** Shows a stored identity record (../storage.js `identities`) in state. */
   applyIdentity(record) {
     if (!record) return;

@@ -11,8 +11,16 @@ export class Transport {
   }
 
   /** Connects; `handlers` is the dispatch table of server frames (client.js fills it). */
-  start({ handlers, onStatus, onSessionEnded, onOpen, onNotice }) {
-    this.socket = new ChatSocket({ handlers, onStatus, refresh: () => refreshSession(), onSessionEnded, onOpen, onNotice });
+  start({ handlers, onStatus, onSessionEnded, onDeviceRemoved, onOpen, onNotice }) {
+    this.socket = new ChatSocket({
+      handlers,
+      onStatus,
+      refresh: () => refreshSession(),
+      onSessionEnded,
+      onDeviceRemoved,
+      onOpen,
+      onNotice,
+    });
     this.socket.start();
   }
 

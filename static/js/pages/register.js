@@ -1,7 +1,9 @@
-// Registration: the keys are made here; only their public halves go to the server. The private
-// keys are stored (scoped to the new account) only after the server accepted the registration, so
-// a failed attempt can never overwrite the keys of an existing account.
+// Registration: the keys are made here; only their public halves go to the server, with a name
+// for this browser as the account's first device. The private keys are stored (scoped to the new
+// account, with the device number the server gave) only after the server accepted the
+// registration, so a failed attempt can never overwrite the keys of an existing account.
 import { ApiError, auth, errorMessage } from "../api.js";
+import { rememberDeviceWrite, thisDeviceName } from "../devices.js";
 import { createDeviceKeys } from "../session.js";
 import { openAccountStore } from "../storage.js";
 
@@ -32,12 +34,15 @@ form.addEventListener("submit", async (event) => {
   try {
     const keys = createDeviceKeys();
     progress.textContent = "Creating your account…";
-    const user = await auth.register({ email, password, ...keys.publicKeys });
+    const user = await auth.register({ email, password, device_name: thisDeviceName(), ...keys.publicKeys });
+    // The first device is number 1 (docs/PROTOCOL.md section 15), also for a server that does
+    // not say so.
+    const device = user.device || { id: 1 };
     const store = await openAccountStore(user);
-    await store.write(keys.writes);
+    await store.write([...keys.writes, rememberDeviceWrite(device)]);
     progress.textContent = "Signing in…";
     try {
-      await auth.login(email, password);
+      await auth.login(email, password, device.id);
     } catch (loginError) {
       if (loginError instanceof ApiError) {
         window.location.assign("/login?reason=registered");

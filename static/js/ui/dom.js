@@ -53,9 +53,11 @@ export function show(node, visible) {
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 export const formatTime = (ts) => timeFormat.format(new Date(ts));
 export const formatFull = (ts) => fullFormat.format(new Date(ts));
+export const formatDateTime = (ts) => dateTimeFormat.format(new Date(ts));
 
 export function dayKey(ts) {
   const d = new Date(ts);
