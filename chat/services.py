@@ -27,9 +27,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import normalize_email
+from accounts.models import Device, normalize_email
 from accounts.selectors import user_by_email
 from chat import events, sql
 from chat.errors import (
@@ -676,13 +677,23 @@ def typing_recipient(*, sender, to_email: str) -> int:
 def envelopes_purge(*, now: datetime | None = None, dry_run: bool = False) -> PurgeResult:
     """Retention: erase the bodies of delivered envelopes (unless KEEP_DELIVERED_BODIES; this
     catches envelopes delivered while the setting was on) and delete undelivered envelopes
-    older than MESSAGE_RETENTION_DAYS. Delivered metadata stays for receipts."""
+    older than MESSAGE_RETENTION_DAYS, and undelivered copies addressed to a removed device.
+    Delivered metadata stays for receipts.
+
+    Copies of removed devices are deleted when the device is removed
+    (copies_of_removed_devices_delete), but a send that read the device list just before the
+    removal committed may store its copy for that device just after: sends lock no device rows
+    (that would cost every send a lock), so such a copy waits here instead. It is never
+    delivered (the device is refused), and only counts against the quotas until this runs."""
     now = now or timezone.now()
     bodies = Envelope.objects.none()
     if not settings.KEEP_DELIVERED_BODIES:
         bodies = Envelope.objects.filter(delivered_at__isnull=False).exclude(body="")
-    expired = Envelope.objects.filter(
-        delivered_at__isnull=True, created_at__lt=now - timedelta(days=settings.MESSAGE_RETENTION_DAYS)
+    removed = Device.objects.filter(
+        user_id=OuterRef("recipient_id"), device_id=OuterRef("recipient_device"), removed_at__isnull=False
+    )
+    expired = Envelope.objects.filter(delivered_at__isnull=True).filter(
+        Q(created_at__lt=now - timedelta(days=settings.MESSAGE_RETENTION_DAYS)) | Q(Exists(removed))
     )
     if dry_run:
         return PurgeResult(bodies_erased=bodies.count(), expired_deleted=expired.count())

@@ -7,11 +7,15 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.db.models import Q
+from django.utils import timezone
 
-from accounts.models import User
-from chat import selectors
+from accounts.models import Device, User
+from chat import selectors, services
+from chat.errors import DeviceMismatch
 from chat.models import Envelope, MailboxUsage
 from chat.tests.helpers import open_socket, receive, second_device, send_frame
+from contacts.tests.helpers import run_concurrently
 from keys.services import device_unlink
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,3 +209,51 @@ async def test_malformed_copies_are_refused(contacts):
         assert (await receive(socket))["code"] == "invalid_copies", copies
     assert await rows() == []
     await socket.disconnect()
+
+
+# --- unlinking while messages are being sent --------------------------------------------------
+
+
+def _send_to_two_devices(alice, bob) -> services.SendResult | Exception:
+    copies = (services.Copy(1, "message", "YQ=="), services.Copy(2, "message", "Yg=="))
+    request = services.SendRequest(alice.id, alice.email, bob.email, uuid.uuid4(), copies=copies)
+    return services.envelopes_send([request])[0]
+
+
+def test_the_purge_deletes_copies_stored_for_a_device_removed_meanwhile(contacts):
+    """A send that read the device list just before an unlink committed stores its copy just
+    after (sends lock no device rows): the purge deletes it, and its bytes leave the counters."""
+    alice, bob = contacts
+    second_device(bob)
+    _send_to_two_devices(alice, bob)
+    # The unlink as it looks when it committed first (its own deletion found nothing yet).
+    Device.objects.filter(user_id=bob.id, device_id=2).update(removed_at=timezone.now())
+    assert services.envelopes_purge().expired_deleted == 1
+    assert [row.recipient_device for row in Envelope.objects.all()] == [1]
+    assert MailboxUsage.objects.get(user_id=bob.id).waiting_bytes == len("YQ==")
+
+
+@pytest.mark.mariadb
+def test_unlink_under_load_leaves_no_partial_message_and_nothing_for_the_removed_device(contacts, settings):
+    settings.RATE_LIMITS_ENABLED = False
+    alice, bob = contacts
+    second_device(bob)
+    users = {account.id: User.objects.get(pk=account.id) for account in (alice, bob)}
+    calls = [lambda: _send_to_two_devices(users[alice.id], users[bob.id])] * 12
+    calls.insert(6, lambda: device_unlink(user=users[bob.id], device_id=2))
+    outcomes = run_concurrently(calls)
+    sends = [o for i, o in enumerate(outcomes) if i != 6]
+    assert all(isinstance(o, services.SendResult | DeviceMismatch) for o in sends), sends
+    stored = {o.id for o in sends if isinstance(o, services.SendResult)}
+    # Every stored message has its copy for device 1: never a partial fan-out.
+    for message_id in stored:
+        devices = Envelope.objects.filter(Q(id=message_id) | Q(message_id=message_id)).values_list(
+            "recipient_device", flat=True
+        )
+        assert 1 in devices
+    services.envelopes_purge()
+    assert not Envelope.objects.filter(recipient_device=2, delivered_at__isnull=True).exists()
+    waiting = sum(
+        Envelope.objects.filter(recipient_id=bob.id, delivered_at__isnull=True).values_list("size", flat=True)
+    )
+    assert MailboxUsage.objects.get(user_id=bob.id).waiting_bytes == waiting
