@@ -172,7 +172,3 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"device {self.device_id} of {self.user_id}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.removed_at is None

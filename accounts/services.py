@@ -104,17 +104,18 @@ def _decode_refresh(raw: str) -> dict:
     return payload
 
 
-def _is_current(payload: dict, user_id: int) -> bool:
+def _current_session(payload: dict, user_id: int) -> tuple[bool, Device | None]:
     """Whether a token was issued under the account's current session generation (tokens
     from before generations existed carry none: generation 0) and, for a device's token,
-    under the device's current generation, the device still active."""
+    under the device's current generation, the device still active; and that device (None
+    for a pending session)."""
     if payload.get(GENERATION_CLAIM, 0) != session_generation(user_id=user_id):
-        return False
+        return False, None
     device_id = token_device_id(payload)
     if device_id == PENDING_DEVICE:
-        return True
+        return True, None
     device = device_active(user_id=user_id, device_id=device_id)
-    return device is not None and device.generation == payload.get(DEVICE_GENERATION_CLAIM, 0)
+    return device is not None and device.generation == payload.get(DEVICE_GENERATION_CLAIM, 0), device
 
 
 def user_deactivate(*, user_id: int) -> None:
@@ -142,7 +143,8 @@ def tokens_rotate(*, refresh: str) -> tuple[User, Device | None, TokenPair]:
         if outstanding is None or str(outstanding.user_id) != str(payload.get(jwt_settings.USER_ID_CLAIM)):
             raise InvalidRefreshToken()
         user_id = outstanding.user_id
-        if not _is_current(payload, user_id):
+        current, device = _current_session(payload, user_id)
+        if not current:
             raise InvalidRefreshToken()
         try:
             with transaction.atomic():
@@ -156,10 +158,6 @@ def tokens_rotate(*, refresh: str) -> tuple[User, Device | None, TokenPair]:
             user = User.objects.filter(id=user_id, is_active=True).first()
             if user is None:
                 raise InvalidRefreshToken()
-            device_id = token_device_id(payload)
-            device = device_active(user_id=user_id, device_id=device_id)
-            if device_id != PENDING_DEVICE and device is None:
-                raise InvalidRefreshToken()  # removed since `_is_current` looked
             # The generations checked above, not a fresh read: if the sessions are being
             # ended concurrently, the new pair belongs to the ended generation.
             pair = tokens_issue(
@@ -169,7 +167,7 @@ def tokens_rotate(*, refresh: str) -> tuple[User, Device | None, TokenPair]:
                 device_generation=payload.get(DEVICE_GENERATION_CLAIM, 0),
             )
             if device is not None:
-                device_seen(user_id=user_id, device_id=device_id)
+                device_seen(user_id=user_id, device_id=device.device_id)
     if reused:
         # Outside the failed transaction so the revocation is committed.
         logger.warning("refresh token reuse detected user=%s", user_id)
@@ -191,11 +189,13 @@ def session_logout(*, refresh: str) -> int | None:
     except InvalidRefreshToken:
         return None
     outstanding = OutstandingToken.objects.filter(jti=payload[jwt_settings.JTI_CLAIM]).first()
-    if outstanding is None or outstanding.user_id is None or not _is_current(payload, outstanding.user_id):
+    if outstanding is None or outstanding.user_id is None:
         return None
-    device_id = token_device_id(payload)
+    current, device = _current_session(payload, outstanding.user_id)
+    if not current:
+        return None
     with transaction.atomic():
         BlacklistedToken.objects.bulk_create([BlacklistedToken(token=outstanding)], ignore_conflicts=True)
-        if device_id != PENDING_DEVICE:
-            device_sessions_end(user_id=outstanding.user_id, device_id=device_id, reason="logout")
+        if device is not None:
+            device_sessions_end(user_id=outstanding.user_id, device_id=device.device_id, reason="logout")
     return outstanding.user_id

@@ -1,4 +1,4 @@
-"""Sessions: issuing tokens, and ending every session of an account at once.
+"""Sessions: issuing tokens, and ending the sessions of an account or of one of its devices at once.
 
 Access tokens are stateless JWTs, so "refuse every token issued before now" needs a per-user
 value that each request compares with. A "valid after" timestamp compared with the token's
@@ -10,16 +10,18 @@ generation it was issued under (claim GENERATION_CLAIM, both token types), the a
 class and the socket middleware accept only the current one, and ending every session is one
 increment. Tokens issued after the increment carry the new value whatever the clock says.
 
-`sessions_end` is the one way to end sessions: logout, refresh-token reuse, deactivation (any
-save of is_active=False, the ban action), password change (any `set_password()` + `save()`) and
-identity reset all call it. `device_sessions_end` ends one device's sessions (logout of a
-device, accounts.models.Device.generation): every token also names its device (claim
-DEVICE_CLAIM, 0 for a pending session that has no device yet) and carries that device's
-generation (DEVICE_GENERATION_CLAIM); a removed device's tokens are refused whatever their
-generations (accounts.authentication). It bumps the generation, blacklists the outstanding refresh tokens
+`sessions_end` ends every session of an account: refresh-token reuse, deactivation (any save
+of is_active=False, the ban action), password change (any `set_password()` + `save()`) and
+starting over all call it. It bumps the generation, blacklists the outstanding refresh tokens
 (so they stay dead if anything ever lowered the generation) and, after commit, tells every
 socket of the account, in every process, to close (`session.revoked` with the new generation:
 a socket opened with a token of that generation, the new device's, stays open).
+
+Devices (docs/PROTOCOL.md section 15): every token also names its device (claim DEVICE_CLAIM,
+0 for a pending session that has no device yet) and carries that device's generation
+(DEVICE_GENERATION_CLAIM, accounts.models.Device.generation). `device_sessions_end` ends one
+device's sessions the same way (logout); a removed device's tokens are refused whatever their
+generations (accounts.authentication), and its sockets are closed (`device.revoked`).
 
 Refresh tokens are stored in OutstandingToken (simplejwt's table, needed for rotation and
 blacklisting) as a SHA-256 only: the rows are keyed by `jti`, which is all verification needs,

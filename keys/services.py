@@ -171,8 +171,7 @@ def device_keys_set(
     now = timezone.now()
     Device.objects.filter(pk__in=[d.pk for d in old]).update(removed_at=now)
     _device_prekeys_delete([d.pk for d in old])
-    for device in old:
-        device_revoked_publish(user_id=user.id, device_id=device.device_id, generation=device.generation, removed=True)
+    # Their sockets close with every other socket of the account (sessions_end above).
     if old:
         devices_removed.send(sender=Device, user_id=user.id, device_ids=[d.device_id for d in old])
     device = device_create(user=user, name=device_name, cap=False)
