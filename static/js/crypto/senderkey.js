@@ -483,7 +483,9 @@ export function encodeGroupText(text) {
 
 /** @param {{name: string}} settings @returns {Uint8Array} 0x02 || UTF-8 JSON {"name": ...} */
 export function encodeGroupSettings({ name } = {}) {
-  if (!isValidName(name)) throw invalidArgument(`group name must be 1 to ${GROUP_NAME_MAX_LENGTH} characters, no control characters`);
+  if (!isValidName(name)) {
+    throw invalidArgument(`group name must be 1 to ${GROUP_NAME_MAX_LENGTH} characters, no control characters`);
+  }
   return concatBytes(Uint8Array.of(GroupPlaintextType.SETTINGS), textToBytes(JSON.stringify({ name })));
 }
 
@@ -502,7 +504,9 @@ export function decodeGroupPlaintext(plaintext) {
   if (!(plaintext instanceof Uint8Array)) throw invalidArgument('plaintext must be bytes');
   if (plaintext.length === 0) throw brokenPlaintext('empty');
   const [typeByte] = plaintext;
-  if (typeByte !== GroupPlaintextType.TEXT && typeByte !== GroupPlaintextType.SETTINGS) return { type: 'unknown', typeByte };
+  if (typeByte !== GroupPlaintextType.TEXT && typeByte !== GroupPlaintextType.SETTINGS) {
+    return { type: 'unknown', typeByte };
+  }
   let content;
   try {
     content = bytesToText(plaintext.subarray(1));
