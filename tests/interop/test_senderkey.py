@@ -93,7 +93,10 @@ class Sender:
         return received_sender_keys(None, parse_sender_key_distribution(self.distribution(), self.labels["group_id"]))
 
     async def send(self, plaintext: bytes = encode_group_text("hello")) -> str:
-        self.state, body = await encrypt_group_message(self.state, plaintext=plaintext, **self.labels)
+        before = copy.deepcopy(self.state)
+        state, body = await encrypt_group_message(self.state, plaintext=plaintext, **self.labels)
+        assert self.state == before  # never mutated
+        self.state = state
         return body
 
     async def jump_to(self, start: dict, count: int) -> None:
@@ -495,3 +498,55 @@ def test_text_with_a_lone_surrogate_and_non_bytes_are_invalid_argument():
         encode_group_text("lone \udc00")
     with raises(ErrorCode.INVALID_ARGUMENT):
         decode_group_plaintext("text")  # type: ignore[arg-type]
+
+
+# -- live, across languages ----------------------------------------------------------------------------------
+
+
+async def test_messages_states_and_records_move_between_languages(driver):
+    """Fresh random keys: JavaScript and Python read each other's messages, and a sender key state or a
+    receiver's record written by one language is used by the other (the same JSON)."""
+    js_labels = {"group": GROUP, "identity_key": b64encode(ALICE), "device": 2}
+
+    def js_send(state: dict, plaintext: bytes) -> tuple[dict, str]:
+        result = driver.call("group_encrypt", state=state, plaintext=b64encode(plaintext), **js_labels)
+        return result["state"], result["body"]
+
+    def js_receive(record: dict, body: str) -> tuple[dict, bytes]:
+        result = driver.call("group_decrypt", record=record, body=body, **js_labels)
+        return result["record"], b64decode(result["plaintext"])
+
+    # A JavaScript sender key, received in Python; then Python continues the same state.
+    state = driver.call("sender_key_create")
+    py_record = received_sender_keys(
+        None,
+        parse_sender_key_distribution(
+            b64decode(driver.call("sender_key_distribution", state=state, group=GROUP)), GROUP
+        ),
+    )
+    js_record = driver.call(
+        "sender_key_receive", record=None, distribution=b64encode(sender_key_distribution(state, GROUP)), group=GROUP
+    )
+    assert js_record == py_record
+    state, first = js_send(state, encode_group_text("from JavaScript"))
+    state, second = await encrypt_group_message(state, plaintext=encode_group_text("from Python"), **LABELS)
+    state, third = js_send(state, encode_group_text("JavaScript again"))
+    # Python reads the third first (the second's key is stored), JavaScript then continues the record.
+    py_record, plaintext = await receive(py_record, third)
+    assert plaintext == encode_group_text("JavaScript again")
+    js_record, plaintext = js_receive(py_record, second)
+    assert plaintext == encode_group_text("from Python")
+    py_record, plaintext = await receive(js_record, first)
+    assert plaintext == encode_group_text("from JavaScript")
+    for body in (first, second, third):
+        with raises(ErrorCode.DUPLICATE_MESSAGE):
+            js_receive(py_record, body)
+
+    # A Python sender key, received in JavaScript; a relabelled message fails the same way there.
+    sender = Sender("python sender")
+    record = driver.call("sender_key_receive", record=None, distribution=b64encode(sender.distribution()), group=GROUP)
+    body = await sender.send(encode_group_settings(name="Team 🔐"))
+    with raises(ErrorCode.INVALID_SIGNATURE):
+        driver.call("group_decrypt", record=record, body=body, **{**js_labels, "device": 3})
+    record, plaintext = js_receive(record, body)
+    assert decode_group_plaintext(plaintext).name == "Team 🔐"
