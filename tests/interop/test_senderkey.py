@@ -438,6 +438,7 @@ async def test_corrupt_states_and_records_are_invalid_session_state():
         {**record, "current": {**current, "keyId": current["keyId"] + 1}},
         {**record, "current": {**current, "skippedMessageKeys": [{"iteration": 0, "messageKey": current["chainKey"]}]}},
         {**record, "current": {**current, "skippedMessageKeys": "none"}},
+        {**record, "current": {**current, "iteration": 1, "skippedMessageKeys": [{"iteration": 0, "messageKey": [1]}]}},
     ):
         with raises(ErrorCode.INVALID_SESSION_STATE):
             await receive(corrupt, body)

@@ -301,10 +301,15 @@ function decodeReceivedKey(data) {
   if (!Array.isArray(entries) || entries.length > MAX_STORED_SKIPPED_KEYS) throw invalidState('skippedMessageKeys');
   const skippedMessageKeys = new Map();
   for (const entry of entries) {
-    if (!isIteration(entry?.iteration) || entry.iteration >= data.iteration || !ENCODED_KEY.test(entry.messageKey)) {
+    if (
+      !isIteration(entry?.iteration) ||
+      entry.iteration >= data.iteration ||
+      skippedMessageKeys.has(entry.iteration) ||
+      typeof entry.messageKey !== 'string' ||
+      !ENCODED_KEY.test(entry.messageKey)
+    ) {
       throw invalidState('skipped key');
     }
-    if (skippedMessageKeys.has(entry.iteration)) throw invalidState('skipped key');
     skippedMessageKeys.set(entry.iteration, entry.messageKey);
   }
   return { keyId: data.keyId, iteration: data.iteration, chainKey, signingKey, skippedMessageKeys };
