@@ -254,3 +254,14 @@ def test_the_purge_erases_group_bodies_nobody_waits_for_and_those_past_retention
     result = services.envelopes_purge(now=later)
     assert (result.bodies_erased, result.expired_deleted) == (1, 2)
     assert GroupBody.objects.get(message_id=message_id).body == ""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "total", "told"),
+    [(0, 1, 99, True), (1, 2, 99, True), (2, 3, 99, False), (3, 4, 99, True), (5, 7, 99, False), (7, 9, 99, True)]
+    + [(64, 98, 99, False), (98, 99, 99, True), (4, 4, 99, False)],
+)
+def test_the_sender_hears_of_counts_at_powers_of_two_and_at_everyone(before, after, total, told):
+    from chat.group_messages import _milestone
+
+    assert _milestone(before, after, total) is told
