@@ -258,8 +258,17 @@ def test_the_purge_erases_group_bodies_nobody_waits_for_and_those_past_retention
 
 @pytest.mark.parametrize(
     ("before", "after", "total", "told"),
-    [(0, 1, 99, True), (1, 2, 99, True), (2, 3, 99, False), (3, 4, 99, True), (5, 7, 99, False), (7, 9, 99, True)]
-    + [(64, 98, 99, False), (98, 99, 99, True), (4, 4, 99, False)],
+    [
+        (0, 1, 99, True),
+        (1, 2, 99, True),
+        (2, 3, 99, False),
+        (3, 4, 99, True),
+        (5, 7, 99, False),
+        (7, 9, 99, True),
+        (64, 98, 99, False),
+        (98, 99, 99, True),
+        (4, 4, 99, False),
+    ],
 )
 def test_the_sender_hears_of_counts_at_powers_of_two_and_at_everyone(before, after, total, told):
     from chat.group_messages import _milestone
