@@ -290,6 +290,14 @@ def _first_per_member(marked: list[int], rows: dict[int, sql.ReceiptRow], column
     return pairs
 
 
+def typing_recipients(*, sender, group: uuid.UUID) -> list[int]:
+    """The other members of a group `sender` is a member of (GroupNotFound otherwise)."""
+    members = list(Membership.objects.filter(group__uid=group, user__is_active=True).values_list("user_id", flat=True))
+    if sender.pk not in members:
+        raise GroupNotFound()
+    return [member for member in members if member != sender.pk]
+
+
 def group_receipts_of(*, user_id: int, ids: list[int]) -> dict:
     """Where the group messages `user_id` sent, among `ids`, stand (others are left out)."""
     rows = GroupBody.objects.filter(sender_id=user_id, message_id__in=ids).values_list(

@@ -274,3 +274,22 @@ def test_the_sender_hears_of_counts_at_powers_of_two_and_at_everyone(before, aft
     from chat.group_messages import _milestone
 
     assert _milestone(before, after, total) is told
+
+
+async def test_typing_in_a_group_reaches_the_other_members_only(trio, make_account):
+    alice, bob, carol, group = trio
+    sockets = {
+        name: (await open_socket(account))[0] for name, account in (("alice", alice), ("bob", bob), ("carol", carol))
+    }
+    await send_frame(sockets["bob"], {"type": "typing", "group": str(group.uid), "state": "start"})
+    expected = {"type": "typing", "from": bob.email, "state": "start", "group": str(group.uid)}
+    assert await receive(sockets["alice"]) == expected
+    assert await receive(sockets["carol"]) == expected
+    assert await sockets["bob"].receive_nothing(timeout=0.2)
+    stranger = await database_sync_to_async(make_account)()
+    outsider, _ = await open_socket(stranger)
+    await send_frame(outsider, {"type": "typing", "group": str(group.uid), "state": "start"})
+    assert (await receive(outsider))["code"] == "group_not_found"
+    assert await sockets["alice"].receive_nothing(timeout=0.2)
+    for socket in (*sockets.values(), outsider):
+        await socket.disconnect()
