@@ -129,26 +129,28 @@ function markAwaiting(messages) {
  * entry's envelope becomes the one copy for device 1 of a fan-out frame.
  */
 function upgradeToDevices(db, tx) {
-  const read = tx.objectStore("signalSessions").getAll();
-  read.onsuccess = () => {
-    db.deleteObjectStore("signalSessions");
-    const sessions = db.createObjectStore("signalSessions", { keyPath: SCHEMA.signalSessions[0] });
-    for (const record of read.result) sessions.put({ ...record, device: 1 });
+  const each = (name, change) => {
+    if (!db.objectStoreNames.contains(name)) return;
+    tx.objectStore(name).openCursor().onsuccess = (event) => {
+      const cursor = event.target.result;
+      if (!cursor) return;
+      const changed = change(cursor.value);
+      if (changed) cursor.update(changed);
+      cursor.continue();
+    };
   };
-  tx.objectStore("messages").openCursor().onsuccess = (event) => {
-    const cursor = event.target.result;
-    if (!cursor) return;
-    const m = cursor.value;
-    if (m.direction === "in" && typeof m.serverId === "number") cursor.update({ ...m, messageId: m.serverId });
-    cursor.continue();
-  };
-  tx.objectStore("outbox").openCursor().onsuccess = (event) => {
-    const cursor = event.target.result;
-    if (!cursor) return;
-    const { kind, body, ...entry } = cursor.value;
-    if (typeof body === "string") cursor.update({ ...entry, copies: [{ device: 1, kind, body }], own: [] });
-    cursor.continue();
-  };
+  if (db.objectStoreNames.contains("signalSessions")) {
+    const read = tx.objectStore("signalSessions").getAll();
+    read.onsuccess = () => {
+      db.deleteObjectStore("signalSessions");
+      const sessions = db.createObjectStore("signalSessions", { keyPath: SCHEMA.signalSessions[0] });
+      for (const record of read.result) sessions.put({ ...record, device: 1 });
+    };
+  }
+  each("messages", (m) => (m.direction === "in" && typeof m.serverId === "number" ? { ...m, messageId: m.serverId } : null));
+  each("outbox", ({ kind, body, ...entry }) =>
+    typeof body === "string" ? { ...entry, copies: [{ device: 1, kind, body }], own: [] } : null,
+  );
 }
 
 export function accountKey(user) {

@@ -231,5 +231,6 @@ export function copyFrame(frame, ownEmail) {
   if (!Number.isInteger(fromDevice) || fromDevice < 1 || !Number.isInteger(messageId) || messageId < 1) return null;
   const own = typeof ownEmail === "string" && frame.from.toLowerCase() === ownEmail.toLowerCase();
   if (own && (typeof frame.to !== "string" || !frame.to || frame.to.toLowerCase() === ownEmail.toLowerCase())) return null;
-  return { ...frame, from_device: fromDevice, message_id: messageId, own };
+  // Our own email as we hold it: the sessions with our own devices are kept under it.
+  return { ...frame, from: own ? ownEmail : frame.from, from_device: fromDevice, message_id: messageId, own };
 }
