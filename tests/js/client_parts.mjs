@@ -10,6 +10,8 @@ const PRIMARY_KEYS = {
   contacts: ['email'],
   meta: ['name'],
   signalSessions: ['email', 'device'],
+  signalKeys: ['name'],
+  ephemeralKeys: ['key'],
 };
 const keyOf = (parts) => JSON.stringify(parts);
 // The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
@@ -94,6 +96,11 @@ export class MemoryStore {
       if (op.put) this.table(op.put).set(keyOf(PRIMARY_KEYS[op.put].map((f) => op.value[f])), structuredClone(op.value));
       else if (op.delete) this.table(op.delete).delete(keyOf(op.key));
     }
+  }
+
+  async getKey(name) {
+    const record = await this.get('signalKeys', name);
+    return record ? record.value : null;
   }
 
   async write(operations) {
