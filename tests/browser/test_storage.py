@@ -101,7 +101,8 @@ def test_upgrading_from_version_3_makes_each_session_the_one_with_the_contacts_d
     }
     assert len(result["sessions"]) == 1
     assert result["byMessageId"] == ["in:14"]
-    assert "messageId" not in result["sent"] and result["sent"]["serverId"] == 15
+    assert "messageId" not in result["sent"]
+    assert result["sent"]["serverId"] == 15
     assert result["queued"] == {
         "account": ACCOUNT,
         "clientId": "c2",

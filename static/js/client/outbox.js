@@ -50,7 +50,14 @@ export class Outbox {
   /** Encrypts `text` for the devices of `to` and ours, committing `writesFor(frame)` with the sessions. */
   async encrypt(to, text, writesFor) {
     const self = this.state.me.email;
-    const [theirs, ours] = await Promise.all([this.deviceLists.get(to), this.deviceLists.get(self)]);
+    let [theirs, ours] = await Promise.all([this.deviceLists.get(to), this.deviceLists.get(self)]);
+    const trusted = await this.store.get("identities", to);
+    if (trusted && theirs.identityKey !== (trusted.changedTo || trusted.identityKey)) {
+      // Kept from before an identity change (start over): the list is read again, and
+      // encryptFor compares its key with the one trusted now.
+      this.deviceLists.forget(to);
+      theirs = await this.deviceLists.get(to);
+    }
     if (!theirs.deviceIds.length) throw new NoDevicesError(to);
     return encryptFor(this.store, { to, self }, text, {
       targets: targetsOf(theirs, ours, this.state.deviceId),
