@@ -6,7 +6,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { generateOneTimePrekeys, generateSignedPrekey, publicOneTimePrekey, publicSignedPrekey } from '../../static/js/crypto/index.js';
 import { decryptBatchFrom, dropSessionsExcept, encryptFor, IdentityChangedError } from '../../static/js/session.js';
-import { MemoryStore } from './client_parts.mjs';
+import { Conversations } from '../../static/js/client/conversations.js';
+import { Keys } from '../../static/js/client/keys.js';
+import { Outbox } from '../../static/js/client/outbox.js';
+import { Receipts } from '../../static/js/client/receipts.js';
+import { MemoryStore, parts } from './client_parts.mjs';
 import { makeParty } from './helpers.mjs';
 
 const ME = 'me@example.org';
@@ -173,4 +177,78 @@ test("devices no longer listed lose their sessions; the others' stay", async () 
   await encryptFor(store, { to: BOB, self: ME }, 'hi', { targets: { to: [1, 2, 3], own: [], identityKey: bob.identityKeyPair.publicKey }, fetchBundles, writesFor: () => [] });
   assert.deepEqual(await dropSessionsExcept(store, BOB, [1, 3]), [2]);
   assert.deepEqual((await store.all('signalSessions', { prefix: [BOB] })).map((r) => r.device), [1, 3]);
+});
+
+// --- the outbox around it (client/outbox.js), with the server's key routes faked ------------------
+
+/** fetch stand-in for keys/devices and keys/bundles; `server` says what they answer now. */
+function fakeKeyServer(server) {
+  const calls = [];
+  globalThis.document.cookie = 'csrftoken=test';
+  globalThis.fetch = async (url, options) => {
+    const body = JSON.parse(options.body);
+    calls.push([url, body.email, body.device_ids]);
+    const devices = server[body.email];
+    const answer = url.endsWith('/keys/devices')
+      ? { identity_key: devices[0].identityKeyPair.publicKey, device_ids: devices.map((d) => d.id) }
+      : bundlesOf(devices.filter((d) => body.device_ids.includes(d.id)));
+    return new Response(JSON.stringify(answer), { status: 200 });
+  };
+  return calls;
+}
+
+function outboxOn(store) {
+  const p = { ...parts(), store };
+  p.state.setMe({ id: 1, email: ME, device: { id: 1, name: 'Browser' } });
+  const conversations = new Conversations(p);
+  const keys = new Keys({ ...p, report: (error) => assert.fail(error) });
+  return { ...p, outbox: new Outbox({ ...p, conversations, keys, receipts: new Receipts(p) }) };
+}
+
+test('the outbox sends one frame for all devices, corrects it after a mismatch with the same client_id, and re-reads a list kept from before an identity change', async () => {
+  const { devices, store } = setUp();
+  const server = { [BOB]: [devices.bob1, devices.bob2], [ME]: [{ id: 1, identityKeyPair: devices.me2.identityKeyPair }, devices.me2] };
+  const { transport, outbox: box } = outboxOn(store);
+  const calls = fakeKeyServer(server);
+
+  await box.send(BOB, 'hi');
+  const [first] = transport.sent;
+  assert.deepEqual([first.type, first.to], ['send', BOB]);
+  assert.deepEqual(first.copies.map((c) => c.device), [1, 2]);
+  assert.deepEqual(first.own.map((c) => c.device), [2]);
+
+  // Bob unlinked device 2 and linked device 3: the frame is corrected, not remade.
+  server[BOB] = [devices.bob1, devices.bob3];
+  calls.length = 0;
+  await box.onError({ type: 'error', client_id: first.client_id, code: 'device_mismatch', missing: { to: [3], own: [] }, extra: { to: [2], own: [] } });
+  const second = transport.sent[1];
+  assert.equal(second.client_id, first.client_id);
+  assert.deepEqual(second.copies.map((c) => c.device), [1, 3]);
+  assert.deepEqual(second.copies[0], first.copies[0]);
+  assert.deepEqual(second.own, first.own);
+  assert.deepEqual(calls, [['/api/v1/keys/bundles', BOB, [3]]]);
+  assert.equal(await store.get('signalSessions', BOB, 2), null);
+  assert.equal((await store.get('outbox', first.client_id)).mismatches, 1);
+
+  // Another round (the corrected frame met yet another change): counted.
+  await box.onError({ type: 'error', client_id: first.client_id, code: 'device_mismatch', missing: { to: [3], own: [] }, extra: { to: [2], own: [] } });
+  assert.equal((await store.get('outbox', first.client_id)).mismatches, 2);
+  // Once it was sent, a late mismatch for it changes nothing.
+  await box.onSent({ type: 'sent', client_id: first.client_id, id: 70 });
+  const sends = transport.sent.length;
+  await box.onError({ type: 'error', client_id: first.client_id, code: 'device_mismatch', missing: { to: [3], own: [] }, extra: { to: [], own: [] } });
+  assert.equal(transport.sent.length, sends);
+  assert.deepEqual(await store.all('outbox'), []);
+
+  // Bob started over (new identity key, device 4) and the user accepted it: the list kept from
+  // before names the old key, so it is read again instead of raising the change once more.
+  await box.send(BOB, 'the list is kept after this one');
+  const newBob = deviceOf(makeParty('bob-again'), 4);
+  server[BOB] = [newBob];
+  await store.write([{ put: 'identities', value: { email: BOB, identityKey: newBob.identityKeyPair.publicKey, verified: false } }]);
+  await box.send(BOB, 'to the new key');
+  const last = transport.sent.at(-1);
+  assert.notEqual(last.client_id, first.client_id);
+  assert.deepEqual(last.copies.map((c) => c.device), [4]);
+  assert.equal((await store.get('identities', BOB)).changedTo, undefined);
 });

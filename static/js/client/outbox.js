@@ -24,6 +24,9 @@ function retriable(error) {
   return error instanceof ApiError && (error.status === 0 || error.status >= 500);
 }
 
+// The outbox entry a device_mismatch named was sent or changed meanwhile (another tab).
+class EntryGone extends Error {}
+
 export class NoDevicesError extends Error {
   constructor(email) {
     super(`${email} has no device that can receive messages now. Nothing was sent.`);
@@ -276,17 +279,26 @@ export class Outbox {
         await this.fail(clientId, `The devices of ${entry.to} or your own kept changing. Try again.`);
         return;
       }
+      let current = null;
       try {
         const { targets, drop } = afterMismatch(entry, frame);
         await encryptFor(this.store, { to: entry.to, self }, message.text, {
           targets,
           drop,
           fetchBundles: (email, deviceIds) => keysApi.bundles(email, deviceIds),
-          // The frame stored now (another tab may have corrected it already), read under the locks.
-          reuse: () => this.store.get("outbox", clientId),
-          writesFor: (made) => [{ put: "outbox", value: { ...entry, ...made, mismatches } }],
+          // The frame stored now, read under the locks: another tab that sent the same frame may
+          // have corrected it already (then this round is counted once), or seen it `sent`.
+          reuse: async () => {
+            current = await this.store.get("outbox", clientId);
+            if (!current || !current.copies) throw new EntryGone();
+            return current;
+          },
+          writesFor: (made) => [
+            { put: "outbox", value: { ...current, ...made, mismatches: Math.max(mismatches, current.mismatches || 0) } },
+          ],
         });
       } catch (error) {
+        if (error instanceof EntryGone) return;
         if (retriable(error)) return; // the stored frame goes again on the next connect
         await this.store.write([{ delete: "outbox", key: [clientId] }]);
         await this.keepUnencrypted(message, { clientId, seq: entry.seq, to: entry.to }, error);
