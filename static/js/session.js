@@ -187,18 +187,16 @@ function withPeerLocks(store, emails, callback) {
 }
 
 /**
- * Sessions of `email` with the devices the server's bundles answer names (keys/bundles, section 16):
- * one X3DH per device, every signed prekey verified under the answer's one identity key, which must
- * be `identityKey` (the trusted key of a contact; our own for our own devices).
+ * Sessions with the devices a keys/bundles answer names (section 16): one X3DH per device, each a
+ * version-1 bundle under the answer's one identity key (which the caller compared with the trusted
+ * one), so every signed prekey is verified under it (initiateSession throws INVALID_SIGNATURE).
  * @returns {Map<number, object>} device id -> new session
  */
-async function sessionsFromBundles(identityKeyPair, answer, identityKey) {
+async function sessionsFromBundles(identityKeyPair, answer) {
   const started = new Map();
   for (const entry of answer.devices) {
     const bundle = { identity_key: answer.identity_key, signed_prekey: entry.signed_prekey, one_time_prekey: entry.one_time_prekey };
-    const result = await initiateSession({ identityKeyPair, bundle });
-    if (result.remoteIdentityKey !== identityKey) throw new ProtocolError("invalid_bundle", "bundle of another identity key");
-    started.set(entry.device_id, result.session);
+    started.set(entry.device_id, (await initiateSession({ identityKeyPair, bundle })).session);
   }
   return started;
 }
@@ -284,7 +282,7 @@ export function encryptFor(store, { to, self }, text, { targets, fetchBundles, w
           await noteIdentityKey(store, to, answer.identity_key);
           throw new IdentityChangedError(to);
         }
-        started = await sessionsFromBundles(identityKeyPair, answer, answer.identity_key);
+        started = await sessionsFromBundles(identityKeyPair, answer);
       }
       for (const device of [...deviceIds].sort((a, b) => a - b)) {
         if (previous.has(device)) {
