@@ -127,3 +127,27 @@ def test_a_sender_that_missed_a_device_change_sends_after_one_mismatch_round(peo
     assert sessions == {(bob.email, 1), (bob.email, 3)}
     assert alice.local_records("outbox") == []
     assert alice.page_errors == []
+
+
+def test_a_device_that_was_away_learns_on_its_return_what_was_read_on_another(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    bob2 = people("bob-phone", email=bob.email)
+    add_browser_device(bob, bob2, "Phone")
+
+    alice.open_chat(bob)
+    alice.send("read it anywhere")
+    expect(bob2.contact_button(alice).locator(".badge")).to_have_text("1")
+    # The phone goes away with the message unread; Bob reads it on his first device meanwhile,
+    # so the phone misses the read_elsewhere push.
+    bob2.go_offline()
+    bob.open_chat(alice)
+    expect(incoming(bob, "read it anywhere")).to_have_count(1)
+    expect(alice.outgoing("read it anywhere").locator("[data-status]")).to_have_attribute("data-status", "read")
+    # Back, the phone asks where its unread messages stand (section 17.3) and clears the count.
+    bob2.come_back()
+    expect(bob2.contact_button(alice).locator(".badge")).to_have_count(0)
+    (record,) = [r for r in bob2.local_records("messages") if r["direction"] == "in"]
+    assert "unread" not in record
+    assert bob2.page_errors == []
