@@ -215,7 +215,8 @@ export const contactsApi = {
 };
 
 export const keysApi = {
-  bundle: (email) => request("POST", "/api/v1/keys/bundle", { email }),
+  bundles: (email, deviceIds) => request("POST", "/api/v1/keys/bundles", { email, device_ids: deviceIds }),
+  devices: (email) => request("POST", "/api/v1/keys/devices", { email }),
   identity: (email) => request("POST", "/api/v1/keys/identity/lookup", { email }),
   prekeyCount: () => request("GET", "/api/v1/keys/prekeys/count"),
   uploadPrekeys: (oneTimePrekeys) => request("POST", "/api/v1/keys/prekeys", { one_time_prekeys: oneTimePrekeys }),

@@ -10,7 +10,9 @@
 //                         tabs, transport
 //   client/contacts.js    contacts and requests -> keys, conversations, tabs
 //   client/devices.js     the account's devices: list, rename, unlink, `devices_changed`
-//   client/receipts.js    ack, read, delivered/read, the receipts question -> tabs, transport
+//   client/fanout.js      (pure) device lists and `device_mismatch` for outbox.js and devices.js
+//   client/receipts.js    ack, read, delivered/read, read_elsewhere, the receipts question -> tabs,
+//                         transport
 //   client/typing.js      typing indicators -> transport
 //   client/notifications.js, client/keys.js (key upkeep, identities), client/conversations.js
 //   (each conversation's window, read in pages),
@@ -51,7 +53,7 @@ export class MessengerClient {
     const contacts = new Contacts({ state, store, tabs, conversations, keys, report });
     const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts });
     const inbox = new Inbox({ state, store, tabs, conversations, keys, typing, receipts, notifications, report });
-    const devices = new Devices({ state, report, onUnlinked: onDeviceRemoved });
+    const devices = new Devices({ state, store, report, onUnlinked: onDeviceRemoved });
     // The parts; each owns its own state, and they reach each other only through their methods.
     Object.assign(this, {
       report,
@@ -143,6 +145,7 @@ export class MessengerClient {
       sent: (frame) => this.outbox.onSent(frame),
       delivered: (frame) => this.receipts.onReceipt(frame.ids, "delivered"),
       read: (frame) => this.receipts.onReceipt(frame.ids, "read"),
+      read_elsewhere: (frame) => this.receipts.onReadElsewhere(frame.ids),
       receipts: (frame) => this.receipts.onAnswer(frame),
       error: (frame) => this.onServerError(frame),
       typing: (frame) => this.typing.onFrame(frame),
@@ -150,7 +153,10 @@ export class MessengerClient {
       contact_request_answered: () => this.contacts.sync(),
       contact_removed: (frame) => this.contacts.onRemoved(frame),
       prekeys_low: (frame) => this.keys.onPrekeysLow(frame),
-      devices_changed: (frame) => this.devices.onChanged(frame),
+      devices_changed: (frame) => {
+        if (frame && typeof frame.email === "string") this.outbox.forgetDevices(frame.email);
+        return this.devices.onChanged(frame);
+      },
       identity_changed: (frame) => this.keys.checkIdentity(frame.email, frame.identity_key || null),
     };
   }

@@ -2,8 +2,10 @@
 // encryption and decryption, identity trust, safety numbers, and prekey upkeep.
 //
 // Rules kept here (docs/PROTOCOL.md):
-// - All work on one peer's sessions runs under the Web Lock "sm:<account>:peer:<email>", so two tabs
-//   never encrypt from, or decrypt into, the same stored state (a forked ratchet reuses keys).
+// - All work on one account's sessions (one per device of it, docs/PROTOCOL.md section 14; our own
+//   other devices under our own email) runs under the Web Lock "sm:<account>:peer:<email>", so two
+//   tabs never encrypt from, or decrypt into, the same stored state (a forked ratchet reuses keys).
+//   A send holds the recipient's and our own lock, taken in sorted order.
 // - Inside the lock: read state, run all the cryptography, then write the new state and its outcome
 //   (message, outbox entry, consumed prekey...) in ONE IndexedDB transaction (storage.js says why).
 // - A one-time prekey's private key is deleted only when a session was established from it, never
@@ -132,30 +134,27 @@ export function noteIdentityKey(store, email, identityKey) {
 
 /**
  * The user accepted the new identity key of `email`: trust it (unverified), and drop sessions bound
- * to any other key so the next message starts a fresh session with the new one.
+ * to any other key (with every device of the account) so the next message starts fresh sessions
+ * with the new one.
  */
 export function acceptIdentityChange(store, email) {
-  return withLock(peerLock(store, email), () =>
-    store.update(
-      ["identities", "signalSessions"],
-      [{ store: "identities", key: [email] }, { store: "signalSessions", key: [email] }],
-      ([trusted, sessions]) => {
-        if (!trusted || !trusted.changedTo) return { writes: [] };
-        const identityKey = trusted.changedTo;
-        const writes = [
-          { put: "identities", value: { ...trusted, identityKey, changedTo: null, verified: false, acceptedAt: Date.now() } },
-        ];
-        if (sessions) {
-          const keep = [sessions.current, ...(sessions.archived || [])].filter(
-            (s) => s && s.remoteIdentityKey === identityKey,
-          );
-          if (keep.length) writes.push({ put: "signalSessions", value: { email, current: keep[0], archived: keep.slice(1) } });
-          else writes.push({ delete: "signalSessions", key: [email] });
-        }
-        return { writes };
-      },
-    ),
-  );
+  return withLock(peerLock(store, email), async () => {
+    // Read under the lock: no session of this account changes before the update below.
+    const records = await store.all("signalSessions", { prefix: [email] });
+    return store.update(["identities", "signalSessions"], [{ store: "identities", key: [email] }], ([trusted]) => {
+      if (!trusted || !trusted.changedTo) return { writes: [] };
+      const identityKey = trusted.changedTo;
+      const writes = [
+        { put: "identities", value: { ...trusted, identityKey, changedTo: null, verified: false, acceptedAt: Date.now() } },
+      ];
+      for (const record of records) {
+        const keep = sessionCandidates(record).filter((s) => s.remoteIdentityKey === identityKey);
+        if (keep.length) writes.push({ put: "signalSessions", value: { ...record, current: keep[0], archived: keep.slice(1) } });
+        else writes.push({ delete: "signalSessions", key: [email, record.device] });
+      }
+      return { writes };
+    });
+  });
 }
 
 export function setVerified(store, email, verified) {
@@ -171,57 +170,156 @@ function sessionCandidates(record) {
   return [record.current, ...(record.archived || [])].filter(Boolean);
 }
 
-function withCurrent(email, record, session, replacedIndex = null) {
+function withCurrent(email, device, record, session, replacedIndex = null) {
   const others = sessionCandidates(record).filter((_, i) => i !== replacedIndex);
-  return { email, current: session, archived: others.slice(0, ARCHIVED_SESSIONS) };
+  return { email, device, current: session, archived: others.slice(0, ARCHIVED_SESSIONS) };
 }
 
 /**
- * Encrypts `text` for `email` and commits the new session state together with `writesFor({kind, body})`
- * (the outbox entry and the message) in one transaction, all under the peer's lock.
- * @param {object} store AccountStore
- * @param {string} email
- * @param {string} text
- * @param {{fetchBundle: (email: string) => Promise<object>, writesFor: (envelope: {kind: string, body: string}) => object[]}} io
+ * Runs `callback` under the locks of every email in `emails`, taken one after the other in a fixed
+ * (sorted) order: two tabs sending to a contact, each also encrypting for our own devices, never
+ * wait for each other's second lock while holding their first.
  */
-export function encryptFor(store, email, text, { fetchBundle, writesFor }) {
-  return withLock(peerLock(store, email), async () => {
+function withPeerLocks(store, emails, callback) {
+  const names = [...new Set(emails)].sort().map((email) => peerLock(store, email));
+  const run = (i) => (i === names.length ? callback() : withLock(names[i], () => run(i + 1)));
+  return run(0);
+}
+
+/**
+ * Sessions with the devices a keys/bundles answer names (section 16): one X3DH per device, each a
+ * version-1 bundle under the answer's one identity key (which the caller compared with the trusted
+ * one), so every signed prekey is verified under it (initiateSession throws INVALID_SIGNATURE).
+ * @returns {Map<number, object>} device id -> new session
+ */
+async function sessionsFromBundles(identityKeyPair, answer) {
+  const started = new Map();
+  for (const entry of answer.devices) {
+    const bundle = { identity_key: answer.identity_key, signed_prekey: entry.signed_prekey, one_time_prekey: entry.one_time_prekey };
+    started.set(entry.device_id, (await initiateSession({ identityKeyPair, bundle })).session);
+  }
+  return started;
+}
+
+function bundlesAnswer(answer, wanted) {
+  if (!answer || typeof answer.identity_key !== "string" || !Array.isArray(answer.devices)) {
+    throw new ProtocolError("invalid_bundle", "malformed bundles answer");
+  }
+  for (const entry of answer.devices) {
+    if (!entry || !wanted.includes(entry.device_id)) throw new ProtocolError("invalid_bundle", "bundle of a device not asked for");
+  }
+  return answer;
+}
+
+/**
+ * Encrypts `text` once for each device of `targets` (docs/PROTOCOL.md section 17.1): the
+ * recipient's (`copies`) and our own other devices (`own`), each with the session of that device
+ * pair, starting sessions by X3DH from fresh bundles where none is bound to the trusted identity
+ * key. Commits every advanced session together with `writesFor({copies, own})` (the outbox entry
+ * holding the whole frame, and the message) in ONE transaction, under the locks of the recipient
+ * and of our own email: encrypting twice from one stored state would reuse a message key, so the
+ * frame is stored before it can leave and is resent as stored.
+ *
+ * After a `device_mismatch`, `reuse()` gives the frame already stored: its ciphertexts for devices
+ * still targeted are kept as they are (their sessions advanced when they were made), and only the
+ * devices without one are encrypted for. Sessions with the devices of `drop` (removed from the
+ * account) are deleted in the same transaction.
+ *
+ * @param {object} store AccountStore
+ * @param {{to: string, self: string}} parties the recipient and our own email
+ * @param {string} text
+ * @param {object} io
+ * @param {{to: number[], own: number[], identityKey?: string|null}} io.targets device ids (own: without
+ *   ours), and the identity key the recipient's device list named
+ * @param {(email: string, deviceIds: number[]) => Promise<object>} io.fetchBundles keys/bundles
+ * @param {(frame: {copies: object[], own: object[]}) => object[]} io.writesFor
+ * @param {() => Promise<{copies: object[], own: object[]}|null>} [io.reuse] read under the locks
+ * @param {{to: number[], own: number[]}} [io.drop]
+ * @returns {Promise<{copies: object[], own: object[]}>}
+ */
+export function encryptFor(store, { to, self }, text, { targets, fetchBundles, writesFor, reuse = null, drop = null }) {
+  return withPeerLocks(store, [to, self], async () => {
     const identityKeyPair = await store.getKey("identity");
     if (!identityKeyPair) throw new NotSetUpError();
-    const trusted = await store.get("identities", email);
-    if (trusted && trusted.changedTo) throw new IdentityChangedError(email);
-    const record = await store.get("signalSessions", email);
-    let session = record ? record.current : null;
-    let sessionRecord = record;
-    const writes = [];
-
-    if (!session || (trusted && session.remoteIdentityKey !== trusted.identityKey)) {
-      // First message (or no session bound to the trusted key): X3DH from a fresh bundle. The
-      // bundle's signature is verified by initiateSession; a bad one throws INVALID_SIGNATURE.
-      const bundle = await fetchBundle(email);
-      const started = await initiateSession({ identityKeyPair, bundle });
-      if (trusted && started.remoteIdentityKey !== trusted.identityKey) {
-        await noteIdentityKey(store, email, started.remoteIdentityKey);
-        throw new IdentityChangedError(email);
-      }
-      if (!trusted) {
-        writes.push({
-          put: "identities",
-          value: { email, identityKey: started.remoteIdentityKey, verified: false, firstSeen: Date.now() },
-        });
-      }
-      session = started.session;
-      sessionRecord = withCurrent(email, null, session);
-      sessionRecord.archived = sessionCandidates(record).slice(0, ARCHIVED_SESSIONS);
+    const trusted = await store.get("identities", to);
+    if (trusted && trusted.changedTo) throw new IdentityChangedError(to);
+    if (trusted && targets.identityKey && targets.identityKey !== trusted.identityKey) {
+      await noteIdentityKey(store, to, targets.identityKey);
+      throw new IdentityChangedError(to);
     }
-
-    const encrypted = await encryptMessage(session, textToBytes(text));
-    // The new state is stored before the envelope can leave: encrypting twice from one stored
-    // state would reuse a message key.
-    writes.push({ put: "signalSessions", value: { ...sessionRecord, email, current: encrypted.session } });
-    writes.push(...writesFor({ kind: encrypted.kind, body: encrypted.body }));
+    if (targets.ownIdentityKey && targets.ownIdentityKey !== identityKeyPair.publicKey) {
+      throw new Error("Your account's identity key was replaced on another device. Sign in again.");
+    }
+    const made = (reuse && (await reuse())) || { copies: [], own: [] };
+    const writes = [];
+    const frame = { copies: [], own: [] };
+    let identityKey = trusted ? trusted.identityKey : null;
+    const sides = [
+      ["copies", to, targets.to, drop ? drop.to : []],
+      ["own", self, targets.own, drop ? drop.own : []],
+    ];
+    for (const [list, email, deviceIds, dropped] of sides) {
+      for (const device of dropped) writes.push({ delete: "signalSessions", key: [email, device] });
+      const key = list === "own" ? identityKeyPair.publicKey : identityKey;
+      const previous = new Map((made[list] || []).map((copy) => [copy.device, copy]));
+      const records = new Map();
+      const needBundle = [];
+      for (const device of [...deviceIds].sort((a, b) => a - b)) {
+        if (previous.has(device)) continue;
+        const record = await store.get("signalSessions", email, device);
+        records.set(device, record);
+        if (!record || !record.current || (key && record.current.remoteIdentityKey !== key)) needBundle.push(device);
+      }
+      let started = new Map();
+      if (needBundle.length) {
+        const answer = bundlesAnswer(await fetchBundles(email, needBundle), needBundle);
+        if (list === "copies" && !key) {
+          // First contact: the identity key of the first bundles is trusted (unverified).
+          identityKey = answer.identity_key;
+          writes.push({ put: "identities", value: { email, identityKey, verified: false, firstSeen: Date.now() } });
+        } else if (answer.identity_key !== (list === "own" ? identityKeyPair.publicKey : identityKey)) {
+          if (list === "own") throw new ProtocolError("invalid_bundle", "our own device's bundle carries another identity key");
+          await noteIdentityKey(store, to, answer.identity_key);
+          throw new IdentityChangedError(to);
+        }
+        started = await sessionsFromBundles(identityKeyPair, answer);
+      }
+      for (const device of [...deviceIds].sort((a, b) => a - b)) {
+        if (previous.has(device)) {
+          frame[list].push(previous.get(device));
+          continue;
+        }
+        const old = records.get(device);
+        let record = old;
+        if (started.has(device)) {
+          record = withCurrent(email, device, null, started.get(device));
+          record.archived = sessionCandidates(old).slice(0, ARCHIVED_SESSIONS);
+        } else if (needBundle.includes(device)) {
+          continue; // no bundle (no current signed prekey): the server's answer will say so
+        }
+        const encrypted = await encryptMessage(record.current, textToBytes(text));
+        writes.push({ put: "signalSessions", value: { ...record, email, device, current: encrypted.session } });
+        frame[list].push({ device, kind: encrypted.kind, body: encrypted.body });
+      }
+    }
+    if (!frame.copies.length) throw new Error(`None of ${to}'s devices can be written to now.`);
+    writes.push(...writesFor(frame));
     await store.write(writes);
-    return { kind: encrypted.kind, body: encrypted.body };
+    return frame;
+  });
+}
+
+/**
+ * Deletes our sessions with the devices of `email` not in `deviceIds` (the account's devices now,
+ * keys/devices): a removed device gets nothing more (docs/PROTOCOL.md section 19).
+ * @returns {Promise<number[]>} the devices whose sessions were dropped
+ */
+export function dropSessionsExcept(store, email, deviceIds) {
+  return withLock(peerLock(store, email), async () => {
+    const records = await store.all("signalSessions", { prefix: [email] });
+    const gone = records.map((record) => record.device).filter((device) => !deviceIds.includes(device));
+    await store.write(gone.map((device) => ({ delete: "signalSessions", key: [email, device] })));
+    return gone;
   });
 }
 
@@ -240,21 +338,27 @@ function failureCode(error) {
  * Between envelopes the session lives in memory; each envelope is tried against the state the
  * previous one left, exactly as if each had been committed on its own.
  *
+ * One device's session: frames of one sender device (`from`, `from_device`, section 17.2). Frames
+ * from our own other devices (`from` is our own email) must carry our own identity key; their key
+ * is never recorded as a contact's.
+ *
  * @param {object} store
- * @param {string} email the sender (every frame's `from`)
+ * @param {{email: string, device: number, own?: boolean}} sender every frame's `from` and `from_device`;
+ *   `own`: our own account
  * @param {{id: number, from: string, kind: string, body: string, sent_at: string}[]} frames
- * @param {(frame: object, fields: object) => object} messageRecord builds the message record for an outcome
+ * @param {{recordId: (frame: object) => string, messageRecord: (frame: object, fields: object) => object}} records
+ *   the id of a frame's message record (how a redelivered frame is recognised) and the record for an outcome
  * @returns {Promise<{status: "duplicate"|"stored"|"failed", message?: object}[]>} per frame, and
  *   `identityChanged` on the array: a new identity key was noted for the sender
  */
-export function decryptBatchFrom(store, email, frames, messageRecord) {
+export function decryptBatchFrom(store, { email, device, own = false }, frames, { recordId, messageRecord }) {
   return withLock(peerLock(store, email), async () => {
     // An envelope whose acknowledgement was lost comes back: it is already stored (and its message
     // key is gone), so it is only acknowledged again.
-    const stored = await store.has("messages", "serverId", frames.map((frame) => [frame.id]));
+    const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
     const identityKeyPair = await store.getKey("identity");
     if (!identityKeyPair) throw new NotSetUpError();
-    const first = await store.get("signalSessions", email);
+    const first = await store.get("signalSessions", email, device);
     let record = first;
     const seen = new Set();
     const consumedPrekeys = new Set();
@@ -297,6 +401,11 @@ export function decryptBatchFrom(store, email, frames, messageRecord) {
               envelope,
               usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
             });
+            if (own && result.session.remoteIdentityKey !== identityKeyPair.publicKey) {
+              // Not our account's key: not one of our devices, whatever the server labelled it.
+              // Nothing of it is kept (its prekey stays for the genuine first message).
+              throw new ProtocolError("authentication_failed", "own device message under another identity key");
+            }
             outcome = { session: result.session, plaintext: result.plaintext, index: null };
             // Only now that a session was established from them (never on a failed attempt):
             if (result.consumedOneTimePrekeyId !== null) {
@@ -321,10 +430,13 @@ export function decryptBatchFrom(store, email, frames, messageRecord) {
           }
           if (!outcome) throw lastError || new ProtocolError("session_mismatch", "no session with this contact");
         }
-        text = bytesToText(outcome.plaintext);
         const key = outcome.session.remoteIdentityKey;
+        if (own && key !== identityKeyPair.publicKey) {
+          throw new ProtocolError("authentication_failed", "own device message under another identity key");
+        }
+        text = bytesToText(outcome.plaintext);
         if (remoteIdentityKeys[remoteIdentityKeys.length - 1] !== key) remoteIdentityKeys.push(key);
-        record = withCurrent(email, record, outcome.session, outcome.index);
+        record = withCurrent(email, device, record, outcome.session, outcome.index);
       } catch (error) {
         failed = failureCode(error);
       }
@@ -337,7 +449,7 @@ export function decryptBatchFrom(store, email, frames, messageRecord) {
     await store.write(writes);
 
     let identityChanged = false;
-    for (const key of remoteIdentityKeys) {
+    for (const key of own ? [] : remoteIdentityKeys) {
       if ((await noteIdentityKey(store, email, key)) === "changed") identityChanged = true;
     }
     results.identityChanged = identityChanged;

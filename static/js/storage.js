@@ -13,14 +13,21 @@
 const DB_NAME = "SecureMessengerDB";
 // 2: the messages index `awaiting` (sent messages whose read receipt has not arrived yet).
 // 3: the messages index `history` (a conversation in display order, read in pages).
-const DB_VERSION = 3;
+// 4: sessions per (email, device id), the messages index `messageId`, outbox entries as fan-out
+//    frames (docs/PROTOCOL.md sections 17 and 19; upgradeToDevices).
+const DB_VERSION = 4;
 
 // Store name -> [key path (after "account"), indexes {name: key path}]
 const SCHEMA = {
   // Decrypted history: {account, id, contact, direction: "in"|"out", text, ts, status, serverId?,
-  // unread?: 1, failed?: code, awaiting?: serverId}. Outgoing ids are the envelope client_id;
-  // incoming ids "in:<id>". `awaiting` is set on outgoing messages the server stored whose read
-  // receipt has not arrived: on every connect the client asks the server where they stand.
+  // messageId?, unread?: 1, failed?: code, awaiting?: serverId}. Outgoing ids are the client_id;
+  // incoming ids "in:<copy id>"; our own messages sent from another device "own:<copy id>" (the
+  // record id is how a redelivered copy is recognised). `serverId` is what our receipts name: the
+  // copy id of a received message (`ack`, `read`), the message id of a sent one (`sent`, and the
+  // `delivered`/`read` pushes). `messageId` is a received message's message id, the number the
+  // server's `read_elsewhere` and `receipts` answer name. `awaiting` is set on outgoing messages
+  // the server stored whose read receipt has not arrived: on every connect the client asks the
+  // server where they stand.
   // `history` orders a conversation as the page shows it (time, then id: one key per message), so
   // a window of it is read in pages (AccountStore.page) without reading the whole conversation.
   messages: [["account", "id"], {
@@ -29,6 +36,7 @@ const SCHEMA = {
     serverId: ["account", "serverId"],
     unread: ["account", "contact", "unread"],
     awaiting: ["account", "awaiting"],
+    messageId: ["account", "messageId"],
   }],
   // Pending requests mirrored from the server: {account, id, email, direction, created_at}
   contactRequests: [["account", "id"], {}],
@@ -36,11 +44,13 @@ const SCHEMA = {
   contacts: [["account", "email"], {}],
   // Our key material: {account, name, value}; names "identity", "spk:<id>", "opk:<id>"
   signalKeys: [["account", "name"], {}],
-  // Double Ratchet sessions per contact: {account, email, current, archived: [...]}
-  signalSessions: [["account", "email"], {}],
+  // Double Ratchet sessions per device of a contact, and with our own other devices:
+  // {account, email, device, current, archived: [...]}
+  signalSessions: [["account", "email", "device"], {}],
   // Identity keys seen for contacts: {account, email, identityKey, verified, changedTo?, firstSeen}
   identities: [["account", "email"], {}],
-  // Messages waiting to be sent: {account, clientId, seq, to, kind?, body?}
+  // Messages waiting to be sent: {account, clientId, seq, to, copies?, own?, mismatches?}; without
+  // `copies` the message is not encrypted yet. copies/own: [{device, kind, body}] (the send frame's)
   outbox: [["account", "clientId"], { order: ["account", "seq"] }],
   // X3DH ephemeral keys that already founded a session (replay guard): {account, key, signedPrekeyId}
   ephemeralKeys: [["account", "key"], {}],
@@ -66,6 +76,7 @@ export function openDatabase() {
       request.onupgradeneeded = (event) => {
         const db = request.result;
         const tx = request.transaction;
+        if (event.oldVersion >= 1 && event.oldVersion < 4) upgradeToDevices(db, tx);
         for (const [name, [keyPath, indexes]] of Object.entries(SCHEMA)) {
           const store = db.objectStoreNames.contains(name) ? tx.objectStore(name) : db.createObjectStore(name, { keyPath });
           for (const [indexName, indexPath] of Object.entries(indexes)) {
@@ -109,6 +120,37 @@ function markAwaiting(messages) {
     }
     cursor.continue();
   };
+}
+
+/**
+ * Upgrade to version 4 (docs/PROTOCOL.md section 19, "Migration"): a session with a contact
+ * becomes the session with that contact's device 1 (the store's key changes, so it is made anew);
+ * a received message's copy id is its message id (version 1 had one copy per message); an outbox
+ * entry's envelope becomes the one copy for device 1 of a fan-out frame.
+ */
+function upgradeToDevices(db, tx) {
+  const each = (name, change) => {
+    if (!db.objectStoreNames.contains(name)) return;
+    tx.objectStore(name).openCursor().onsuccess = (event) => {
+      const cursor = event.target.result;
+      if (!cursor) return;
+      const changed = change(cursor.value);
+      if (changed) cursor.update(changed);
+      cursor.continue();
+    };
+  };
+  if (db.objectStoreNames.contains("signalSessions")) {
+    const read = tx.objectStore("signalSessions").getAll();
+    read.onsuccess = () => {
+      db.deleteObjectStore("signalSessions");
+      const sessions = db.createObjectStore("signalSessions", { keyPath: SCHEMA.signalSessions[0] });
+      for (const record of read.result) sessions.put({ ...record, device: 1 });
+    };
+  }
+  each("messages", (m) => (m.direction === "in" && typeof m.serverId === "number" ? { ...m, messageId: m.serverId } : null));
+  each("outbox", ({ kind, body, ...entry }) =>
+    typeof body === "string" ? { ...entry, copies: [{ device: 1, kind, body }], own: [] } : null,
+  );
 }
 
 export function accountKey(user) {
@@ -209,9 +251,10 @@ export class AccountStore {
     });
   }
 
-  /** Whether `index` of `store` holds each of `keys` (key parts after the account), in one transaction. */
+  /** Whether `index` of `store` (or the store itself, index null) holds each of `keys` (key parts after the account), in one transaction. */
   has(store, index, keys) {
-    const source = this.db.transaction(store, "readonly").objectStore(store).index(index);
+    const objects = this.db.transaction(store, "readonly").objectStore(store);
+    const source = index ? objects.index(index) : objects;
     return Promise.all(keys.map((parts) => promisify(source.getKey([this.account, ...parts])).then((key) => key !== undefined)));
   }
 

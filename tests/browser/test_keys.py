@@ -139,10 +139,10 @@ def test_one_time_prekeys_used_up_while_away_are_refilled_at_sign_in(people, mes
     # A new key works end to end: the next bundles hand out the rest of the old ones, then
     # 101, and a first message made with it decrypts.
     bob.claim_bundles(alice, BATCH - taken)
-    with bob.page.expect_response(re.compile(r".*/api/v1/keys/bundle$")) as bundle:
+    with bob.page.expect_response(re.compile(r".*/api/v1/keys/bundles$")) as bundles:
         bob.open_chat(alice)
         bob.send("made with one of your new prekeys")
-    assert bundle.value.json()["one_time_prekey"]["key_id"] == BATCH + 1
+    assert bundles.value.json()["devices"][0]["one_time_prekey"]["key_id"] == BATCH + 1
     alice.open_chat(bob)
     expect(incoming(alice)).to_have_text(["made with one of your new prekeys"])
     assert BATCH + 1 not in local_one_time_prekeys(alice)
@@ -173,12 +173,16 @@ def test_the_signed_prekey_is_rotated_on_schedule_and_the_old_one_kept_for_the_g
     assert bob.claim_bundles(alice, 1)[0]["signed_prekey"]["key_id"] == 2
 
     # The message made against the old bundle still decrypts.
-    bob.page.route(re.compile(r".*/api/v1/keys/bundle$"), lambda route: route.fulfill(json=old_bundle))
+    old_bundles = {
+        "identity_key": old_bundle["identity_key"],
+        "devices": [{"device_id": 1, **{k: old_bundle[k] for k in ("signed_prekey", "one_time_prekey")}}],
+    }
+    bob.page.route(re.compile(r".*/api/v1/keys/bundles$"), lambda route: route.fulfill(json=old_bundles))
     bob.open_chat(alice)
     bob.send("made with your old signed prekey")
     alice.open_chat(bob)
     expect(incoming(alice)).to_have_text(["made with your old signed prekey"])
-    bob.page.unroute(re.compile(r".*/api/v1/keys/bundle$"))
+    bob.page.unroute(re.compile(r".*/api/v1/keys/bundles$"))
     assert [e["signedPrekeyId"] for e in alice.local_records("ephemeralKeys")] == [1]
 
     # Past the grace period, the next start deletes the old private key and its replay guard.

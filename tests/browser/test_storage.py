@@ -45,3 +45,70 @@ def test_upgrading_the_local_database_keeps_history_and_indexes_messages_still_w
     assert {"messages", "signalKeys", "outbox", "identities"} <= set(result["stores"])
     assert result["waiting"] == ["a", "b"]
     assert result["count"] == 5
+
+
+def test_upgrading_from_version_3_makes_each_session_the_one_with_the_contacts_device_1(people):
+    """docs/PROTOCOL.md section 19, "Migration": a session with a contact is the session with
+    that contact's device 1; a received message's copy id is its message id; a queued envelope is
+    the one copy of a frame for device 1."""
+    page = people("ann").page
+    page.goto("/login")
+    result = page.evaluate(
+        """async (account) => {
+          const bob = "bob@example.test";
+          const v3 = await new Promise((resolve, reject) => {
+            const request = indexedDB.open("SecureMessengerDB", 3);
+            request.onupgradeneeded = () => {
+              const db = request.result;
+              const messages = db.createObjectStore("messages", { keyPath: ["account", "id"] });
+              messages.createIndex("serverId", ["account", "serverId"]);
+              messages.add({ account, id: "in:14", contact: bob, direction: "in", serverId: 14, text: "in", ts: 1 });
+              messages.add({ account, id: "c1", contact: bob, direction: "out", serverId: 15, text: "out", ts: 2 });
+              const sessions = db.createObjectStore("signalSessions", { keyPath: ["account", "email"] });
+              sessions.add({ account, email: bob, current: { ratchet: "state" }, archived: [] });
+              const outbox = db.createObjectStore("outbox", { keyPath: ["account", "clientId"] });
+              outbox.add({ account, clientId: "c2", seq: 1, to: bob, kind: "message", body: "envelope" });
+              outbox.add({ account, clientId: "c3", seq: 2, to: bob });
+            };
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          });
+          v3.close();
+          const storage = await import("/static/js/storage.js");
+          const db = await storage.openDatabase();
+          const store = new storage.AccountStore(db, account);
+          const out = {
+            version: db.version,
+            session: await store.get("signalSessions", bob, 1),
+            sessions: await store.all("signalSessions"),
+            byMessageId: (await store.all("messages", { index: "messageId" })).map((m) => m.id),
+            sent: await store.get("messages", "c1"),
+            queued: await store.get("outbox", "c2"),
+            held: await store.get("outbox", "c3"),
+          };
+          db.close();
+          return out;
+        }""",
+        ACCOUNT,
+    )
+    assert result["version"] == 4
+    assert result["session"] == {
+        "account": ACCOUNT,
+        "email": "bob@example.test",
+        "device": 1,
+        "current": {"ratchet": "state"},
+        "archived": [],
+    }
+    assert len(result["sessions"]) == 1
+    assert result["byMessageId"] == ["in:14"]
+    assert "messageId" not in result["sent"]
+    assert result["sent"]["serverId"] == 15
+    assert result["queued"] == {
+        "account": ACCOUNT,
+        "clientId": "c2",
+        "seq": 1,
+        "to": "bob@example.test",
+        "copies": [{"device": 1, "kind": "message", "body": "envelope"}],
+        "own": [],
+    }
+    assert result["held"] == {"account": ACCOUNT, "clientId": "c3", "seq": 2, "to": "bob@example.test"}

@@ -17,11 +17,14 @@ function outbox() {
   return { ...p, receipts, outbox: new Outbox({ ...p, conversations, keys, receipts }) };
 }
 
-/** A message already encrypted and queued, as outbox.send leaves it. */
+const copies = (clientId) => [{ device: 1, kind: 'message', body: `body-${clientId}` }];
+const own = (clientId) => [{ device: 2, kind: 'message', body: `own-${clientId}` }];
+
+/** A message already encrypted for every device and queued, as outbox.send leaves it. */
 async function queued(store, clientId, seq) {
   await store.write([
     { put: 'messages', value: { id: clientId, contact: BOB, direction: 'out', text: 'hi', ts: seq, status: 'sending' } },
-    { put: 'outbox', value: { clientId, seq, to: BOB, kind: 'message', body: `body-${clientId}` } },
+    { put: 'outbox', value: { clientId, seq, to: BOB, copies: copies(clientId), own: own(clientId) } },
   ]);
 }
 
@@ -32,7 +35,7 @@ test('queued envelopes go out in order, once per socket, and again under the sam
   await queued(store, 'c2', 2);
   await queued(store, 'c1', 1);
   await box.flush();
-  assert.deepEqual(transport.sent[0], { type: 'send', client_id: 'c1', to: BOB, kind: 'message', body: 'body-c1' });
+  assert.deepEqual(transport.sent[0], { type: 'send', client_id: 'c1', to: BOB, copies: copies('c1'), own: own('c1') });
   await box.flush();
   assert.deepEqual(sends(transport), ['c1', 'c2']);
   box.onConnect();
@@ -82,7 +85,7 @@ test('a rate-limited send goes again after retry_after; a refused one fails and 
   assert.deepEqual(sends(transport), ['c1', 'c2', 'c1']);
 });
 
-test('retry puts a failed message back in the outbox, without a body, under its client_id', async () => {
+test('retry puts a failed message back in the outbox, without copies, under its client_id', async () => {
   const { store, state, transport, outbox: box } = outbox();
   transport.isOpen = false;
   await store.write([
@@ -95,7 +98,7 @@ test('retry puts a failed message back in the outbox, without a body, under its 
   const [entry] = await store.all('outbox');
   assert.equal(entry.clientId, 'c1');
   assert.equal(entry.to, BOB);
-  assert.equal('body' in entry, false);
+  assert.equal('copies' in entry, false);
   assert.equal(state.conversations.get(BOB)[0].status, 'sending');
 });
 
@@ -104,5 +107,5 @@ test('retry leaves a message that has not failed alone', async () => {
   await queued(store, 'c1', 1);
   await box.retry('c1');
   assert.equal((await store.get('messages', 'c1')).status, 'sending');
-  assert.equal((await store.get('outbox', 'c1')).body, 'body-c1');
+  assert.deepEqual((await store.get('outbox', 'c1')).copies, copies('c1'));
 });

@@ -3,7 +3,17 @@
 // cross-tab channel. State is the real AppState (static/js/state.js).
 import { AppState } from '../../static/js/state.js';
 
-const PRIMARY_KEYS = { messages: 'id', outbox: 'clientId', identities: 'email', contacts: 'email', meta: 'name' };
+const PRIMARY_KEYS = {
+  messages: ['id'],
+  outbox: ['clientId'],
+  identities: ['email'],
+  contacts: ['email'],
+  meta: ['name'],
+  signalSessions: ['email', 'device'],
+  signalKeys: ['name'],
+  ephemeralKeys: ['key'],
+};
+const keyOf = (parts) => JSON.stringify(parts);
 // The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
 const INDEXES = {
   messages: {
@@ -12,6 +22,7 @@ const INDEXES = {
     serverId: ['serverId'],
     unread: ['contact', 'unread'],
     awaiting: ['awaiting'],
+    messageId: ['messageId'],
   },
   outbox: { order: ['seq'] },
 };
@@ -35,8 +46,8 @@ export class MemoryStore {
     return this.tables.get(name);
   }
 
-  async get(store, key) {
-    return structuredClone(this.table(store).get(key) ?? null);
+  async get(store, ...parts) {
+    return structuredClone(this.table(store).get(keyOf(parts)) ?? null);
   }
 
   query(store, index, prefix) {
@@ -49,6 +60,11 @@ export class MemoryStore {
   }
 
   async all(store, { index = null, prefix = [], limit = undefined } = {}) {
+    if (!index) {
+      const fields = PRIMARY_KEYS[store];
+      const records = this.query(store, null, []).filter((r) => prefix.every((part, i) => r[fields[i]] === part));
+      return structuredClone(records.slice(0, limit));
+    }
     return structuredClone(this.query(store, index, prefix).slice(0, limit));
   }
 
@@ -63,6 +79,7 @@ export class MemoryStore {
   }
 
   async has(store, index, keys) {
+    if (!index) return keys.map((parts) => this.table(store).has(keyOf(parts)));
     return keys.map((parts) => this.query(store, index, parts).length > 0);
   }
 
@@ -76,9 +93,14 @@ export class MemoryStore {
 
   apply(operations) {
     for (const op of operations) {
-      if (op.put) this.table(op.put).set(op.value[PRIMARY_KEYS[op.put]], structuredClone(op.value));
-      else if (op.delete) this.table(op.delete).delete(op.key[0]);
+      if (op.put) this.table(op.put).set(keyOf(PRIMARY_KEYS[op.put].map((f) => op.value[f])), structuredClone(op.value));
+      else if (op.delete) this.table(op.delete).delete(keyOf(op.key));
     }
+  }
+
+  async getKey(name) {
+    const record = await this.get('signalKeys', name);
+    return record ? record.value : null;
   }
 
   async write(operations) {
@@ -87,7 +109,7 @@ export class MemoryStore {
 
   async update(stores, reads, change) {
     const records = reads.map((read) =>
-      read.index ? (this.query(read.store, read.index, read.key)[0] ?? null) : (this.table(read.store).get(read.key[0]) ?? null),
+      read.index ? (this.query(read.store, read.index, read.key)[0] ?? null) : (this.table(read.store).get(keyOf(read.key)) ?? null),
     );
     const { writes = [], result } = change(structuredClone(records));
     this.apply(writes);

@@ -123,20 +123,28 @@ const LIST = (ids) => () => [
   },
 ];
 
-test("devices_changed: the account's own list is read again; a contact's is quiet", async () => {
+test("devices_changed: the account's own list is read again; a contact's is quiet; gone devices' sessions are dropped", async () => {
   const p = signedIn(parts());
-  const calls = fakeServer({ 'GET /api/v1/devices': LIST([1, 2]) });
+  const lists = { 'bob@example.org': [1, 3], [ME]: [1, 2] };
+  const calls = fakeServer({
+    'GET /api/v1/devices': LIST([1, 2]),
+    'POST /api/v1/keys/devices': () => [200, { identity_key: 'K', device_ids: lists[calls.at(-1).body.email.toLowerCase()] }],
+  });
+  const session = (email, device) => ({ put: 'signalSessions', value: { email, device, current: {}, archived: [] } });
+  await p.store.write([session('bob@example.org', 1), session('bob@example.org', 2), session('bob@example.org', 3), session(ME, 2), session(ME, 4)]);
   const notices = [];
-  const devices = new Devices({ state: p.state, report: (error) => notices.push(error), onUnlinked: () => assert.fail() });
-  devices.onChanged({ type: 'devices_changed', email: 'bob@example.org' });
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(calls, []);
+  const devices = new Devices({ ...p, report: (error) => notices.push(error), onUnlinked: () => assert.fail() });
+  await devices.onChanged({ type: 'devices_changed', email: 'bob@example.org' });
+  assert.deepEqual(calls.map((c) => c.key), ['POST /api/v1/keys/devices']);
   assert.equal(p.state.devices, null);
-  devices.onChanged({ type: 'devices_changed', email: 'ME@example.org' });
+  const sessions = async (email) => (await p.store.all('signalSessions', { prefix: [email] })).map((r) => r.device);
+  assert.deepEqual(await sessions('bob@example.org'), [1, 3]);
+  await devices.onChanged({ type: 'devices_changed', email: 'ME@example.org' });
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(calls.map((c) => c.key), ['GET /api/v1/devices']);
+  assert.deepEqual(calls.map((c) => c.key).sort(), ['GET /api/v1/devices', 'POST /api/v1/keys/devices', 'POST /api/v1/keys/devices']);
   assert.deepEqual(p.state.devices.list.map((d) => d.id), [1, 2]);
   assert.equal(p.state.devices.max, 5);
+  assert.deepEqual(await sessions(ME), [2]);
   assert.deepEqual(notices, []);
   assert.equal(p.state.contacts.get('bob@example.org').identity, null, 'no identity change noted');
 });

@@ -1,8 +1,11 @@
 // The account's devices (docs/PROTOCOL.md sections 14, 15 and 19): the list the Devices panel
 // shows (re-read on every connect and on `devices_changed` for the account itself), renaming and
-// unlinking. Writes state only. Unlinking this browser itself is handed to `onUnlinked` (main.js
-// erases this device's keys and shows the sign-in page), as when the server says so.
-import { ApiError, devicesApi } from "../api.js";
+// unlinking. Unlinking this browser itself is handed to `onUnlinked` (main.js erases this
+// device's keys and shows the sign-in page), as when the server says so. On `devices_changed` (a
+// contact's or our own) the sessions with devices no longer listed are dropped.
+import { ApiError, devicesApi, keysApi } from "../api.js";
+import { dropSessionsExcept } from "../session.js";
+import { deviceListOf } from "./fanout.js";
 
 export const DEVICE_NAME_MAX = 64; // accounts/models.py DEVICE_NAME_MAX_LENGTH
 
@@ -19,8 +22,9 @@ export function deviceNameInput(value) {
 }
 
 export class Devices {
-  constructor({ state, report, onUnlinked }) {
+  constructor({ state, store, report, onUnlinked }) {
     this.state = state;
+    this.store = store;
     this.report = report;
     this.onUnlinked = onUnlinked;
   }
@@ -58,11 +62,21 @@ export class Devices {
 
   /**
    * `devices_changed`: the account's own list is read again. A contact's is quiet: no
-   * safety-number warning (the identity key did not change, docs/PROTOCOL.md section 19), and
-   * nothing else yet (sessions per device come with the fan-out of section 17).
+   * safety-number warning (the identity key did not change, docs/PROTOCOL.md section 19). For
+   * either, sessions with devices that are gone are dropped (outbox.js forgets its list too).
    */
-  onChanged(frame) {
-    const own = this.state.me && String(this.state.me.email).toLowerCase();
-    if (frame && typeof frame.email === "string" && frame.email.toLowerCase() === own) this.load();
+  async onChanged(frame) {
+    if (!frame || typeof frame.email !== "string") return;
+    const me = this.state.me ? this.state.me.email : null;
+    const own = Boolean(me) && frame.email.toLowerCase() === me.toLowerCase();
+    const email = own ? me : frame.email;
+    if (own) this.load();
+    try {
+      const { deviceIds } = deviceListOf(await keysApi.devices(email));
+      await dropSessionsExcept(this.store, email, deviceIds);
+    } catch (error) {
+      // No longer a contact (403/404): its sessions stay until it is one again, harmless.
+      if (!(error instanceof ApiError && [401, 403, 404].includes(error.status))) this.report(error, "Could not read the devices: ");
+    }
   }
 }

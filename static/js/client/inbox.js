@@ -7,8 +7,14 @@
 // recognised by its server id, acknowledged again and not shown twice. New messages end the
 // sender's typing indicator, are counted, told to the other tabs and notified when the tab is
 // hidden; in the conversation open in a visible page they are stored read and answered with `read`.
+//
+// Each frame is one device's copy (docs/PROTOCOL.md section 17.2): decrypted with the session of
+// its sender device (`from`, `from_device`). A copy from our own account is our own message, sent
+// from another device: it is filed as sent in the conversation with `to`, acknowledged, and never
+// read, counted or notified.
 
 import { decryptBatchFrom } from "../session.js";
+import { withStatus } from "./status.js";
 
 // Batches of 100 or 200 gave tasks over 100 ms on a loaded 2-CPU machine (docs/ARCHITECTURE.md).
 export const BATCH_MAX = 50;
@@ -97,45 +103,55 @@ export class Inbox {
   }
 
   onEnvelope(frame) {
-    if (!frame || typeof frame.id !== "number" || typeof frame.from !== "string") return;
-    this.intake.push(frame);
+    const checked = copyFrame(frame, this.state.me && this.state.me.email);
+    if (checked) this.intake.push(checked);
+    else this.report(new Error("The server sent a message frame that is malformed; it was not read."));
   }
 
   stop() {
     this.intake.clear();
   }
 
-  /** One batch, in arrival order: per sender one transaction, one state event, one receipt frame. */
+  /** One batch, in arrival order: per sender device one transaction, one state event, one receipt frame. */
   async take(frames) {
     const bySender = new Map();
     for (const frame of frames) {
-      if (!bySender.has(frame.from)) bySender.set(frame.from, []);
-      bySender.get(frame.from).push(frame);
+      const key = `${frame.from_device}:${frame.from}`;
+      if (!bySender.has(key)) bySender.set(key, []);
+      bySender.get(key).push(frame);
     }
-    for (const [email, list] of bySender) await this.takeFrom(email, list);
+    for (const list of bySender.values()) {
+      if (list[0].own) await this.takeOwn(list);
+      else await this.takeFrom(list);
+    }
     await this.receipts.markActiveRead();
   }
 
-  async takeFrom(email, frames) {
+  async takeFrom(frames) {
+    const { from: email, from_device: device } = frames[0];
     // Arriving in the conversation open in a visible page: seen, so stored read.
     const seen = this.state.active === email && document.visibilityState === "visible";
     const readAt = Date.now();
     let results;
     try {
-      results = await decryptBatchFrom(this.store, email, frames, (frame, { text, failed }) => {
-        const record = {
-          id: `in:${frame.id}`,
-          serverId: frame.id,
-          contact: frame.from,
-          direction: "in",
-          text: text === null ? "" : text,
-          ts: Date.parse(frame.sent_at) || Date.now(),
-          status: "received",
-        };
-        if (seen) record.readAt = readAt;
-        else record.unread = 1;
-        if (failed) record.failed = failed;
-        return record;
+      results = await decryptBatchFrom(this.store, { email, device }, frames, {
+        recordId: (frame) => `in:${frame.id}`,
+        messageRecord: (frame, { text, failed }) => {
+          const record = {
+            id: `in:${frame.id}`,
+            serverId: frame.id,
+            messageId: frame.message_id,
+            contact: frame.from,
+            direction: "in",
+            text: text === null ? "" : text,
+            ts: Date.parse(frame.sent_at) || Date.now(),
+            status: "received",
+          };
+          if (seen) record.readAt = readAt;
+          else record.unread = 1;
+          if (failed) record.failed = failed;
+          return record;
+        },
       });
     } catch (error) {
       // Storage failure or no keys: not acknowledged, so the server keeps them for later.
@@ -155,4 +171,66 @@ export class Inbox {
     this.tabs.broadcast({ type: "conversation", email });
     this.notifications.notify(email);
   }
+
+  /**
+   * Copies of our own messages, sent from another of our devices: stored as sent (receipts for
+   * their message id move them on, as for messages sent here), acknowledged, never read: reading
+   * an own copy would produce no receipt anyway (section 17.3).
+   */
+  async takeOwn(frames) {
+    const { from: email, from_device: device } = frames[0];
+    let results;
+    try {
+      results = await decryptBatchFrom(this.store, { email, device, own: true }, frames, {
+        recordId: (frame) => `own:${frame.id}`,
+        messageRecord: (frame, { text, failed }) => {
+          const record = withStatus(
+            {
+              id: `own:${frame.id}`,
+              serverId: frame.message_id,
+              contact: frame.to,
+              direction: "out",
+              text: text === null ? "" : text,
+              ts: Date.parse(frame.sent_at) || Date.now(),
+            },
+            "sent",
+          );
+          if (failed) record.failed = failed;
+          return record;
+        },
+      });
+    } catch (error) {
+      this.report(error, "A message could not be stored: ");
+      return;
+    }
+    for (const frame of frames) this.receipts.ack(frame.id);
+    const messages = results.filter((result) => result.status !== "duplicate").map((result) => result.message);
+    for (const contact of new Set(messages.map((m) => m.contact))) {
+      if (this.state.loaded.has(contact)) this.state.upsertMessages(messages.filter((m) => m.contact === contact));
+      await this.conversations.refreshCounters(contact);
+      this.tabs.broadcast({ type: "conversation", email: contact });
+    }
+    // A receipt that overtook the copy (our other device's recipient was quick).
+    for (const message of messages) {
+      const early = this.receipts.takeEarly(message.serverId);
+      if (early) await this.receipts.onReceipt([message.serverId], early);
+    }
+  }
+}
+
+/**
+ * A `message` frame checked (section 17.2), or null: a positive integer copy id, the sender and its
+ * device, the message id, and for a copy from our own account the contact it went to (`own` set).
+ * A frame from a server before devices (no `from_device`, `message_id`) is device 1's, its copy
+ * id its message id (section 19).
+ */
+export function copyFrame(frame, ownEmail) {
+  if (!frame || !Number.isInteger(frame.id) || frame.id < 1 || typeof frame.from !== "string") return null;
+  const fromDevice = frame.from_device === undefined ? 1 : frame.from_device;
+  const messageId = frame.message_id === undefined ? frame.id : frame.message_id;
+  if (!Number.isInteger(fromDevice) || fromDevice < 1 || !Number.isInteger(messageId) || messageId < 1) return null;
+  const own = typeof ownEmail === "string" && frame.from.toLowerCase() === ownEmail.toLowerCase();
+  if (own && (typeof frame.to !== "string" || !frame.to || frame.to.toLowerCase() === ownEmail.toLowerCase())) return null;
+  // Our own email as we hold it: the sessions with our own devices are kept under it.
+  return { ...frame, from: own ? ownEmail : frame.from, from_device: fromDevice, message_id: messageId, own };
 }

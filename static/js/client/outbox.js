@@ -1,10 +1,14 @@
-// Outbox: outgoing messages. Each is encrypted at once and its envelope kept in the `outbox` store
-// (../storage.js) until the server answers `sent` (or refuses it); on every (re)connect the outbox
-// is sent again under the same client_id, which the server stores once. A message that cannot be
-// encrypted yet waits in the outbox without a body (network down; an identity change not accepted:
-// `held`) and is encrypted when it is flushed. A failed message can be sent again (retry).
+// Outbox: outgoing messages. Each is encrypted at once, for every device of the recipient and
+// every other device of ours (docs/PROTOCOL.md section 17.1), and its whole `send` frame kept in
+// the `outbox` store (../storage.js) until the server answers `sent` (or refuses it); on every
+// (re)connect the stored frame is sent again unchanged under the same client_id, which the server
+// stores once. A message that cannot be encrypted yet waits in the outbox without copies (network
+// down; an identity change not accepted: `held`) and is encrypted when it is flushed. A
+// `device_mismatch` corrects the stored frame (the ciphertexts made stay, fanout.js) and sends it
+// again; after MISMATCHES_MAX in a row the message fails. A failed message can be sent again (retry).
 import { ApiError, errorMessage, keysApi } from "../api.js";
 import { encryptFor, IdentityChangedError } from "../session.js";
+import { afterMismatch, DeviceLists, MISMATCHES_MAX, targetsOf } from "./fanout.js";
 import { laterStatus, withStatus } from "./status.js";
 
 function uuid() {
@@ -20,6 +24,16 @@ function retriable(error) {
   return error instanceof ApiError && (error.status === 0 || error.status >= 500);
 }
 
+// The outbox entry a device_mismatch named was sent or changed meanwhile (another tab).
+class EntryGone extends Error {}
+
+export class NoDevicesError extends Error {
+  constructor(email) {
+    super(`${email} has no device that can receive messages now. Nothing was sent.`);
+    this.name = "NoDevicesError";
+  }
+}
+
 export class Outbox {
   constructor({ state, store, transport, tabs, conversations, keys, receipts }) {
     this.state = state;
@@ -33,6 +47,31 @@ export class Outbox {
     this.flushing = null;
     this.flushAgain = false;
     this.seq = 0;
+    this.deviceLists = new DeviceLists((email) => keysApi.devices(email));
+  }
+
+  /** Encrypts `text` for the devices of `to` and ours, committing `writesFor(frame)` with the sessions. */
+  async encrypt(to, text, writesFor) {
+    const self = this.state.me.email;
+    let [theirs, ours] = await Promise.all([this.deviceLists.get(to), this.deviceLists.get(self)]);
+    const trusted = await this.store.get("identities", to);
+    if (trusted && theirs.identityKey !== (trusted.changedTo || trusted.identityKey)) {
+      // Kept from before an identity change (start over): the list is read again, and
+      // encryptFor compares its key with the one trusted now.
+      this.deviceLists.forget(to);
+      theirs = await this.deviceLists.get(to);
+    }
+    if (!theirs.deviceIds.length) throw new NoDevicesError(to);
+    return encryptFor(this.store, { to, self }, text, {
+      targets: targetsOf(theirs, ours, this.state.deviceId),
+      fetchBundles: (email, deviceIds) => keysApi.bundles(email, deviceIds),
+      writesFor,
+    });
+  }
+
+  /** `devices_changed` for `email` (or our own account): its list is read again when next needed. */
+  forgetDevices(email) {
+    this.deviceLists.forget(email);
   }
 
   /** A new socket: nothing is in flight on it yet. */
@@ -56,13 +95,10 @@ export class Outbox {
     if (!this.state.loaded.has(email)) await this.conversations.reload(email);
     this.state.upsertMessage(message);
     try {
-      await encryptFor(this.store, email, body, {
-        fetchBundle: (to) => keysApi.bundle(to),
-        writesFor: (envelope) => [
-          { put: "messages", value: message },
-          { put: "outbox", value: { ...outbox, ...envelope } },
-        ],
-      });
+      await this.encrypt(email, body, (frame) => [
+        { put: "messages", value: message },
+        { put: "outbox", value: { ...outbox, ...frame } },
+      ]);
     } catch (error) {
       await this.keepUnencrypted(message, outbox, error);
     }
@@ -71,8 +107,8 @@ export class Outbox {
   }
 
   /**
-   * Sends a failed message again, from its stored text. It goes back into the outbox without a
-   * body, so flush encrypts it afresh (encryptHeld), under the same client_id: the server never
+   * Sends a failed message again, from its stored text. It goes back into the outbox without
+   * copies, so flush encrypts it afresh (encryptHeld), under the same client_id: the server never
    * stored that id (it refused it, or deleted it undelivered at the end of retention).
    */
   async retry(id) {
@@ -121,7 +157,7 @@ export class Outbox {
     }
   }
 
-  /** Sends every queued envelope (encrypting the ones that were held) over the open socket. */
+  /** Sends every queued frame (encrypting the ones that were held) over the open socket. */
   async flush() {
     if (!this.transport.isOpen) return;
     if (this.flushing) {
@@ -136,10 +172,9 @@ export class Outbox {
         for (const entry of entries) {
           if (!this.transport.isOpen) return;
           if (this.inFlight.has(entry.clientId)) continue;
-          let envelope = entry.body ? { kind: entry.kind, body: entry.body } : null;
-          if (!envelope) envelope = await this.encryptHeld(entry);
-          if (!envelope) continue;
-          if (this.transport.send({ type: "send", client_id: entry.clientId, to: entry.to, ...envelope })) {
+          const frame = entry.copies ? { copies: entry.copies, own: entry.own || [] } : await this.encryptHeld(entry);
+          if (!frame) continue;
+          if (this.transport.send({ type: "send", client_id: entry.clientId, to: entry.to, copies: frame.copies, own: frame.own })) {
             this.inFlight.add(entry.clientId);
           }
         }
@@ -159,16 +194,12 @@ export class Outbox {
     if (trusted && trusted.changedTo) return null; // waits for the user's acknowledgement
     const sending = { ...message, status: "sending" };
     try {
-      return await encryptFor(this.store, entry.to, message.text, {
-        fetchBundle: (to) => keysApi.bundle(to),
-        writesFor: (envelope) => [
-          { put: "messages", value: sending },
-          { put: "outbox", value: { ...entry, ...envelope } },
-        ],
-      }).then((envelope) => {
-        this.state.upsertMessage(sending);
-        return envelope;
-      });
+      const frame = await this.encrypt(entry.to, message.text, (made) => [
+        { put: "messages", value: sending },
+        { put: "outbox", value: { ...entry, ...made } },
+      ]);
+      this.state.upsertMessage(sending);
+      return frame;
     } catch (error) {
       if (error instanceof IdentityChangedError) {
         await this.keys.refreshIdentity(entry.to);
@@ -205,14 +236,77 @@ export class Outbox {
     }
   }
 
-  /** An `error` frame naming one of our client_ids: sent again later if rate limited, else failed. */
+  /**
+   * An `error` frame naming one of our client_ids: sent again later if rate limited, corrected and
+   * sent again after a device mismatch, else failed.
+   */
   async onError(frame) {
+    if (frame.code === "device_mismatch") {
+      await this.onMismatch(frame);
+      return;
+    }
     this.inFlight.delete(frame.client_id);
     if (frame.code === "rate_limited") {
       setTimeout(() => this.flush(), Math.max(1, frame.retry_after || 1) * 1000);
       return;
     }
+    if (frame.code === "no_devices") {
+      const entry = await this.store.get("outbox", frame.client_id);
+      if (entry) this.forgetDevices(entry.to);
+      await this.fail(frame.client_id, new NoDevicesError(entry ? entry.to : "The recipient").message);
+      return;
+    }
     await this.fail(frame.client_id, frame.detail || "The server refused this message.");
+  }
+
+  /**
+   * `device_mismatch` (section 17.1): the recipient's or our own devices changed since the frame
+   * was made. Sessions with removed devices are dropped, the devices added are encrypted for, the
+   * other copies are kept as stored, and the frame goes again under the same client_id. The entry
+   * stays in flight meanwhile, so a flush does not send the old frame again.
+   */
+  async onMismatch(frame) {
+    const clientId = frame.client_id;
+    const self = this.state.me.email;
+    try {
+      const entry = await this.store.get("outbox", clientId);
+      const message = entry && entry.copies ? await this.store.get("messages", clientId) : null;
+      if (!message) return;
+      this.forgetDevices(entry.to);
+      this.forgetDevices(self);
+      const mismatches = (entry.mismatches || 0) + 1;
+      if (mismatches >= MISMATCHES_MAX) {
+        await this.fail(clientId, `The devices of ${entry.to} or your own kept changing. Try again.`);
+        return;
+      }
+      let current = null;
+      try {
+        const { targets, drop } = afterMismatch(entry, frame);
+        await encryptFor(this.store, { to: entry.to, self }, message.text, {
+          targets,
+          drop,
+          fetchBundles: (email, deviceIds) => keysApi.bundles(email, deviceIds),
+          // The frame stored now, read under the locks: another tab that sent the same frame may
+          // have corrected it already (then this round is counted once), or seen it `sent`.
+          reuse: async () => {
+            current = await this.store.get("outbox", clientId);
+            if (!current || !current.copies) throw new EntryGone();
+            return current;
+          },
+          writesFor: (made) => [
+            { put: "outbox", value: { ...current, ...made, mismatches: Math.max(mismatches, current.mismatches || 0) } },
+          ],
+        });
+      } catch (error) {
+        if (error instanceof EntryGone) return;
+        if (retriable(error)) return; // the stored frame goes again on the next connect
+        await this.store.write([{ delete: "outbox", key: [clientId] }]);
+        await this.keepUnencrypted(message, { clientId, seq: entry.seq, to: entry.to }, error);
+      }
+    } finally {
+      this.inFlight.delete(clientId);
+    }
+    this.flush();
   }
 
   async fail(clientId, reason) {

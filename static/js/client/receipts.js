@@ -1,10 +1,12 @@
 // Receipts both ways. Ours: the `ack` of each stored envelope (a batch at once, after ACK_DELAY_MS)
 // and the `read` of the open conversation's messages while the tab is visible, every frame within
 // the server's MAX_IDS_PER_FRAME; one the server could not apply is sent again (../receipts.js
-// ReceiptRetry). Theirs: the `delivered`/`read` pushes about
-// our sent messages, and, since pushes are at-most-once, the `receipts` question asked on every
-// connect about the messages still waiting for a read receipt. Also keeps the receipts that overtook
-// our `sent` (outbox.js takes them).
+// ReceiptRetry). Both name copy ids (docs/PROTOCOL.md section 17.2). Theirs: the `delivered`/`read`
+// pushes about our sent messages (message ids, section 17.3; also about those our other devices
+// sent), and, since pushes are at-most-once, the `receipts` question asked on every connect about
+// the messages still waiting for a read receipt and the received ones still unread here. Messages
+// read on another of our devices (`read_elsewhere`, or `read` in that answer) are marked read here
+// without a frame. Also keeps the receipts that overtook our `sent` (outbox.js takes them).
 import { MAX_IDS_PER_FRAME, ReceiptRetry } from "../receipts.js";
 import { laterStatus, withStatus } from "./status.js";
 
@@ -125,8 +127,12 @@ export class Receipts {
     return status;
   }
 
-  /** A `delivered` or `read` push about our sent messages. */
-  async onReceipt(ids, status) {
+  /**
+   * A `delivered` or `read` push about our sent messages (message ids). One naming no message yet
+   * overtook our `sent` for it, and is kept for it; not so in an answer to our question (`early`
+   * false), which names only messages we asked about.
+   */
+  async onReceipt(ids, status, { early = true } = {}) {
     if (!Array.isArray(ids) || !ids.length) return;
     const updated = await this.store.update(
       ["messages"],
@@ -137,7 +143,7 @@ export class Receipts {
         records.forEach((record, i) => {
           if (!record) {
             // The receipt overtook our `sent` for it.
-            this.early.set(ids[i], status);
+            if (early) this.early.set(ids[i], status);
             return;
           }
           if (record.direction !== "out") return;
@@ -154,19 +160,58 @@ export class Receipts {
     for (const email of new Set((updated || []).map((m) => m.contact))) this.tabs.broadcast({ type: "conversation", email });
   }
 
+  /**
+   * `read_elsewhere` (message ids): messages we received, read on another of our devices. They are
+   * marked read here (the unread count goes down); no receipt goes out, the server has it.
+   */
+  async onReadElsewhere(ids) {
+    if (!Array.isArray(ids)) return;
+    const wanted = ids.filter((id) => Number.isInteger(id) && id > 0);
+    if (!wanted.length) return;
+    const now = Date.now();
+    const updated = await this.store.update(
+      ["messages"],
+      wanted.map((id) => ({ store: "messages", index: "messageId", key: [id] })),
+      (records) => {
+        const changed = records
+          .filter((record) => record && record.direction === "in" && record.unread)
+          .map((record) => {
+            const copy = { ...record, readAt: now };
+            delete copy.unread;
+            return copy;
+          });
+        return { writes: changed.map((value) => ({ put: "messages", value })), result: changed };
+      },
+    );
+    for (const email of new Set((updated || []).map((m) => m.contact))) {
+      const messages = updated.filter((m) => m.contact === email);
+      if (this.state.loaded.has(email)) this.state.upsertMessages(messages);
+      const unread = await this.store.count("messages", { index: "unread", prefix: [email, 1] });
+      this.state.updateContact(email, { unread });
+      this.tabs.broadcast({ type: "conversation", email });
+    }
+  }
+
   /** The `delivered`/`read` pushes missed while this browser was offline: asks where the newest
-   *  messages still waiting for a read receipt stand (answered by a `receipts` frame). */
+   *  messages still waiting for a read receipt stand, and which received ones still unread here
+   *  were read on another of our devices (answered by a `receipts` frame). */
   async ask() {
     const waiting = await this.store.page("messages", "awaiting", [], { limit: RECEIPTS_MAX_IDS });
     const ids = waiting.map((m) => m.awaiting);
+    const room = RECEIPTS_MAX_IDS - ids.length;
+    if (room > 0) {
+      const unread = await this.store.all("messages", { index: "unread", limit: room });
+      ids.push(...unread.map((m) => m.messageId).filter((id) => Number.isInteger(id)));
+    }
     if (ids.length) this.transport.send({ type: "receipts", ids });
   }
 
   /** The answer to `ask`. */
   async onAnswer(frame) {
     const list = (ids) => (Array.isArray(ids) ? ids.filter((id) => typeof id === "number") : []);
-    await this.onReceipt(list(frame.delivered), "delivered");
-    await this.onReceipt(list(frame.read), "read");
+    await this.onReceipt(list(frame.delivered), "delivered", { early: false });
+    await this.onReceipt(list(frame.read), "read", { early: false });
+    await this.onReadElsewhere(list(frame.read));
     const unknown = list(frame.unknown);
     if (!unknown.length) return;
     // Gone from the server: an envelope nobody fetched before the end of retention was deleted.
