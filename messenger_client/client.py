@@ -62,7 +62,7 @@ class Client:
         self._socket = ChatSocket(self.http, self._events, self._background)
         self._account = Account(store, self.http)
         self._contacts = Contacts(self.http)
-        self._devices = Devices(self.http, self._account)
+        self._devices = Devices(self.http, self._account, store, self._background)
         self._keys = Keys(store, self.http, self._account, self._contacts, self._events, self._background)
         self._receipts = Receipts(store, self.http, self._socket, self._background)
         self._outbox = Outbox(store, self.http, self._account, self._socket)
@@ -75,6 +75,8 @@ class Client:
                 "delivered": self._receipts.on_pushed,
                 "read": self._receipts.on_pushed,
                 "receipts": self._receipts.on_answer,
+                "read_elsewhere": self._receipts.on_read_elsewhere,
+                "devices_changed": self._devices.on_devices_changed,
                 "identity_changed": self._keys.on_identity_changed,
                 "prekeys_low": self._keys.on_prekeys_low,
             },

@@ -18,12 +18,14 @@ class ApiError(ClientError):
         *,
         errors: dict | None = None,
         retry_after: int | None = None,
+        body: dict | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
         self.errors = errors or {}
         self.retry_after = retry_after
+        self.body = body or {}  # the whole error answer (a device_mismatch names the devices in it)
         message = f"{detail} ({code}, HTTP {status})" if status else f"{detail} ({code})"
         if self.errors:
             fields = "; ".join(
