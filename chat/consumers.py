@@ -54,7 +54,7 @@ from django.conf import settings
 from accounts.devices import device_active
 from accounts.sessions import PENDING_DEVICE, session_generation
 from chat import events, selectors, services, validation
-from chat.errors import DeviceMismatch, InvalidFrame
+from chat.errors import InvalidFrame
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
 from realtime import bus
@@ -398,28 +398,15 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 frame=frame["type"] if ids else None,
                 ids=ids,
                 retry_after=retry_after,
-                devices=(exc.missing, exc.extra) if isinstance(exc, DeviceMismatch) else None,
+                fields=exc.fields(),
             )
         )
 
     async def _frame_send(self, frame: dict) -> None:
-        client_id = validation.client_id_parse(frame.get("client_id"))
-        to_email = validation.email_parse(frame.get("to"))
-        if "copies" in frame:
-            copies = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("copies"), "copies", True))
-            own = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("own", []), "own"))
-            kind = body = ""
-        else:
-            copies, own = None, ()
-            kind = validation.kind_parse(frame.get("kind"))
-            body = validation.body_parse(frame.get("body"))
-            validation.body_size_check(body)
+        request = services.send_request_parse(frame, sender=self.user, sender_device=self.device_id)
         local_rate_limit_hit("message_send", self.user.pk)
-        request = services.SendRequest(
-            self.user.pk, self.user.email, to_email, client_id, kind, body, self.device_id, copies, own
-        )
         result = await batcher(services.envelopes_apply).submit(request)
-        await self._send_event(events.sent_event(client_id=client_id, id=result.id))
+        await self._send_event(events.sent_event(client_id=request.client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))

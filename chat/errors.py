@@ -60,6 +60,9 @@ class DeviceMismatch(Conflict, ChatError):
         self.extra = extra
         super().__init__()
 
+    def fields(self) -> dict:
+        return {"missing": self.missing, "extra": self.extra}
+
 
 class NoDevices(ChatError):
     status_code = 409

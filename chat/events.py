@@ -93,12 +93,12 @@ def error_event(
     frame: str | None = None,
     ids: list[int] | None = None,
     retry_after: int | None = None,
-    devices: tuple[dict, dict] | None = None,
+    fields: dict | None = None,
 ) -> dict:
     """A frame the server could not apply: `client_id` names a failed `send`; `frame` ("ack"
     or "read") and `ids` name a failed receipt, whose envelopes were not marked (the client
-    sends that frame again); `devices` ((missing, extra)) names the devices of a
-    `device_mismatch`."""
+    sends that frame again); `fields` are the error's own (DomainError.fields: the devices of a
+    `device_mismatch`)."""
     event = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         event["client_id"] = str(client_id)
@@ -107,8 +107,8 @@ def error_event(
         event["ids"] = list(ids)
     if retry_after is not None:
         event["retry_after"] = retry_after
-    if devices is not None:
-        event["missing"], event["extra"] = devices  # `device_mismatch`
+    if fields:
+        event.update(fields)
     return event
 
 

@@ -16,6 +16,22 @@ class SendSerializer(serializers.Serializer):
     body = serializers.CharField(trim_whitespace=False, help_text="Ciphertext, opaque to the server (max 64 KiB).")
 
 
+class CopySerializer(serializers.Serializer):
+    device = serializers.IntegerField(help_text="The device this copy is encrypted for.")
+    kind = serializers.ChoiceField(choices=Envelope.Kind.choices)
+    body = serializers.CharField(trim_whitespace=False, help_text="Ciphertext for that device (max 64 KiB).")
+
+
+class SendCopiesSerializer(serializers.Serializer):
+    """Documentation of a version-2 send (docs/PROTOCOL.md section 17.1); the view checks it
+    with chat.services.send_request_parse, the socket frame's rules."""
+
+    client_id = serializers.UUIDField(help_text="Chosen by the sender's client; a resend reuses it.")
+    to = serializers.EmailField(max_length=254, help_text="Email of an accepted contact.")
+    copies = CopySerializer(many=True, help_text="One copy per active device of the recipient.")
+    own = CopySerializer(many=True, required=False, help_text="One copy per other active device of the sender.")
+
+
 class SentSerializer(serializers.Serializer):
     client_id = serializers.UUIDField()
     id = serializers.IntegerField(help_text="Server id; envelopes are delivered in id order.")

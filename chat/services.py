@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import Device, normalize_email
 from accounts.selectors import user_by_email
-from chat import events, sql
+from chat import events, sql, validation
 from chat.errors import (
     ChatError,
     ClientIdReused,
@@ -75,6 +75,24 @@ class SendRequest:
     sender_device: int = 1
     copies: tuple[Copy, ...] | None = None
     own: tuple[Copy, ...] = ()
+
+
+def send_request_parse(frame: dict, *, sender, sender_device: int) -> SendRequest:
+    """The `send` of `sender`'s device `sender_device`, as the chat socket's frame or the body
+    of POST messages/ carries it (docs/PROTOCOL.md section 17.1): version 2 when it has
+    `copies` (and optionally `own`), version 1 (`kind`, `body`) otherwise. Each field is
+    checked at this boundary (InvalidFrame, BodyTooLarge); whether the copies match the
+    current devices is decided with the database, in `send_decide`."""
+    client_id = validation.client_id_parse(frame.get("client_id"))
+    to_email = validation.email_parse(frame.get("to"))
+    if "copies" not in frame:
+        kind = validation.kind_parse(frame.get("kind"))
+        body = validation.body_parse(frame.get("body"))
+        validation.body_size_check(body)
+        return SendRequest(sender.pk, sender.email, to_email, client_id, kind, body, sender_device)
+    copies = tuple(Copy(*c) for c in validation.copies_parse(frame.get("copies"), "copies", True))
+    own = tuple(Copy(*c) for c in validation.copies_parse(frame.get("own", []), "own"))
+    return SendRequest(sender.pk, sender.email, to_email, client_id, "", "", sender_device, copies, own)
 
 
 @dataclass(frozen=True)
@@ -158,12 +176,9 @@ def _in_own_transaction(requests: list) -> list:
 # --- sending: prefetch -> decide -> insert -> announce ----------------------------------------
 
 
-def envelope_send(
-    *, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str, sender_device: int = 1
-) -> SendResult:
-    """Store a version-1 message (one copy) from `sender` to the contact with email `to_email`
-    and push it to the recipient's sockets once committed. Idempotent per (sender, client_id)."""
-    request = SendRequest(sender.pk, sender.email, to_email, client_id, kind, body, sender_device)
+def envelope_send(request: SendRequest) -> SendResult:
+    """Store one message (a version-1 copy or a version-2 set of copies) and push it to the
+    recipient's devices once committed. Idempotent per (sender, client_id)."""
     [result] = envelopes_send([request])
     if isinstance(result, Exception):
         raise result

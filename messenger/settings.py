@@ -282,18 +282,6 @@ else:
 
 # Largest envelope body accepted (bytes of the ciphertext string as sent).
 MESSAGE_MAX_BODY_BYTES = env.int("MESSAGE_MAX_BODY_BYTES", default=64 * 1024)
-# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
-# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
-# message sent over REST:
-#   its body is at most MESSAGE_MAX_BODY_BYTES of UTF-8, and JSON may escape each of those
-#   bytes as "\u00XX" (6 bytes; a 4-byte character as a surrogate pair takes 12, 3 per byte):
-#   6 * 65,536 = 393,216 bytes, plus client_id, kind and the recipient (254 characters,
-#   6 * 254 escaped) under 2 KiB.
-# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
-#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
-#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
-# So 6 * MESSAGE_MAX_BODY_BYTES + 64 KiB of margin (458,752 bytes by default).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 # Undelivered envelopes older than this are deleted by `manage.py purge_messages`.
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
@@ -323,6 +311,20 @@ SIGNED_PREKEY_MAX_AGE_DAYS = env.int("SIGNED_PREKEY_MAX_AGE_DAYS", default=30)
 # 409 `too_many_devices`. Every message is encrypted once per device, so this bounds the cost
 # of one send too.
 DEVICES_PER_ACCOUNT_MAX = env.int("DEVICES_PER_ACCOUNT_MAX", default=5)
+# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
+# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
+# message sent over REST:
+#   version 1: one body of at most MESSAGE_MAX_BODY_BYTES characters, which JSON may escape
+#   as "\u00XX" (6 bytes each): 6 * 65,536 = 393,216 bytes;
+#   version 2: a body per device of the recipient and per other device of the sender, at most
+#   2 * DEVICES_PER_ACCOUNT_MAX - 1 of them (9 x 65,536 = 589,824 bytes by default), the
+#   socket's frame limit (chat.consumers.max_frame_size);
+#   plus client_id, kinds, device ids and the recipient, under 4 KiB.
+# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
+#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
+#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
+# So the larger of the two plus 64 KiB of margin (655,360 bytes by default).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(6, 2 * DEVICES_PER_ACCOUNT_MAX - 1) * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -65,7 +65,10 @@ def test_a_full_upload_is_still_checked_key_by_key(account, key_checks):
 
 
 def test_the_body_limit_is_derived_from_the_largest_message():
-    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 6 * settings.MESSAGE_MAX_BODY_BYTES + 64 * 1024
+    """A version-2 send of 2 x 5 - 1 bodies is the largest request with the default settings."""
+    copies = 2 * settings.DEVICES_PER_ACCOUNT_MAX - 1
+    assert copies == 9
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == copies * settings.MESSAGE_MAX_BODY_BYTES + 64 * 1024
 
 
 @pytest.mark.parametrize(
