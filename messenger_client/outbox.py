@@ -1,9 +1,10 @@
 """Sending: encrypt for every device of a contact and every other device of the account (fan-out,
 docs/PROTOCOL.md section 17.1), keep the frame in the outbox, hand it to the server.
 
-- The devices come from ``POST keys/devices`` (the contact's and our own, leaving out this one);
-  a device without a session gets one from ``POST keys/bundles``. Each bundle's identity key must be
-  the trusted one (the server could substitute its own), and an own device's must be OUR key.
+- The devices come from ``POST keys/devices`` (the contact's and our own, leaving out this one),
+  kept in memory until a ``devices_changed`` about that account or a ``device_mismatch`` corrects
+  them; a device without a session gets one from ``POST keys/bundles``. Each answer's identity key
+  must be the trusted one (the server could substitute its own), and for our own devices OUR key.
 - Under the contact's lock and the lock of our own email (always in that order), every advanced
   session, the message and the whole frame are stored in ONE local transaction before the frame
   leaves: a crash never makes us encrypt twice from the same stored state, and the stored frame is
@@ -56,6 +57,7 @@ class Outbox:
         self._account = account
         self._socket = socket
         self._pending: dict[str, asyncio.Future] = {}  # client_id -> the message id, from `sent`
+        self._device_lists: dict[str, list[int]] = {}  # lower-case email -> its active devices, as last known
 
     async def send(self, peer: str, text: str) -> SentMessage:
         """Encrypts ``text`` for every device of ``peer`` and our other devices (X3DH first where there is
@@ -105,14 +107,24 @@ class Outbox:
         return frame
 
     async def _devices(self, email: str) -> list[int]:
-        """The account's active devices (``POST keys/devices``), its identity key checked: a contact's
-        against the trusted one (a change waits for acceptance), our own against ours."""
+        """The account's active devices as last known, else from ``POST keys/devices`` with its identity
+        key checked: a contact's against the trusted one (a change waits for acceptance), ours against ours."""
+        known = self._device_lists.get(email.lower())
+        if known is not None:
+            return known
         answer = await self._http.call("POST", "keys/devices", {"email": email})
         if not isinstance(answer, dict):
             raise ApiError(0, "invalid_answer", "the server's device list is malformed")
         ids = device_ids(answer.get("device_ids"), "device list")
         await self._check_identity(email, answer.get("identity_key"))
+        self._device_lists[email.lower()] = ids
         return ids
+
+    async def on_devices_changed(self, frame: dict) -> bool:
+        """That account's device list is asked again at the next send (devices.py drops the sessions)."""
+        if isinstance(frame.get("email"), str):
+            self._device_lists.pop(frame["email"].lower(), None)
+        return False  # devices.py and the application hear it too
 
     async def _check_identity(self, email: str, identity_key: Any) -> None:
         async with self._account.peer_lock(email):
@@ -263,6 +275,9 @@ class Outbox:
                 "copies": _by_device([c for c in copies if c["device"] in have_to] + added),
                 "own": _by_device([c for c in own_copies if c["device"] in have_own] + added_own),
             }
+            self._device_lists[peer.lower()] = sorted(have_to | set(missing_to))
+            this = {self._account.device_id} if self._account.device_id else set()
+            self._device_lists[own.lower()] = sorted(have_own | set(missing_own) | this)
             with self._store.transaction():
                 self._account.require()
                 for device in extra_to:
