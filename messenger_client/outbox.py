@@ -88,6 +88,7 @@ class Outbox:
         targets = await self._devices(peer)
         own_targets = [d for d in await self._devices(own) if d != self._account.device_id]
         if not targets:
+            self._device_lists.pop(peer.lower(), None)  # asked again next time
             raise ApiError(409, "no_devices", f"{peer} has no device that could receive a message")
         async with self._locks(peer):
             known = self._store.get_identity(peer)
