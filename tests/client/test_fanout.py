@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
-from messenger_client import ApiError
+from messenger_client import ApiError, Client
+from tests.client.conftest import PASSPHRASE, PASSWORD
 from tests.client.helpers import befriend, linked, next_event, next_message, registered
+from tests.client.test_store import to_schema_1
 
 
 async def history_of(client, peer):
@@ -185,3 +187,26 @@ async def test_a_recipient_without_devices_and_a_malformed_mismatch_fail_clearly
         with pytest.raises(ApiError, match="malformed"):
             await alice.send(bob.email, "bad answer")
         assert [m.status for m in alice.history(bob.email)] == ["failed"]
+
+
+async def test_a_version_1_state_file_keeps_its_sessions_as_sessions_with_device_1(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with bob:
+        async with alice:
+            await befriend(alice, bob)
+            await alice.send(bob.email, "before the upgrade")
+            assert [m.text for m in await bob.fetch()] == ["before the upgrade"]
+            await bob.send(alice.email, "reply")
+            assert [m.text for m in await alice.fetch()] == ["reply"]
+        to_schema_1(alice.store.path, PASSPHRASE)
+        async with Client.open(None, str(alice.store.path), PASSPHRASE) as upgraded:
+            await upgraded.login(alice.email, PASSWORD)
+            assert upgraded.store.session_devices(bob.email) == [1]
+            frame = await upgraded._outbox.encrypt(bob.email, "after the upgrade")
+            assert [c["kind"] for c in frame["copies"]] == ["message"]  # the old session, no new X3DH
+            await upgraded.resend_pending()
+            assert [m.text for m in await bob.fetch()] == ["after the upgrade"]
+            await bob.send(alice.email, "and back")
+            assert [m.text for m in await upgraded.fetch()] == ["and back"]
+            assert [m.direction for m in upgraded.history(bob.email)] == ["out", "in", "out", "in"]
