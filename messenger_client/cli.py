@@ -202,7 +202,6 @@ async def cmd_link(args) -> None:
         try:
             _out("On a device already signed in to this account, link a new device with this code:")
             _out(link.code)
-            _out(f"(in the terminal client there: link accept {link.code})")
             opening = await client.wait_for_link_offer(link)
             _out(f"Verification code: {opening.verification_code}")
             if not await _confirm_code(opening.verification_code):

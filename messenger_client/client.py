@@ -259,12 +259,13 @@ class Client:
     # -- messages -----------------------------------------------------------------------------------------
 
     async def send(self, peer: str, text: str) -> SentMessage:
-        """Encrypts ``text`` for ``peer`` (X3DH first if there is no session) and sends it; returns the
-        server's id. Over the socket when connected, else through POST messages/."""
+        """Encrypts ``text`` once for each device of ``peer`` and each other device of this account (X3DH
+        first with a device without a session) and sends it; returns the message id. Over the socket when
+        connected, else through POST messages/."""
         return await self._outbox.send(peer, text)
 
     async def resend_pending(self) -> int:
-        """Sends envelopes that were stored but never confirmed (a crash or lost connection before ``sent``)."""
+        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``)."""
         return await self._outbox.resend_pending()
 
     async def fetch(self) -> list[Message]:
