@@ -34,7 +34,7 @@ from .account import Account
 from .devices import device_ids
 from .errors import ApiError, ClientError, IdentityChanged, NotSetUp
 from .http import HttpApi
-from .protocol import Session, b64encode
+from .protocol import ProtocolError, Session, b64encode
 from .store import Store
 from .transport import ChatSocket
 
@@ -210,6 +210,8 @@ class Outbox:
                             if repair_error.code == UNREACHABLE:
                                 raise
                             error = repair_error
+                        except ProtocolError as bad_bundle:  # a new device's bundle did not verify
+                            error = ApiError(0, str(bad_bundle.code), f"not sent: {bad_bundle}")
                     else:
                         error = ApiError(
                             error.status,
