@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "accounts",
     "keys",
     "contacts",
+    "groups",
     "chat",
 ]
 
@@ -243,6 +244,8 @@ RATE_LIMITS = {
     "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/60"),
     "identity_reset": env.str("RATE_LIMIT_IDENTITY_RESET", default="5/3600"),
     "contact_request": env.str("RATE_LIMIT_CONTACT_REQUEST", default="20/3600"),
+    # Creating a group or adding a member (each one a notice to every member).
+    "group_change": env.str("RATE_LIMIT_GROUP_CHANGE", default="60/3600"),
     # Signal's bucket: 6 bundles per (requester, target) pair, one more every 10 minutes.
     "prekey_bundle": env.str("RATE_LIMIT_PREKEY_BUNDLE", default="6/3600"),
     "message_send": env.str("RATE_LIMIT_MESSAGE_SEND", default="60/10"),
@@ -325,6 +328,13 @@ DEVICES_PER_ACCOUNT_MAX = env.int("DEVICES_PER_ACCOUNT_MAX", default=5)
 #   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
 # So the larger of the two plus 64 KiB of margin (655,360 bytes by default).
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(6, 2 * DEVICES_PER_ACCOUNT_MAX - 1) * MESSAGE_MAX_BODY_BYTES + 64 * 1024
+
+# --- Groups -----------------------------------------------------------------------------
+
+# Members of one group (409 `group_full`) and groups one account may be in (409
+# `too_many_groups`): a group message is fanned out to every member's devices.
+GROUP_MEMBERS_MAX = env.int("GROUP_MEMBERS_MAX", default=256)
+GROUPS_PER_USER_MAX = env.int("GROUPS_PER_USER_MAX", default=100)
 
 # --- Logging ----------------------------------------------------------------------------
 

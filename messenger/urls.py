@@ -18,6 +18,7 @@ api_v1 = [
     path("auth/register", RegisterView.as_view(), name="auth-register"),
     path("auth/", include("accounts.urls")),
     path("contacts/", include("contacts.urls")),
+    path("groups/", include("groups.urls")),
     path("keys/", include("keys.urls")),
     # The account's devices: their keys go with them, so these are views of the keys app.
     path("devices", DeviceListView.as_view(), name="devices"),
