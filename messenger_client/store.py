@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL,
     copy_id INTEGER                    -- the copy this device received (acknowledged by it); NULL: sent here
 );
-CREATE UNIQUE INDEX IF NOT EXISTS messages_in_server_id ON messages (server_id) WHERE direction = 'in';
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_id ON messages (client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_peer ON messages (peer, local_id);
 """
@@ -171,9 +170,13 @@ class Store:
                 for peer, sealed in self._db.execute("SELECT peer, sealed FROM sessions").fetchall():
                     self.put_sessions(peer, 1, json.loads(self._open(f"sessions:{peer}", sealed)))
                 self._db.execute("DROP TABLE sessions")
+            # Copies are deduplicated by their own id. Two copies naming one message id are a server's
+            # mistake or lie, stored both (neither may crash the client), so message ids are not unique.
+            self._db.execute("DROP INDEX IF EXISTS messages_in_server_id")
             self._db.execute(
                 "CREATE UNIQUE INDEX IF NOT EXISTS messages_copy_id ON messages (copy_id) WHERE copy_id IS NOT NULL"
             )
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_server_id ON messages (server_id)")
             self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:

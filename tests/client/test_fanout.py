@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from messenger_client import ApiError, Client
+from messenger_client import ApiError, Client, IdentityChanged, NotSetUp
+from messenger_client.protocol import ProtocolAccount, b64encode
 from tests.client.conftest import PASSPHRASE, PASSWORD
 from tests.client.helpers import befriend, linked, next_event, next_message, registered
 from tests.client.test_store import to_schema_1
@@ -210,3 +211,85 @@ async def test_a_version_1_state_file_keeps_its_sessions_as_sessions_with_device
             await bob.send(alice.email, "and back")
             assert [m.text for m in await upgraded.fetch()] == ["and back"]
             assert [m.direction for m in upgraded.history(bob.email)] == ["out", "in", "out", "in"]
+
+
+# -- what the server (or a stranger) cannot make a device accept --------------------------------------------
+
+
+async def test_a_copy_labelled_as_ours_but_sealed_by_another_identity_is_refused(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    async with alice:
+        keys = alice._account.require()
+        [prekey] = keys.one_time_prekeys()[:1]
+        # A stranger runs X3DH with this device's published keys; the server labels it as alice's own device 2.
+        _, out = await ProtocolAccount.create().initiate_session(keys.bundle(prekey["key_id"]), b"I am you")
+        frame = {
+            "id": 10_001,
+            "message_id": 10_001,
+            "from": alice.email,
+            "from_device": 2,
+            "to": "victim@example.test",
+            "kind": out.kind,
+            "body": out.body,
+        }
+        message = await alice._inbox.decrypt(frame)
+        assert (message.text, message.failure) == (None, "session_mismatch")
+        assert alice.store.session_devices(alice.email) == []
+        assert prekey in keys.one_time_prekeys()  # no one-time prekey was spent on it
+        assert [(m.direction, m.status) for m in alice.history("victim@example.test")] == [("out", "failed")]
+
+
+async def test_a_copy_labelled_with_another_device_does_not_touch_the_real_session(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        await alice.send(bob.email, "first")
+        assert [m.text for m in await bob.fetch()] == ["first"]
+        await bob.send(alice.email, "answer")  # alice's next copy is a ratchet message, not an initial one
+        assert [m.text for m in await alice.fetch()] == ["answer"]
+        await alice.send(bob.email, "second")
+        (frame,) = (await bob.http.call("GET", "messages/?after=0"))["messages"]
+        relabelled = await bob._inbox.decrypt({**frame, "from_device": 3})
+        assert (relabelled.text, relabelled.failure) == (None, "session_mismatch")
+        assert bob.store.session_devices(alice.email) == [1]
+        malformed = await bob._inbox.decrypt({**frame, "id": frame["id"] + 10_000, "from_device": "1"})
+        assert malformed.failure == "invalid_argument"
+        # The genuine copy still decrypts with the session of (alice, 1).
+        assert (await bob._inbox.decrypt({**frame, "id": frame["id"] + 20_000})).text == "second"
+
+
+async def test_bundles_must_carry_the_trusted_key_and_own_devices_our_key(client_server, tmp_path, monkeypatch):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        await alice.send(bob.email, "first: bob's key is trusted")
+        impostor = b64encode(ProtocolAccount.create().identity_key)
+        call = alice.http.call
+        swap = {}  # (endpoint, email) -> the identity key the "server" puts in its answer
+
+        async def substituting(method, endpoint, body=None, **kwargs):
+            answer = await call(method, endpoint, body, **kwargs)
+            key = swap.get((endpoint, body["email"])) if isinstance(body, dict) and "email" in body else None
+            return {**answer, "identity_key": key} if key else answer
+
+        monkeypatch.setattr(alice.http, "call", substituting)
+        # Our own account announced with another identity key: its devices are not ours to encrypt for.
+        swap[("keys/devices", alice.email)] = impostor
+        alice._outbox._device_lists.clear()
+        with pytest.raises(NotSetUp, match="another device holds this account's keys"):
+            await alice.send(bob.email, "not to a fake own device")
+        swap.clear()
+        # The server substitutes its key in the bundle of bob's new device: nothing is encrypted to it,
+        # and the change waits for the user to compare safety numbers.
+        laptop = await linked(bob, tmp_path)
+        async with laptop:
+            swap[("keys/bundles", bob.email)] = impostor
+            alice._outbox._device_lists.clear()
+            with pytest.raises(IdentityChanged):
+                await alice.send(bob.email, "not to the impostor")
+            assert alice.store.session_devices(bob.email) == [1]
+            assert alice.store.get_identity(bob.email)["changed_to"] == impostor
+            assert [m.text for m in await laptop.fetch()] == []
+        assert [m.text for m in alice.history(bob.email)] == ["first: bob's key is trusted"]
