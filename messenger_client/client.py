@@ -65,7 +65,7 @@ class Client:
         self._socket = ChatSocket(self.http, self._events, self._background)
         self._account = Account(store, self.http)
         self._contacts = Contacts(self.http)
-        self._devices = Devices(self.http, self._account, store, self._background)
+        self._devices = Devices(self.http, self._account, store, self._events, self._background)
         self._linking = Linking(self.http, self._account)
         self._keys = Keys(store, self.http, self._account, self._contacts, self._events, self._background)
         self._receipts = Receipts(store, self.http, self._socket, self._background)

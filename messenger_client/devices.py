@@ -8,8 +8,10 @@ device from then on, so its keys and sessions are erased (``HttpApi.device_remov
 
 ``devices_changed {email}`` (a contact's devices, or our own account's, section 19) is a quiet
 notice, never an identity change: the account's device list is asked again and the sessions with
-devices no longer in it are dropped (nothing more will be encrypted for a removed device). A
-notice that is missed costs nothing more than a ``device_mismatch`` on the next send (outbox.py).
+devices no longer in it are dropped (nothing more will be encrypted for a removed device); the
+application hears the ``devices_changed`` event after that (also when the list could not be
+asked). A notice that is missed costs nothing more than a ``device_mismatch`` on the next send
+(outbox.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from .account import MAX_DEVICE_ID, Account
 from .errors import ApiError, ClientError
+from .events import Events
 from .http import HttpApi
 from .store import Store
 from .tasks import Background
@@ -46,10 +49,11 @@ def device_ids(value: Any, what: str) -> list[int]:
 
 
 class Devices:
-    def __init__(self, http: HttpApi, account: Account, store: Store, background: Background) -> None:
+    def __init__(self, http: HttpApi, account: Account, store: Store, events: Events, background: Background) -> None:
         self._http = http
         self._account = account
         self._store = store
+        self._events = events
         self._background = background
 
     async def list(self) -> list[dict]:
@@ -88,14 +92,19 @@ class Devices:
     # -- server frames ------------------------------------------------------------------------------------
 
     async def on_devices_changed(self, frame: dict) -> bool:
-        email = frame.get("email")
-        if isinstance(email, str) and email:
-            self._background.spawn(self._forget_removed_quietly(email))
-        return False  # also an event (the CLI prints a quiet line)
+        """In the background: the socket's frames keep flowing meanwhile (a send waiting for its ``sent``
+        may hold the lock of that account's sessions)."""
+        if not isinstance(frame.get("email"), str) or not frame["email"]:
+            return False
+        self._background.spawn(self._forget_removed_then_announce(frame))
+        return True
 
-    async def _forget_removed_quietly(self, email: str) -> None:
-        with contextlib.suppress(ClientError):
-            await self.forget_removed(email)
+    async def _forget_removed_then_announce(self, frame: dict) -> None:
+        try:
+            with contextlib.suppress(ClientError):
+                await self.forget_removed(frame["email"])
+        finally:
+            self._events.emit_frame(frame)  # the CLI prints a quiet line
 
     async def forget_removed(self, email: str) -> list[int]:
         """Drops the sessions with devices of ``email`` that are no longer active; returns their numbers."""
