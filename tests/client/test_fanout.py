@@ -135,6 +135,32 @@ async def test_a_device_linked_meanwhile_is_added_after_a_mismatch_and_devices_c
             assert [m.text for m in await bob.fetch()] == ["one device again"]
 
 
+async def test_a_mismatch_answered_on_the_socket_is_repaired_there(client_server, tmp_path, monkeypatch):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    bob = await registered(client_server.url, tmp_path, "bob")
+    async with alice, bob:
+        await befriend(alice, bob)
+        bob_laptop = await linked(bob, tmp_path)
+        async with bob_laptop:
+            await alice.connect()
+            alice._outbox._device_lists[bob.email.lower()] = [1]  # as if the laptop's notice was missed
+            frames = []
+            send = alice._socket.send
+
+            async def recording(frame):
+                if frame.get("type") == "send":
+                    frames.append(frame)
+                return await send(frame)
+
+            monkeypatch.setattr(alice._socket, "send", recording)
+            sent = await alice.send(bob.email, "over the socket")
+            assert [[c["device"] for c in f["copies"]] for f in frames] == [[1], [1, 2]]
+            assert frames[0]["copies"][0] == frames[1]["copies"][0]  # the first copy's ciphertext reused
+            assert frames[0]["client_id"] == frames[1]["client_id"] == sent.client_id
+            assert [m.text for m in await bob_laptop.fetch()] == ["over the socket"]
+            assert [m.text for m in await bob.fetch()] == ["over the socket"]
+
+
 async def test_three_mismatches_in_a_row_fail_the_message(client_server, tmp_path, monkeypatch):
     alice = await registered(client_server.url, tmp_path, "alice")
     bob = await registered(client_server.url, tmp_path, "bob")
