@@ -4,6 +4,7 @@ live server: the SDK, the command line, and the ways a link fails with a clear m
 import asyncio
 import os
 import secrets
+import signal
 import subprocess
 import sys
 
@@ -195,3 +196,25 @@ async def test_a_declined_code_on_the_command_line_links_nothing(client_server, 
             existing.kill()
     finally:
         new.kill()
+
+
+async def test_ctrl_c_on_the_existing_device_cancels_the_link(client_server, tmp_path):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    email, existing_state = alice.email, alice.store.path
+    await alice.close()
+    async with Client.open(client_server.url, str(tmp_path / "new.sqlite3"), PASSPHRASE) as new:
+        with pytest.raises(NotSetUp):
+            await new.login(email, PASSWORD)
+        link = await new.open_link()
+        existing = _cli(existing_state, "link", "accept", link.code)
+        try:
+            shown_there = _line_with(existing, "Verification code:")
+            opening = await new.wait_for_link_offer(link)
+            assert shown_there.endswith(opening.verification_code)
+            existing.send_signal(signal.SIGINT)
+            assert existing.wait(timeout=60) == 130
+        finally:
+            existing.kill()
+        with pytest.raises(LinkError, match="expired, was cancelled"):
+            await new.complete_link(link, opening)
+        assert new.device_id is None
