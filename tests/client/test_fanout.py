@@ -232,6 +232,18 @@ async def test_a_version_1_state_file_keeps_its_sessions_as_sessions_with_device
             await bob.send(alice.email, "and back")
             assert [m.text for m in await upgraded.fetch()] == ["and back"]
             assert [m.direction for m in upgraded.history(bob.email)] == ["out", "in", "out", "in"]
+            # A frame a version-1 client left in the outbox ({kind, body}: for device 1) is completed for
+            # bob's new device once the server answers device_mismatch.
+            bob_laptop = await linked(bob, tmp_path)
+            async with bob_laptop:
+                upgraded._outbox._device_lists[bob.email.lower()] = [1]
+                frame = await upgraded._outbox.encrypt(bob.email, "left by version 1")
+                [copy] = frame["copies"]
+                v1 = {"client_id": frame["client_id"], "to": bob.email, "kind": copy["kind"], "body": copy["body"]}
+                upgraded.store.put_json(f"outbox:{frame['client_id']}", v1)
+                assert await upgraded.resend_pending() == 1
+                assert [m.text for m in await bob.fetch()] == ["left by version 1"]
+                assert [m.text for m in await bob_laptop.fetch()] == ["left by version 1"]
 
 
 # -- what the server (or a stranger) cannot make a device accept --------------------------------------------
