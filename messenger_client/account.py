@@ -89,7 +89,10 @@ class Account:
         if self._keys is None:
             if self.unlinked:
                 raise DeviceRemoved()
-            raise NotSetUp("this state file holds no keys: register, or log in with --new-device")
+            raise NotSetUp(
+                "this state file holds no keys: register, link it to the account (link EMAIL), or log in with "
+                "--new-device"
+            )
         return self._keys
 
     def save(self) -> None:
@@ -166,9 +169,9 @@ class Account:
             if self.unlinked:
                 raise DeviceRemoved()
             raise NotSetUp(
-                "the account's keys are on other devices (or this state file has none): log in with "
-                "--new-device to start over here with a new identity (the account's other devices are "
-                "removed, contacts see a new safety number)"
+                "the account's keys are on other devices (or this state file has none): link this state file "
+                "as a new device with one of them (link EMAIL), or log in with --new-device to start over here "
+                "with a new identity (the account's other devices are removed, contacts see a new safety number)"
             )
         await self._start_over(password, device_name)
         return True

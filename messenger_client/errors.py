@@ -55,7 +55,8 @@ class DeviceRemoved(NotSetUp):
     def __init__(self) -> None:
         super().__init__(
             "this device was unlinked from the account: its keys and sessions were erased from the state file. "
-            "Run `login --new-device` to start over with a new identity (your contacts will be warned)."
+            "Link it again from another device (`link EMAIL`), or run `login --new-device` to start over with a "
+            "new identity (your contacts will be warned)."
         )
 
 

@@ -200,26 +200,27 @@ class Outbox:
             except ApiError as error:
                 if error.code == UNREACHABLE:
                     raise
-                if error.code == "device_mismatch":
-                    mismatches += 1
-                    if mismatches < MISMATCHES_MAX:
-                        try:
-                            frame = await self._repair(frame, error.body)
-                            continue
-                        except ApiError as repair_error:
-                            if repair_error.code == UNREACHABLE:
-                                raise
-                            error = repair_error
-                        except ProtocolError as bad_bundle:  # a new device's bundle did not verify
-                            error = ApiError(0, str(bad_bundle.code), f"not sent: {bad_bundle}")
-                    else:
-                        error = ApiError(
-                            error.status,
-                            error.code,
-                            f"not sent: the devices changed {MISMATCHES_MAX} times in a row while sending",
-                        )
-                self._drop(client_id, failed=True)
-                raise error from None
+                refusal = error
+            if refusal.code == "device_mismatch":
+                mismatches += 1
+                if mismatches == MISMATCHES_MAX:
+                    refusal = ApiError(
+                        refusal.status,
+                        refusal.code,
+                        f"not sent: the devices changed {MISMATCHES_MAX} times in a row while sending",
+                    )
+                else:
+                    try:
+                        frame = await self._repair(frame, refusal.body)
+                        continue
+                    except ApiError as error:
+                        if error.code == UNREACHABLE:
+                            raise
+                        refusal = error
+                    except ProtocolError as bad_bundle:  # a new device's bundle did not verify
+                        refusal = ApiError(0, str(bad_bundle.code), f"not sent: {bad_bundle}")
+            self._drop(client_id, failed=True)
+            raise refusal
         with self._store.transaction():
             self._store.mark_sent(client_id, message_id)
             self._store.put_secret(f"outbox:{client_id}", None)
