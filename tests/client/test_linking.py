@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from messenger_client import Client, LinkError, NotSetUp
+from messenger_client.cli import _confirm_code
 from messenger_client.protocol import ProtocolAccount, ProtocolError, b64encode, create_link_request
 from tests.client.conftest import PASSPHRASE, PASSWORD
 from tests.client.helpers import linked, registered
@@ -218,3 +219,12 @@ async def test_ctrl_c_on_the_existing_device_cancels_the_link(client_server, tmp
         with pytest.raises(LinkError, match="expired, was cancelled"):
             await new.complete_link(link, opening)
         assert new.device_id is None
+
+
+async def test_a_script_confirms_only_the_code_the_other_device_shows(monkeypatch):
+    monkeypatch.setenv("MESSENGER_LINK_CODE", "012345")
+    assert await _confirm_code("012 345")
+    monkeypatch.setenv("MESSENGER_LINK_CODE", "012 346")
+    assert not await _confirm_code("012 345")
+    monkeypatch.setenv("MESSENGER_LINK_CODE", "y")  # not a blanket yes
+    assert not await _confirm_code("012 345")
