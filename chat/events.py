@@ -49,6 +49,57 @@ def message_event(
     }
 
 
+def group_message_event(
+    *,
+    id: int,
+    message_id: int,
+    client_id: str,
+    group: str,
+    epoch: int,
+    sender_email: str,
+    sender_device: int,
+    body: str,
+    key: tuple[str, str] | None,
+    sent_at: datetime,
+) -> dict:
+    """One device's copy of a group message (docs/PROTOCOL.md section 23): the body every
+    member device gets, and `key` (kind, body), the sender key distribution for this device,
+    when the sender included one."""
+    event = {
+        "type": "group_message",
+        "id": id,
+        "message_id": message_id,
+        "client_id": str(client_id),
+        "group": group,
+        "epoch": epoch,
+        "from": sender_email,
+        "from_device": sender_device,
+        "body": body,
+        "sent_at": _timestamp(sent_at),
+    }
+    if key is not None:
+        event["key"] = {"kind": key[0], "body": key[1]}
+    return event
+
+
+def group_receipts_event(*, receipts: list[tuple[int, int, int, int]]) -> dict:
+    """Where group messages stand: (message id, members delivered to, members who read,
+    members it was sent to)."""
+    return {
+        "type": "group_receipts",
+        "receipts": [
+            {"id": pk, "delivered": delivered, "read": read, "of": of} for pk, delivered, read, of in receipts
+        ],
+    }
+
+
+def message_size(event: dict) -> int:
+    """The bytes a `message` or `group_message` event counts in a socket's window: the
+    envelope's `size` column (its body, and a group copy's key plus the group body)."""
+    key = event.get("key")
+    return len(event["body"].encode()) + (len(key["body"].encode()) if key else 0)
+
+
 def for_device(event: dict, device_id: int) -> dict:
     """`event`, to be sent only to the sockets of one device of the user it is published to."""
     return {**event, DEVICE_KEY: device_id}

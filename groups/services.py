@@ -231,10 +231,11 @@ def group_delete(*, group: Group) -> None:
 def member_devices_changed(*, user_id: int) -> None:
     """A device of `user_id` was linked or unlinked: every group of theirs gets a new epoch, and
     its members are told (within the caller's transaction, announced after its commit)."""
-    groups = list(Group.objects.select_for_update().filter(memberships__user_id=user_id).order_by("pk"))
-    if not groups:
-        return
-    Group.objects.filter(pk__in=[group.pk for group in groups]).update(epoch=F("epoch") + 1)
-    for group in groups:
-        event = events.group_epoch_event(group=str(group.uid), epoch=group.epoch + 1)
-        bus.publish_on_commit(selectors.member_ids(group_id=group.pk), event)
+    with transaction.atomic():
+        groups = list(Group.objects.select_for_update().filter(memberships__user_id=user_id).order_by("pk"))
+        if not groups:
+            return
+        Group.objects.filter(pk__in=[group.pk for group in groups]).update(epoch=F("epoch") + 1)
+        for group in groups:
+            event = events.group_epoch_event(group=str(group.uid), epoch=group.epoch + 1)
+            bus.publish_on_commit(selectors.member_ids(group_id=group.pk), event)
