@@ -137,7 +137,8 @@ def test_chat_mode_prints_incoming_messages_live_and_sends_typed_lines(cli, clie
 
 UNLINKED = (
     "error: this device was unlinked from the account: its keys and sessions were erased from the state file. "
-    "Run `login --new-device` to start over with a new identity (your contacts will be warned).\n"
+    "Link it again from another device (`link EMAIL`), or run `login --new-device` to start over with a new "
+    "identity (your contacts will be warned).\n"
 )
 
 
