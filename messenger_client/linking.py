@@ -39,6 +39,7 @@ from .protocol import (
     LinkOpening,
     LinkRequest,
     ProtocolAccount,
+    ProtocolError,
     b64decode,
     b64encode,
     create_link_request,
@@ -124,7 +125,12 @@ class Linking:
     async def complete(self, link: NewLink, opening: LinkOpening, *, device_name: str | None = None) -> int:
         """After the user confirmed the codes: opens the box, checks the seed is the account's, makes
         this device's keys and becomes a device of the account. Returns the new device number."""
-        seed = await opening.open()
+        try:
+            seed = await opening.open()
+        except ProtocolError:  # a box that does not authenticate (or is malformed) aborts the link
+            with contextlib.suppress(ApiError):
+                await self.cancel(link.link_id)
+            raise
         keys = ProtocolAccount.from_linked_seed(seed, one_time_prekeys=ONE_TIME_PREKEY_BATCH)
         await self._check_account_key(link, keys)
         body = {

@@ -2,6 +2,7 @@
 live server: the SDK, the command line, and the ways a link fails with a clear message."""
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -228,3 +229,28 @@ async def test_a_script_confirms_only_the_code_the_other_device_shows(monkeypatc
     assert not await _confirm_code("012 345")
     monkeypatch.setenv("MESSENGER_LINK_CODE", "y")  # not a blanket yes
     assert not await _confirm_code("012 345")
+
+
+async def test_a_tampered_box_aborts_the_link(client_server, tmp_path, monkeypatch):
+    alice = await registered(client_server.url, tmp_path, "alice")
+    async with alice, Client.open(client_server.url, str(tmp_path / "new.sqlite3"), PASSPHRASE) as new:
+        with pytest.raises(NotSetUp):
+            await new.login(alice.email, PASSWORD)
+        link = await new.open_link()
+        call = alice.http.call
+
+        async def tampering(method, endpoint, body=None, **kwargs):
+            if endpoint == "devices/links/offer":
+                box = bytearray(base64.b64decode(body["ciphertext"]))
+                box[0] ^= 1
+                body = {**body, "ciphertext": base64.b64encode(bytes(box)).decode()}
+            return await call(method, endpoint, body, **kwargs)
+
+        monkeypatch.setattr(alice.http, "call", tampering)
+        offer = await alice.accept_link(link.code)
+        opening = await new.wait_for_link_offer(link)
+        assert opening.verification_code == offer.verification_code  # the code binds the keys, not the box
+        with pytest.raises(ProtocolError, match="authentication failed"):
+            await new.complete_link(link, opening)
+        await asyncio.wait_for(alice.wait_for_link_closed(link.link_id), 10)  # cancelled
+        assert new.store.get_json("account") is None
