@@ -62,10 +62,10 @@ def add_device(
 ) -> Path:
     """Another device of ``email``'s account, with a state file of its own (returned, not signed in):
     the account's identity seed taken from ``account`` (a state file's sealed ``account``), its own
-    signed prekey and one-time prekeys, registered in the server's database (device_maker.py). What
-    linking (docs/PROTOCOL.md section 18) will make once the server serves it."""
-    seed = account["x3dh"]["identity_key"]["secret"].encode("latin-1")  # the x3dh library's JSON form
-    keys = ProtocolAccount.create(identity_seed=seed, one_time_prekeys=one_time_prekeys)
+    signed prekey and one-time prekeys, registered in the server's database (device_maker.py): what
+    linking (docs/PROTOCOL.md section 18, ``linked`` below) makes, without its round trips."""
+    seed = ProtocolAccount.from_json(account).identity_seed
+    keys = ProtocolAccount.from_linked_seed(seed, one_time_prekeys=one_time_prekeys)
     request = {
         "email": email,
         "name": name,
