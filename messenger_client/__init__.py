@@ -20,6 +20,7 @@ from .errors import (
     NotSignedIn,
     TooManyConnections,
 )
+from .linking import LinkError, NewLink
 from .store import StateFileInUse, WrongPassphrase
 
 __all__ = [
@@ -29,7 +30,9 @@ __all__ = [
     "DeviceRemoved",
     "Event",
     "IdentityChanged",
+    "LinkError",
     "Message",
+    "NewLink",
     "NotSetUp",
     "NotSignedIn",
     "SentMessage",

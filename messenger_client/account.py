@@ -4,7 +4,7 @@ that serialise work on keys and sessions.
 
 - The keys are kept only once the server accepted their public halves (``register``; ``login``
   with ``new_device``, which starts over: a new identity key as a new device, and every session
-  made with the old identity dropped).
+  made with the old identity dropped; ``became_device`` at the end of a link, linking.py).
 - The device number (docs/PROTOCOL.md sections 14 and 15) is the server's: kept from the answers
   of registration, login and start over, and sent at every login so that the session is bound to
   this device. A state file written before devices existed holds keys but no number: it is device
@@ -77,6 +77,10 @@ class Account:
         return int(stored)
 
     @property
+    def has_keys(self) -> bool:
+        return self._keys is not None
+
+    @property
     def unlinked(self) -> bool:
         """This state file was a device of the account until it was unlinked (its keys are erased)."""
         return self._keys is None and self._store.get_meta("unlinked_device_id") is not None
@@ -85,7 +89,10 @@ class Account:
         if self._keys is None:
             if self.unlinked:
                 raise DeviceRemoved()
-            raise NotSetUp("this state file holds no keys: register, or log in with --new-device")
+            raise NotSetUp(
+                "this state file holds no keys: register, link it to the account (link EMAIL), or log in with "
+                "--new-device"
+            )
         return self._keys
 
     def save(self) -> None:
@@ -162,9 +169,9 @@ class Account:
             if self.unlinked:
                 raise DeviceRemoved()
             raise NotSetUp(
-                "the account's keys are on other devices (or this state file has none): log in with "
-                "--new-device to start over here with a new identity (the account's other devices are "
-                "removed, contacts see a new safety number)"
+                "the account's keys are on other devices (or this state file has none): link this state file "
+                "as a new device with one of them (link EMAIL), or log in with --new-device to start over here "
+                "with a new identity (the account's other devices are removed, contacts see a new safety number)"
             )
         await self._start_over(password, device_name)
         return True
@@ -182,6 +189,21 @@ class Account:
             self._store.set_meta("device_id", None)
             self._set_device_number(device_number(answer))
             self._store.set_meta("unlinked_device_id", None)
+
+    def became_device(self, keys: ProtocolAccount, answer: Any) -> int:
+        """A link completed (linking.py): the server made this state file a device of the account with
+        ``keys`` (the account's identity key, this device's own prekeys). Kept with the number the
+        server gave, in one transaction; returns that number."""
+        number = device_number(answer)
+        if number is None:
+            raise ClientError("the server's answer to the new device names no device number")
+        with self._store.transaction():
+            self._keys = keys
+            self.save()
+            self._store.set_meta("signed_prekey_created_at", str(time.time()))
+            self._store.set_meta("device_id", str(number))
+            self._store.set_meta("unlinked_device_id", None)
+        return number
 
     def forget_device(self) -> None:
         """This device was unlinked from the account (docs/PROTOCOL.md section 19): erases its keys and

@@ -3,6 +3,8 @@
 Each account and device has its own state file (``--state``, default
 ``~/.secured-messenger/state.sqlite3`` or ``$MESSENGER_STATE``) sealed with a passphrase read from
 ``$MESSENGER_PASSPHRASE`` or asked for. Account passwords come from ``$MESSENGER_PASSWORD`` or a prompt.
+Linking a new device asks whether both screens show the same verification code (a line of standard
+input), unless ``$MESSENGER_LINK_CODE`` holds the code shown on the other device (scripts).
 Text that came from the server and is not a message (device names) is printed without control
 characters.
 """
@@ -23,8 +25,9 @@ from cryptography.exceptions import InvalidTag
 
 from .account import default_device_name
 from .client import Client, Event, Message
-from .errors import ApiError, ClientError, DeviceRemoved, IdentityChanged
-from .protocol import ProtocolError
+from .errors import ApiError, ClientError, DeviceRemoved, IdentityChanged, NotSetUp
+from .linking import LinkError
+from .protocol import ProtocolError, b64encode
 
 DEFAULT_STATE = Path.home() / ".secured-messenger" / "state.sqlite3"
 
@@ -162,6 +165,78 @@ async def cmd_devices_unlink(args) -> None:
         _out(f"Device {args.id} unlinked: it is signed out and its keys are deleted from the server.")
 
 
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+async def _confirm_code(code: str) -> bool:
+    """Whether the user says the other device shows ``code`` (docs/PROTOCOL.md section 18): the code in
+    ``$MESSENGER_LINK_CODE``, else a ``y`` on standard input. Anything else, or no answer, declines."""
+    expected = os.environ.get("MESSENGER_LINK_CODE")
+    if expected:
+        return _digits(expected) == _digits(code)
+    print("Does the other device show the same code? [y/N] ", end="", flush=True)
+    answer = await _stdin_lines(asyncio.get_running_loop()).get()
+    return answer is not None and answer.strip().lower() in ("y", "yes")
+
+
+async def cmd_link(args) -> None:
+    if args.what == "accept":
+        if args.code is None:
+            raise ClientError("link accept needs the link code shown on the new device")
+        await _link_accept(args)
+        return
+    if args.code is not None:
+        raise ClientError("usage: link EMAIL (on the new device) or link accept CODE (on a linked device)")
+    email = args.what
+    async with _open(args) as client:
+        password = _secret("MESSENGER_PASSWORD", "Account password: ")
+        try:
+            await client.login(email, password)
+        except NotSetUp:  # no keys here (or unlinked): a pending sign-in, what linking starts from
+            pass
+        else:
+            raise LinkError(f"this state file is already device {client.device_id} of {email}: nothing to link")
+        link = await client.open_link()
+        completed = False
+        try:
+            _out("On a device already signed in to this account, link a new device with this code:")
+            _out(link.code)
+            opening = await client.wait_for_link_offer(link)
+            _out(f"Verification code: {opening.verification_code}")
+            if not await _confirm_code(opening.verification_code):
+                opening.discard()
+                raise LinkError("the verification codes were not confirmed: nothing was linked")
+            number = await client.complete_link(link, opening, device_name=args.device_name)
+            completed = True
+        finally:
+            if not completed:  # also on Ctrl-C (the task is cancelled): the other device stops waiting
+                with contextlib.suppress(ClientError):
+                    await client.cancel_link(link.link_id)
+        _out(f"Linked: this state file is device {number} of {email}.")
+
+
+async def _link_accept(args) -> None:
+    async with _open(args) as client:
+        before = {device["id"] for device in await client.devices()}
+        offer = await client.accept_link(args.code)
+        link_id = b64encode(offer.link_id)
+        _out(f"Verification code: {offer.verification_code}")
+        _out("Confirm on the new device that it shows the same code (Ctrl-C cancels the link).")
+        try:
+            await client.wait_for_link_closed(link_id)
+        except asyncio.CancelledError:
+            with contextlib.suppress(ClientError):
+                await client.cancel_link(link_id)
+            raise
+        added = [d for d in await client.devices() if d["id"] not in before]
+        if added:
+            for device in added:
+                _out(f"Linked device {device['id']} ({_printable(device['name'])}).")
+        else:
+            _out("The link closed without a new device (declined, cancelled or expired).")
+
+
 async def cmd_send(args) -> None:
     async with _open(args) as client:
         text = args.text if args.text is not None else sys.stdin.read().removesuffix("\n")
@@ -245,6 +320,9 @@ async def cmd_chat(args) -> None:
                 who = str(event.data.get("email"))
                 own = client.email is not None and who.lower() == client.email.lower()
                 _out("*** Your account's devices changed." if own else f"*** {_printable(who)}'s devices changed.")
+            elif event.type == "sent_elsewhere" and str(event.data.get("to")).lower() == peer.lower():
+                text = event.data.get("text")
+                _out(f"[me, on another device] {text if text is not None else '(undecryptable)'}")
             elif event.type == "contact_request":
                 _out(f"*** Contact request from {event.data.get('from')}.")
             elif event.type == "read" and args.receipts:
@@ -337,6 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument("--device-name", metavar="NAME", help=device_name_help + "; with --new-device")
     command("logout", cmd_logout, "sign out this device (the server forgets its session)")
+    link = commands.add_parser(
+        "link",
+        help="link this state file as a new device of an account (link EMAIL), or link one (link accept CODE)",
+        description="On the NEW device: `link EMAIL` signs in, shows a link code and waits for a device of the "
+        "account to answer it, then asks you to compare the verification codes of both screens. On a device "
+        "already linked: `link accept CODE` (the code or its https://host/#link=CODE form) answers it and shows "
+        "its verification code. The identity key goes from one to the other end-to-end encrypted.",
+    )
+    link.add_argument("what", metavar="EMAIL|accept", help="your email (new device) or `accept` (linked device)")
+    link.add_argument("code", nargs="?", metavar="CODE", help="with accept: the link code shown on the new device")
+    link.add_argument("--device-name", metavar="NAME", help=device_name_help + "; on the new device")
+    link.set_defaults(handler=cmd_link)
 
     devices = commands.add_parser(
         "devices",

@@ -9,7 +9,8 @@ API (cli.py, bots, the README). Dependencies go one way, down this list:
     receipts.py  ack/read with retries; delivered/read pushes; where sent messages stand
     keys.py      key upkeep (one-time prekeys, signed prekey) and contacts' identity changes
     contacts.py  contacts and contact requests
-    devices.py   the account's devices: list, rename, unlink
+    linking.py   linking a device, both roles (docs/PROTOCOL.md section 18)
+    devices.py   the account's devices: list, rename, unlink; devices_changed
     account.py   this device's keys and number, sign-up/in/out, unlinked, the account and per-peer locks
     transport.py the chat socket: connection, reconnects, close codes, frame routing
     http.py      the REST API over httpx: cookies, CSRF, refresh-on-401
@@ -33,7 +34,9 @@ from .events import Event, Events
 from .http import HttpApi
 from .inbox import Inbox, Message
 from .keys import Keys
+from .linking import Linking, NewLink
 from .outbox import Outbox, SentMessage
+from .protocol import LinkOffer, LinkOpening
 from .receipts import Receipts
 from .store import Store, StoredMessage
 from .tasks import Background
@@ -62,7 +65,8 @@ class Client:
         self._socket = ChatSocket(self.http, self._events, self._background)
         self._account = Account(store, self.http)
         self._contacts = Contacts(self.http)
-        self._devices = Devices(self.http, self._account)
+        self._devices = Devices(self.http, self._account, store, self._events, self._background)
+        self._linking = Linking(self.http, self._account)
         self._keys = Keys(store, self.http, self._account, self._contacts, self._events, self._background)
         self._receipts = Receipts(store, self.http, self._socket, self._background)
         self._outbox = Outbox(store, self.http, self._account, self._socket)
@@ -75,6 +79,8 @@ class Client:
                 "delivered": self._receipts.on_pushed,
                 "read": self._receipts.on_pushed,
                 "receipts": self._receipts.on_answer,
+                "read_elsewhere": self._receipts.on_read_elsewhere,
+                "devices_changed": (self._outbox.on_devices_changed, self._devices.on_devices_changed),
                 "identity_changed": self._keys.on_identity_changed,
                 "prekeys_low": self._keys.on_prekeys_low,
             },
@@ -179,6 +185,34 @@ class Client:
         """Removes a device from the account. Unlinking this one erases its keys and raises DeviceRemoved."""
         await self._devices.unlink(device_id)
 
+    # -- linking a device (docs/PROTOCOL.md section 18) ----------------------------------------------------
+
+    async def open_link(self) -> NewLink:
+        """New device (signed in, no keys here: a pending sign-in): opens a link; show ``link.code``."""
+        return await self._linking.open()
+
+    async def wait_for_link_offer(self, link: NewLink) -> LinkOpening:
+        """New device: waits (until the link expires) for an existing device to answer the link; show the
+        opening's ``verification_code`` and let the user compare it with the other screen."""
+        return await self._linking.wait_for_offer(link)
+
+    async def complete_link(self, link: NewLink, opening: LinkOpening, *, device_name: str | None = None) -> int:
+        """New device, only after the user confirmed that both codes match: takes the account's identity
+        key from the offer and becomes a device of the account named ``device_name``; returns its number."""
+        return await self._linking.complete(link, opening, device_name=device_name)
+
+    async def cancel_link(self, link_id: str) -> None:
+        await self._linking.cancel(link_id)
+
+    async def accept_link(self, code: str) -> LinkOffer:
+        """Existing device: answers the new device's link code (or its ``https://host/#link=CODE`` form)
+        with the account's identity key sealed for it; show the offer's ``verification_code``."""
+        return await self._linking.offer(code)
+
+    async def wait_for_link_closed(self, link_id: str) -> None:
+        """Existing device: returns once the link is used, cancelled or expired."""
+        await self._linking.wait_until_closed(link_id)
+
     # -- keys upkeep and identities -----------------------------------------------------------------------
 
     async def maintain_keys(self) -> dict:
@@ -225,12 +259,13 @@ class Client:
     # -- messages -----------------------------------------------------------------------------------------
 
     async def send(self, peer: str, text: str) -> SentMessage:
-        """Encrypts ``text`` for ``peer`` (X3DH first if there is no session) and sends it; returns the
-        server's id. Over the socket when connected, else through POST messages/."""
+        """Encrypts ``text`` once for each device of ``peer`` and each other device of this account (X3DH
+        first with a device without a session) and sends it; returns the message id. Over the socket when
+        connected, else through POST messages/."""
         return await self._outbox.send(peer, text)
 
     async def resend_pending(self) -> int:
-        """Sends envelopes that were stored but never confirmed (a crash or lost connection before ``sent``)."""
+        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``)."""
         return await self._outbox.resend_pending()
 
     async def fetch(self) -> list[Message]:

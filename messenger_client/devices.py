@@ -5,17 +5,29 @@ unlike an email: contacts.py).
 Unlinking this device itself ends as being unlinked from elsewhere does: the server refuses the
 device from then on, so its keys and sessions are erased (``HttpApi.device_removed`` ->
 ``Account.forget_device``) and DeviceRemoved is raised.
+
+``devices_changed {email}`` (a contact's devices, or our own account's, section 19) is a quiet
+notice, never an identity change: the account's device list is asked again and the sessions with
+devices no longer in it are dropped (nothing more will be encrypted for a removed device); the
+application hears the ``devices_changed`` event after that (also when the list could not be
+asked). A notice that is missed costs nothing more than a ``device_mismatch`` on the next send
+(outbox.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from .account import MAX_DEVICE_ID, Account
 from .errors import ApiError, ClientError
+from .events import Events
 from .http import HttpApi
+from .store import Store
+from .tasks import Background
 
 FIELDS = ("id", "name", "created_at", "last_seen_at", "current")
+DEVICES_MAX = 64  # more device ids than any server allows in one answer is a malformed answer
 
 
 def _number(device_id: Any) -> int:
@@ -24,10 +36,25 @@ def _number(device_id: Any) -> int:
     return device_id
 
 
+def device_ids(value: Any, what: str) -> list[int]:
+    """A server's list of device numbers, checked: distinct whole numbers in range, at most DEVICES_MAX."""
+    if (
+        not isinstance(value, list)
+        or len(value) > DEVICES_MAX
+        or not all(type(d) is int and 1 <= d <= MAX_DEVICE_ID for d in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ApiError(0, "invalid_answer", f"the server's {what} is malformed")
+    return sorted(value)
+
+
 class Devices:
-    def __init__(self, http: HttpApi, account: Account) -> None:
+    def __init__(self, http: HttpApi, account: Account, store: Store, events: Events, background: Background) -> None:
         self._http = http
         self._account = account
+        self._store = store
+        self._events = events
+        self._background = background
 
     async def list(self) -> list[dict]:
         """The account's active devices, ascending number: ``{id, name, created_at, last_seen_at, current}``
@@ -61,3 +88,31 @@ class Devices:
             if error.status == 404:  # another account's, a removed and an unknown number alike
                 raise ApiError(404, error.code, f"this account has no device {number}") from error
             raise
+
+    # -- server frames ------------------------------------------------------------------------------------
+
+    async def on_devices_changed(self, frame: dict) -> bool:
+        """In the background: the socket's frames keep flowing meanwhile (a send waiting for its ``sent``
+        may hold the lock of that account's sessions)."""
+        if not isinstance(frame.get("email"), str) or not frame["email"]:
+            return False
+        self._background.spawn(self._forget_removed_then_announce(frame))
+        return True
+
+    async def _forget_removed_then_announce(self, frame: dict) -> None:
+        try:
+            with contextlib.suppress(ClientError):
+                await self.forget_removed(frame["email"])
+        finally:
+            self._events.emit_frame(frame)  # the CLI prints a quiet line
+
+    async def forget_removed(self, email: str) -> list[int]:
+        """Drops the sessions with devices of ``email`` that are no longer active; returns their numbers."""
+        answer = await self._http.call("POST", "keys/devices", {"email": email})
+        active = set(device_ids(answer.get("device_ids") if isinstance(answer, dict) else None, "device list"))
+        async with self._account.peer_lock(email):
+            gone = [d for d in self._store.session_devices(email) if d not in active]
+            with self._store.transaction():
+                for device in gone:
+                    self._store.put_sessions(email, device, [])
+        return gone

@@ -18,12 +18,14 @@ class ApiError(ClientError):
         *,
         errors: dict | None = None,
         retry_after: int | None = None,
+        body: dict | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
         self.errors = errors or {}
         self.retry_after = retry_after
+        self.body = body or {}  # the whole error answer (a device_mismatch names the devices in it)
         message = f"{detail} ({code}, HTTP {status})" if status else f"{detail} ({code})"
         if self.errors:
             fields = "; ".join(
@@ -53,7 +55,8 @@ class DeviceRemoved(NotSetUp):
     def __init__(self) -> None:
         super().__init__(
             "this device was unlinked from the account: its keys and sessions were erased from the state file. "
-            "Run `login --new-device` to start over with a new identity (your contacts will be warned)."
+            "Link it again from another device (`link EMAIL`), or run `login --new-device` to start over with a "
+            "new identity (your contacts will be warned)."
         )
 
 

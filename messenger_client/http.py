@@ -302,4 +302,5 @@ def _error(status: int, payload: Any, headers: httpx.Headers) -> ApiError:
         str(payload.get("detail") or "request failed"),
         errors=payload.get("errors") if isinstance(payload.get("errors"), dict) else None,
         retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
+        body=payload,
     )

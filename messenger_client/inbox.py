@@ -1,9 +1,13 @@
 """Receiving: decrypt an envelope, store its outcome, then acknowledge it; the live stream of
 incoming messages (``Client.messages()``) and its REST fallback (``fetch``).
 
-- Under the peer's lock, the new session state and the message are stored in one transaction, and
-  only then is the envelope acknowledged: a crash before the ack means redelivery, and a
-  redelivered envelope (its server id already stored) is only acknowledged again.
+- Each device receives its own copy of a message (docs/PROTOCOL.md section 17.2): the session is
+  the one with the sending device, ``(from, from_device)``; an initial message founds it.
+- Under the sender's lock, the new session state and the message are stored in one transaction,
+  and only then is the copy acknowledged (by its copy id): a crash before the ack means
+  redelivery, and a redelivered copy (its copy id already stored) is only acknowledged again.
+- A copy from our own account is one of our messages sent from another device: stored as sent in
+  the conversation with its ``to``, with no receipt; its sessions must carry OUR identity key.
 - An envelope that does not decrypt is stored as failed (``Message.text`` None) and the sessions
   are left as they were: later messages still decrypt.
 - A one-time prekey's private key is deleted only when a session was established from it; the key
@@ -16,7 +20,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .account import Account
+from .account import MAX_DEVICE_ID, Account
+from .errors import ClientError
 from .events import Event, Events
 from .http import HttpApi
 from .keys import Keys
@@ -30,7 +35,11 @@ ARCHIVED_SESSIONS = 3
 
 @dataclass(frozen=True)
 class Message:
-    """An incoming message, stored before it was acknowledged. ``text`` is None when it did not decrypt."""
+    """An incoming message, stored before it was acknowledged. ``text`` is None when it did not decrypt.
+
+    A copy of one of our own messages sent from another device of the account (``to`` set) is stored
+    in the conversation with ``to`` as sent; it is announced as a ``sent_elsewhere`` event, not
+    yielded by ``messages()``."""
 
     id: int
     sender: str
@@ -38,6 +47,8 @@ class Message:
     sent_at: str
     failure: str | None = None
     identity_changed: bool = False
+    message_id: int | None = None  # what receipts name; ``id`` is this copy's (``mark_read`` sends it)
+    to: str | None = None  # set on a message WE sent from another device of the account: its contact
 
 
 class Inbox:
@@ -76,13 +87,23 @@ class Inbox:
             return
 
     async def on_message(self, frame: dict) -> bool:
-        message = await self.decrypt(frame)
+        try:
+            message = await self.decrypt(frame)
+        except InvalidFrame as error:  # no id to acknowledge it by, or no sender: nothing to store
+            self._events.emit(Event("invalid_frame", {"detail": str(error)}))
+            return True
         # Acknowledged only now that its outcome is stored (a crash before this means redelivery).
         await self._receipts.ack(int(frame["id"]))
-        if message is not None:
-            await self._queue.put(message)
-            if message.identity_changed:
-                self._events.emit(Event("identity_changed", {"email": message.sender}))
+        if message is None:
+            return True
+        if message.to is not None:
+            self._events.emit(
+                Event("sent_elsewhere", {"to": message.to, "id": message.message_id, "text": message.text})
+            )
+            return True
+        await self._queue.put(message)
+        if message.identity_changed:
+            self._events.emit(Event("identity_changed", {"email": message.sender}))
         return True
 
     async def fetch(self) -> list[Message]:
@@ -97,7 +118,7 @@ class Inbox:
                 message = await self.decrypt(frame)
                 ids.append(int(frame["id"]))
                 after = max(after, int(frame["id"]))
-                if message is not None:
+                if message is not None and message.to is None:  # our own from elsewhere: in the history
                     received.append(message)
             if ids:
                 await self._http.call("POST", "messages/ack", {"ids": ids})
@@ -106,19 +127,21 @@ class Inbox:
         return received
 
     async def decrypt(self, frame: dict) -> Message | None:
-        """Decrypts and stores one envelope; None when it was already stored (a redelivery)."""
+        """Decrypts and stores one copy; None when it was already stored (a redelivery)."""
         keys = self._account.require()
-        peer = str(frame["from"])
-        server_id = int(frame["id"])
+        copy = _copy_fields(frame, self._account.email)
+        peer, device = copy.sender, copy.sender_device
         async with self._account.peer_lock(peer):
-            if self._store.has_incoming(server_id):
+            if self._store.has_copy(copy.id):
                 return None
-            stored = self._store.get_sessions(peer)
+            stored = self._store.get_sessions(peer, device)
             text = failure = None
             new_sessions = stored
             account_changed = False
             remote_identity = None
             try:
+                if copy.problem:
+                    raise ProtocolError(ErrorCode.INVALID_ARGUMENT, copy.problem)
                 candidates = [Session.from_json(s) for s in stored]
                 envelope = parse_envelope(frame.get("kind"), frame.get("body"))
                 outcome = None
@@ -129,6 +152,10 @@ class Inbox:
                     if index is not None:
                         outcome = (candidates[index], await candidates[index].decrypt(envelope), index)
                     else:
+                        # Another device of this account holds OUR identity key: a session founded with
+                        # any other key is not one of ours (checked first: no one-time prekey spent on it).
+                        if copy.outgoing and envelope.prekey.identity_key != keys.identity_key:
+                            raise ProtocolError(ErrorCode.SESSION_MISMATCH, "not this account's identity key")
                         async with self._account.lock:
                             accepted = await keys.accept_initial_message(envelope)
                         account_changed = True
@@ -142,7 +169,7 @@ class Inbox:
                         except ProtocolError as error:
                             last_error = error
                     if outcome is None:
-                        raise last_error or ProtocolError(ErrorCode.SESSION_MISMATCH, "no session with this contact")
+                        raise last_error or ProtocolError(ErrorCode.SESSION_MISMATCH, "no session with this device")
                 session, plaintext, index = outcome
                 text = plaintext.decode("utf-8", errors="replace")
                 remote_identity = b64encode(session.remote_identity_key)
@@ -150,28 +177,76 @@ class Inbox:
                 new_sessions = [session.to_json(), *rest][: 1 + ARCHIVED_SESSIONS]
             except ProtocolError as error:
                 failure = str(error.code)
+            changed = False
             with self._store.transaction():
                 self._account.require()  # erased meanwhile (this device unlinked): store nothing of it
                 if failure is None:
-                    self._store.put_sessions(peer, new_sessions)
+                    self._store.put_sessions(peer, device, new_sessions)
                 if account_changed:
                     self._account.save()
                 self._store.add_message(
-                    peer=peer,
-                    direction="in",
-                    status="failed" if failure else "received",
+                    peer=copy.conversation,
+                    direction="out" if copy.outgoing else "in",
+                    status="failed" if failure else "sent" if copy.outgoing else "received",
                     text=text,
-                    server_id=server_id,
+                    server_id=copy.message_id,
                     failure=failure,
+                    copy_id=copy.id,
                 )
-                changed = remote_identity is not None and self._store.note_identity(peer, remote_identity) == "changed"
+                if remote_identity is not None and not copy.outgoing:
+                    changed = self._store.note_identity(peer, remote_identity) == "changed"
         if account_changed:
             self._keys.maintain_in_background()
         return Message(
-            id=server_id,
+            id=copy.id,
             sender=peer,
             text=text,
             sent_at=str(frame.get("sent_at", "")),
             failure=failure,
             identity_changed=changed,
+            message_id=copy.message_id,
+            to=copy.conversation if copy.outgoing else None,
         )
+
+
+class InvalidFrame(ClientError):
+    """A ``message`` frame without a valid copy id or sender (a server bug): it cannot be stored."""
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """The routing fields of a ``message`` frame (docs/PROTOCOL.md section 17.2), checked. ``problem``
+    says why the copy cannot be read (it is then stored as failed and acknowledged)."""
+
+    id: int
+    message_id: int | None
+    sender: str
+    sender_device: int
+    conversation: str  # the contact the conversation is with
+    outgoing: bool  # one of our messages, sent from another device of the account
+    problem: str | None
+
+
+def _copy_fields(frame: dict, own_email: str | None) -> _Copy:
+    copy_id = frame.get("id")
+    if type(copy_id) is not int or copy_id < 1:
+        raise InvalidFrame("the server sent a message without a valid id")
+    sender = frame.get("from")
+    if not isinstance(sender, str) or not sender:
+        raise InvalidFrame("the server sent a message without a sender")
+    problem = None
+    message_id = frame.get("message_id", copy_id)  # absent: a server from before devices (one copy)
+    if type(message_id) is not int or message_id < 1:
+        message_id, problem = None, "the message id is malformed"
+    device = frame.get("from_device", 1)  # absent: a server from before devices (the sender's device 1)
+    if type(device) is not int or not 1 <= device <= MAX_DEVICE_ID:
+        device, problem = 0, "the sender's device is malformed"
+    outgoing = own_email is not None and sender.lower() == own_email.lower()
+    conversation = sender
+    if outgoing:
+        to = frame.get("to")
+        if isinstance(to, str) and to and to.lower() != own_email.lower():
+            conversation = to
+        else:
+            problem = "a copy of our own message names no contact"
+    return _Copy(copy_id, message_id, sender, device, conversation, outgoing, problem)

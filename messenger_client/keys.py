@@ -130,12 +130,13 @@ class Keys:
                 if not self._store.accept_identity(peer):
                     return False
                 trusted = self._store.get_identity(peer)["identity_key"]
-                sessions = [
-                    s
-                    for s in self._store.get_sessions(peer)
-                    if b64encode(Session.from_json(s).remote_identity_key) == trusted
-                ]
-                self._store.put_sessions(peer, sessions)
+                for device in self._store.session_devices(peer):
+                    sessions = [
+                        s
+                        for s in self._store.get_sessions(peer, device)
+                        if b64encode(Session.from_json(s).remote_identity_key) == trusted
+                    ]
+                    self._store.put_sessions(peer, device, sessions)
             return True
 
     async def check_identities_quietly(self) -> None:

@@ -1,7 +1,11 @@
 """Receipts, both ways (static/js/receipts.js): the ``ack`` of a stored envelope and the ``read``
 of a shown one, sent again when the server could not apply them; the ``delivered``/``read``
 pushes about our sent messages, and the question of where they stand, asked on every connect
-(the pushes are at-most-once) or over REST."""
+(the pushes are at-most-once) or over REST.
+
+Acks and reads name copy ids, receipts name message ids (docs/PROTOCOL.md section 17.3). A
+``read`` from another device of the account arrives as ``read_elsewhere``: those received messages
+are read here too, without a receipt of our own."""
 
 from __future__ import annotations
 
@@ -37,15 +41,16 @@ class Receipts:
 
     # -- ours, about envelopes we received ----------------------------------------------------------------
 
-    async def ack(self, server_id: int) -> None:
-        """Sent once the envelope's outcome is stored (without a socket the next fetch acknowledges it)."""
-        await self._socket.send({"type": "ack", "ids": [server_id]})
+    async def ack(self, copy_id: int) -> None:
+        """Sent once the copy's outcome is stored (without a socket the next fetch acknowledges it)."""
+        await self._socket.send({"type": "ack", "ids": [copy_id]})
 
-    async def mark_read(self, server_id: int) -> None:
-        self._store.mark_incoming_read([server_id])
-        if await self._socket.send({"type": "read", "ids": [server_id]}):
+    async def mark_read(self, copy_id: int) -> None:
+        """A received message was shown: ``read`` names its copy (section 17.3)."""
+        self._store.mark_incoming_read([copy_id])
+        if await self._socket.send({"type": "read", "ids": [copy_id]}):
             return
-        await self._http.call("POST", "messages/read", {"ids": [server_id]})
+        await self._http.call("POST", "messages/read", {"ids": [copy_id]})
 
     async def on_error(self, frame: dict) -> bool:
         """The server could not apply an `ack` or `read` (the error names which, and its ids):
@@ -95,16 +100,30 @@ class Receipts:
         self._apply(frame)
         return False  # also an event
 
+    async def on_read_elsewhere(self, frame: dict) -> bool:
+        """Another device of the account read these received messages (message ids): they are read
+        here too, and nothing is sent (docs/PROTOCOL.md section 17.3)."""
+        ids = frame.get("ids")
+        if isinstance(ids, list):
+            self._store.mark_read_elsewhere([i for i in ids if type(i) is int and i > 0])
+        return False  # also an event
+
+    def _question(self) -> list[int]:
+        """Message ids to ask about: sent ones waiting for a receipt, and received ones not read here
+        (another device of the account may have read them meanwhile). At most RECEIPTS_MAX_IDS."""
+        sent = self._store.awaiting_receipts(RECEIPTS_MAX_IDS)
+        return sent + self._store.unread_incoming(RECEIPTS_MAX_IDS - len(sent))
+
     async def ask(self) -> None:
         """Receipt pushes are at-most-once: on every connect, ask where unconfirmed messages stand."""
-        ids = self._store.awaiting_receipts(RECEIPTS_MAX_IDS)
+        ids = self._question()
         if ids:
             await self._socket.send({"type": "receipts", "ids": ids})
 
     async def sync(self) -> dict:
         """REST fallback of the socket's ``receipts`` question: where the sent messages still
         waiting for a read receipt stand (the ``delivered``/``read`` pushes missed while offline)."""
-        ids = self._store.awaiting_receipts(RECEIPTS_MAX_IDS)
+        ids = self._question()
         if not ids:
             return {"delivered": [], "read": [], "unknown": []}
         answer = await self._http.call("GET", "messages/receipts?ids=" + ",".join(str(i) for i in ids))
@@ -117,4 +136,5 @@ class Receipts:
 
         self._store.mark_outgoing(ids("delivered"), "delivered")
         self._store.mark_outgoing(ids("read"), "read")
+        self._store.mark_read_elsewhere(ids("read"))  # received ones a device of the account read
         self._store.mark_expired(ids("unknown"))

@@ -5,6 +5,15 @@ file can be inspected; everything secret (the protocol account with its private 
 sessions, auth cookies, message texts) is sealed with AES-GCM under a key derived from the user's
 passphrase with scrypt and a random salt kept in the file. Each sealed value is bound to its row
 (table and key as associated data), so sealed values cannot be swapped between rows unnoticed.
+
+Sessions are kept per device of a peer, ``(email, device id)`` (docs/PROTOCOL.md section 14), the
+account's own other devices included (under the account's own email). A file of schema 1 kept one
+session list per contact: opening it moves each to that contact's device 1 (section 19, "Migration").
+
+A message row's ``server_id`` is the server's message id (what receipts name, section 17.3) and
+``copy_id`` the id of the copy this device received (what it acknowledges and deduplicates by);
+a message sent from this device has no copy id, one sent from another device of the account (its
+``own`` copy) is an outgoing row with one.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ try:
 except ImportError:  # not POSIX: no cross-process lock
     fcntl = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # scrypt cost: 2^15 * 8 * 128 bytes = 32 MiB and ~0.1 s per unlock; stored per file so it can grow.
 SCRYPT_N = 2**15
 SCRYPT_R = 8
@@ -40,7 +49,12 @@ _CHECK = b"secured-messenger-client-state"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (peer TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS device_sessions (
+    peer TEXT NOT NULL,
+    device INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (peer, device)
+);
 CREATE TABLE IF NOT EXISTS identities (
     peer TEXT PRIMARY KEY,
     identity_key TEXT NOT NULL,        -- the trusted key (first seen, or acknowledged)
@@ -52,14 +66,14 @@ CREATE TABLE IF NOT EXISTS messages (
     local_id INTEGER PRIMARY KEY AUTOINCREMENT,
     peer TEXT NOT NULL,
     direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
-    server_id INTEGER,
+    server_id INTEGER,                 -- the message id (receipts name it)
     client_id TEXT,
     status TEXT NOT NULL,              -- out: pending/sent/delivered/read; in: received/read/failed
     failure TEXT,                      -- protocol error code of an incoming envelope that did not decrypt
     sealed_text BLOB,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    copy_id INTEGER                    -- the copy this device received (acknowledged by it); NULL: sent here
 );
-CREATE UNIQUE INDEX IF NOT EXISTS messages_in_server_id ON messages (server_id) WHERE direction = 'in';
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_id ON messages (client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_peer ON messages (peer, local_id);
 """
@@ -138,6 +152,32 @@ class Store:
             except InvalidTag as error:
                 self._db.close()
                 raise WrongPassphrase("wrong passphrase for this state file") from error
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Brings a schema-1 file to schema 2 (see the module docstring), in one transaction: a v1
+        session list with a contact becomes the session list with that contact's device 1, and a
+        received message's server id, which was its one copy's id, is also its copy id."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        old_sessions = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sessions'"
+        ).fetchone()
+        with self.transaction():
+            if "copy_id" not in columns:
+                self._db.execute("ALTER TABLE messages ADD COLUMN copy_id INTEGER")
+                self._db.execute("UPDATE messages SET copy_id = server_id WHERE direction = 'in'")
+            if old_sessions:
+                for peer, sealed in self._db.execute("SELECT peer, sealed FROM sessions").fetchall():
+                    self.put_sessions(peer, 1, json.loads(self._open(f"sessions:{peer}", sealed)))
+                self._db.execute("DROP TABLE sessions")
+            # Copies are deduplicated by their own id. Two copies naming one message id are a server's
+            # mistake or lie, stored both (neither may crash the client), so message ids are not unique.
+            self._db.execute("DROP INDEX IF EXISTS messages_in_server_id")
+            self._db.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS messages_copy_id ON messages (copy_id) WHERE copy_id IS NOT NULL"
+            )
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_server_id ON messages (server_id)")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self._db.close()
@@ -199,20 +239,29 @@ class Store:
 
     # -- sessions -----------------------------------------------------------------------------------------
 
-    def get_sessions(self, peer: str) -> list[dict]:
-        """The sessions with ``peer``, current first, then a few archived ones (JSON forms)."""
-        row = self._db.execute("SELECT sealed FROM sessions WHERE peer = ?", (peer,)).fetchone()
-        return json.loads(self._open(f"sessions:{peer}", row[0])) if row else []
+    def get_sessions(self, peer: str, device: int) -> list[dict]:
+        """The sessions with ``peer``'s ``device``, current first, then a few archived ones (JSON forms)."""
+        row = self._db.execute(
+            "SELECT sealed FROM device_sessions WHERE peer = ? AND device = ?", (peer, device)
+        ).fetchone()
+        return json.loads(self._open(f"sessions:{peer}:{device}", row[0])) if row else []
+
+    def session_devices(self, peer: str) -> list[int]:
+        """The devices of ``peer`` this device has sessions with, ascending."""
+        rows = self._db.execute("SELECT device FROM device_sessions WHERE peer = ? ORDER BY device", (peer,))
+        return [device for (device,) in rows.fetchall()]
 
     def peers_with_sessions(self) -> list[str]:
-        return [peer for (peer,) in self._db.execute("SELECT peer FROM sessions").fetchall()]
+        return [peer for (peer,) in self._db.execute("SELECT DISTINCT peer FROM device_sessions").fetchall()]
 
-    def put_sessions(self, peer: str, sessions: list[dict]) -> None:
+    def put_sessions(self, peer: str, device: int, sessions: list[dict]) -> None:
         if not sessions:
-            self._db.execute("DELETE FROM sessions WHERE peer = ?", (peer,))
+            self._db.execute("DELETE FROM device_sessions WHERE peer = ? AND device = ?", (peer, device))
             return
-        sealed = self._seal(f"sessions:{peer}", json.dumps(sessions).encode())
-        self._db.execute("INSERT OR REPLACE INTO sessions (peer, sealed) VALUES (?, ?)", (peer, sealed))
+        sealed = self._seal(f"sessions:{peer}:{device}", json.dumps(sessions).encode())
+        self._db.execute(
+            "INSERT OR REPLACE INTO device_sessions (peer, device, sealed) VALUES (?, ?, ?)", (peer, device, sealed)
+        )
 
     def erase_keys_and_sessions(self) -> None:
         """Erases what made this file a device of its account (docs/PROTOCOL.md section 19): the account's
@@ -221,7 +270,7 @@ class Store:
         already stored, the contacts' trusted identity keys and the public metadata stay. Call inside a
         transaction."""
         self.put_secret("account", None)
-        self._db.execute("DELETE FROM sessions")
+        self._db.execute("DELETE FROM device_sessions")
         self._db.execute("DELETE FROM secrets WHERE name LIKE 'outbox:%'")
         self._db.execute(
             "UPDATE messages SET status = 'failed', failure = 'not sent: this device was unlinked'"
@@ -277,11 +326,12 @@ class Store:
         server_id: int | None = None,
         client_id: str | None = None,
         failure: str | None = None,
+        copy_id: int | None = None,
     ) -> int:
         cursor = self._db.execute(
-            "INSERT INTO messages (peer, direction, server_id, client_id, status, failure, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (peer, direction, server_id, client_id, status, failure, time.time()),
+            "INSERT INTO messages (peer, direction, server_id, client_id, status, failure, created_at, copy_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (peer, direction, server_id, client_id, status, failure, time.time(), copy_id),
         )
         local_id = cursor.lastrowid
         if text is not None:
@@ -289,11 +339,17 @@ class Store:
             self._db.execute("UPDATE messages SET sealed_text = ? WHERE local_id = ?", (sealed, local_id))
         return local_id
 
-    def has_incoming(self, server_id: int) -> bool:
+    def has_copy(self, copy_id: int) -> bool:
+        """Whether the copy with this id was stored already (a redelivery is only acknowledged again)."""
+        return self._db.execute("SELECT 1 FROM messages WHERE copy_id = ?", (copy_id,)).fetchone() is not None
+
+    def text_of(self, client_id: str) -> str | None:
+        """The text of the message sent from here with ``client_id`` (encrypted again for a device that was
+        missing from its send)."""
         row = self._db.execute(
-            "SELECT 1 FROM messages WHERE direction = 'in' AND server_id = ?", (server_id,)
+            "SELECT local_id, sealed_text FROM messages WHERE client_id = ? AND direction = 'out'", (client_id,)
         ).fetchone()
-        return row is not None
+        return self._open(f"messages:{row[0]}", row[1]).decode() if row and row[1] else None
 
     def mark_sent(self, client_id: str, server_id: int) -> None:
         self._db.execute(
@@ -335,12 +391,31 @@ class Store:
                 (server_id,),
             )
 
-    def mark_incoming_read(self, server_ids: list[int]) -> None:
-        for server_id in server_ids:
+    def mark_incoming_read(self, copy_ids: list[int]) -> None:
+        """Received messages read here (by the ids of their copies, what ``read`` frames name)."""
+        for copy_id in copy_ids:
+            self._db.execute(
+                "UPDATE messages SET status = 'read' WHERE direction = 'in' AND copy_id = ? AND status = 'received'",
+                (copy_id,),
+            )
+
+    def mark_read_elsewhere(self, message_ids: list[int]) -> None:
+        """Received messages another device of the account read (by message id: ``read_elsewhere``)."""
+        for message_id in message_ids:
             self._db.execute(
                 "UPDATE messages SET status = 'read' WHERE direction = 'in' AND server_id = ? AND status = 'received'",
-                (server_id,),
+                (message_id,),
             )
+
+    def unread_incoming(self, limit: int) -> list[int]:
+        """Message ids of the newest received messages not read yet, oldest first: another device of the
+        account may have read them while this one was offline (docs/PROTOCOL.md section 17.3)."""
+        rows = self._db.execute(
+            "SELECT server_id FROM messages WHERE direction = 'in' AND server_id IS NOT NULL"
+            " AND status = 'received' ORDER BY server_id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [server_id for (server_id,) in reversed(rows)]
 
     def pending_outgoing(self) -> list[dict]:
         """Envelopes stored before sending whose ``sent`` never came back (resent with the same client_id)."""

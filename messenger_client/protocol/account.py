@@ -23,7 +23,7 @@ from typing import Any
 import x3dh
 import xeddsa
 from doubleratchet import EncryptedMessage
-from x3dh.identity_key_pair import IdentityKeyPairSeed
+from x3dh.identity_key_pair import IdentityKeyPair, IdentityKeyPairSeed
 
 from .constants import (
     KEY_LENGTH,
@@ -152,9 +152,27 @@ class ProtocolAccount:
             del self._signed_prekey_ids[stale]
             self._used_ephemeral_keys.pop(stale, None)
 
+    @classmethod
+    def from_linked_seed(cls, identity_seed: bytes, *, one_time_prekeys: int) -> ProtocolAccount:
+        """A new device of an existing account (docs/PROTOCOL.md section 18): the identity seed received
+        through a link, with this device's own signed prekey (id 1) and one-time prekeys. Key ids are per
+        device, so they start at 1 like a new account's. The caller checks that :attr:`identity_key` is the
+        account's before using it."""
+        return cls.create(identity_seed=identity_seed, one_time_prekeys=one_time_prekeys)
+
     @property
     def identity_key(self) -> bytes:
         return self._state.bundle.identity_key
+
+    @property
+    def identity_seed(self) -> bytes:
+        """The 32-byte Ed25519 seed of the identity key: the secret a device hands to a new device of the
+        account when linking it (:func:`.link.seal_identity_for_link`), and nothing else. Never print or
+        log it."""
+        pair = IdentityKeyPair.from_model(self._state.model.identity_key)
+        if not isinstance(pair, IdentityKeyPairSeed):
+            raise ProtocolError(ErrorCode.INVALID_ARGUMENT, "this identity key has no seed to hand over")
+        return pair.seed
 
     @property
     def signed_prekey_id(self) -> int:

@@ -3,9 +3,9 @@
 the device as JSON on standard input ``{email, name, signed_prekey, one_time_prekeys}`` (public keys,
 the signed prekey signed by the account's identity key); prints the new device's number.
 
-What linking (docs/PROTOCOL.md section 18) will do once the server serves it, the way
-contacts/tests/helpers.py ``add_device`` does it in-process: the client tests' server is another
-process with its own database, so this runs beside it.
+What linking (docs/PROTOCOL.md section 18; helpers.py ``linked`` runs the real flow) ends with,
+the way contacts/tests/helpers.py ``add_device`` does it in-process: the client tests' server is
+another process with its own database, so this runs beside it.
 """
 
 import json

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from messenger_client import Client, Event, Message
+import pytest
+
+from messenger_client import Client, Event, Message, NotSetUp
 from messenger_client.protocol import ProtocolAccount
 from messenger_client.store import Store
 from tests.client.conftest import PASSPHRASE, PASSWORD, Server
@@ -60,10 +62,10 @@ def add_device(
 ) -> Path:
     """Another device of ``email``'s account, with a state file of its own (returned, not signed in):
     the account's identity seed taken from ``account`` (a state file's sealed ``account``), its own
-    signed prekey and one-time prekeys, registered in the server's database (device_maker.py). What
-    linking (docs/PROTOCOL.md section 18) will make once the server serves it."""
-    seed = account["x3dh"]["identity_key"]["secret"].encode("latin-1")  # the x3dh library's JSON form
-    keys = ProtocolAccount.create(identity_seed=seed, one_time_prekeys=one_time_prekeys)
+    signed prekey and one-time prekeys, registered in the server's database (device_maker.py): what
+    linking (docs/PROTOCOL.md section 18, ``linked`` below) makes, without its round trips."""
+    seed = ProtocolAccount.from_json(account).identity_seed
+    keys = ProtocolAccount.from_linked_seed(seed, one_time_prekeys=one_time_prekeys)
     request = {
         "email": email,
         "name": name,
@@ -102,3 +104,21 @@ def stored_account(state: Path) -> dict:
         return store.get_json("account")
     finally:
         store.close()
+
+
+async def linked(existing: Client, tmp_path: Path, name: str = "Laptop") -> Client:
+    """A new device of ``existing``'s account, linked through the real link flow (docs/PROTOCOL.md
+    section 18) with a state file of its own; signed in as that device."""
+    new = Client.open(existing.server, str(tmp_path / f"{existing.email}-{name}-{next(_numbers)}.sqlite3"), PASSPHRASE)
+    try:
+        with pytest.raises(NotSetUp):  # no keys here: a pending sign-in
+            await new.login(existing.email, PASSWORD)
+        link = await new.open_link()
+        offer = await existing.accept_link(link.code)
+        opening = await new.wait_for_link_offer(link)
+        assert opening.verification_code == offer.verification_code
+        await new.complete_link(link, opening, device_name=name)
+    except BaseException:
+        await new.close()
+        raise
+    return new

@@ -11,14 +11,15 @@ async def test_contact_emails_never_reach_the_access_log_or_the_server_log(clien
     async with alice, bob:
         await befriend(alice, bob)  # contacts/requests, then the answer
         await bob.connect()
-        await alice.send(bob.email, "hello")  # claims Bob's bundle (keys/bundle)
+        await alice.send(bob.email, "hello")  # asks Bob's devices (keys/devices), claims their bundles
         assert (await next_message(bob)).text == "hello"
         assert not await alice.check_identity(bob.email)  # keys/identity/lookup
         await alice.remove_contact(bob.email)  # contacts/remove
     log = client_server.log_text()
     # The log is on and recorded these very requests...
     for request_line in (
-        '"POST /api/v1/keys/bundle"',
+        '"POST /api/v1/keys/devices"',
+        '"POST /api/v1/keys/bundles"',
         '"POST /api/v1/keys/identity/lookup"',
         '"POST /api/v1/contacts/remove"',
     ):

@@ -56,7 +56,7 @@ def test_two_terminal_users_register_befriend_chat_and_compare_safety_numbers(cl
     assert cli(a, "contacts", "remove", bob)[0] == 0
     code, _, err = cli(a, "send", bob, "gone?")
     assert code == 1
-    assert "not_a_contact" in err
+    assert "No contact with this email. (not_found, HTTP 404)" in err  # asking for bob's devices
 
 
 def test_errors_are_reported_with_the_api_code_and_a_non_zero_status(cli, tmp_path, monkeypatch):
@@ -137,7 +137,8 @@ def test_chat_mode_prints_incoming_messages_live_and_sends_typed_lines(cli, clie
 
 UNLINKED = (
     "error: this device was unlinked from the account: its keys and sessions were erased from the state file. "
-    "Run `login --new-device` to start over with a new identity (your contacts will be warned).\n"
+    "Link it again from another device (`link EMAIL`), or run `login --new-device` to start over with a new "
+    "identity (your contacts will be warned).\n"
 )
 
 

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 
 from messenger_client import ApiError
 from messenger_client import http as http_module
@@ -237,7 +238,7 @@ async def test_no_cookie_value_reaches_the_debug_log(client_server, tmp_path, ca
 
 async def test_an_oversized_body_is_refused_with_the_servers_reason(client_server):
     api = HttpApi(client_server.url)
-    body = {"email": "x@example.test", "password": "x", "padding": "x" * 500_000}
+    body = {"email": "x@example.test", "password": "x", "padding": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
     try:
         with pytest.raises(ApiError) as refused:
             await api.call("POST", "auth/login", body, auth=False)

@@ -15,6 +15,7 @@ LAYERS = [
     "receipts",
     "keys",
     "contacts",
+    "linking",
     "devices",
     "account",
     "transport",

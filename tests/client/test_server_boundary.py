@@ -7,6 +7,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -43,7 +44,7 @@ def test_an_oversized_body_is_a_json_413_on_a_real_server(client_server):
     with urllib.request.urlopen(f"{client_server.url}/api/v1/auth/csrf", timeout=30) as response:
         cookie = response.headers["Set-Cookie"].split(";")[0]
         token = json.loads(response.read())["csrf_token"]
-    body = json.dumps({"email": "x@example.test", "padding": "x" * 500_000}).encode()
+    body = json.dumps({"email": "x@example.test", "padding": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}).encode()
     request = urllib.request.Request(
         f"{client_server.url}/api/v1/auth/login",
         data=body,
