@@ -80,8 +80,9 @@ class GroupChange(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # Whom it is about, as emails (the members of a new group, the one added, removed, ...).
-    subjects = models.JSONField(default=list)
+    # Whom it is about: the emails (the members of a new group, the one added, removed, ...), one
+    # per line. (Not a JSONField: that field's system check opens a database connection.)
+    subjects = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

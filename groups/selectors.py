@@ -93,7 +93,9 @@ def changes_of(*, group: Group, after: int = 0, limit: int = CHANGES_PAGE_MAX) -
     """The group's membership changes with an id above `after`, oldest first."""
     rows = GroupChange.objects.filter(group=group, id__gt=after).select_related("actor").order_by("id")[:limit]
     return [
-        Change(row.id, row.epoch, row.kind, row.actor.email if row.actor else None, list(row.subjects), row.created_at)
+        Change(
+            row.id, row.epoch, row.kind, row.actor.email if row.actor else None, row.subjects.split(), row.created_at
+        )
         for row in rows
     ]
 

@@ -77,7 +77,7 @@ def _contact_of(actor: User, email: str) -> User:
 def _record(group: Group, kind: str, actor: User | None, subjects: list[User], *, also: Iterable[int] = ()) -> None:
     """Keep the change and announce it, after the commit, to the members and to `also`."""
     emails = [user.email for user in subjects]
-    GroupChange.objects.create(group=group, epoch=group.epoch, kind=kind, actor=actor, subjects=emails)
+    GroupChange.objects.create(group=group, epoch=group.epoch, kind=kind, actor=actor, subjects="\n".join(emails))
     event = events.group_changed_event(
         group=str(group.uid), epoch=group.epoch, kind=kind, actor=actor.email if actor else None, subjects=emails
     )

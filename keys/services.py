@@ -499,7 +499,7 @@ def device_link_complete(
     *,
     user: User,
     link_id: str,
-    device_name: str | None,
+    device_name: str | None = None,
     identity_key: str,
     signed_prekey: dict,
     one_time_prekeys: Iterable[dict],

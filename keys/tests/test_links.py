@@ -177,3 +177,14 @@ def test_linking_respects_the_cap_and_another_accounts_link_is_404(alice, mallor
     assert (response.status_code, response.json()["code"]) == (409, "too_many_devices")
     response = mallory.client.post_json("/api/v1/devices", new_device_body(mallory, link))
     assert response.status_code == 404
+
+
+def test_a_device_linked_without_a_name_gets_the_default_name(alice):
+    new_device = sign_in(alice, device_id=None)
+    link = open_link(new_device)["link_id"]
+    assert offer(alice.client, link).status_code == 204
+    body = new_device_body(alice, link)
+    del body["device_name"]
+    response = new_device.post_json("/api/v1/devices", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["device"] == {"id": 2, "name": "Device"}
