@@ -23,6 +23,13 @@ def requests_of(page) -> list[str]:
     return seen
 
 
+def pushed_frames(page) -> list[dict]:
+    """Every frame the server pushes to `page`'s sockets from now on."""
+    frames: list[dict] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(json.loads(payload))))
+    return frames
+
+
 def device_items(page):
     return page.locator("#device-list li.device")
 
@@ -49,6 +56,10 @@ def test_a_new_browser_linked_to_an_existing_device_holds_the_account_key_and_co
     bob.open_chat(alice)
     expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(["before the link"])
     bob_trusts = identity_record(bob, alice)
+    bob_frames = pushed_frames(bob.page)
+    bob.page.reload()  # a socket opened from now on is watched
+    bob.wait_ready()
+    bob.open_chat(alice)
 
     # Alice signs in on a second browser: it has no keys, and linking is the first way offered.
     laptop = people("alice-laptop", email=alice.email)
@@ -87,7 +98,11 @@ def test_a_new_browser_linked_to_an_existing_device_holds_the_account_key_and_co
     dialog.get_by_role("button", name="Done").click()
     expect(dialog).to_be_hidden()
 
-    # Bob: no safety-number change, his record of Alice's key untouched.
+    # Bob is told Alice's devices changed, and that is all: no safety-number change, his record
+    # of Alice's key untouched.
+    bob.wait_until(
+        lambda: {"type": "devices_changed", "email": alice.email} in bob_frames, "devices_changed reaches Bob"
+    )
     assert identity_record(bob, alice) == bob_trusts
     expect(bob.page.locator("#identity-warning")).to_be_hidden()
     expect(bob.contact_button(alice)).not_to_contain_text("Safety number changed")
@@ -142,7 +157,9 @@ def test_codes_that_do_not_match_link_nothing_and_a_link_ended_elsewhere_stops_t
     expect(laptop.page.locator("#link-error")).to_contain_text("expired or was cancelled")
     expect(laptop.page.locator("#link-code")).to_be_hidden()
     stopped = len(polls)
-    laptop.page.wait_for_timeout(2500)  # one more polling period: no request follows the end
+    # Nothing to wait for here: what is checked is that nothing happens during one more polling
+    # period (2 s) after the end.
+    laptop.page.wait_for_timeout(2500)
     assert len(polls) == stopped
 
     # Starting over is still there (and the laptop stays without keys until it is chosen).

@@ -5,12 +5,12 @@
 //   code with "They match" / "They don't match". The answer is opened only after "They match".
 // - Start over: new keys after the password, with the warning that contacts see a new safety number.
 // DOM only: `openLink` and `completeLink` (main.js, linking.js) do the work.
-import { LINK_POLL_MS, DECLINED_MESSAGE, linkErrorMessage, linkUrl } from "../linking.js";
+import { DECLINED_MESSAGE, LINK_POLL_MS, linkErrorMessage, linkUrl } from "../linking.js";
 import { byId, errorMessage, formatTime, show } from "./dom.js";
 import { qrSvg } from "./qr.js";
 
-/** Errors worth polling through: the server unreachable or failing for a moment. */
-const isTransient = (error) => Boolean(error) && (error.status === 0 || error.status >= 500);
+/** Errors worth polling through: the server unreachable, busy or failing for a moment. */
+const isTransient = (error) => Boolean(error) && (error.status === 0 || error.status === 429 || error.status >= 500);
 
 export function mountDeviceSetup({ reason, email, scanned = false, setUp, openLink, completeLink }) {
   const panel = byId("device-setup");
