@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import link_browser
+from tests.browser.helpers import add_server_device, link_browser
 
 pytestmark = pytest.mark.browser
 
@@ -166,6 +166,49 @@ def test_codes_that_do_not_match_link_nothing_and_a_link_ended_elsewhere_stops_t
     laptop.page.get_by_role("button", name="Start over", exact=True).click()
     expect(laptop.page.get_by_label("Your password, to confirm")).to_be_visible()
     expect(laptop.page.locator("#link-panel")).to_be_hidden()
+
+    # Three links open already (the server's limit): the fourth is refused with a way to retry.
+    for _ in range(3):
+        assert laptop.api("POST", "/api/v1/devices/links")["status"] == 201
+    laptop.page.get_by_role("button", name="Link to my existing device").click()
+    expect(laptop.page.locator("#link-error")).to_contain_text("too many link codes open")
+    expect(laptop.page.get_by_role("button", name="New code")).to_be_visible()
+    expect(laptop.page.locator("#start-over-panel")).to_be_hidden()
+    assert laptop.local_key_names() == set()
+
+
+def test_a_link_refused_at_the_last_step_writes_nothing_and_can_be_tried_again(people, messenger_server):
+    alice = people("alice").register()
+    for number in range(2, 6):  # the account's cap: 5 devices
+        add_server_device(messenger_server, alice.email, f"Device {number}")
+    laptop = people("alice-laptop", email=alice.email)
+    laptop.login()
+    open_link_code(laptop.page)
+    alice.page.reload()
+    alice.wait_ready()
+    code = laptop.page.locator("#link-code").input_value()
+    alice.page.get_by_role("button", name="Link a new device").click()
+    dialog = alice.page.get_by_role("dialog", name="Link a new device")
+    dialog.get_by_label("Link code").fill(code)
+    dialog.get_by_role("button", name="Link", exact=True).click()
+    expect(laptop.page.locator("#link-verification")).to_have_text(dialog.locator("#link-offered-code").text_content())
+    laptop.page.get_by_role("button", name="They match").click()
+    expect(laptop.page.locator("#link-error")).to_contain_text("as many devices as it may have")
+    expect(laptop.page.get_by_role("button", name="New code")).to_be_visible()
+    assert laptop.local_key_names() == set()
+    assert laptop.local_record("meta", "deviceId") is None
+    assert laptop.api("GET", "/api/v1/auth/me")["body"]["device"] is None
+
+    # One device unlinked on the existing browser: a new code goes through.
+    dialog.get_by_role("button", name="Done").click()
+    alice.page.get_by_role("button", name="Unlink Device 5").click()
+    alice.page.get_by_role("dialog", name="Unlink a device").get_by_role("button", name="Unlink Device 5").click()
+    expect(device_items(alice.page)).to_have_count(4)
+    laptop.page.get_by_role("button", name="New code").click()
+    expect(laptop.page.locator("#link-code")).to_have_value(re.compile(r"^sm-link:1:"))
+    link_browser(alice.page, laptop.page)
+    assert laptop.own_identity_key() == alice.own_identity_key()
+    expect(device_items(alice.page)).to_have_count(5)
 
 
 def test_a_scanned_link_url_fills_in_the_form_through_a_sign_in_and_a_bad_code_is_refused(people):

@@ -45,6 +45,7 @@ export function mountDeviceSetup({ reason, email, scanned = false, setUp, openLi
 
   let run = null; // the NewDeviceLink shown, if any
   let timer = null;
+  let attempts = 0; // the latest startLink wins: a link opened for an earlier one is cancelled
 
   return new Promise((resolve) => {
     function finish() {
@@ -63,6 +64,7 @@ export function mountDeviceSetup({ reason, email, scanned = false, setUp, openLi
 
     /** Drops the link shown (cancelled on the server, best effort: it expires anyway). */
     function dropRun() {
+      attempts += 1; // a link still being opened is cancelled when it arrives
       stopPolling();
       const old = run;
       run = null;
@@ -90,11 +92,16 @@ export function mountDeviceSetup({ reason, email, scanned = false, setUp, openLi
       show(newCode, false);
       show(cancel, false);
       linkProgress.textContent = "Making a link code…";
+      const attempt = ++attempts;
       let opened;
       try {
         opened = await openLink();
       } catch (err) {
-        fail(err);
+        if (attempt === attempts) fail(err);
+        return;
+      }
+      if (attempt !== attempts) {
+        opened.cancel().catch(() => {});
         return;
       }
       run = opened;
