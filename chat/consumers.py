@@ -53,8 +53,8 @@ from django.conf import settings
 
 from accounts.devices import device_active
 from accounts.sessions import PENDING_DEVICE, session_generation
-from chat import events, selectors, services, validation
-from chat.errors import DeviceMismatch, InvalidFrame
+from chat import events, group_messages, selectors, services, validation
+from chat.errors import InvalidFrame
 from messenger.errors import DomainError, RateLimited
 from messenger.validation import is_clean_text, json_check, nesting_too_deep
 from realtime import bus
@@ -87,10 +87,16 @@ RECEIPT_FRAMES = ("ack", "read")
 RETRYABLE_CODES = ("server_error", "rate_limited")
 
 
+# The pushes that are queue entries (acknowledged by id, counted in the window).
+MESSAGE_TYPES = ("message", "group_message")
+
+
 def max_frame_size() -> int:
     """A `send` carries one body per device of the recipient and per other device of the
-    sender (docs/PROTOCOL.md section 17.1): at most 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies."""
-    return settings.MESSAGE_MAX_BODY_BYTES * (2 * settings.DEVICES_PER_ACCOUNT_MAX - 1) + FRAME_OVERHEAD
+    sender (docs/PROTOCOL.md section 17.1): at most 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies; a
+    `group_send` one body and a sender key entry per member device (GROUP_SEND_MAX_BYTES)."""
+    send = settings.MESSAGE_MAX_BODY_BYTES * (2 * settings.DEVICES_PER_ACCOUNT_MAX - 1)
+    return max(send, settings.GROUP_SEND_MAX_BYTES) + FRAME_OVERHEAD
 
 
 def _encode(event: dict) -> str:
@@ -329,11 +335,11 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             if event.get(events.EXCEPT_DEVICE_KEY) == self.device_id:
                 return
             event = {k: v for k, v in event.items() if k not in (events.DEVICE_KEY, events.EXCEPT_DEVICE_KEY)}
-        if event.get("type") == "message":
+        if event.get("type") in MESSAGE_TYPES:
             pk = event["id"]
             if self._unacked and pk in self._unacked:
                 return
-            size = len(event["body"].encode())
+            size = events.message_size(event)
             if self._behind or (self._in_flight and self._in_flight + size > settings.CHAT_UNACKED_WINDOW_BYTES):
                 self._behind = True
                 # Commits can land out of id order (several processes): re-read from here.
@@ -398,28 +404,15 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
                 frame=frame["type"] if ids else None,
                 ids=ids,
                 retry_after=retry_after,
-                devices=(exc.missing, exc.extra) if isinstance(exc, DeviceMismatch) else None,
+                fields=exc.fields(),
             )
         )
 
     async def _frame_send(self, frame: dict) -> None:
-        client_id = validation.client_id_parse(frame.get("client_id"))
-        to_email = validation.email_parse(frame.get("to"))
-        if "copies" in frame:
-            copies = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("copies"), "copies", True))
-            own = tuple(services.Copy(*c) for c in validation.copies_parse(frame.get("own", []), "own"))
-            kind = body = ""
-        else:
-            copies, own = None, ()
-            kind = validation.kind_parse(frame.get("kind"))
-            body = validation.body_parse(frame.get("body"))
-            validation.body_size_check(body)
+        request = services.send_request_parse(frame, sender=self.user, sender_device=self.device_id)
         local_rate_limit_hit("message_send", self.user.pk)
-        request = services.SendRequest(
-            self.user.pk, self.user.email, to_email, client_id, kind, body, self.device_id, copies, own
-        )
         result = await batcher(services.envelopes_apply).submit(request)
-        await self._send_event(events.sent_event(client_id=client_id, id=result.id))
+        await self._send_event(events.sent_event(client_id=request.client_id, id=result.id))
 
     async def _frame_ack(self, frame: dict) -> None:
         ids = validation.ids_parse(frame.get("ids"))
@@ -463,6 +456,19 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         local_rate_limit_hit("receipts", self.user.pk)
         await self._send_event(await run_in_db_thread(selectors.envelope_receipts, user_id=self.user.pk, ids=ids))
 
+    async def _frame_group_send(self, frame: dict) -> None:
+        request = group_messages.group_send_parse(frame, sender=self.user, sender_device=self.device_id)
+        local_rate_limit_hit("group_send", self.user.pk)
+        result = await batcher(services.envelopes_apply).submit(request)
+        await self._send_event(events.sent_event(client_id=request.client_id, id=result.id))
+
+    async def _frame_group_receipts(self, frame: dict) -> None:
+        """Where the user's own group messages stand (docs/PROTOCOL.md section 23)."""
+        ids = validation.ids_parse(frame.get("ids"))
+        local_rate_limit_hit("receipts", self.user.pk)
+        answer = await run_in_db_thread(group_messages.group_receipts_of, user_id=self.user.pk, ids=ids)
+        await self._send_event(answer)
+
     async def _frame_sync(self, frame: dict) -> None:
         """Send the backlog again (after the client suspects a dropped push): the undelivered
         envelopes this socket has not sent, or forgot it sent because their `ack`/`read`
@@ -479,6 +485,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         "typing": _frame_typing,
         "sync": _frame_sync,
         "receipts": _frame_receipts,
+        "group_send": _frame_group_send,
+        "group_receipts": _frame_group_receipts,
     }
 
 

@@ -60,8 +60,31 @@ class DeviceMismatch(Conflict, ChatError):
         self.extra = extra
         super().__init__()
 
+    def fields(self) -> dict:
+        return {"missing": self.missing, "extra": self.extra}
+
 
 class NoDevices(ChatError):
     status_code = 409
     code = "no_devices"
     default_detail = "This contact has no device that can receive messages."
+
+
+class StaleEpoch(Conflict, ChatError):
+    """A group message for an epoch that is not the group's current one (docs/PROTOCOL.md
+    section 23): its members or their devices changed; nothing was stored."""
+
+    code = "stale_epoch"
+    default_detail = "The group's members or their devices changed."
+
+    def __init__(self, *, epoch: int):
+        self.epoch = epoch
+        super().__init__()
+
+    def fields(self) -> dict:
+        return {"epoch": self.epoch}
+
+
+class InvalidKeys(ChatError):
+    code = "invalid_keys"
+    default_detail = "A sender key entry is malformed, repeated, or names no current member device."

@@ -49,6 +49,57 @@ def message_event(
     }
 
 
+def group_message_event(
+    *,
+    id: int,
+    message_id: int,
+    client_id: str,
+    group: str,
+    epoch: int,
+    sender_email: str,
+    sender_device: int,
+    body: str,
+    key: tuple[str, str] | None,
+    sent_at: datetime,
+) -> dict:
+    """One device's copy of a group message (docs/PROTOCOL.md section 23): the body every
+    member device gets, and `key` (kind, body), the sender key distribution for this device,
+    when the sender included one."""
+    event = {
+        "type": "group_message",
+        "id": id,
+        "message_id": message_id,
+        "client_id": str(client_id),
+        "group": group,
+        "epoch": epoch,
+        "from": sender_email,
+        "from_device": sender_device,
+        "body": body,
+        "sent_at": _timestamp(sent_at),
+    }
+    if key is not None:
+        event["key"] = {"kind": key[0], "body": key[1]}
+    return event
+
+
+def group_receipts_event(*, receipts: list[tuple[int, int, int, int]]) -> dict:
+    """Where group messages stand: (message id, members delivered to, members who read,
+    members it was sent to)."""
+    return {
+        "type": "group_receipts",
+        "receipts": [
+            {"id": pk, "delivered": delivered, "read": read, "of": of} for pk, delivered, read, of in receipts
+        ],
+    }
+
+
+def message_size(event: dict) -> int:
+    """The bytes a `message` or `group_message` event counts in a socket's window: the
+    envelope's `size` column (its body, and a group copy's key plus the group body)."""
+    key = event.get("key")
+    return len(event["body"].encode()) + (len(key["body"].encode()) if key else 0)
+
+
 def for_device(event: dict, device_id: int) -> dict:
     """`event`, to be sent only to the sockets of one device of the user it is published to."""
     return {**event, DEVICE_KEY: device_id}
@@ -93,12 +144,12 @@ def error_event(
     frame: str | None = None,
     ids: list[int] | None = None,
     retry_after: int | None = None,
-    devices: tuple[dict, dict] | None = None,
+    fields: dict | None = None,
 ) -> dict:
     """A frame the server could not apply: `client_id` names a failed `send`; `frame` ("ack"
     or "read") and `ids` name a failed receipt, whose envelopes were not marked (the client
-    sends that frame again); `devices` ((missing, extra)) names the devices of a
-    `device_mismatch`."""
+    sends that frame again); `fields` are the error's own (DomainError.fields: the devices of a
+    `device_mismatch`)."""
     event = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         event["client_id"] = str(client_id)
@@ -107,8 +158,8 @@ def error_event(
         event["ids"] = list(ids)
     if retry_after is not None:
         event["retry_after"] = retry_after
-    if devices is not None:
-        event["missing"], event["extra"] = devices  # `device_mismatch`
+    if fields:
+        event.update(fields)
     return event
 
 

@@ -11,6 +11,12 @@ contact the message went to). A message sent as N copies is N rows inserted in o
 the first (`copy_index` 0, always a copy for the recipient) has `message_id` NULL and its own id
 is the message id; the others name it in `message_id`. A version-1 message is one copy, so its
 envelope id is its message id, as before.
+
+Groups (docs/PROTOCOL.md section 23): a group message is one `GroupBody` (the ciphertext, stored
+once) and one envelope per receiving device, with `group` set; such an envelope's `body` is only
+the sender key distribution for that device, if the sender included one, and `copies` counts
+that recipient's copies of the message (so a receipt knows whether another device of the same
+member may have marked the message already).
 """
 
 from django.conf import settings
@@ -39,7 +45,10 @@ class Envelope(models.Model):
     # How many copies the message has (1 for a version-1 message): receipts look for the other
     # copies of a message only when it has any.
     copies = models.PositiveSmallIntegerField(default=1)
-    # Set on `own` copies only (recipient == sender): the contact the message was sent to.
+    # The group of a group message's copy (NULL for a message between two accounts).
+    group = models.ForeignKey("groups.Group", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # Set on `own` copies only (recipient == sender): the contact the message was sent to (for a
+    # group message, the sender itself).
     peer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
@@ -79,6 +88,38 @@ class Envelope(models.Model):
 
     def __str__(self) -> str:
         return f"envelope {self.id} {self.sender_id}->{self.recipient_id}"
+
+
+class GroupBody(models.Model):
+    """The ciphertext of a group message, stored once for all its copies, and where its
+    receipts stand. `message_id` is the id of the message's first copy."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    group = models.ForeignKey("groups.Group", on_delete=models.CASCADE, related_name="+")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    client_id = models.UUIDField()
+    epoch = models.PositiveIntegerField()
+    # Opaque; erased ("") once every copy was delivered unless KEEP_DELIVERED_BODIES.
+    body = models.TextField(blank=True)
+    size = models.PositiveIntegerField(default=0)
+    # Members the message went to (the sender's account not counted), and how many of them
+    # have it delivered (any of their devices acknowledged) and read.
+    recipients = models.PositiveIntegerField()
+    delivered = models.PositiveIntegerField(default=0)
+    read = models.PositiveIntegerField(default=0)
+    # Copies not delivered yet (own copies included): the body is erased when none is left.
+    remaining = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A resend's guard, as for envelopes.
+            models.UniqueConstraint(fields=["sender", "client_id"], name="chat_groupbody_sender_client_id_unique"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="chat_groupbody_created")]
+
+    def __str__(self) -> str:
+        return f"group message {self.message_id}"
 
 
 class MailboxUsage(models.Model):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from chat import events
+from chat import events, group_messages
 from chat.models import Envelope
 
 PAGE_SIZE = 100
@@ -37,32 +37,40 @@ def envelopes_pending(
         "kind",
         "body",
         "created_at",
+        "group__uid",
     )
-    return [
-        events.message_event(
+    found = list(rows.order_by("id").values_list(*columns)[:limit])
+    groups = group_messages.bodies_of({row[1] or row[0] for row in found if row[10] is not None})
+    return [_pending_event(row, groups) for row in found]
+
+
+def _pending_event(row: tuple, groups: dict[int, tuple[str, int]]) -> dict:
+    pk, message_id, client_id, sender_email, sender_device, recipient_email, peer, kind, body, sent_at, group = row
+    if group is None:
+        return events.message_event(
             id=pk,
             message_id=message_id or pk,
             client_id=client_id,
             sender_email=sender_email,
             sender_device=sender_device,
-            to_email=peer_email or recipient_email,
+            to_email=peer or recipient_email,
             kind=kind,
             body=body,
-            sent_at=created_at,
+            sent_at=sent_at,
         )
-        for (
-            pk,
-            message_id,
-            client_id,
-            sender_email,
-            sender_device,
-            recipient_email,
-            peer_email,
-            kind,
-            body,
-            created_at,
-        ) in rows.order_by("id").values_list(*columns)[:limit]
-    ]
+    group_body, epoch = groups.get(message_id or pk, ("", 0))
+    return events.group_message_event(
+        id=pk,
+        message_id=message_id or pk,
+        client_id=client_id,
+        group=str(group),
+        epoch=epoch,
+        sender_email=sender_email,
+        sender_device=sender_device,
+        body=group_body,
+        key=(kind, body) if body else None,
+        sent_at=sent_at,
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,22 @@ class SendSerializer(serializers.Serializer):
     body = serializers.CharField(trim_whitespace=False, help_text="Ciphertext, opaque to the server (max 64 KiB).")
 
 
+class CopySerializer(serializers.Serializer):
+    device = serializers.IntegerField(help_text="The device this copy is encrypted for.")
+    kind = serializers.ChoiceField(choices=Envelope.Kind.choices)
+    body = serializers.CharField(trim_whitespace=False, help_text="Ciphertext for that device (max 64 KiB).")
+
+
+class SendCopiesSerializer(serializers.Serializer):
+    """Documentation of a version-2 send (docs/PROTOCOL.md section 17.1); the view checks it
+    with chat.services.send_request_parse, the socket frame's rules."""
+
+    client_id = serializers.UUIDField(help_text="Chosen by the sender's client; a resend reuses it.")
+    to = serializers.EmailField(max_length=254, help_text="Email of an accepted contact.")
+    copies = CopySerializer(many=True, help_text="One copy per active device of the recipient.")
+    own = CopySerializer(many=True, required=False, help_text="One copy per other active device of the sender.")
+
+
 class SentSerializer(serializers.Serializer):
     client_id = serializers.UUIDField()
     id = serializers.IntegerField(help_text="Server id; envelopes are delivered in id order.")
@@ -98,3 +114,33 @@ class ReceiptsSerializer(serializers.Serializer):
         child=serializers.IntegerField(),
         help_text="Not an envelope you sent, or an undelivered one deleted at the end of retention.",
     )
+
+
+class GroupKeySerializer(serializers.Serializer):
+    email = serializers.EmailField(help_text="A member.")
+    device = serializers.IntegerField(help_text="One of the member's devices.")
+    kind = serializers.ChoiceField(choices=Envelope.Kind.choices)
+    body = serializers.CharField(help_text="A pairwise envelope carrying your sender key (max 1,024 characters).")
+
+
+class GroupSendSerializer(serializers.Serializer):
+    """Documentation of a group message (docs/PROTOCOL.md section 23); the view checks it with
+    chat.group_messages.group_send_parse, the socket frame's rules."""
+
+    client_id = serializers.UUIDField(help_text="Chosen by the sender's client; a resend reuses it.")
+    group = serializers.UUIDField(help_text="The group's id.")
+    epoch = serializers.IntegerField(help_text="The group's epoch the sender knows.")
+    body = serializers.CharField(help_text="The group ciphertext, stored once (max 64 KiB).")
+    keys = GroupKeySerializer(many=True, required=False, help_text="Sender key entries for devices that need one.")
+
+
+class GroupReceiptSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The message id.")
+    delivered = serializers.IntegerField(help_text="Members it was delivered to.")
+    read = serializers.IntegerField(help_text="Members who read it.")
+    of = serializers.IntegerField(help_text="Members it was sent to.")
+
+
+class GroupReceiptsSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='Always "group_receipts".')
+    receipts = GroupReceiptSerializer(many=True)

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import Device, normalize_email
 from accounts.selectors import user_by_email
-from chat import events, sql
+from chat import events, group_messages, sql, validation
 from chat.errors import (
     ChatError,
     ClientIdReused,
@@ -42,7 +42,7 @@ from chat.errors import (
     NotAContact,
     QuotaExceeded,
 )
-from chat.models import Envelope
+from chat.models import Envelope, GroupBody
 from chat.validation import KINDS, body_size_check
 from contacts.selectors import accepted_pairs
 from realtime import bus
@@ -77,6 +77,24 @@ class SendRequest:
     own: tuple[Copy, ...] = ()
 
 
+def send_request_parse(frame: dict, *, sender, sender_device: int) -> SendRequest:
+    """The `send` of `sender`'s device `sender_device`, as the chat socket's frame or the body
+    of POST messages/ carries it (docs/PROTOCOL.md section 17.1): version 2 when it has
+    `copies` (and optionally `own`), version 1 (`kind`, `body`) otherwise. Each field is
+    checked at this boundary (InvalidFrame, BodyTooLarge); whether the copies match the
+    current devices is decided with the database, in `send_decide`."""
+    client_id = validation.client_id_parse(frame.get("client_id"))
+    to_email = validation.email_parse(frame.get("to"))
+    if "copies" not in frame:
+        kind = validation.kind_parse(frame.get("kind"))
+        body = validation.body_parse(frame.get("body"))
+        validation.body_size_check(body)
+        return SendRequest(sender.pk, sender.email, to_email, client_id, kind, body, sender_device)
+    copies = tuple(Copy(*c) for c in validation.copies_parse(frame.get("copies"), "copies", True))
+    own = tuple(Copy(*c) for c in validation.copies_parse(frame.get("own", []), "own"))
+    return SendRequest(sender.pk, sender.email, to_email, client_id, "", "", sender_device, copies, own)
+
+
 @dataclass(frozen=True)
 class SendResult:
     id: int  # the message id
@@ -108,28 +126,34 @@ class PurgeResult:
 # --- the batch: sends and receipts in one transaction ------------------------------------------
 
 
-def envelopes_apply(requests: list[SendRequest | ReceiptRequest]) -> list[SendResult | ReceiptResult | ChatError]:
-    """Sends and receipts of many users at once, within the caller's transaction: the chat
-    socket's batch (realtime.batching runs it in one transaction per batch, chat.consumers
+Request = SendRequest | group_messages.GroupSendRequest | ReceiptRequest
+
+
+def envelopes_apply(requests: list[Request]) -> list[SendResult | group_messages.GroupSent | ReceiptResult | ChatError]:
+    """Sends, group sends and receipts of many users at once, within the caller's transaction:
+    the chat socket's batch (realtime.batching runs it in one transaction per batch, chat.consumers
     submits to it), and, in their own transaction, `envelopes_send`/`envelopes_mark`. The
     answer for each request, in order, is its result or its domain error; one refused
     request does not affect the others. The rules are the same code for one request and for
     many.
 
-    One transaction for both kinds: each transaction costs a commit (and its fsync) on
+    One transaction for all kinds: each transaction costs a commit (and its fsync) on
     MariaDB, and under light load a batch holds a request or two, so a second transaction
     cost about as much as the work itself. Nothing is visible to anyone before the commit
     (events are published on commit), so an envelope is committed before its `sent` and its
     push. Receipts run after the sends; a receipt cannot name an envelope stored in the same
     batch (its id is only known after the commit), so the order does not change any answer.
-    The mailbox counters of both are written last, in one statement (see sql.usage_add)."""
-    sends = [request for request in requests if isinstance(request, SendRequest)]
-    receipts = [request for request in requests if isinstance(request, ReceiptRequest)]
+    The mailbox counters of all are written last, in one statement (see sql.usage_add)."""
+    kinds = (SendRequest, group_messages.GroupSendRequest, ReceiptRequest)
+    grouped = {kind: [request for request in requests if isinstance(request, kind)] for kind in kinds}
     usage: dict[int, list[int]] = {}
-    send_results = iter(_sends_store(sends, usage) if sends else ())
-    receipt_results = iter(_receipts_mark(receipts, usage) if receipts else ())
+    stores = (_sends_store, group_messages.group_sends_store, _receipts_mark)
+    answers = {
+        kind: iter(store(grouped[kind], usage) if grouped[kind] else ())
+        for kind, store in zip(kinds, stores, strict=True)
+    }
     sql.usage_add(usage)
-    return [next(send_results) if isinstance(request, SendRequest) else next(receipt_results) for request in requests]
+    return [next(answers[type(request)]) for request in requests]
 
 
 def _in_own_transaction(requests: list) -> list:
@@ -158,16 +182,22 @@ def _in_own_transaction(requests: list) -> list:
 # --- sending: prefetch -> decide -> insert -> announce ----------------------------------------
 
 
-def envelope_send(
-    *, sender, to_email: str, client_id: uuid.UUID, kind: str, body: str, sender_device: int = 1
-) -> SendResult:
-    """Store a version-1 message (one copy) from `sender` to the contact with email `to_email`
-    and push it to the recipient's sockets once committed. Idempotent per (sender, client_id)."""
-    request = SendRequest(sender.pk, sender.email, to_email, client_id, kind, body, sender_device)
+def envelope_send(request: SendRequest) -> SendResult:
+    """Store one message (a version-1 copy or a version-2 set of copies) and push it to the
+    recipient's devices once committed. Idempotent per (sender, client_id)."""
     [result] = envelopes_send([request])
     if isinstance(result, Exception):
         raise result
     return result
+
+
+def envelopes_group_send(requests: list[group_messages.GroupSendRequest]) -> list[group_messages.GroupSent]:
+    """Group messages in their own transaction (the REST path); a refused one raises."""
+    results = _in_own_transaction(requests)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
 
 
 def envelopes_send(requests: list[SendRequest]) -> list[SendResult | ChatError]:
@@ -560,7 +590,8 @@ def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) 
     Receipts name messages, not copies (docs/PROTOCOL.md section 17.3): the sender hears
     `delivered`/`read` with the message id when any recipient device marks its copy (an
     `own` copy, one's own message on another device, produces none), and a read also reaches
-    the reader's other devices as `read_elsewhere`, when the reader has any."""
+    the reader's other devices as `read_elsewhere`, when the reader has any. The copies of
+    group messages are counted per member instead (chat.group_messages.receipts_apply)."""
     rows = sql.receipt_rows({pk for request in requests for pk in request.ids})
     delivered: dict[int, int] = {}  # envelope id -> sender id, marked delivered now
     read: dict[int, int] = {}
@@ -587,13 +618,20 @@ def _receipts_mark(requests: list[ReceiptRequest], usage: dict[int, list[int]]) 
     now = timezone.now()
     if delivered:
         sql.envelopes_update(list(delivered), fields=_delivered_fields(now))
-        for sender_id, message_ids in _by_sender(delivered, rows, "delivered_at").items():
+        direct = {pk: sender for pk, sender in delivered.items() if rows[pk].group_id is None}
+        for sender_id, message_ids in _by_sender(direct, rows, "delivered_at").items():
             bus.publish_on_commit([sender_id], events.delivered_event(ids=message_ids))
     if read:
         sql.envelopes_update(list(read), fields={"read_at": now})
-        for sender_id, message_ids in _by_sender(read, rows, "read_at").items():
+        direct = {pk: sender for pk, sender in read.items() if rows[pk].group_id is None}
+        for sender_id, message_ids in _by_sender(direct, rows, "read_at").items():
             bus.publish_on_commit([sender_id], events.read_event(ids=message_ids))
         _announce_read_elsewhere(read_by)
+    group_messages.receipts_apply(
+        delivered=[pk for pk in delivered if rows[pk].group_id is not None],
+        read=[pk for pk in read if rows[pk].group_id is not None],
+        rows=rows,
+    )
     return results
 
 
@@ -645,12 +683,16 @@ def copies_of_removed_devices_delete(*, user_id: int, device_ids: list[int]) -> 
     doomed = list(
         Envelope.objects.select_for_update()
         .filter(recipient_id=user_id, recipient_device__in=device_ids, delivered_at__isnull=True)
-        .values_list("id", "sender_id", "size")
+        .values_list("id", "sender_id", "size", "group_id", "message_id")
     )
     usage: dict[int, list[int]] = {}
-    for _, sender_id, size in doomed:
+    group_copies: dict[int, int] = {}
+    for pk, sender_id, size, group_id, message_id in doomed:
         usage.setdefault(sender_id, [0, 0])[0] -= size
         usage.setdefault(user_id, [0, 0])[1] -= size
+        if group_id is not None:
+            group_copies[message_id or pk] = group_copies.get(message_id or pk, 0) + 1
+    group_messages.copies_removed(group_copies)
     for start in range(0, len(doomed), sql.CHUNK):
         Envelope.objects.filter(id__in=[row[0] for row in doomed[start : start + sql.CHUNK]]).delete()
     sql.usage_add(usage)
@@ -678,7 +720,8 @@ def envelopes_purge(*, now: datetime | None = None, dry_run: bool = False) -> Pu
     """Retention: erase the bodies of delivered envelopes (unless KEEP_DELIVERED_BODIES; this
     catches envelopes delivered while the setting was on) and delete undelivered envelopes
     older than MESSAGE_RETENTION_DAYS, and undelivered copies addressed to a removed device.
-    Delivered metadata stays for receipts.
+    Delivered metadata stays for receipts. A group message's body is erased once no copy of it
+    waits (or, like an undelivered envelope, at the end of retention); its counts stay.
 
     Copies of removed devices are deleted when the device is removed
     (copies_of_removed_devices_delete), but a send that read the device list just before the
@@ -695,9 +738,13 @@ def envelopes_purge(*, now: datetime | None = None, dry_run: bool = False) -> Pu
     expired = Envelope.objects.filter(delivered_at__isnull=True).filter(
         Q(created_at__lt=now - timedelta(days=settings.MESSAGE_RETENTION_DAYS)) | Q(Exists(removed))
     )
+    old = now - timedelta(days=settings.MESSAGE_RETENTION_DAYS)
+    group_bodies = GroupBody.objects.exclude(body="").filter(Q(remaining__lte=0) | Q(created_at__lt=old))
+    if settings.KEEP_DELIVERED_BODIES:
+        group_bodies = group_bodies.filter(created_at__lt=old)
     if dry_run:
-        return PurgeResult(bodies_erased=bodies.count(), expired_deleted=expired.count())
-    erased = bodies.update(body="")
+        return PurgeResult(bodies_erased=bodies.count() + group_bodies.count(), expired_deleted=expired.count())
+    erased = bodies.update(body="") + group_bodies.update(body="")
     # Locked first: an acknowledgement racing the purge would otherwise take the same bytes
     # off the mailbox counters a second time.
     doomed = list(expired.select_for_update().values_list("id", "sender_id", "recipient_id", "size"))

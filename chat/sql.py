@@ -66,6 +66,7 @@ class NewEnvelope(NamedTuple):
     kind: str
     body: str
     size: int
+    group_id: int | None = None
 
 
 class ReceiptRow(NamedTuple):
@@ -78,6 +79,7 @@ class ReceiptRow(NamedTuple):
     delivered_at: object  # as the driver returns it; only compared with None
     read_at: object
     size: int
+    group_id: int | None  # set on the copies of a group message
 
 
 def _quote(name: str) -> str:
@@ -358,6 +360,7 @@ def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]
         "kind",
         "body",
         "size",
+        "group",
         "created_at",
     ]
     created = _prep("created_at", created_at)
@@ -401,7 +404,7 @@ def receipt_rows(ids: Iterable[int]) -> dict[int, ReceiptRow]:
                     "read_at",
                 )
             )
-            columns += f", {_column('size')}"
+            columns += f", {_column('size')}, {_column('group')}"
             where = f"{_column('id')} IN ({_marks(len(chunk))})"
             cursor.execute(
                 f"SELECT {columns} FROM {_table()} WHERE {where}{lock}",  # noqa: S608 - see above

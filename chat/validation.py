@@ -14,8 +14,8 @@ import uuid
 
 from django.conf import settings
 
-from accounts.models import MAX_DEVICE_ID, MIN_DEVICE_ID
-from chat.errors import BodyTooLarge, InvalidFrame
+from accounts.models import MAX_DEVICE_ID, MIN_DEVICE_ID, normalize_email
+from chat.errors import BodyTooLarge, InvalidFrame, InvalidKeys
 from chat.models import Envelope
 from messenger.validation import MAX_DATABASE_ID, is_database_id
 
@@ -105,3 +105,52 @@ def typing_state_parse(value) -> str:
     if not isinstance(value, str) or value not in TYPING_STATES:
         raise InvalidFrame('state must be "start" or "stop".')
     return value
+
+
+# A sender key distribution (89 bytes) in a pairwise prekey envelope is 324 characters.
+GROUP_KEY_BODY_MAX = 1024
+MAX_EPOCH = 2**31 - 1
+
+
+def group_id_parse(value) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise InvalidFrame("group must be a group id.", code="invalid_group")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidFrame("group must be a group id.", code="invalid_group") from None
+
+
+def epoch_parse(value) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_EPOCH:
+        raise InvalidFrame(f"epoch must be an integer from 1 to {MAX_EPOCH}.", code="invalid_epoch")
+    return value
+
+
+def group_keys_parse(value) -> list[tuple[str, int, str, str]]:
+    """The `keys` of a `group_send` (docs/PROTOCOL.md section 23): objects `{email, device,
+    kind, body}`, at most one per device, each body within GROUP_KEY_BODY_MAX characters, at
+    most GROUP_MEMBERS_MAX x DEVICES_PER_ACCOUNT_MAX of them; as (email, device, kind, body).
+    Whether they name current member devices is decided with the database."""
+    limit = settings.GROUP_MEMBERS_MAX * settings.DEVICES_PER_ACCOUNT_MAX
+    if not isinstance(value, list) or len(value) > limit:
+        raise InvalidKeys(f"keys must be a list of at most {limit} entries.")
+    keys, seen = [], set()
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"email", "device", "kind", "body"}:
+            raise InvalidKeys("Each of keys is {email, device, kind, body}.")
+        email, device, kind, body = item["email"], item["device"], item["kind"], item["body"]
+        if not isinstance(email, str) or not email or len(email) > MAX_EMAIL_LENGTH:
+            raise InvalidKeys("The email of a key entry must be a member's.")
+        if type(device) is not int or not MIN_DEVICE_ID <= device <= MAX_DEVICE_ID:
+            raise InvalidKeys(f"The device of a key entry must be an integer from 1 to {MAX_DEVICE_ID}.")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise InvalidKeys(f"The kind of a key entry must be one of {', '.join(sorted(KINDS))}.")
+        if not isinstance(body, str) or not body or len(body) > GROUP_KEY_BODY_MAX:
+            raise InvalidKeys(f"The body of a key entry must be 1 to {GROUP_KEY_BODY_MAX} characters.")
+        email = normalize_email(email)
+        if (email, device) in seen:
+            raise InvalidKeys("A device appears twice in keys.")
+        seen.add((email, device))
+        keys.append((email, device, kind, body))
+    return keys

@@ -35,6 +35,7 @@ from accounts.ratelimit import rate_limit_hit
 from accounts.services import user_build, user_create
 from accounts.sessions import TokenPair, device_revoked_publish, sessions_end, tokens_issue
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
+from groups.services import member_devices_changed
 from keys import events, links, validation
 from keys.errors import (
     ContactNotFound,
@@ -508,9 +509,9 @@ def device_link_complete(
     shows that an existing device took part: the password alone must not add a device) and the
     keys are signed by the account's own identity key (`identity_key_mismatch`: the new device
     would hold another account's key). The link is used up, the cap on devices holds
-    (`too_many_devices`), and the account's sockets and its contacts are told
-    (`devices_changed`). The device's keys were validated like a registration's (signature
-    under `identity_key`)."""
+    (`too_many_devices`), the account's sockets and its contacts are told
+    (`devices_changed`), and its groups get a new epoch. The device's keys were validated like
+    a registration's (signature under `identity_key`)."""
     with transaction.atomic():
         _lock_identity(user.id)
         link = links.link_of(user_id=user.id, link_id=link_id)
@@ -524,6 +525,7 @@ def device_link_complete(
         one_time_prekeys_add(user=user, device_id=device.device_id, one_time_prekeys=one_time_prekeys)
         DeviceLink.objects.filter(pk=link.pk).delete()
         _announce_devices_changed(user=user)
+        member_devices_changed(user_id=user.id)  # its groups' senders hand their keys to it too
         tokens = tokens_issue(user=user, device=device)
     logger.info("device linked user=%s device=%s", user.id, device.device_id)
     return LinkedDevice(device=device, tokens=tokens)

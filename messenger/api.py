@@ -59,7 +59,8 @@ class JSONParser(parsers.JSONParser):
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-        return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code, headers=headers)
+        body = {"code": exc.code, "detail": exc.detail, **exc.fields()}
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         # Raised by `request.body` (DRF's JSON parser reads through it) when Content-Length
         # exceeds DATA_UPLOAD_MAX_MEMORY_SIZE, before any parsing; Django alone answers an

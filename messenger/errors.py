@@ -12,6 +12,10 @@ class DomainError(Exception):
     code = "invalid"
     default_detail = "Invalid request."
 
+    def fields(self) -> dict:
+        """What the answer carries besides `code` and `detail` (none by default)."""
+        return {}
+
     def __init__(self, detail: str | None = None, *, code: str | None = None):
         self.detail = detail or self.default_detail
         if code:

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "accounts",
     "keys",
     "contacts",
+    "groups",
     "chat",
 ]
 
@@ -243,10 +244,13 @@ RATE_LIMITS = {
     "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/60"),
     "identity_reset": env.str("RATE_LIMIT_IDENTITY_RESET", default="5/3600"),
     "contact_request": env.str("RATE_LIMIT_CONTACT_REQUEST", default="20/3600"),
+    # Creating a group or adding a member (each one a notice to every member).
+    "group_change": env.str("RATE_LIMIT_GROUP_CHANGE", default="60/3600"),
     # Signal's bucket: 6 bundles per (requester, target) pair, one more every 10 minutes.
     "prekey_bundle": env.str("RATE_LIMIT_PREKEY_BUNDLE", default="6/3600"),
     "message_send": env.str("RATE_LIMIT_MESSAGE_SEND", default="60/10"),
     "typing": env.str("RATE_LIMIT_TYPING", default="20/10"),
+    "group_send": env.str("RATE_LIMIT_GROUP_SEND", default="30/10"),
     # Receipt questions (up to 1,000 ids each): a client asks once per connect.
     "receipts": env.str("RATE_LIMIT_RECEIPTS", default="10/60"),
     # Socket frames counted per user and process (realtime.ratelimit), far above what a client
@@ -282,18 +286,6 @@ else:
 
 # Largest envelope body accepted (bytes of the ciphertext string as sent).
 MESSAGE_MAX_BODY_BYTES = env.int("MESSAGE_MAX_BODY_BYTES", default=64 * 1024)
-# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
-# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
-# message sent over REST:
-#   its body is at most MESSAGE_MAX_BODY_BYTES of UTF-8, and JSON may escape each of those
-#   bytes as "\u00XX" (6 bytes; a 4-byte character as a surrogate pair takes 12, 3 per byte):
-#   6 * 65,536 = 393,216 bytes, plus client_id, kind and the recipient (254 characters,
-#   6 * 254 escaped) under 2 KiB.
-# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
-#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
-#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
-# So 6 * MESSAGE_MAX_BODY_BYTES + 64 KiB of margin (458,752 bytes by default).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * MESSAGE_MAX_BODY_BYTES + 64 * 1024
 # Undelivered envelopes older than this are deleted by `manage.py purge_messages`.
 MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=30)
 # Keep ciphertext after delivery (default: erase it, keeping only the metadata receipts need).
@@ -323,6 +315,35 @@ SIGNED_PREKEY_MAX_AGE_DAYS = env.int("SIGNED_PREKEY_MAX_AGE_DAYS", default=30)
 # 409 `too_many_devices`. Every message is encrypted once per device, so this bounds the cost
 # of one send too.
 DEVICES_PER_ACCOUNT_MAX = env.int("DEVICES_PER_ACCOUNT_MAX", default=5)
+
+# --- Groups -----------------------------------------------------------------------------
+
+# Members of one group (409 `group_full`) and groups one account may be in (409
+# `too_many_groups`): a group message is fanned out to every member's devices.
+GROUP_MEMBERS_MAX = env.int("GROUP_MEMBERS_MAX", default=256)
+GROUPS_PER_USER_MAX = env.int("GROUPS_PER_USER_MAX", default=100)
+# The largest group message frame: the body and a sender key entry (a body of at most 1,024
+# characters, chat.validation.GROUP_KEY_BODY_MAX, with its email and JSON: 1,536) per device
+# of every member (docs/PROTOCOL.md section 23).
+GROUP_SEND_MAX_BYTES = MESSAGE_MAX_BODY_BYTES + GROUP_MEMBERS_MAX * DEVICES_PER_ACCOUNT_MAX * 1536
+# Largest request body Django reads (DRF's JSON parser reads through `request.body`, so the
+# API gets it too: 413 `request_too_large`). Sized to the largest legitimate request, a
+# message sent over REST:
+#   version 1: one body of at most MESSAGE_MAX_BODY_BYTES characters, which JSON may escape
+#   as "\u00XX" (6 bytes each): 6 * 65,536 = 393,216 bytes;
+#   version 2: a body per device of the recipient and per other device of the sender, at most
+#   2 * DEVICES_PER_ACCOUNT_MAX - 1 of them (9 x 65,536 = 589,824 bytes by default), the
+#   socket's frame limit (chat.consumers.max_frame_size);
+#   plus client_id, kinds, device ids and the recipient, under 4 KiB;
+#   a group message (GROUP_SEND_MAX_BYTES): one body and a sender key entry for each member
+#   device, in the worst case every device of every member at once.
+# A registration or device reset is far smaller: 100 one-time prekeys of under 400 bytes
+#   each even with every string character escaped (40 KB), a signed prekey, an identity key,
+#   the password (1,024 characters, 12 KB escaped) and the email: under 64 KiB.
+# So the largest of these plus 64 KiB of margin (2,097,152 bytes by default).
+DATA_UPLOAD_MAX_MEMORY_SIZE = (
+    max(max(6, 2 * DEVICES_PER_ACCOUNT_MAX - 1) * MESSAGE_MAX_BODY_BYTES, GROUP_SEND_MAX_BYTES) + 64 * 1024
+)
 
 # --- Logging ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.views import PageView
+from chat.views import GroupMessagesView, GroupReceiptsView
 from keys.views import (
     DeviceListView,
     DeviceView,
@@ -18,6 +19,9 @@ api_v1 = [
     path("auth/register", RegisterView.as_view(), name="auth-register"),
     path("auth/", include("accounts.urls")),
     path("contacts/", include("contacts.urls")),
+    path("groups/messages", GroupMessagesView.as_view(), name="group-messages"),
+    path("groups/receipts", GroupReceiptsView.as_view(), name="group-receipts"),
+    path("groups/", include("groups.urls")),
     path("keys/", include("keys.urls")),
     # The account's devices: their keys go with them, so these are views of the keys app.
     path("devices", DeviceListView.as_view(), name="devices"),

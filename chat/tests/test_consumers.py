@@ -13,6 +13,7 @@ from django.db import OperationalError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chat import selectors, services
+from chat.consumers import max_frame_size
 from chat.models import Envelope
 from chat.tests.helpers import (
     communicator,
@@ -485,7 +486,7 @@ async def test_body_over_the_limit_is_refused(contacts, settings):
     alice_socket, _ = await open_socket(alice)
     await send_frame(alice_socket, send_payload(bob, body="x" * 1025))
     assert (await receive(alice_socket))["code"] == "body_too_large"
-    await send_frame(alice_socket, send_payload(bob, body="x" * (1024 * 2 * settings.DEVICES_PER_ACCOUNT_MAX + 4096)))
+    await send_frame(alice_socket, send_payload(bob, body="x" * max_frame_size()))
     assert (await receive(alice_socket))["code"] == "frame_too_large"
     await send_and_confirm(alice_socket, bob, body="x" * 1024)
     assert len(await envelope_rows()) == 1

@@ -211,6 +211,50 @@ async def test_malformed_copies_are_refused(contacts):
     await socket.disconnect()
 
 
+# --- the same send over REST (POST /api/v1/messages/) ---------------------------------------
+
+
+def test_rest_stores_a_fan_out_and_a_resend_returns_the_same_id(contacts):
+    alice, bob = contacts
+    laptop = second_device(alice)
+    frame = fanout(bob, {1: "Zm9yIGJvYg=="}, own={1: "Zm9yIHBob25l"})
+    del frame["type"]
+    first = laptop.client.post_json("/api/v1/messages/", frame)
+    assert first.status_code == 201, first.content
+    again = laptop.client.post_json("/api/v1/messages/", {**frame, "own": []})
+    assert (again.status_code, again.json()) == (200, first.json())
+    copies = Envelope.objects.filter(client_id=frame["client_id"])
+    assert sorted((row.recipient_id, row.recipient_device) for row in copies) == [(alice.id, 1), (bob.id, 1)]
+
+
+def test_rest_answers_a_device_mismatch_with_the_devices_and_stores_nothing(contacts):
+    alice, bob = contacts
+    laptop = second_device(alice)
+    frame = fanout(bob, {1: "YQ==", 7: "Yg=="})
+    del frame["type"]
+    response = laptop.client.post_json("/api/v1/messages/", frame)
+    assert response.status_code == 409
+    assert response.json() == {
+        "code": "device_mismatch",
+        "detail": "The recipient's or your own devices changed.",
+        "missing": {"to": [], "own": [1]},
+        "extra": {"to": [7], "own": []},
+    }
+    assert not Envelope.objects.exists()
+
+
+def test_rest_refuses_malformed_copies_and_a_contact_without_devices(contacts):
+    alice, bob = contacts
+    body = {"client_id": str(uuid.uuid4()), "to": bob.email, "copies": [{"device": 1}]}
+    response = alice.client.post_json("/api/v1/messages/", body)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_copies")
+    device_unlink(user=User.objects.get(pk=bob.id), device_id=1)
+    body["copies"] = [{"device": 1, "kind": "message", "body": "YQ=="}]
+    response = alice.client.post_json("/api/v1/messages/", body)
+    assert (response.status_code, response.json()["code"]) == (409, "no_devices")
+    assert not Envelope.objects.exists()
+
+
 # --- unlinking while messages are being sent --------------------------------------------------
 
 

@@ -71,9 +71,10 @@ def poison_frames(bob_email: str, mallory_email: str) -> list[tuple[str | bytes,
         ("[" * DEEP + "]" * DEEP, "nesting_too_deep"),
         ('{"a":' * (DEEP // 3) + "1" + "}" * (DEEP // 3), "nesting_too_deep"),
         ('{"type": "ack", "ids": ' + "[" * DEEP + "]" * DEEP + "}", "nesting_too_deep"),
-        # A send may carry 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies (chat.consumers.max_frame_size).
-        ("[" * 400_000 + "]" * 400_000, "frame_too_large"),
-        (_frame(_send(body="x" * 700_000)), "frame_too_large"),
+        # A send may carry 2 x DEVICES_PER_ACCOUNT_MAX - 1 bodies, a group send a sender key
+        # entry per member device (chat.consumers.max_frame_size).
+        ("[" * (consumers.max_frame_size() // 2 + 1) + "]" * (consumers.max_frame_size() // 2 + 1), "frame_too_large"),
+        (_frame(_send(body="x" * consumers.max_frame_size())), "frame_too_large"),
         (_frame(_send(body="x" * 70_000)), "body_too_large"),
         (_frame(_send(to=bob_email, body="x" * 65_537)), "body_too_large"),
         ("not json", "invalid_frame"),

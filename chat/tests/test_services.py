@@ -20,9 +20,13 @@ def user(account) -> User:
 
 
 def send(sender, to, *, client_id=None, body="Y2lwaGVy", kind="message"):
-    return services.envelope_send(
-        sender=user(sender), to_email=to.email, client_id=client_id or uuid.uuid4(), kind=kind, body=body
-    )
+    return send_to(sender, to.email, client_id=client_id, kind=kind, body=body)
+
+
+def send_to(sender, to_email, *, client_id=None, body="Y2lwaGVy", kind="message"):
+    sender = user(sender)
+    request = services.SendRequest(sender.pk, sender.email, to_email, client_id or uuid.uuid4(), kind, body)
+    return services.envelope_send(request)
 
 
 @pytest.fixture
@@ -127,9 +131,7 @@ def test_send_to_a_removed_contact_is_refused(contacts):
 
 def test_send_to_an_unknown_email_looks_like_a_stranger(alice):
     with pytest.raises(NotAContact) as excinfo:
-        services.envelope_send(
-            sender=user(alice), to_email="ghost@example.test", client_id=uuid.uuid4(), kind="message", body="x"
-        )
+        send_to(alice, "ghost@example.test", body="x")
     assert excinfo.value.code == "not_a_contact"
 
 
@@ -150,9 +152,7 @@ def test_a_deactivated_sender_cannot_send(contacts):
 
 def test_recipient_email_is_compared_case_insensitively(contacts):
     alice, bob = contacts
-    services.envelope_send(
-        sender=user(alice), to_email=bob.email.upper(), client_id=uuid.uuid4(), kind="message", body="x"
-    )
+    send_to(alice, bob.email.upper(), body="x")
     assert Envelope.objects.get().recipient_id == bob.id
 
 

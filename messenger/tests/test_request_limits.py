@@ -65,7 +65,11 @@ def test_a_full_upload_is_still_checked_key_by_key(account, key_checks):
 
 
 def test_the_body_limit_is_derived_from_the_largest_message():
-    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 6 * settings.MESSAGE_MAX_BODY_BYTES + 64 * 1024
+    """A group message with a sender key entry for every device of 256 members is the largest
+    request with the default settings (a version-2 send carries at most 2 x 5 - 1 bodies)."""
+    assert 9 * settings.MESSAGE_MAX_BODY_BYTES < settings.GROUP_SEND_MAX_BYTES
+    assert settings.GROUP_SEND_MAX_BYTES == settings.MESSAGE_MAX_BODY_BYTES + 256 * 5 * 1536
+    assert settings.DATA_UPLOAD_MAX_MEMORY_SIZE == settings.GROUP_SEND_MAX_BYTES + 64 * 1024
 
 
 @pytest.mark.parametrize(

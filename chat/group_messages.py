@@ -1,0 +1,311 @@
+"""Group messages (docs/PROTOCOL.md section 23): stored once, delivered as one small copy per
+member device, counted per member for receipts.
+
+The rules, and why:
+- Only a member may send, and only for the group's current epoch (`stale_epoch` otherwise): the
+  epoch moves whenever the group's member devices change, so a sender that sends for the
+  current epoch has seen the current devices and (section 22's rule) handed its sender key to
+  the new ones and replaced it after a removal. The server cannot check the cryptography; it
+  makes sure nobody sends without having been told.
+- The body is stored once (`GroupBody`); each receiving device gets an envelope row carrying
+  only its own sender key distribution, if any, so a message to a hundred members costs one
+  body and a hundred small rows, all inserted in the batch's transaction or none.
+- `keys` may name only current member devices other than the sending one (`invalid_keys`): a
+  client cannot use a group to put envelopes in a stranger's queue.
+- Receipts count members, not devices: a member's first device to acknowledge (or read) its
+  copy counts, the others do not; the sender's devices get the counts (`group_receipts`).
+- The storage quota of the sender counts every copy, as the receipts subtract every copy. The
+  recipients' quotas are not checked: one member's full mailbox must not stop a whole group
+  (their copies still count in their mailbox).
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import normalize_email
+from chat import events, sql, validation
+from chat.errors import ChatError, ClientIdReused, InvalidKeys, NoDevices, NotAContact, QuotaExceeded, StaleEpoch
+from chat.models import Envelope, GroupBody
+from groups.errors import GroupNotFound
+from groups.models import Group, Membership
+from realtime import bus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    email: str  # normalized
+    device: int
+    kind: str
+    body: str
+
+
+@dataclass(frozen=True)
+class GroupSendRequest:
+    sender_id: int
+    sender_email: str
+    sender_device: int
+    client_id: uuid.UUID
+    group: uuid.UUID
+    epoch: int
+    body: str
+    keys: tuple[GroupKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupSent:
+    """What the batch answers for a group message: its id, and whether it is new."""
+
+    id: int
+    client_id: uuid.UUID
+    created: bool
+
+
+def group_send_parse(frame: dict, *, sender, sender_device: int) -> GroupSendRequest:
+    """A `group_send` frame or the body of POST groups/messages, checked field by field."""
+    client_id = validation.client_id_parse(frame.get("client_id"))
+    group = validation.group_id_parse(frame.get("group"))
+    epoch = validation.epoch_parse(frame.get("epoch"))
+    body = validation.body_parse(frame.get("body"))
+    validation.body_size_check(body)
+    keys = tuple(GroupKey(*key) for key in validation.group_keys_parse(frame.get("keys", [])))
+    return GroupSendRequest(sender.pk, sender.email, sender_device, client_id, group, epoch, body, keys)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    recipient_id: int
+    device: int
+    key: GroupKey | None
+    copies: int  # of this recipient
+    size: int
+
+
+def group_sends_store(requests: list[GroupSendRequest], usage: dict[int, list[int]]) -> list[GroupSent | ChatError]:
+    """Store these group messages within the caller's transaction (the socket's batch), each
+    decided alone; the copies' bytes are added to `usage` like envelope_send's."""
+    stored_now: dict[tuple[int, uuid.UUID], tuple[int, int]] = {}  # -> (message id, group pk)
+    results: list[GroupSent | ChatError] = []
+    for request in requests:
+        try:
+            results.append(_store_one(request, usage, stored_now))
+        except (ChatError, GroupNotFound) as error:
+            results.append(error)
+    return results
+
+
+def _store_one(request: GroupSendRequest, usage: dict, stored_now: dict) -> GroupSent:
+    group = Group.objects.filter(uid=request.group, memberships__user_id=request.sender_id).first()
+    if group is None:
+        raise GroupNotFound()
+    key = (request.sender_id, request.client_id)
+    earlier = (
+        stored_now.get(key)
+        or GroupBody.objects.filter(sender_id=request.sender_id, client_id=request.client_id)
+        .values_list("message_id", "group_id")
+        .first()
+    )
+    if earlier is not None:
+        if earlier[1] != group.pk:
+            raise ClientIdReused()
+        return GroupSent(earlier[0], request.client_id, created=False)
+    if Envelope.objects.filter(sender_id=request.sender_id, client_id=request.client_id, copy_index=0).exists():
+        raise ClientIdReused()
+    if request.epoch != group.epoch:
+        raise StaleEpoch(epoch=group.epoch)
+    copies, recipients = _copies(request, group)
+    size = sum(copy.size for copy in copies)
+    quota = settings.MESSAGE_QUOTA_SENDER_BYTES
+    if quota:
+        sent, _ = sql.pending_bytes(sender_ids=[request.sender_id], recipient_emails=[])
+        if sent.get(request.sender_id, 0) + usage.get(request.sender_id, [0, 0])[0] + size > quota:
+            raise QuotaExceeded(
+                f"Your undelivered messages have reached the storage limit ({quota} bytes); "
+                "you can send more as they are delivered."
+            )
+    usage.setdefault(request.sender_id, [0, 0])[0] += size
+    for copy in copies:
+        usage.setdefault(copy.recipient_id, [0, 0])[1] += copy.size
+    message_id, copy_ids, now = _insert(request, group, copies)
+    GroupBody.objects.create(
+        message_id=message_id,
+        group=group,
+        sender_id=request.sender_id,
+        client_id=request.client_id,
+        epoch=group.epoch,
+        body=request.body,
+        size=len(request.body.encode("utf-8")),
+        recipients=recipients,
+        remaining=len(copies),
+        created_at=now,
+    )
+    stored_now[key] = (message_id, group.pk)
+    for copy, copy_id in zip(copies, copy_ids, strict=True):
+        event = events.group_message_event(
+            id=copy_id,
+            message_id=message_id,
+            client_id=request.client_id,
+            group=str(group.uid),
+            epoch=group.epoch,
+            sender_email=request.sender_email,
+            sender_device=request.sender_device,
+            body=request.body,
+            key=(copy.key.kind, copy.key.body) if copy.key else None,
+            sent_at=now,
+        )
+        bus.publish_on_commit([copy.recipient_id], events.for_device(event, copy.device))
+    logger.debug("group message stored id=%s group=%s copies=%s", message_id, group.pk, len(copies))
+    return GroupSent(message_id, request.client_id, created=True)
+
+
+def _copies(request: GroupSendRequest, group: Group) -> tuple[list[_Copy], int]:
+    """A copy for every active device of every active member but the sending device, with
+    its key entry; and the number of members (other than the sender) it goes to."""
+    members = dict(Membership.objects.filter(group=group, user__is_active=True).values_list("user__email", "user_id"))
+    devices = sql.active_devices(user_ids=members.values())
+    if request.sender_device not in devices.get(request.sender_id, ()):
+        raise NotAContact("This device was removed from the account.", code="device_removed")
+    targets = {
+        (user_id, device)
+        for user_id in members.values()
+        for device in devices.get(user_id, ())
+        if (user_id, device) != (request.sender_id, request.sender_device)
+    }
+    if not targets:
+        raise NoDevices("Nobody else in this group has a device that can receive messages.")
+    keys = {}
+    for entry in request.keys:
+        target = (members.get(normalize_email(entry.email)), entry.device)
+        if target not in targets:
+            raise InvalidKeys()
+        keys[target] = entry
+    per_recipient: dict[int, int] = {}
+    for user_id, _ in targets:
+        per_recipient[user_id] = per_recipient.get(user_id, 0) + 1
+    body_size = len(request.body.encode("utf-8"))
+    copies = [
+        _Copy(
+            user_id,
+            device,
+            keys.get((user_id, device)),
+            per_recipient[user_id],
+            body_size + (len(keys[(user_id, device)].body) if (user_id, device) in keys else 0),
+        )
+        # The first copy (its id is the message id) goes to another member when there is one.
+        for user_id, device in sorted(targets, key=lambda t: (t[0] == request.sender_id, t))
+    ]
+    return copies, len([user_id for user_id in per_recipient if user_id != request.sender_id])
+
+
+def _insert(request: GroupSendRequest, group: Group, copies: list[_Copy]) -> tuple[int, list[int], datetime]:
+    now = timezone.now()
+
+    def row(index: int, copy: _Copy, message_id: int | None) -> sql.NewEnvelope:
+        own = copy.recipient_id == request.sender_id
+        return sql.NewEnvelope(
+            request.client_id,
+            request.sender_id,
+            request.sender_device,
+            copy.recipient_id,
+            copy.device,
+            index,
+            copy.copies,
+            message_id,
+            request.sender_id if own else None,
+            copy.key.kind if copy.key else Envelope.Kind.MESSAGE,
+            copy.key.body if copy.key else "",
+            copy.size,
+            group.pk,
+        )
+
+    [first] = sql.envelopes_insert([row(0, copies[0], None)], now)
+    rest = [row(index, copy, first) for index, copy in enumerate(copies) if index]
+    others = sql.envelopes_insert(rest, now) if rest else []
+    return first, [first, *others], now
+
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+def receipts_apply(*, delivered: list[int], read: list[int], rows: dict[int, sql.ReceiptRow]) -> None:
+    """The copies of group messages marked delivered and read in this batch (the envelope rows
+    are updated by the caller): count each member once per message, erase bodies nobody waits
+    for any more, and tell each sender where its messages stand now."""
+    if not delivered and not read:
+        return
+    counts: dict[int, list[int]] = {}  # message id -> [delivered members, read members, copies delivered]
+    for column, marked, slot in (("delivered_at", delivered, 0), ("read_at", read, 1)):
+        for message_id, _ in _first_per_member(marked, rows, column):
+            counts.setdefault(message_id, [0, 0, 0])[slot] += 1
+    for pk in delivered:
+        counts.setdefault(rows[pk].message_id, [0, 0, 0])[2] += 1
+    for message_id, (new_delivered, new_read, copies) in counts.items():
+        GroupBody.objects.filter(message_id=message_id).update(
+            delivered=F("delivered") + new_delivered, read=F("read") + new_read, remaining=F("remaining") - copies
+        )
+    if not settings.KEEP_DELIVERED_BODIES:
+        GroupBody.objects.filter(message_id__in=list(counts), remaining=0).exclude(body="").update(body="")
+    changed = [message_id for message_id, (d, r, _) in counts.items() if d or r]
+    if changed:
+        _announce(changed)
+
+
+def _first_per_member(marked: list[int], rows: dict[int, sql.ReceiptRow], column: str) -> set[tuple[int, int]]:
+    """(message id, member) pairs this batch marks first: own copies never count, and a copy of
+    a member with several copies counts only if no other copy of theirs was marked before."""
+    pairs = {(rows[pk].message_id, rows[pk].recipient_id) for pk in marked if rows[pk].peer_id is None}
+    shared = [pk for pk in marked if rows[pk].peer_id is None and rows[pk].copies > 1]
+    if shared:
+        ids = {rows[pk].message_id for pk in shared}
+        before = Envelope.objects.filter(
+            Q(id__in=ids) | Q(message_id__in=ids),
+            recipient_id__in={rows[pk].recipient_id for pk in shared},
+            **{f"{column}__isnull": False},
+        ).exclude(id__in=marked)
+        for pk, message_id, recipient_id in before.values_list("id", "message_id", "recipient_id"):
+            pairs.discard((message_id or pk, recipient_id))
+    return pairs
+
+
+def _announce(message_ids: list[int]) -> None:
+    by_sender: dict[int, list[tuple[int, int, int, int]]] = {}
+    for message_id, sender_id, delivered, read, recipients in GroupBody.objects.filter(
+        message_id__in=message_ids
+    ).values_list("message_id", "sender_id", "delivered", "read", "recipients"):
+        by_sender.setdefault(sender_id, []).append((message_id, delivered, read, recipients))
+    for sender_id, receipts in by_sender.items():
+        bus.publish_on_commit([sender_id], events.group_receipts_event(receipts=sorted(receipts)))
+
+
+def group_receipts_of(*, user_id: int, ids: list[int]) -> dict:
+    """Where the group messages `user_id` sent, among `ids`, stand (others are left out)."""
+    rows = GroupBody.objects.filter(sender_id=user_id, message_id__in=ids).values_list(
+        "message_id", "delivered", "read", "recipients"
+    )
+    return events.group_receipts_event(receipts=sorted(rows))
+
+
+def copies_removed(copies: dict[int, int]) -> None:
+    """{message id: undelivered copies deleted} (their device was unlinked): fewer copies wait."""
+    for message_id, count in copies.items():
+        GroupBody.objects.filter(message_id=message_id).update(remaining=F("remaining") - count)
+
+
+# --- the queue --------------------------------------------------------------------------------
+
+
+def bodies_of(message_ids: set[int]) -> dict[int, tuple[str, int]]:
+    """{message id: (body, epoch)} for the group copies of a page of the queue."""
+    return {
+        message_id: (body, epoch)
+        for message_id, body, epoch in GroupBody.objects.filter(message_id__in=list(message_ids)).values_list(
+            "message_id", "body", "epoch"
+        )
+    }

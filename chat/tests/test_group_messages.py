@@ -1,0 +1,256 @@
+"""Group messages (docs/PROTOCOL.md section 23): stored once, a copy per member device with its
+sender key entry, refused for a stale epoch or a stranger, counted per member in receipts."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from accounts.models import User
+from chat import services
+from chat.models import Envelope, GroupBody
+from chat.tests.helpers import make_contacts, open_socket, receive, second_device, send_frame
+from groups import services as groups
+from groups.models import Group
+from keys.services import device_unlink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = "Z3JvdXAgY2lwaGVydGV4dA=="
+
+
+@pytest.fixture
+def trio(make_account):
+    """alice (admin), bob and carol in one group; alice is a contact of both, bob and carol
+    are not contacts of each other."""
+    alice, bob, carol = make_account(), make_account(), make_account()
+    make_contacts(alice, bob)
+    make_contacts(alice, carol)
+    creator = User.objects.get(pk=alice.id)
+    group = groups.group_create(creator=creator, emails=[bob.email, carol.email])
+    return alice, bob, carol, group
+
+
+def group_send(group, *, epoch=None, keys=(), client_id=None, body=BODY) -> dict:
+    return {
+        "type": "group_send",
+        "client_id": str(client_id or uuid.uuid4()),
+        "group": str(group.uid),
+        "epoch": epoch or Group.objects.get(pk=group.pk).epoch,
+        "body": body,
+        "keys": list(keys),
+    }
+
+
+def key_for(account, device=1, body="a2V5IGZvcg==") -> dict:
+    return {"email": account.email, "device": device, "kind": "prekey", "body": body}
+
+
+async def test_a_group_message_is_stored_once_and_reaches_every_other_member_device(trio):
+    alice, bob, carol, group = trio
+    alice_laptop = await database_sync_to_async(second_device)(alice)
+    sockets = {}
+    for name, account in (("alice", alice), ("laptop", alice_laptop), ("bob", bob), ("carol", carol)):
+        sockets[name], _ = await open_socket(account)
+    frame = await database_sync_to_async(group_send)(group, keys=[key_for(carol)])
+    await send_frame(sockets["alice"], frame)
+    sent = await receive(sockets["alice"])
+    assert sent == {"type": "sent", "client_id": frame["client_id"], "id": sent["id"]}
+    for name in ("bob", "carol", "laptop"):
+        copy = await receive(sockets[name])
+        assert copy["type"] == "group_message"
+        assert (copy["message_id"], copy["group"], copy["from"], copy["from_device"], copy["body"]) == (
+            sent["id"],
+            str(group.uid),
+            alice.email,
+            1,
+            BODY,
+        )
+        assert copy.get("key") == ({"kind": "prekey", "body": "a2V5IGZvcg=="} if name == "carol" else None)
+    assert await sockets["alice"].receive_nothing(timeout=0.2)
+    bodies = await database_sync_to_async(list)(GroupBody.objects.values_list("message_id", "body", "recipients"))
+    assert bodies == [(sent["id"], BODY, 2)]
+    rows = await database_sync_to_async(list)(Envelope.objects.values_list("body", flat=True))
+    assert sorted(rows) == ["", "", "a2V5IGZvcg=="]  # the group body is not repeated per copy
+    for socket in sockets.values():
+        await socket.disconnect()
+
+
+async def test_the_backlog_carries_the_body_and_the_key(trio):
+    alice, bob, _, group = trio
+    sender, _ = await open_socket(alice)
+    frame = await database_sync_to_async(group_send)(group, keys=[key_for(bob)])
+    await send_frame(sender, frame)
+    sent = await receive(sender)
+    socket, backlog = await open_socket(bob, expect_backlog=1)
+    [copy] = backlog
+    assert (copy["type"], copy["message_id"], copy["body"], copy["key"]["body"]) == (
+        "group_message",
+        sent["id"],
+        BODY,
+        "a2V5IGZvcg==",
+    )
+    await socket.disconnect()
+    await sender.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ("stranger", "group_not_found"),
+        ("unknown_group", "group_not_found"),
+        ("stale", "stale_epoch"),
+        ("key_for_stranger", "invalid_keys"),
+        ("key_for_own_device", "invalid_keys"),
+        ("key_twice", "invalid_keys"),
+        ("key_too_long", "invalid_keys"),
+        ("bad_epoch", "invalid_epoch"),
+        ("bad_group", "invalid_group"),
+    ],
+)
+async def test_refused_group_messages_store_nothing(trio, make_account, change, code):
+    alice, bob, _, group = trio
+    stranger = await database_sync_to_async(make_account)()
+    frame = await database_sync_to_async(group_send)(group)
+    sender = alice
+    if change == "stranger":
+        sender = stranger
+    elif change == "unknown_group":
+        frame["group"] = str(uuid.uuid4())
+    elif change == "stale":
+        await database_sync_to_async(groups.member_devices_changed)(user_id=bob.id)
+    elif change == "key_for_stranger":
+        frame["keys"] = [key_for(stranger)]
+    elif change == "key_for_own_device":
+        frame["keys"] = [key_for(alice)]
+    elif change == "key_twice":
+        frame["keys"] = [key_for(bob), key_for(bob, body="b3RoZXI=")]
+    elif change == "key_too_long":
+        frame["keys"] = [key_for(bob, body="a" * 1025)]
+    elif change == "bad_epoch":
+        frame["epoch"] = True
+    elif change == "bad_group":
+        frame["group"] = 12
+    socket, _ = await open_socket(sender)
+    await send_frame(socket, frame)
+    error = await receive(socket)
+    assert (error["type"], error["code"], error["client_id"]) == ("error", code, frame["client_id"])
+    if code == "stale_epoch":
+        assert error["epoch"] == 2
+    assert not await database_sync_to_async(Envelope.objects.exists)()
+    assert not await database_sync_to_async(GroupBody.objects.exists)()
+    await socket.disconnect()
+
+
+async def test_a_resend_answers_the_same_id_and_stores_nothing(trio):
+    alice, _, _, group = trio
+    socket, _ = await open_socket(alice)
+    frame = await database_sync_to_async(group_send)(group)
+    await send_frame(socket, frame)
+    first = await receive(socket)
+    await send_frame(socket, {**frame, "body": "b3RoZXI="})
+    assert await receive(socket) == first
+    assert await database_sync_to_async(GroupBody.objects.count)() == 1
+    await socket.disconnect()
+
+
+async def test_a_member_alone_has_nobody_to_send_to(make_account):
+    alice = await database_sync_to_async(make_account)()
+    group = await database_sync_to_async(groups.group_create)(creator=await User.objects.aget(pk=alice.id), emails=[])
+    socket, _ = await open_socket(alice)
+    await send_frame(socket, await database_sync_to_async(group_send)(group))
+    assert (await receive(socket))["code"] == "no_devices"
+    await socket.disconnect()
+
+
+async def test_receipts_count_members_not_devices_and_go_to_the_sender(trio):
+    alice, bob, carol, group = trio
+    bob_laptop = await database_sync_to_async(second_device)(bob)
+    await database_sync_to_async(groups.member_devices_changed)(user_id=bob.id)
+    sender, _ = await open_socket(alice)
+    bob_socket, _ = await open_socket(bob)
+    laptop_socket, _ = await open_socket(bob_laptop)
+    carol_socket, _ = await open_socket(carol)
+    await send_frame(sender, await database_sync_to_async(group_send)(group))
+    sent = await receive(sender)
+    copies = {name: await receive(socket) for name, socket in (("bob", bob_socket), ("laptop", laptop_socket))}
+    carol_copy = await receive(carol_socket)
+
+    await send_frame(bob_socket, {"type": "ack", "ids": [copies["bob"]["id"]]})
+    assert await receive(sender) == {
+        "type": "group_receipts",
+        "receipts": [{"id": sent["id"], "delivered": 1, "read": 0, "of": 2}],
+    }
+    await send_frame(laptop_socket, {"type": "read", "ids": [copies["laptop"]["id"]]})
+    receipt = await receive(sender)  # bob read it (on his laptop); still one member delivered
+    assert receipt["receipts"] == [{"id": sent["id"], "delivered": 1, "read": 1, "of": 2}]
+    assert (await receive(bob_socket))["type"] == "read_elsewhere"
+    await send_frame(carol_socket, {"type": "ack", "ids": [carol_copy["id"]]})
+    assert (await receive(sender))["receipts"] == [{"id": sent["id"], "delivered": 2, "read": 1, "of": 2}]
+    body = await database_sync_to_async(GroupBody.objects.get)(message_id=sent["id"])
+    assert (body.remaining, body.body) == (0, "")  # every copy delivered: the body is erased
+
+    await send_frame(sender, {"type": "group_receipts", "ids": [sent["id"], 999_999]})
+    assert (await receive(sender))["receipts"] == [{"id": sent["id"], "delivered": 2, "read": 1, "of": 2}]
+    await send_frame(carol_socket, {"type": "group_receipts", "ids": [sent["id"]]})
+    assert (await receive(carol_socket))["receipts"] == []  # only the sender learns the counts
+    for socket in (sender, bob_socket, laptop_socket, carol_socket):
+        await socket.disconnect()
+
+
+async def test_a_removed_member_gets_nothing_sent_after_the_removal(trio):
+    alice, bob, carol, group = trio
+    await database_sync_to_async(groups.member_remove)(
+        actor=await User.objects.aget(pk=alice.id), uid=group.uid, email=carol.email
+    )
+    sender, _ = await open_socket(alice)
+    await send_frame(sender, await database_sync_to_async(group_send)(group))
+    await receive(sender)
+    assert await database_sync_to_async(list)(Envelope.objects.values_list("recipient_id", flat=True)) == [bob.id]
+    await sender.disconnect()
+
+
+async def test_unlinking_a_device_drops_its_undelivered_group_copies(trio):
+    alice, bob, _, group = trio
+    bob_laptop = await database_sync_to_async(second_device)(bob)
+    await database_sync_to_async(groups.member_devices_changed)(user_id=bob.id)
+    sender, _ = await open_socket(alice)
+    await send_frame(sender, await database_sync_to_async(group_send)(group))
+    sent = await receive(sender)
+    assert (await database_sync_to_async(GroupBody.objects.get)(message_id=sent["id"])).remaining == 3
+    await database_sync_to_async(device_unlink)(user=await User.objects.aget(pk=bob.id), device_id=2)
+    assert (await database_sync_to_async(GroupBody.objects.get)(message_id=sent["id"])).remaining == 2
+    assert not await database_sync_to_async(Envelope.objects.filter(recipient_device=2).exists)()
+    assert bob_laptop  # its copy is gone with it
+    await sender.disconnect()
+
+
+def test_rest_sends_a_group_message_and_answers_a_stale_epoch_with_the_current_one(trio):
+    alice, bob, _, group = trio
+    frame = group_send(group)
+    del frame["type"]
+    response = alice.client.post_json("/api/v1/groups/messages", frame)
+    assert response.status_code == 201, response.content
+    again = alice.client.post_json("/api/v1/groups/messages", frame)
+    assert (again.status_code, again.json()) == (200, response.json())
+    groups.member_devices_changed(user_id=bob.id)
+    stale = alice.client.post_json("/api/v1/groups/messages", {**frame, "client_id": str(uuid.uuid4())})
+    assert (stale.status_code, stale.json()["code"], stale.json()["epoch"]) == (409, "stale_epoch", 2)
+    receipts = alice.client.post_json("/api/v1/groups/receipts", {"ids": [response.json()["id"]]}).json()
+    assert receipts["receipts"] == [{"id": response.json()["id"], "delivered": 0, "read": 0, "of": 2}]
+    outsider = bob.client.post_json("/api/v1/groups/receipts", {"ids": [response.json()["id"]]}).json()
+    assert outsider["receipts"] == []
+
+
+def test_the_purge_erases_group_bodies_nobody_waits_for_and_those_past_retention(trio, settings):
+    alice, _, _, group = trio
+    frame = group_send(group)
+    del frame["type"]
+    message_id = alice.client.post_json("/api/v1/groups/messages", frame).json()["id"]
+    assert services.envelopes_purge().bodies_erased == 0  # two copies still wait
+    later = timezone.now() + timedelta(days=settings.MESSAGE_RETENTION_DAYS + 1)
+    result = services.envelopes_purge(now=later)
+    assert (result.bodies_erased, result.expired_deleted) == (1, 2)
+    assert GroupBody.objects.get(message_id=message_id).body == ""
