@@ -227,6 +227,7 @@ def test_a_scanned_link_url_fills_in_the_form_through_a_sign_in_and_a_bad_code_i
     dialog = alice.page.get_by_role("dialog", name="Link a new device")
     expect(dialog).to_be_visible()
     expect(dialog.get_by_label("Link code")).to_have_value(code)
+    expect(dialog.locator("#link-opened")).to_contain_text("Link only if you made it just now")
     assert "#" not in alice.page.url
     assert "sm-link" not in alice.page.url
     assert not any("sm-link" in line for line in sent), "the code never reaches the server"
@@ -243,6 +244,7 @@ def test_a_scanned_link_url_fills_in_the_form_through_a_sign_in_and_a_bad_code_i
     alice.page.get_by_role("button", name="Link a new device").click()
     field = dialog.get_by_label("Link code")
     expect(field).to_have_value("")
+    expect(dialog.locator("#link-opened")).to_be_hidden()
     for bad in ("hello", code.replace("sm-link:1:", "sm-link:2:"), code[:-4], f"https://evil.example/?x#link={code}x"):
         field.fill(bad)
         dialog.get_by_role("button", name="Link", exact=True).click()

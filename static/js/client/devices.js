@@ -1,7 +1,8 @@
 // The account's devices (docs/PROTOCOL.md sections 14, 15, 18 and 19): the list the Devices panel
 // shows (re-read on every connect and on `devices_changed` for the account itself), renaming,
-// unlinking, and answering a new device's link code (linking.js offerLink). Writes state only. Unlinking this browser itself is handed to `onUnlinked` (main.js
-// erases this device's keys and shows the sign-in page), as when the server says so.
+// unlinking, and answering a new device's link code (linking.js offerLink). Writes state only.
+// Unlinking this browser itself is handed to `onUnlinked` (main.js erases this device's keys and
+// shows the sign-in page), as when the server says so.
 import { ApiError, devicesApi } from "../api.js";
 import { offerLink } from "../linking.js";
 

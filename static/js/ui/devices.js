@@ -41,6 +41,7 @@ export function mountDevices({ state, actions }) {
   const linkOfferedCode = byId("link-offered-code");
   const linkLinked = byId("link-linked");
   const linkDone = byId("link-done");
+  const linkOpened = byId("link-opened");
   let linkedBefore = null; // the device ids when a link code was answered: a new one is the new device
 
   // --- one device -------------------------------------------------------------------------------
@@ -216,8 +217,14 @@ export function mountDevices({ state, actions }) {
 
   // --- linking a new device ----------------------------------------------------------------------
 
+  /**
+   * Opens the link dialog, with `code` filled in when it came with the address (a scanned QR
+   * code). Such a code is from whoever made the link the user opened, so the dialog says to link
+   * only a device of one's own; nothing is sent until the user presses Link.
+   */
   function openLink(code = "") {
     linkedBefore = null;
+    linkOpened.hidden = !code;
     linkForm.hidden = false;
     linkOffered.hidden = true;
     linkInput.value = code;
@@ -257,7 +264,7 @@ export function mountDevices({ state, actions }) {
       linkFormProgress.textContent = "";
     }
   });
-  byId("link-device").addEventListener("click", () => openLink());
+  byId("link-device").addEventListener("click", () => openLink(""));
   byId("link-close").addEventListener("click", () => linkDialog.close());
   linkDone.addEventListener("click", () => linkDialog.close());
   linkDialog.addEventListener("close", () => {
