@@ -9,7 +9,7 @@
 //   client/outbox.js      send, queue, resend by client_id, retry -> receipts, keys, conversations,
 //                         tabs, transport
 //   client/contacts.js    contacts and requests -> keys, conversations, tabs
-//   client/devices.js     the account's devices: list, rename, unlink, link, `devices_changed`
+//   client/devices.js     the account's devices: list, rename, unlink, `devices_changed`
 //   client/receipts.js    ack, read, delivered/read, the receipts question -> tabs, transport
 //   client/typing.js      typing indicators -> transport
 //   client/notifications.js, client/keys.js (key upkeep, identities), client/conversations.js
@@ -51,7 +51,7 @@ export class MessengerClient {
     const contacts = new Contacts({ state, store, tabs, conversations, keys, report });
     const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts });
     const inbox = new Inbox({ state, store, tabs, conversations, keys, typing, receipts, notifications, report });
-    const devices = new Devices({ state, store, report, onUnlinked: onDeviceRemoved });
+    const devices = new Devices({ state, report, onUnlinked: onDeviceRemoved });
     // The parts; each owns its own state, and they reach each other only through their methods.
     Object.assign(this, {
       report,
@@ -243,10 +243,6 @@ export class MessengerClient {
 
   unlinkDevice(id) {
     return this.devices.unlink(id);
-  }
-
-  linkDevice(code) {
-    return this.devices.link(code);
   }
 }
 

@@ -10,7 +10,7 @@ import {
 } from "./api.js";
 import { MessengerClient } from "./client.js";
 import { forgetDeviceWrites, rememberDeviceWrite, storedDeviceId, thisDeviceName } from "./devices.js";
-import { NewDeviceLink, takeLinkFragment } from "./linking.js";
+import { NewDeviceLink, offerLink, takeLinkFragment } from "./linking.js";
 import { createDeviceKeys, keysMatchServer, ownIdentityKey } from "./session.js";
 import { AppState } from "./state.js";
 import { accountKey, closeDatabase, openAccountStore } from "./storage.js";
@@ -285,7 +285,8 @@ async function start() {
     actions: {
       renameDevice: (id, name) => client.renameDevice(id, name),
       unlinkDevice: (id) => client.unlinkDevice(id),
-      linkDevice: (code) => client.linkDevice(code),
+      // Linking lives in linking.js for both sides; the new device appears through devices_changed.
+      linkDevice: (code) => offerLink(store, code),
     },
   });
   if (linkCode && device === "ready") devicesPanel.openLink(linkCode);

@@ -8,15 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 
 const CLIENT_DIR = new URL('../../static/js/client/', import.meta.url);
-// linking.js, like session.js, wraps protocol code (device linking) and is handed the store.
-const ALLOWED = new Set([
-  './status.js',
-  '../api.js',
-  '../linking.js',
-  '../receipts.js',
-  '../session.js',
-  '../socket.js',
-]);
+const ALLOWED = new Set(['./status.js', '../api.js', '../receipts.js', '../session.js', '../socket.js']);
 
 test('client/ modules import only status.js among themselves, and no UI, state or storage', () => {
   const files = readdirSync(CLIENT_DIR).filter((name) => name.endsWith('.js'));

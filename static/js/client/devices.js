@@ -1,10 +1,8 @@
-// The account's devices (docs/PROTOCOL.md sections 14, 15, 18 and 19): the list the Devices panel
-// shows (re-read on every connect and on `devices_changed` for the account itself), renaming,
-// unlinking, and answering a new device's link code (linking.js offerLink). Writes state only.
-// Unlinking this browser itself is handed to `onUnlinked` (main.js erases this device's keys and
-// shows the sign-in page), as when the server says so.
+// The account's devices (docs/PROTOCOL.md sections 14, 15 and 19): the list the Devices panel
+// shows (re-read on every connect and on `devices_changed` for the account itself), renaming and
+// unlinking. Writes state only. Unlinking this browser itself is handed to `onUnlinked` (main.js
+// erases this device's keys and shows the sign-in page), as when the server says so.
 import { ApiError, devicesApi } from "../api.js";
-import { offerLink } from "../linking.js";
 
 export const DEVICE_NAME_MAX = 64; // accounts/models.py DEVICE_NAME_MAX_LENGTH
 
@@ -21,9 +19,8 @@ export function deviceNameInput(value) {
 }
 
 export class Devices {
-  constructor({ state, store, report, onUnlinked }) {
+  constructor({ state, report, onUnlinked }) {
     this.state = state;
-    this.store = store;
     this.report = report;
     this.onUnlinked = onUnlinked;
   }
@@ -57,15 +54,6 @@ export class Devices {
       return;
     }
     await this.load();
-  }
-
-  /**
-   * Answers the link code `text` of a new device with this browser's copy of the identity key;
-   * returns the verification code to show. The new device appears in the list when it completed
-   * (`devices_changed`).
-   */
-  link(text) {
-    return offerLink(this.store, text);
   }
 
   /**

@@ -2,7 +2,8 @@
 // when each was added and last seen, this browser marked; renaming in place, unlinking after a
 // confirmation, and "Link a new device" (a dialog: the new device's link code in, the verification
 // code out; docs/PROTOCOL.md section 18). DOM only: renders `state.devices` on its change event
-// and calls `actions` (renameDevice, unlinkDevice, linkDevice: main.js wires them to the client).
+// and calls `actions` (renameDevice, unlinkDevice: main.js wires them to the client; linkDevice
+// to linking.js).
 // A device name is user data: it reaches the page as text only. Returns {openLink(code)}, which
 // opens the link dialog with a code filled in (a scanned QR code, main.js).
 //
