@@ -414,8 +414,9 @@ def link_browser(existing_page: Page, new_page: Page) -> str:
     """Links the browser of `new_page` (signed in to the account, on the set-up screen) to the
     account's device of `existing_page` (ready), through both UIs as a person would
     (docs/PROTOCOL.md section 18): the new browser shows a link code, the existing one answers it,
-    both show the same verification code, the new one confirms and reaches the app. A link code
-    the new browser shows already is the one used. Returns the verification code."""
+    both show the same verification code, the new one confirms and reaches the app, and the
+    existing one's dialog says the device is linked and is closed. A link code the new browser
+    shows already is the one used. Returns the verification code."""
     code_field = new_page.locator("#link-code")
     if not code_field.is_visible():  # else the code shown already is used
         new_page.get_by_role("button", name="Link to my existing device").click()
@@ -437,4 +438,8 @@ def link_browser(existing_page: Page, new_page: Page) -> str:
     assert new_page.locator("#link-error").text_content() == "", new_page.locator("#link-error").text_content()
     expect(new_page.locator("body[data-ready='true']")).to_have_count(1)
     expect(new_page.locator("#connection")).to_have_text("Online")
+    # The existing browser hears of the new device (devices_changed) and says so; Done closes it.
+    expect(dialog.locator("#link-linked")).to_contain_text("is now linked to your account")
+    dialog.get_by_role("button", name="Done").click()
+    expect(dialog).to_be_hidden()
     return verification
