@@ -440,15 +440,21 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             await self._refill()
 
     async def _frame_typing(self, frame: dict) -> None:
-        to_email = validation.email_parse(frame.get("to"))
+        """Relayed, never stored, only to open sockets: of the contact (`to`), or of the other
+        members of a group (`group`, docs/PROTOCOL.md section 23)."""
         state = validation.typing_state_parse(frame.get("state"))
-        local_rate_limit_hit("typing", self.user.pk)
-        recipient_id = await run_in_db_thread(services.typing_recipient, sender=self.user, to_email=to_email)
-        # Never stored; relayed only to the contact's open sockets.
-        await self.channel_layer.group_send(
-            bus.user_group(recipient_id),
-            {"type": bus.PUSH_EVENT, "event": events.typing_event(sender_email=self.user.email, state=state)},
-        )
+        if "group" in frame:
+            group = validation.group_id_parse(frame.get("group"))
+            local_rate_limit_hit("typing", self.user.pk)
+            recipients = await run_in_db_thread(group_messages.typing_recipients, sender=self.user, group=group)
+            event = events.typing_event(sender_email=self.user.email, state=state, group=str(group))
+        else:
+            to_email = validation.email_parse(frame.get("to"))
+            local_rate_limit_hit("typing", self.user.pk)
+            recipients = [await run_in_db_thread(services.typing_recipient, sender=self.user, to_email=to_email)]
+            event = events.typing_event(sender_email=self.user.email, state=state)
+        for recipient_id in recipients:
+            await self.channel_layer.group_send(bus.user_group(recipient_id), {"type": bus.PUSH_EVENT, "event": event})
 
     async def _frame_receipts(self, frame: dict) -> None:
         """Where the user's own sent envelopes stand (the receipts a push may have lost)."""

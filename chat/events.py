@@ -163,5 +163,8 @@ def error_event(
     return event
 
 
-def typing_event(*, sender_email: str, state: str) -> dict:
-    return {"type": "typing", "from": sender_email, "state": state}
+def typing_event(*, sender_email: str, state: str, group: str | None = None) -> dict:
+    event = {"type": "typing", "from": sender_email, "state": state}
+    if group is not None:
+        event["group"] = group
+    return event

@@ -237,7 +237,12 @@ def _insert(request: GroupSendRequest, group: Group, copies: list[_Copy]) -> tup
 def receipts_apply(*, delivered: list[int], read: list[int], rows: dict[int, sql.ReceiptRow]) -> None:
     """The copies of group messages marked delivered and read in this batch (the envelope rows
     are updated by the caller): count each member once per message, erase bodies nobody waits
-    for any more, and tell each sender where its messages stand now."""
+    for any more, and tell each sender where its messages stand.
+
+    The sender is told when a count reaches a milestone (1, 2, 4, 8, ... members, and all of
+    them), not at every copy: a message to a hundred members would otherwise cost its sender a
+    hundred pushes, one per acknowledgement; its client asks (`group_receipts`) for the exact
+    counts whenever it shows them."""
     if not delivered and not read:
         return
     counts: dict[int, list[int]] = {}  # message id -> [delivered members, read members, copies delivered]
@@ -246,15 +251,26 @@ def receipts_apply(*, delivered: list[int], read: list[int], rows: dict[int, sql
             counts.setdefault(message_id, [0, 0, 0])[slot] += 1
     for pk in delivered:
         counts.setdefault(rows[pk].message_id, [0, 0, 0])[2] += 1
-    for message_id, (new_delivered, new_read, copies) in counts.items():
-        GroupBody.objects.filter(message_id=message_id).update(
-            delivered=F("delivered") + new_delivered, read=F("read") + new_read, remaining=F("remaining") - copies
-        )
-    if not settings.KEEP_DELIVERED_BODIES:
-        GroupBody.objects.filter(message_id__in=list(counts), remaining=0).exclude(body="").update(body="")
-    changed = [message_id for message_id, (d, r, _) in counts.items() if d or r]
-    if changed:
-        _announce(changed)
+    sql.group_counts_add({pk: tuple(c) for pk, c in counts.items()}, erase=not settings.KEEP_DELIVERED_BODIES)
+    changed = {message_id: c for message_id, c in counts.items() if c[0] or c[1]}
+    if not changed:
+        return
+    by_sender: dict[int, list[tuple[int, int, int, int]]] = {}
+    for row in sql.group_counts(changed):
+        new_delivered, new_read, _ = changed[row.message_id]
+        if _milestone(row.delivered - new_delivered, row.delivered, row.recipients) or _milestone(
+            row.read - new_read, row.read, row.recipients
+        ):
+            by_sender.setdefault(row.sender_id, []).append((row.message_id, row.delivered, row.read, row.recipients))
+    for sender_id, receipts in by_sender.items():
+        bus.publish_on_commit([sender_id], events.group_receipts_event(receipts=sorted(receipts)))
+
+
+def _milestone(before: int, after: int, total: int) -> bool:
+    """Whether a count going from `before` to `after` reached a power of two or `total`."""
+    if after <= before:
+        return False
+    return after >= total or (1 << (after.bit_length() - 1)) > before
 
 
 def _first_per_member(marked: list[int], rows: dict[int, sql.ReceiptRow], column: str) -> set[tuple[int, int]]:
@@ -274,14 +290,12 @@ def _first_per_member(marked: list[int], rows: dict[int, sql.ReceiptRow], column
     return pairs
 
 
-def _announce(message_ids: list[int]) -> None:
-    by_sender: dict[int, list[tuple[int, int, int, int]]] = {}
-    for message_id, sender_id, delivered, read, recipients in GroupBody.objects.filter(
-        message_id__in=message_ids
-    ).values_list("message_id", "sender_id", "delivered", "read", "recipients"):
-        by_sender.setdefault(sender_id, []).append((message_id, delivered, read, recipients))
-    for sender_id, receipts in by_sender.items():
-        bus.publish_on_commit([sender_id], events.group_receipts_event(receipts=sorted(receipts)))
+def typing_recipients(*, sender, group: uuid.UUID) -> list[int]:
+    """The other members of a group `sender` is a member of (GroupNotFound otherwise)."""
+    members = list(Membership.objects.filter(group__uid=group, user__is_active=True).values_list("user_id", flat=True))
+    if sender.pk not in members:
+        raise GroupNotFound()
+    return [member for member in members if member != sender.pk]
 
 
 def group_receipts_of(*, user_id: int, ids: list[int]) -> dict:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from django.db import connection
 
 from accounts.models import Device, normalize_email
-from chat.models import Envelope, MailboxUsage
+from chat.models import Envelope, GroupBody, MailboxUsage
 
 # Keeps every statement well under SQLite's and MariaDB's limits on bound parameters.
 CHUNK = 500
@@ -448,6 +448,67 @@ def messages_marked_before(message_ids: list[int], *, column: str, now_ids: Iter
             for pk, message_id in cursor.fetchall():
                 if pk not in skip:
                     found.add(message_id or pk)
+    return found
+
+
+# --- group messages ---------------------------------------------------------------------------
+
+
+class GroupCounts(NamedTuple):
+    message_id: int
+    sender_id: int
+    delivered: int
+    read: int
+    recipients: int
+
+
+def _group_names() -> tuple[str, ...]:
+    meta = GroupBody._meta
+    return (
+        _quote(meta.db_table),
+        *(
+            _quote(meta.get_field(name).column)
+            for name in ("message_id", "sender", "delivered", "read", "recipients", "remaining", "body")
+        ),
+    )
+
+
+def group_counts_add(changes: dict[int, tuple[int, int, int]], *, erase: bool) -> None:
+    """Add {message id: (members delivered to now, members who read now, copies delivered
+    now)} to the GroupBody counters, and erase the body of a message none of whose copies waits
+    any more (with `erase`): one statement per message, run together. Stands for
+    `GroupBody.objects.filter(message_id=...).update(delivered=F(...) + ..., ...)`. The body's
+    assignment comes first: MariaDB evaluates SET left to right (a later one sees the new
+    `remaining`), SQLite with the old values; first, both read the old one."""
+    if not changes:
+        return
+    table, message, _, delivered, read, _, remaining, body = _group_names()
+    wipe = f"CASE WHEN {remaining} - %s <= 0 THEN '' ELSE {body} END" if erase else body
+    statement = (
+        f"UPDATE {table} SET {body} = {wipe}, {delivered} = {delivered} + %s, "  # noqa: S608 - see above
+        f"{read} = {read} + %s, {remaining} = {remaining} - %s WHERE {message} = %s"
+    )
+    rows = [
+        ([copies] if erase else []) + [new_delivered, new_read, copies, message_id]
+        for message_id, (new_delivered, new_read, copies) in sorted(changes.items())
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
+
+
+def group_counts(message_ids: Iterable[int]) -> list[GroupCounts]:
+    """The counters of these group messages; stands for `GroupBody.objects.filter(message_id__in=
+    ...).values_list(...)`."""
+    table, message, sender, delivered, read, recipients, _, _ = _group_names()
+    found = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(message_ids))):
+            cursor.execute(
+                f"SELECT {message}, {sender}, {delivered}, {read}, {recipients} FROM {table} "  # noqa: S608 - see above
+                f"WHERE {message} IN ({_marks(len(chunk))})",
+                chunk,
+            )
+            found += [GroupCounts(*row) for row in cursor.fetchall()]
     return found
 
 

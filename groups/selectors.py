@@ -1,16 +1,17 @@
 """Reads of groups, always from one member's point of view: a group someone is not a member of
 does not exist for them (`group_for_member` answers None, the views 404).
 
-The chat and keys apps will ask `share_a_group` ("may these two exchange keys and messages
-although they are not contacts?"): members of one group hand each other their sender keys over
-pairwise sessions (docs/PROTOCOL.md part III).
+The keys app asks `co_member_by_email` ("may these two exchange keys although they are not
+contacts?"): members of one group hand each other their sender keys over pairwise sessions
+(docs/PROTOCOL.md section 22).
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from accounts.models import Device
+from accounts.models import Device, User
+from accounts.selectors import user_by_email
 from groups.models import Group, GroupChange, Membership
 
 CHANGES_PAGE_MAX = 500
@@ -101,3 +102,11 @@ def share_a_group(*, user_id: int, other_id: int) -> bool:
     return Membership.objects.filter(
         user_id=other_id, group__in=Membership.objects.filter(user_id=user_id).values("group")
     ).exists()
+
+
+def co_member_by_email(*, user_id: int, email: str) -> User | None:
+    """The active user with this email if they share a group with `user_id`, else None."""
+    other = user_by_email(email=email)
+    if other is None or other.pk == user_id or not share_a_group(user_id=user_id, other_id=other.pk):
+        return None
+    return other

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Device
 from contacts.selectors import related_by_email
+from groups.selectors import co_member_by_email
 from keys import validation
 from keys.errors import InvalidKeyMaterial
 from keys.models import ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_MAX_UNUSED, IdentityKey, OneTimePreKey, SignedPreKey
@@ -44,10 +45,10 @@ def identity_key_of(*, user_id: int) -> str | None:
 
 
 def identity_key_for(*, viewer_id: int, email: str) -> str | None:
-    """The identity key of the user with this email, if `viewer_id` is a contact or has a
-    pending request with them (contacts.selectors.are_related); else None, whatever the
-    reason, so the lookup reveals nothing about strangers."""
-    other = related_by_email(user_id=viewer_id, email=email)
+    """The identity key of the user with this email, if `viewer_id` is a contact, has a
+    pending request with them (contacts.selectors.are_related) or shares a group with them;
+    else None, whatever the reason, so the lookup reveals nothing about strangers."""
+    other = related_by_email(user_id=viewer_id, email=email) or co_member_by_email(user_id=viewer_id, email=email)
     return None if other is None else identity_key_of(user_id=other.id)
 
 

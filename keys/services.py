@@ -35,6 +35,7 @@ from accounts.ratelimit import rate_limit_hit
 from accounts.services import user_build, user_create
 from accounts.sessions import TokenPair, device_revoked_publish, sessions_end, tokens_issue
 from contacts.selectors import contact_by_email, contact_ids, pending_counterparty_ids
+from groups.selectors import co_member_by_email
 from groups.services import member_devices_changed
 from keys import events, links, validation
 from keys.errors import (
@@ -323,12 +324,14 @@ def one_time_prekey_claim(*, device_pk: int) -> tuple[OneTimePreKey | None, int]
 
 
 def _key_owner(*, requester: User, email: str) -> User:
-    """The account whose keys `requester` asks for: an accepted contact, or the requester
-    itself (to open sessions with its own other devices). Anyone else is the same 404 as an
-    unknown email, before any rate limit is consulted."""
+    """The account whose keys `requester` asks for: an accepted contact, a member of a group
+    the requester is in (members hand each other their sender keys over pairwise sessions,
+    docs/PROTOCOL.md section 22, whether or not they are contacts), or the requester itself
+    (to open sessions with its own other devices). Anyone else is the same 404 as an unknown
+    email, before any rate limit is consulted."""
     if normalize_email(email) == requester.email:
         return requester
-    owner = contact_by_email(user_id=requester.id, email=email)
+    owner = contact_by_email(user_id=requester.id, email=email) or co_member_by_email(user_id=requester.id, email=email)
     if owner is None:
         raise ContactNotFound()
     return owner

@@ -254,3 +254,42 @@ def test_the_purge_erases_group_bodies_nobody_waits_for_and_those_past_retention
     result = services.envelopes_purge(now=later)
     assert (result.bodies_erased, result.expired_deleted) == (1, 2)
     assert GroupBody.objects.get(message_id=message_id).body == ""
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "total", "told"),
+    [
+        (0, 1, 99, True),
+        (1, 2, 99, True),
+        (2, 3, 99, False),
+        (3, 4, 99, True),
+        (5, 7, 99, False),
+        (7, 9, 99, True),
+        (64, 98, 99, False),
+        (98, 99, 99, True),
+        (4, 4, 99, False),
+    ],
+)
+def test_the_sender_hears_of_counts_at_powers_of_two_and_at_everyone(before, after, total, told):
+    from chat.group_messages import _milestone
+
+    assert _milestone(before, after, total) is told
+
+
+async def test_typing_in_a_group_reaches_the_other_members_only(trio, make_account):
+    alice, bob, carol, group = trio
+    sockets = {
+        name: (await open_socket(account))[0] for name, account in (("alice", alice), ("bob", bob), ("carol", carol))
+    }
+    await send_frame(sockets["bob"], {"type": "typing", "group": str(group.uid), "state": "start"})
+    expected = {"type": "typing", "from": bob.email, "state": "start", "group": str(group.uid)}
+    assert await receive(sockets["alice"]) == expected
+    assert await receive(sockets["carol"]) == expected
+    assert await sockets["bob"].receive_nothing(timeout=0.2)
+    stranger = await database_sync_to_async(make_account)()
+    outsider, _ = await open_socket(stranger)
+    await send_frame(outsider, {"type": "typing", "group": str(group.uid), "state": "start"})
+    assert (await receive(outsider))["code"] == "group_not_found"
+    assert await sockets["alice"].receive_nothing(timeout=0.2)
+    for socket in (*sockets.values(), outsider):
+        await socket.disconnect()

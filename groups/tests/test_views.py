@@ -149,3 +149,17 @@ def test_creating_groups_is_rate_limited(people, settings):
     create(alice, bob)
     response = alice.client.post_json(GROUPS, {"members": [bob.email]})
     assert (response.status_code, response.json()["code"]) == (429, "rate_limited")
+
+
+def test_members_who_are_not_contacts_may_fetch_each_others_bundles_and_no_one_else(people, make_account):
+    alice, bob, carol = people  # bob and carol are not contacts
+    ask = {"email": carol.email}
+    assert bob.client.post_json("/api/v1/keys/bundles", ask).status_code == 404
+    create(alice, bob, carol)
+    bundles = bob.client.post_json("/api/v1/keys/bundles", ask)
+    assert bundles.status_code == 200, bundles.content
+    assert [d["device_id"] for d in bundles.json()["devices"]] == [1]
+    assert bob.client.post_json("/api/v1/keys/devices", ask).json()["device_ids"] == [1]
+    outsider = make_account()
+    assert outsider.client.post_json("/api/v1/keys/bundles", ask).status_code == 404
+    assert bob.client.post_json("/api/v1/keys/bundle", ask).status_code == 404  # version 1: contacts only

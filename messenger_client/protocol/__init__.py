@@ -18,6 +18,10 @@ Linking a device (section 18, :mod:`.link`)::
     offer = await seal_identity_for_link(seed, code)           # existing device: send, show the code
     opening = open_link_offer(...)                             # new device: compare the codes, then
     seed = await opening.open()
+
+Groups (section 22, :mod:`.senderkey`): ``create_sender_key``, ``sender_key_distribution`` to each member
+device, ``encrypt_group_message``; on receipt ``parse_sender_key_distribution`` -> ``received_sender_keys``,
+``decrypt_group_message``, ``decode_group_plaintext``.
 """
 
 from .account import AcceptedSession, ProtocolAccount, ReceivedMessage, parse_bundle
@@ -44,6 +48,19 @@ from .link import (
     parse_link_code,
     seal_identity_for_link,
 )
+from .senderkey import (
+    GroupPlaintext,
+    SenderKeyDistribution,
+    create_sender_key,
+    decode_group_plaintext,
+    decrypt_group_message,
+    encode_group_settings,
+    encode_group_text,
+    encrypt_group_message,
+    parse_sender_key_distribution,
+    received_sender_keys,
+    sender_key_distribution,
+)
 from .session import Session
 
 __all__ = [
@@ -57,6 +74,7 @@ __all__ = [
     "AcceptedSession",
     "Envelope",
     "ErrorCode",
+    "GroupPlaintext",
     "LinkCode",
     "LinkOffer",
     "LinkOpening",
@@ -67,17 +85,27 @@ __all__ = [
     "ProtocolError",
     "RatchetMessage",
     "ReceivedMessage",
+    "SenderKeyDistribution",
     "Session",
     "b64decode",
     "b64encode",
     "create_link_request",
+    "create_sender_key",
+    "decode_group_plaintext",
+    "decrypt_group_message",
     "encode_envelope",
+    "encode_group_settings",
+    "encode_group_text",
+    "encrypt_group_message",
     "format_safety_number",
     "identity_key_digits",
     "open_link_offer",
     "parse_bundle",
     "parse_envelope",
     "parse_link_code",
+    "parse_sender_key_distribution",
+    "received_sender_keys",
     "safety_number",
     "seal_identity_for_link",
+    "sender_key_distribution",
 ]

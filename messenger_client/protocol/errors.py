@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     KEY_ID_EXHAUSTED = "key_id_exhausted"
     INVALID_LINK_CODE = "invalid_link_code"
     INVALID_LINK_BOX = "invalid_link_box"
+    UNKNOWN_SENDER_KEY = "unknown_sender_key"
+    INVALID_SENDER_KEY = "invalid_sender_key"
 
 
 class ProtocolError(Exception):

@@ -8,14 +8,18 @@
  * It plays a whole client's key handling the way the browser must: accounts with signed and one-time
  * prekeys, sessions per peer, and the receive routing of static/js/crypto/session.js (decrypt with the
  * existing session, or accept a new initial message; one-time prekey deleted and ephemeral key
- * remembered only on success). All bytes travel as base64.
+ * remembered only on success). All bytes travel as base64. Sender keys (group_* and sender_key_*) are
+ * stateless here: states and records travel in and out as the JSON both languages store.
  */
 import { createInterface } from 'node:readline';
 import {
   ProtocolError,
   acceptInitialMessage,
   createLinkRequest,
+  createSenderKey,
+  decryptGroupMessage,
   decryptMessage,
+  encryptGroupMessage,
   encryptMessage,
   fromBase64,
   generateIdentityKeyPair,
@@ -26,11 +30,14 @@ import {
   openLinkOffer,
   parseEnvelope,
   parseLinkCode,
+  parseSenderKeyDistribution,
   publicOneTimePrekey,
   publicSignedPrekey,
+  receivedSenderKeys,
   registrationKeys,
   safetyNumber,
   sealIdentityForLink,
+  senderKeyDistribution,
   toBase64,
 } from '../../static/js/crypto/index.js';
 
@@ -166,6 +173,29 @@ const commands = {
     const opening = openLinkOffer(ephemeral.privateKey, linkId, publicKey, fromBase64(ephemeralKey), fromBase64(ciphertext));
     links.delete(name);
     return { verification_code: opening.verificationCode, identity_seed: toBase64(await opening.open()) };
+  },
+
+  // Sender keys (section 22).
+  sender_key_create() {
+    return createSenderKey();
+  },
+
+  sender_key_distribution({ state, group }) {
+    return toBase64(senderKeyDistribution(state, group));
+  },
+
+  sender_key_receive({ record, distribution, group }) {
+    return receivedSenderKeys(record, parseSenderKeyDistribution(fromBase64(distribution), group));
+  },
+
+  async group_encrypt({ state, group, identity_key: senderIdentityKey, device: senderDevice, plaintext }) {
+    const labels = { groupId: group, senderIdentityKey, senderDevice };
+    return encryptGroupMessage(state, { ...labels, plaintext: fromBase64(plaintext) });
+  },
+
+  async group_decrypt({ record, group, identity_key: senderIdentityKey, device: senderDevice, body }) {
+    const result = await decryptGroupMessage(record, { groupId: group, senderIdentityKey, senderDevice, body });
+    return { record: result.record, plaintext: toBase64(result.plaintext) };
   },
 };
 

@@ -57,3 +57,14 @@ export const LINK_CODE_PREFIX = 'sm-link';
 export const LINK_CODE_VERSION = 1;
 export const LINK_BOX_VERSION = 0x01;
 export const LINK_ID_LENGTH = 16;
+
+/**
+ * Sender keys and group messages (PROTOCOL.md section 22): the version byte of a distribution and of a
+ * message header, the sizes of the group id, distribution and header, and the plaintext types.
+ */
+export const SENDER_KEY_VERSION = 0x01;
+export const GROUP_ID_LENGTH = 16;
+export const SENDER_KEY_DISTRIBUTION_LENGTH = 1 + GROUP_ID_LENGTH + 4 + 4 + KEY_LENGTH + KEY_LENGTH;
+export const GROUP_HEADER_LENGTH = 1 + 4 + 4;
+export const GroupPlaintextType = Object.freeze({ TEXT: 0x01, SETTINGS: 0x02 });
+export const GROUP_NAME_MAX_LENGTH = 64;

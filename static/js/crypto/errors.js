@@ -58,6 +58,13 @@ export const ErrorCode = Object.freeze({
    * version (first byte not 0x01) or a wrong length.
    */
   INVALID_LINK_BOX: 'invalid_link_box',
+  /** A group message names a sender key (group, sender, device, key id) the receiver does not hold. */
+  UNKNOWN_SENDER_KEY: 'unknown_sender_key',
+  /**
+   * A sender key distribution is not 89 bytes starting with 0x01, is for another group, carries an invalid
+   * signing key or a key id that does not match it, or reuses a held key id with another signing key.
+   */
+  INVALID_SENDER_KEY: 'invalid_sender_key',
 });
 
 const KNOWN_CODES = new Set(Object.values(ErrorCode));

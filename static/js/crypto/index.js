@@ -23,10 +23,17 @@
  *     then open() -> identity seed -> identityKeyPairFromSeed(seed) for its device keys
  *   existing device: parseLinkCode(text) to check what was typed or scanned;
  *     sealIdentityForLink(seed, code) -> offer + verificationCode
+ * Groups (section 22; see senderkey.js)
+ *   sending: createSenderKey() -> senderKeyDistribution(state, groupId) to each member device (pairwise);
+ *     encryptGroupMessage(state, {groupId, senderIdentityKey, senderDevice, plaintext}) -> {state, body}
+ *   receiving: parseSenderKeyDistribution(bytes, groupId) -> receivedSenderKeys(record, distribution);
+ *     decryptGroupMessage(record, {groupId, senderIdentityKey, senderDevice, body}) -> {record, plaintext}
+ *   plaintexts: encodeGroupText(text), encodeGroupSettings({name}), decodeGroupPlaintext(bytes)
  */
 export { ErrorCode, ProtocolError } from './errors.js';
 export {
   EnvelopeKind,
+  GroupPlaintextType,
   MAX_BODY_LENGTH,
   MAX_KEY_ID,
   MAX_ONE_TIME_PREKEYS_PER_BATCH,
@@ -58,3 +65,14 @@ export {
 } from './session.js';
 export { formatSafetyNumber, identityKeyDigits, safetyNumber } from './fingerprint.js';
 export { createLinkRequest, openLinkOffer, parseLinkCode, sealIdentityForLink } from './link.js';
+export {
+  createSenderKey,
+  decodeGroupPlaintext,
+  decryptGroupMessage,
+  encodeGroupSettings,
+  encodeGroupText,
+  encryptGroupMessage,
+  parseSenderKeyDistribution,
+  receivedSenderKeys,
+  senderKeyDistribution,
+} from './senderkey.js';

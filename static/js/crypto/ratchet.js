@@ -86,8 +86,8 @@ function rootChainStep(rootKey, dhOutput) {
   return { rootKey: output.slice(0, 32), chainKey: output.slice(32, 64) };
 }
 
-/** KDF_CK: one message chain step. */
-function messageChainStep(chainKey) {
+/** KDF_CK: one message chain step (also the sender key chain of groups, senderkey.js). */
+export function messageChainStep(chainKey) {
   return { chainKey: hmacSha256(chainKey, CHAIN_KEY_INPUT), messageKey: hmacSha256(chainKey, MESSAGE_KEY_INPUT) };
 }
 
