@@ -6,11 +6,12 @@
  *   node scripts/vendor_js.mjs --check   exit 1 if static/vendor/ differs from what would be written
  *
  * Why: the browser client runs without a build step and without an import map, so the ES modules of
- * @noble/curves and its dependency @noble/hashes are copied verbatim, except for two mechanical changes:
+ * @noble/curves and its dependency @noble/hashes (the crypto primitives) and of @paulmillr/qr (the QR code
+ * of a device link, docs/PROTOCOL.md section 18) are copied verbatim, except for two mechanical changes:
  *   1. bare specifiers such as '@noble/hashes/sha2.js' become relative paths ('../noble-hashes/sha2.js'),
  *   2. `//# sourceMappingURL=` comments are dropped (the maps are not vendored),
  * and a one-line provenance header is prepended. Only the files reachable from the entry points are
- * copied (transitive closure of static imports), plus each package's LICENSE.
+ * copied (transitive closure of static imports), plus each package's licence files.
  *
  * static/vendor/MANIFEST.json records the package versions and lockfile integrity hashes together with
  * the SHA-256 of every vendored file, so tests can detect hand edits even where node_modules/ is absent.
@@ -30,14 +31,21 @@ export const VENDOR_DIR = join(REPO_ROOT, 'static', 'vendor');
 export const VENDORED_PACKAGES = {
   '@noble/curves': 'noble-curves',
   '@noble/hashes': 'noble-hashes',
+  '@paulmillr/qr': 'paulmillr-qr',
 };
 
-/** Module entry points the crypto code imports; everything they import is vendored too. */
+/** Licence files copied with each package (default: LICENSE); @paulmillr/qr is Apache-2.0 OR MIT. */
+const LICENSE_FILES = {
+  '@paulmillr/qr': ['LICENSE', 'LICENSE-MIT'],
+};
+
+/** Module entry points the client imports; everything they import is vendored too. */
 export const ENTRY_POINTS = [
   '@noble/curves/ed25519.js',
   '@noble/hashes/sha2.js',
   '@noble/hashes/hmac.js',
   '@noble/hashes/hkdf.js',
+  '@paulmillr/qr/esm/index.js',
 ];
 
 const MANIFEST_NAME = 'MANIFEST.json';
@@ -123,7 +131,9 @@ export function buildVendorFiles(root = REPO_ROOT) {
   }
 
   for (const [name, dir] of Object.entries(VENDORED_PACKAGES)) {
-    files.set(posix.join(dir, 'LICENSE'), readFileSync(join(root, 'node_modules', name, 'LICENSE')));
+    for (const license of LICENSE_FILES[name] ?? ['LICENSE']) {
+      files.set(posix.join(dir, license), readFileSync(join(root, 'node_modules', name, license)));
+    }
   }
 
   const sortedPaths = [...files.keys()].sort();

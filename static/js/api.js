@@ -230,6 +230,16 @@ export const devicesApi = {
   unlink: (id) => request("DELETE", `/api/v1/devices/${enc(id)}`),
 };
 
+// Linking a device (docs/PROTOCOL.md section 18). The link id travels in bodies, never in a path.
+export const linksApi = {
+  open: () => request("POST", "/api/v1/devices/links"),
+  poll: (linkId) => request("POST", "/api/v1/devices/links/poll", { link_id: linkId }),
+  offer: (offer) => request("POST", "/api/v1/devices/links/offer", offer),
+  cancel: (linkId) => request("POST", "/api/v1/devices/links/cancel", { link_id: linkId }),
+  // The last step: the new device's keys; the answer is auth/me's, bound to the new device.
+  complete: (payload) => request("POST", "/api/v1/devices", payload),
+};
+
 export const messagesApi = {
   pending: (after = 0) => request("GET", `/api/v1/messages/?after=${enc(after)}`),
   send: (envelope) => request("POST", "/api/v1/messages/", envelope),

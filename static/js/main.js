@@ -10,6 +10,7 @@ import {
 } from "./api.js";
 import { MessengerClient } from "./client.js";
 import { forgetDeviceWrites, rememberDeviceWrite, storedDeviceId, thisDeviceName } from "./devices.js";
+import { NewDeviceLink, offerLink, takeLinkFragment } from "./linking.js";
 import { createDeviceKeys, keysMatchServer, ownIdentityKey } from "./session.js";
 import { AppState } from "./state.js";
 import { accountKey, closeDatabase, openAccountStore } from "./storage.js";
@@ -19,6 +20,9 @@ import { mountDevices } from "./ui/devices.js";
 import { mountSignOut } from "./ui/signout.js";
 
 const loading = document.getElementById("app-loading");
+// A link code from the QR code (`/#link=<code>`): read and removed from the address bar before
+// anything else; offered in the Devices panel once this browser is ready (linking.js).
+const linkCode = takeLinkFragment(window.location, window.history);
 const state = new AppState();
 let client = null;
 let erasing = false; // this tab is erasing: its own "erasing" message is not news to it
@@ -29,7 +33,9 @@ function toLogin(reason) {
   if (leaving) return;
   leaving = true;
   const query = reason ? `?reason=${encodeURIComponent(reason)}` : "";
-  window.location.assign(`/login${query}`);
+  // A scanned link code waits in the fragment through the sign-in (pages/login.js brings it back).
+  const fragment = linkCode ? `#link=${linkCode}` : "";
+  window.location.assign(`/login${query}${fragment}`);
 }
 
 setSessionExpiredHandler(() => toLogin("expired"));
@@ -202,6 +208,12 @@ async function setUpThisBrowser(store, password) {
   state.setMe({ ...state.me, device });
 }
 
+/** The existing device answered this browser's link and the user saw the codes match. */
+async function linkThisBrowser(store, run) {
+  const answer = await run.confirm(store);
+  state.setMe({ ...state.me, device: answer.device });
+}
+
 async function start() {
   let me;
   try {
@@ -234,7 +246,10 @@ async function start() {
     await mountDeviceSetup({
       reason: device,
       email: me.email,
+      scanned: Boolean(linkCode),
       setUp: (password) => setUpThisBrowser(store, password),
+      openLink: () => NewDeviceLink.open(),
+      completeLink: (run) => linkThisBrowser(store, run),
     });
   }
   state.ownIdentityKey = await ownIdentityKey(store);
@@ -265,13 +280,16 @@ async function start() {
       setNotifications: (enabled) => client.setNotifications(enabled),
     },
   });
-  mountDevices({
+  const devicesPanel = mountDevices({
     state,
     actions: {
       renameDevice: (id, name) => client.renameDevice(id, name),
       unlinkDevice: (id) => client.unlinkDevice(id),
+      // Linking lives in linking.js for both sides; the new device appears through devices_changed.
+      linkDevice: (code) => offerLink(store, code),
     },
   });
+  if (linkCode && device === "ready") devicesPanel.openLink(linkCode);
   await client.start();
   document.body.dataset.ready = "true";
 }

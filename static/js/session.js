@@ -68,10 +68,10 @@ const keysLock = (store) => `sm:${store.account}:keys`;
 /**
  * A full set of device keys for registration or a new browser. Nothing is stored here: the caller
  * stores `writes` only after the server accepted `publicKeys` (a refused registration or set-up must not
- * replace the keys this browser holds).
+ * replace the keys this browser holds). A linked device passes the account's `identityKeyPair` it
+ * received (docs/PROTOCOL.md section 18); everything else is new.
  */
-export function createDeviceKeys() {
-  const identityKeyPair = generateIdentityKeyPair();
+export function createDeviceKeys({ identityKeyPair = generateIdentityKeyPair() } = {}) {
   const signedPrekey = generateSignedPrekey(identityKeyPair, 1);
   const { prekeys, nextKeyId } = generateOneTimePrekeys(1, ONE_TIME_PREKEY_BATCH);
   const now = Date.now();

@@ -209,6 +209,15 @@ class Person:
             dialog.get_by_role("button", name="Sign out", exact=True).click()
         page.wait_for_url(re.compile(r"/login"))
 
+    def start_over(self, *, password: str = PASSWORD, page: Page | None = None) -> None:
+        """On the set-up screen: "Start over" with new keys after the password (contacts are told
+        the safety number changed), without waiting for where it leads."""
+        page = page or self.page
+        if page.locator("#start-over-panel").is_hidden():
+            page.get_by_role("button", name="Start over", exact=True).click()
+        page.get_by_label("Your password, to confirm").fill(password)
+        page.get_by_role("button", name="Start over with new keys").click()
+
     def wait_ready(self, page: Page | None = None) -> None:
         page = page or self.page
         expect(page.locator("body[data-ready='true']")).to_have_count(1)
@@ -463,3 +472,38 @@ class Person:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: {what}: not reached in {timeout_ms} ms")
             self.page.wait_for_timeout(200)
+
+
+def link_browser(existing_page: Page, new_page: Page) -> str:
+    """Links the browser of `new_page` (signed in to the account, on the set-up screen) to the
+    account's device of `existing_page` (ready), through both UIs as a person would
+    (docs/PROTOCOL.md section 18): the new browser shows a link code, the existing one answers it,
+    both show the same verification code, the new one confirms and reaches the app, and the
+    existing one's dialog says the device is linked and is closed. A link code the new browser
+    shows already is the one used. Returns the verification code."""
+    code_field = new_page.locator("#link-code")
+    if not code_field.is_visible():  # else the code shown already is used
+        new_page.get_by_role("button", name="Link to my existing device").click()
+    expect(code_field).to_have_value(re.compile(r"^sm-link:1:"))
+    code = code_field.input_value()
+
+    existing_page.get_by_role("button", name="Link a new device").click()
+    dialog = existing_page.get_by_role("dialog", name="Link a new device")
+    dialog.get_by_label("Link code").fill(code)
+    dialog.get_by_role("button", name="Link", exact=True).click()
+    shown = dialog.locator("#link-offered-code")
+    expect(shown).to_have_text(re.compile(r"^\d{3} \d{3}$"))
+    verification = shown.text_content()
+
+    expect(new_page.locator("#link-verification")).to_have_text(verification)
+    new_page.get_by_role("button", name="They match").click()
+    # Ready, or an error that says why not (rather than a time-out).
+    expect(new_page.locator("body[data-ready='true'], #link-error:not(:empty)")).to_have_count(1)
+    assert new_page.locator("#link-error").text_content() == "", new_page.locator("#link-error").text_content()
+    expect(new_page.locator("body[data-ready='true']")).to_have_count(1)
+    expect(new_page.locator("#connection")).to_have_text("Online")
+    # The existing browser hears of the new device (devices_changed) and says so; Done closes it.
+    expect(dialog.locator("#link-linked")).to_contain_text("is now linked to your account")
+    dialog.get_by_role("button", name="Done").click()
+    expect(dialog).to_be_hidden()
+    return verification

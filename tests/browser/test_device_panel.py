@@ -274,8 +274,7 @@ def test_a_sign_in_sends_the_stored_number_and_one_for_a_database_from_before_de
     other.login()
     assert [body["device_id"] for body in other_logins] == [None]
     expect(other.page.locator("#device-explanation")).to_contain_text("no encryption keys")
-    other.page.get_by_label("Your password, to confirm").fill(PASSWORD)
-    other.page.get_by_role("button", name="Set up this browser").click()
+    other.start_over()
     other.wait_ready()
     assert identity_resets[0]["device_name"] == "Chromium on Linux"
     assert other.local_record("meta", "deviceId")["value"] == phone_id + 1

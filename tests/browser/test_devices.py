@@ -7,8 +7,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD
-
 pytestmark = pytest.mark.browser
 
 
@@ -42,11 +40,9 @@ def test_a_new_browser_for_an_account_warns_its_contacts_and_changes_the_safety_
     alice2 = people("alice-new-browser", email=alice.email)
     alice2.login()
     expect(alice2.page.locator("#device-explanation")).to_contain_text("no encryption keys")
-    alice2.page.get_by_label("Your password, to confirm").fill("wrong password!!")
-    alice2.page.get_by_role("button", name="Set up this browser").click()
+    alice2.start_over(password="wrong password!!")
     expect(alice2.page.locator("#device-error")).not_to_be_empty()
-    alice2.page.get_by_label("Your password, to confirm").fill(PASSWORD)
-    alice2.page.get_by_role("button", name="Set up this browser").click()
+    alice2.start_over()
     alice2.wait_ready()
 
     # Bob is warned live, in the open conversation and in the contact list.

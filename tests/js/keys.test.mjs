@@ -7,6 +7,7 @@ import {
   generateIdentityKeyPair,
   generateOneTimePrekeys,
   generateSignedPrekey,
+  identityKeyPairFromSeed,
   registrationKeys,
   verifySignedPrekey,
 } from '../../static/js/crypto/index.js';
@@ -24,6 +25,18 @@ test('key generation is reproducible with injected randomness', () => {
   const a = generateIdentityKeyPair({ random: seededRandom('same') });
   const b = generateIdentityKeyPair({ random: seededRandom('same') });
   assert.deepEqual(a, b);
+});
+
+test('the identity key pair of a received seed is the one generated from it, and the seed is kept intact', () => {
+  const identity = generateIdentityKeyPair({ random: seededRandom('seed') });
+  const seed = fromBase64(identity.privateKey);
+  assert.deepEqual(identityKeyPairFromSeed(seed), identity);
+  assert.deepEqual(seed, fromBase64(identity.privateKey));
+  const signedPrekey = generateSignedPrekey(identityKeyPairFromSeed(seed), 1);
+  assert.ok(verifySignedPrekey(identity.publicKey, signedPrekey));
+  for (const bad of [new Uint8Array(31), new Uint8Array(33), identity.privateKey, null]) {
+    throwsWithCode(() => identityKeyPairFromSeed(bad), ErrorCode.INVALID_ARGUMENT);
+  }
 });
 
 test('signed prekey is signed over its raw public key and verifies; a changed key does not', () => {

@@ -20,7 +20,7 @@
  *   safetyNumber(ourIdentityKey, theirIdentityKey) -> 60 digits; formatSafetyNumber(digits)
  * Linking a device (section 18; see link.js)
  *   new device: createLinkRequest(linkId) -> show code; openLinkOffer(...) -> compare verificationCode,
- *     then open() -> identity seed
+ *     then open() -> identity seed -> identityKeyPairFromSeed(seed) for its device keys
  *   existing device: parseLinkCode(text) to check what was typed or scanned;
  *     sealIdentityForLink(seed, code) -> offer + verificationCode
  * Groups (section 22; see senderkey.js)
@@ -48,6 +48,7 @@ export {
   generateIdentityKeyPair,
   generateOneTimePrekeys,
   generateSignedPrekey,
+  identityKeyPairFromSeed,
   publicOneTimePrekey,
   publicSignedPrekey,
   registrationKeys,

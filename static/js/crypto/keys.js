@@ -67,9 +67,22 @@ function assertNextKeyId(nextKeyId, what) {
  */
 export function generateIdentityKeyPair({ random } = {}) {
   const seed = drawRandom(random, KEY_LENGTH);
-  const keyPair = { publicKey: toBase64(ed25519PublicKey(seed)), privateKey: toBase64(seed) };
+  const keyPair = identityKeyPairFromSeed(seed);
   wipe(seed);
   return keyPair;
+}
+
+/**
+ * The identity key pair of a 32-byte Ed25519 seed: how a linked device (docs/PROTOCOL.md section 18)
+ * holds the account's identity key it received. The seed is not modified; the caller wipes it.
+ * @param {Uint8Array} seed
+ * @returns {IdentityKeyPair}
+ */
+export function identityKeyPairFromSeed(seed) {
+  if (!(seed instanceof Uint8Array) || seed.length !== KEY_LENGTH) {
+    throw new ProtocolError(ErrorCode.INVALID_ARGUMENT, `identity seed must be ${KEY_LENGTH} bytes`);
+  }
+  return { publicKey: toBase64(ed25519PublicKey(seed)), privateKey: toBase64(seed) };
 }
 
 /**

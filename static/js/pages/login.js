@@ -88,7 +88,10 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (sent !== null && user.device) await (await openAccountStore(user)).write([rememberDeviceWrite(user.device)]);
-    window.location.assign("/");
+    // A link code scanned before the sign-in (main.js sent it here in the fragment) goes on to the
+    // app, still in the fragment: never to the server.
+    const link = window.location.hash.startsWith("#link=") ? window.location.hash : "";
+    window.location.assign(`/${link}`);
   } catch (err) {
     error.textContent = errorMessage(err);
     submit.disabled = false;

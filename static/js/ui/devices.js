@@ -1,12 +1,16 @@
 // The Devices panel (in the sidebar, beside the settings): the account's devices with their name,
 // when each was added and last seen, this browser marked; renaming in place, unlinking after a
-// confirmation. DOM only: renders `state.devices` on its change event and calls `actions`
-// (renameDevice, unlinkDevice: main.js wires them to the client). A device name is user data: it
-// reaches the page as text only.
+// confirmation, and "Link a new device" (a dialog: the new device's link code in, the verification
+// code out; docs/PROTOCOL.md section 18). DOM only: renders `state.devices` on its change event
+// and calls `actions` (renameDevice, unlinkDevice: main.js wires them to the client; linkDevice
+// to linking.js).
+// A device name is user data: it reaches the page as text only. Returns {openLink(code)}, which
+// opens the link dialog with a code filled in (a scanned QR code, main.js).
 //
 // One <li> per device, kept across renders and updated in place (the list is re-read on every
 // connect): a button rebuilt between a press and its release loses the click (ui/app.js says
 // more), and a rename being typed must survive a refresh of the list.
+import { linkErrorMessage } from "../linking.js";
 import { Topic } from "../state.js";
 import { byId, el, errorMessage, formatDateTime, formatFull, placeChildren } from "./dom.js";
 
@@ -28,6 +32,18 @@ export function mountDevices({ state, actions }) {
   const cancelUnlink = byId("unlink-cancel");
   const items = new Map(); // device id -> item (see makeItem)
   let unlinking = null; // the device the confirmation asks about
+  const linkDialog = byId("link-dialog");
+  const linkForm = byId("link-form");
+  const linkInput = byId("link-input");
+  const linkFormError = byId("link-form-error");
+  const linkFormProgress = byId("link-form-progress");
+  const linkSubmit = byId("link-submit");
+  const linkOffered = byId("link-offered");
+  const linkOfferedCode = byId("link-offered-code");
+  const linkLinked = byId("link-linked");
+  const linkDone = byId("link-done");
+  const linkOpened = byId("link-opened");
+  let linkedBefore = null; // the device ids when a link code was answered: a new one is the new device
 
   // --- one device -------------------------------------------------------------------------------
 
@@ -149,6 +165,10 @@ export function mountDevices({ state, actions }) {
     placeChildren(list, nodes);
     summary.textContent = max ? `${devices.length} of at most ${max} devices.` : "";
     if (unlinking && !ids.has(unlinking.id) && dialog.open && !confirm.disabled) dialog.close();
+    if (linkedBefore && linkDialog.open) {
+      const added = devices.find((device) => !linkedBefore.has(device.id));
+      if (added) linkLinked.textContent = `“${added.name}” is now linked to your account.`;
+    }
   }
 
   // --- unlinking --------------------------------------------------------------------------------
@@ -196,8 +216,66 @@ export function mountDevices({ state, actions }) {
     unlinking = null;
   });
 
+  // --- linking a new device ----------------------------------------------------------------------
+
+  /**
+   * Opens the link dialog, with `code` filled in when it came with the address (a scanned QR
+   * code). Such a code is from whoever made the link the user opened, so the dialog says to link
+   * only a device of one's own; nothing is sent until the user presses Link.
+   */
+  function openLink(code = "") {
+    linkedBefore = null;
+    linkOpened.hidden = !code;
+    linkForm.hidden = false;
+    linkOffered.hidden = true;
+    linkInput.value = code;
+    linkFormError.textContent = "";
+    linkFormProgress.textContent = "";
+    linkOfferedCode.textContent = "";
+    linkLinked.textContent = "";
+    linkSubmit.disabled = false;
+    if (!linkDialog.open) linkDialog.showModal();
+    linkInput.focus();
+  }
+
+  linkForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    linkFormError.textContent = "";
+    if (!linkInput.value.trim()) {
+      linkFormError.textContent = "Paste the link code the new device shows.";
+      linkInput.focus();
+      return;
+    }
+    linkSubmit.disabled = true;
+    linkFormProgress.textContent = "Answering the new device…";
+    const before = new Set(state.devices ? state.devices.list.map((device) => device.id) : []);
+    try {
+      const code = await actions.linkDevice(linkInput.value);
+      linkedBefore = before;
+      linkOfferedCode.textContent = code;
+      linkForm.hidden = true;
+      linkOffered.hidden = false;
+      linkDone.focus();
+      render();
+    } catch (error) {
+      linkFormError.textContent = linkErrorMessage(error);
+      linkSubmit.disabled = false;
+      linkInput.focus();
+    } finally {
+      linkFormProgress.textContent = "";
+    }
+  });
+  byId("link-device").addEventListener("click", () => openLink(""));
+  byId("link-close").addEventListener("click", () => linkDialog.close());
+  linkDone.addEventListener("click", () => linkDialog.close());
+  linkDialog.addEventListener("close", () => {
+    linkedBefore = null;
+    linkInput.value = "";
+  });
+
   state.addEventListener("change", (event) => {
     if (event.detail.topic === Topic.DEVICES) render();
   });
   render();
+  return { openLink };
 }
