@@ -56,7 +56,7 @@ def make_user(email: str | None = None, *, one_time_count: int = 10, keys: Devic
 def add_device(user: User, *, one_time_count: int = 10, name: str | None = None) -> Device:
     """Another device of `user` (made by `make_user`), with its own signed prekey and one-time
     prekeys signed by the account's identity key; its private halves are on `device.keys`.
-    What linking (docs/PROTOCOL.md section 18) will do once the server serves it."""
+    What linking (docs/PROTOCOL.md section 18) ends with, for tests that are not about linking."""
     keys = DeviceKeys(identity=user.device.identity)
     device = device_create(user=user, name=name)
     SignedPreKey.objects.create(user=user, device=device, **keys.signed_prekey_payload())

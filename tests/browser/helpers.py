@@ -1,7 +1,6 @@
 """A person using the messenger in their own browser context, through the UI only."""
 
 import itertools
-import json
 import re
 import subprocess
 import sys
@@ -42,67 +41,13 @@ def add_server_device(server: LiveServer, email: str, name: str) -> int:
     return int(result.stdout.strip().splitlines()[-1])
 
 
-# Test-only set-up of a second browser device of an account (see add_browser_device): the
-# account's identity key pair copied from its first browser, fresh prekeys of this device's own,
-# written to this browser's IndexedDB the way createDeviceKeys (static/js/session.js) lays them out.
-_DEVICE_KEYS_JS = """async ({identity, account, user}) => {
-  const crypto = await import("/static/js/crypto/index.js");
-  const storage = await import("/static/js/storage.js");
-  const signedPrekey = crypto.generateSignedPrekey(identity, 1);
-  const { prekeys, nextKeyId } = crypto.generateOneTimePrekeys(1, 20);
-  const now = Date.now();
-  const store = await storage.openAccountStore(user);
-  if (store.account !== account) throw new Error(`account ${store.account} is not ${account}`);
-  await store.write([
-    { put: "signalKeys", value: { name: "identity", value: identity } },
-    { put: "signalKeys", value: { name: "spk:1", value: { ...signedPrekey, createdAt: now } } },
-    ...prekeys.map((p) => ({ put: "signalKeys", value: { name: `opk:${p.keyId}`, value: p } })),
-    { put: "meta", value: { name: "nextOneTimePrekeyId", value: nextKeyId } },
-    { put: "meta", value: { name: "nextSignedPrekeyId", value: 2 } },
-    { put: "meta", value: { name: "signedPrekey", value: { keyId: 1, createdAt: now } } },
-  ]);
-  await storage.closeDatabase();
-  const keys = crypto.registrationKeys({ identityKeyPair: identity, signedPrekey, oneTimePrekeys: prekeys });
-  return { signed_prekey: keys.signed_prekey, one_time_prekeys: keys.one_time_prekeys };
-}"""
-
-_DEVICE_ID_JS = """async ({user, deviceId}) => {
-  const storage = await import("/static/js/storage.js");
-  const store = await storage.openAccountStore(user);
-  await store.setMeta("deviceId", deviceId);
-  await storage.closeDatabase();
-}"""
-
-
-def add_browser_device(person: "Person", other: "Person", name: str) -> int:
+def link_device(person: "Person", other: "Person") -> int:
     """Makes `other` (a fresh browser context with `person`'s email) another device of
-    `person`'s account and signs it in: the identity key pair is copied from `person`'s browser
-    (a TEST-ONLY path: linking, docs/PROTOCOL.md section 18, is what gives a real device the key),
-    the prekeys are this browser's own, and the device is made in the server's database with
-    them (tests/client/device_maker.py), which announces nothing. Returns its number."""
-    identity = person.local_record("signalKeys", "identity")
-    account = identity["account"]
-    user = {"id": int(account.split(":", 1)[0]), "email": person.email}
-    page = other.page
-    page.goto("/login")
-    keys = page.evaluate(_DEVICE_KEYS_JS, {"identity": identity["value"], "account": account, "user": user})
-    database = f"sqlite:///{person.server.db_path}"
-    env = server_env("browser-seed", DATABASE_URL=database, REDIS_URL="", LOG_LEVEL="WARNING")
-    made = subprocess.run(
-        [sys.executable, "-m", "tests.client.device_maker"],
-        input=json.dumps({"email": person.email, "name": name, **keys}),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr[-3000:]
-    device_id = int(made.stdout.strip().splitlines()[-1])
-    page.evaluate(_DEVICE_ID_JS, {"user": user, "deviceId": device_id})
+    `person`'s account the way a person does: it signs in, and `person`'s browser links it by
+    its link code (link_browser). Returns its device number."""
     other.login()
-    other.wait_ready()
-    return device_id
+    link_browser(person.page, other.page)
+    return other.local_record("meta", "deviceId")["value"]
 
 
 class Person:

@@ -3,8 +3,9 @@ the number it keeps per account and sends when signing in, the Devices panel (th
 marked, rename, unlink), and a browser that learns it was unlinked: signed out with a notice, its
 keys gone from IndexedDB, its history kept.
 
-Linking is not served yet, so a second device is made on the server (helpers.add_server_device)
-and a session of it is opened through the API, with the account's password and its number."""
+These tests are about the panel, not linking (tests/browser/test_linking.py): a second device is
+made on the server (helpers.add_server_device) and a session of it is opened through the API,
+with the account's password and its number."""
 
 import json
 import re
@@ -18,8 +19,7 @@ from tests.browser.helpers import add_server_device
 pytestmark = pytest.mark.browser
 
 UNLINKED_NOTICE = (
-    "This browser was unlinked from your account. Sign in to set it up again; your contacts will be told "
-    "your safety number changed."
+    "This browser was unlinked from your account. Sign in to link it again from one of your devices (or to start over)."
 )
 
 

@@ -2,8 +2,8 @@
 of the recipient and to the sender's other devices, reading on one device clears the unread count
 on the others, and a sender that missed a device change learns it from `device_mismatch`.
 
-The second devices are browser contexts set up by add_browser_device (helpers.py), a test-only
-copy of the identity key: linking (section 18) has no browser UI yet."""
+The second devices are browser contexts linked to the account through both browsers' linking
+screens (helpers.link_device, section 18)."""
 
 import json
 import re
@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import add_browser_device
+from tests.browser.helpers import link_device
 
 pytestmark = pytest.mark.browser
 
@@ -25,9 +25,9 @@ def test_a_message_reaches_every_device_of_both_accounts_and_reading_on_one_clea
     bob = people("bob").register()
     alice.befriend(bob)
     bob2 = people("bob-phone", email=bob.email)
-    assert add_browser_device(bob, bob2, "Phone") == 2
+    assert link_device(bob, bob2) == 2
     alice2 = people("alice-laptop", email=alice.email)
-    assert add_browser_device(alice, alice2, "Laptop") == 2
+    assert link_device(alice, alice2) == 2
 
     alice.open_chat(bob)
     alice.send("hello to every device of Bob")
@@ -79,7 +79,7 @@ def test_a_sender_that_missed_a_device_change_sends_after_one_mismatch_round(peo
     bob = people("bob").register()
     alice.befriend(bob)
     bob2 = people("bob-phone", email=bob.email)
-    phone = add_browser_device(bob, bob2, "Phone")
+    phone = link_device(bob, bob2)
 
     # Alice's socket loses every devices_changed (as if it was down then); the errors it gets
     # are recorded.
@@ -110,7 +110,7 @@ def test_a_sender_that_missed_a_device_change_sends_after_one_mismatch_round(peo
     # Bob unlinks the phone and links a tablet; Alice's browser hears of neither.
     assert bob.api("DELETE", f"/api/v1/devices/{phone}")["status"] == 204
     bob3 = people("bob-tablet", email=bob.email)
-    assert add_browser_device(bob, bob3, "Tablet") == 3
+    assert link_device(bob, bob3) == 3
 
     alice.send("after the change")
     expect(alice.outgoing("after the change").locator("[data-status]")).to_have_attribute("data-status", "delivered")
@@ -134,7 +134,7 @@ def test_a_device_that_was_away_learns_on_its_return_what_was_read_on_another(pe
     bob = people("bob").register()
     alice.befriend(bob)
     bob2 = people("bob-phone", email=bob.email)
-    add_browser_device(bob, bob2, "Phone")
+    link_device(bob, bob2)
 
     alice.open_chat(bob)
     alice.send("read it anywhere")

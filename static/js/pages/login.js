@@ -19,8 +19,8 @@ const REASONS = {
   erased: "You are signed out, and this browser's keys and history for your account are erased.",
   registered: "Your account was created. Sign in to continue.",
   unlinked:
-    "This browser was unlinked from your account. Sign in to set it up again; your contacts will be told your " +
-    "safety number changed.",
+    "This browser was unlinked from your account. Sign in to link it again from one of your devices " +
+    "(or to start over).",
 };
 
 function showReason(reason) {

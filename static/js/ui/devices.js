@@ -183,8 +183,7 @@ export function mountDevices({ state, actions }) {
     if (device.current) {
       dialogText.textContent =
         `This browser is signed out at once and its encryption keys for ${email} are erased here (your message ` +
-        "history stays stored in it). To use it again, sign in and set it up: your contacts will be told your " +
-        "safety number changed.";
+        "history stays stored in it). To use it again, sign in and link it from another of your devices.";
       confirm.textContent = "Unlink this browser";
     } else {
       dialogText.textContent =
