@@ -92,6 +92,9 @@ def group_sends_store(requests: list[GroupSendRequest], usage: dict[int, list[in
     """Store these group messages within the caller's transaction (the socket's batch), each
     decided alone; the copies' bytes are added to `usage` like envelope_send's."""
     stored_now: dict[tuple[int, uuid.UUID], tuple[int, int]] = {}  # -> (message id, group pk)
+    # The batch's groups locked up front in id order, the order groups.services locks several in:
+    # two transactions that both lock some of them cannot deadlock.
+    list(Group.objects.select_for_update().filter(uid__in={r.group for r in requests}).order_by("pk").values("pk"))
     results: list[GroupSent | ChatError] = []
     for request in requests:
         try:
@@ -102,8 +105,13 @@ def group_sends_store(requests: list[GroupSendRequest], usage: dict[int, list[in
 
 
 def _store_one(request: GroupSendRequest, usage: dict, stored_now: dict) -> GroupSent:
-    group = Group.objects.filter(uid=request.group, memberships__user_id=request.sender_id).first()
-    if group is None:
+    """One group message. The group's row is locked until the batch commits, as every membership
+    change and every member's device change locks it (groups.services): a removal either commits
+    first, and this send reads the new epoch and is refused (`stale_epoch`), or waits for this
+    send, which then went to the members of before. So no message the sender encrypted before it
+    knew of a removal is stored for the removed member after the removal."""
+    group = Group.objects.select_for_update().filter(uid=request.group).first()
+    if group is None or not Membership.objects.filter(group=group, user_id=request.sender_id).exists():
         raise GroupNotFound()
     key = (request.sender_id, request.client_id)
     earlier = (

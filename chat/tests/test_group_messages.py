@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -293,3 +294,35 @@ async def test_typing_in_a_group_reaches_the_other_members_only(trio, make_accou
     assert await sockets["alice"].receive_nothing(timeout=0.2)
     for socket in (*sockets.values(), outsider):
         await socket.disconnect()
+
+
+@pytest.mark.mariadb
+def test_sends_racing_a_removal_are_stored_for_the_members_of_before_or_refused(trio):
+    from chat.errors import StaleEpoch
+    from contacts.tests.helpers import run_concurrently
+
+    alice, bob, carol, group = trio
+    sender = User.objects.get(pk=bob.id)
+
+    def send():
+        request = group_messages_request(sender, group, epoch=1)
+        return services.envelopes_group_send([request])[0]
+
+    def remove():
+        return groups.member_remove(actor=User.objects.get(pk=alice.id), uid=group.uid, email=carol.email)
+
+    results = run_concurrently([remove, *([send] * 6)])
+    assert isinstance(results[0], Group)
+    sent = [r for r in results[1:] if not isinstance(r, StaleEpoch)]
+    assert all(hasattr(r, "id") for r in sent), results  # nothing but stored or stale_epoch
+    for result in sent:  # each went to everyone who was a member when it was stored: carol too
+        recipients = set(
+            Envelope.objects.filter(Q(id=result.id) | Q(message_id=result.id)).values_list("recipient_id", flat=True)
+        )
+        assert recipients == {alice.id, carol.id}
+
+
+def group_messages_request(sender, group, *, epoch):
+    from chat.group_messages import GroupSendRequest
+
+    return GroupSendRequest(sender.pk, sender.email, 1, uuid.uuid4(), group.uid, epoch, BODY)
