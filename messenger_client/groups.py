@@ -156,36 +156,40 @@ class Groups:
         """Creates the group with our contacts ``emails`` and sends them its name."""
         settings = _settings(name)
         group = self._remember(await self._http.call("POST", "groups/", {"members": list(emails)}))
-        await self._send(group.id, settings, f'named the group "{name}"', notice=True)
         await self.catch_up(group.id)
-        return self._groups.get(group.id, group)
+        await self._send(group.id, settings, f'named the group "{name}"', name=name)
+        return dataclasses.replace(group, name=name)
 
     async def add_member(self, group_id: str, email: str) -> Group:
         """Adds a contact; then sends the name again, so that the new member learns it."""
         group = self._remember(
             await self._http.call("POST", "groups/members", {"group": _group_id(group_id), "email": email})
         )
+        await self.catch_up(group.id)
         name = self.name_of(group.id)
         if name is not None:
-            await self._send(group.id, _settings(name), f'named the group "{name}"', notice=True)
+            await self._send(group.id, _settings(name), f'named the group "{name}"', name=name)
         return group
 
     async def remove_member(self, group_id: str, email: str) -> None:
         await self._http.call("POST", "groups/remove", {"group": _group_id(group_id), "email": email})
         self._groups.pop(_group_id(group_id), None)
+        await self.catch_up(_group_id(group_id))
 
     async def leave(self, group_id: str) -> None:
         await self._http.call("POST", "groups/leave", {"group": _group_id(group_id)})
         self._groups.pop(_group_id(group_id), None)
 
     async def make_admin(self, group_id: str, email: str) -> Group:
-        return self._remember(
+        group = self._remember(
             await self._http.call("POST", "groups/admins", {"group": _group_id(group_id), "email": email})
         )
+        await self.catch_up(group.id)
+        return group
 
     async def rename(self, group_id: str, name: str) -> None:
         """Sends the group's new name to its members (names are not on the server)."""
-        await self._send(_group_id(group_id), _settings(name), f'named the group "{name}"', notice=True)
+        await self._send(_group_id(group_id), _settings(name), f'named the group "{name}"', name=name)
 
     def name_of(self, group_id: str) -> str | None:
         stored = self._store.get_json(f"group:{group_id}")
@@ -284,16 +288,18 @@ class Groups:
             plaintext = encode_group_text(text)
         except ProtocolError as error:
             raise ClientError(str(error)) from error
-        return await self._send(_group_id(group_id), plaintext, text, notice=False)
+        return await self._send(_group_id(group_id), plaintext, text)
 
-    async def _send(self, group_id: str, plaintext: bytes, text: str, *, notice: bool) -> SentMessage:
+    async def _send(self, group_id: str, plaintext: bytes, text: str, *, name: str | None = None) -> SentMessage:
+        """Sends a text, or with ``name`` the group's settings (stored here as a notice line, and as the
+        group's name)."""
         client_id = str(uuid.uuid4())
-        record = await self._encrypt(group_id, plaintext, client_id=client_id, text=text, notice=notice)
+        record = await self._encrypt(group_id, plaintext, client_id=client_id, text=text, name=name)
         message_id = await self.transmit(record)
         return SentMessage(message_id, client_id, group_id)
 
     async def _encrypt(
-        self, group_id: str, plaintext: bytes, *, client_id: str, text: str | None, notice: bool
+        self, group_id: str, plaintext: bytes, *, client_id: str, text: str | None, name: str | None = None
     ) -> dict:
         """Encrypts with the sender key the rule of section 22 gives, stores everything (the message too,
         when ``text`` is given) and returns the outbox record ``{frame, distribution, plaintext}``."""
@@ -330,11 +336,13 @@ class Groups:
                             peer=own,
                             direction="out",
                             status="pending",
-                            text=text,
+                            text=f"{own} {text}" if name is not None else text,
                             client_id=client_id,
                             group=group_id,
-                            notice=notice,
+                            notice=name is not None,
                         )
+                    if name is not None:
+                        self._set_name(group_id, name)
                     self._store.put_json(f"group_outbox:{client_id}", record)
         return record
 
@@ -439,9 +447,7 @@ class Groups:
             given = _pairs(stored["given"]) if stored else set()
             reusable = stored is not None and given <= targets and stored["key"]["keyId"] == _key_id(frame["body"])
         if not reusable:  # encrypted again, with a new key if a device that has the key left
-            return await self._encrypt(
-                group_id, b64decode(record["plaintext"]), client_id=client_id, text=None, notice=False
-            )
+            return await self._encrypt(group_id, b64decode(record["plaintext"]), client_id=client_id, text=None)
         async with self._lock(group_id):
             kept = [k for k in frame["keys"] if (k["email"].lower(), k["device"]) in targets]
             needs = sorted(targets - given - {(k["email"].lower(), k["device"]) for k in kept})

