@@ -119,6 +119,7 @@ class StoredMessage:
     delivered_to: int | None = None
     read_by: int | None = None
     sent_to: int | None = None
+    copy_id: int | None = None
 
 
 class Store:
@@ -485,7 +486,7 @@ class Store:
         """The newest messages, oldest first: all, the 1:1 conversation with ``peer``, or ``group``'s."""
         query = (
             "SELECT local_id, peer, direction, server_id, client_id, status, failure, sealed_text, created_at,"
-            " group_id, notice, delivered_to, read_by, sent_to FROM messages"
+            " group_id, notice, delivered_to, read_by, sent_to, copy_id FROM messages"
         )
         params: tuple = ()
         if group is not None:
@@ -501,7 +502,7 @@ class Store:
             rows
         ):
             text = self._open(f"messages:{local_id}", sealed).decode() if sealed else None
-            group_id, notice, delivered_to, read_by, sent_to = rest
+            group_id, notice, delivered_to, read_by, sent_to, copy_id = rest
             result.append(
                 StoredMessage(
                     local_id,
@@ -518,6 +519,7 @@ class Store:
                     delivered_to,
                     read_by,
                     sent_to,
+                    copy_id,
                 )
             )
         return result
