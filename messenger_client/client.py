@@ -305,6 +305,10 @@ class Client:
         """The groups this account is a member of, oldest first, with their members and names."""
         return await self._groups.list()
 
+    def group_name(self, group: str) -> str | None:
+        """The group's name as its members last sent it (None: not known yet)."""
+        return self._groups.name_of(group)
+
     async def find_group(self, group: str) -> Group:
         """A group by its id or by a name only one of them has."""
         return await self._groups.find(group)
