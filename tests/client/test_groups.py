@@ -8,7 +8,7 @@ import pytest
 from messenger_client import ApiError, Client
 from messenger_client.inbox import InvalidFrame
 from messenger_client.protocol import ProtocolError, decrypt_group_message
-from tests.client.helpers import befriend, linked, next_event, registered
+from tests.client.helpers import befriend, linked, next_event, next_message, registered
 
 
 async def trio(url, tmp_path) -> tuple[Client, Client, Client]:
@@ -272,3 +272,34 @@ async def test_a_bad_distribution_or_body_is_refused_without_crashing(client_ser
         assert other.id != group.id
         with pytest.raises(InvalidFrame):  # no id to store or acknowledge it by: an event, not a crash
             await bob._groups.read({**frame, "id": "x"})
+
+
+async def test_live_over_the_socket_messages_changes_and_own_copies(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Live", [bob.email])
+        laptop = await linked(alice, tmp_path)
+        async with laptop:
+            for client in (alice, bob, carol, laptop):
+                await client.connect()
+            sent = await bob.send_group(group.id, "over the socket")  # sent as a group_send frame
+            for client in (alice, laptop):
+                message = await next_message(client)
+                assert (message.group, message.sender, message.text) == (group.id, bob.email, "over the socket")
+                assert message.message_id == sent.id
+            # Alice's own message reaches her laptop as sent, not as a message.
+            mine = await alice.send_group(group.id, "from the phone")
+            event = await next_event(laptop, "sent_elsewhere")
+            assert event.data == {"group": group.id, "id": mine.id, "text": "from the phone"}
+            assert (await next_message(bob)).text == "from the phone"
+
+            # A change reaches every member as group_changed and becomes a line of the history.
+            await alice.add_member(group.id, carol.email)
+            changed = await next_event(bob, "group_changed")
+            assert (changed.data["change"], changed.data["members"]) == ("added", [carol.email])
+            assert f"{alice.email} added {carol.email}" in notices(bob, group.id)
+            assert (await next_event(carol, "group_renamed")).data["name"] == "Live"
+            assert (await carol.find_group("Live")).id == group.id
+            await carol.send_group(group.id, "hello, I am new")
+            for client in (alice, bob, laptop):
+                assert (await next_message(client)).text == "hello, I am new"
