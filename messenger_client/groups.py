@@ -20,8 +20,9 @@
   distribution for the frame's group, which updates the record of (group, sender, device); then the
   body is decrypted with that record and the sender's identity key as the pairwise session knows it
   (ours for a copy from another device of our account, shown as sent). Everything is stored before
-  the copy is acknowledged; a copy id already stored is only acknowledged again. A copy that does not
-  decrypt is stored as failed and changes no record.
+  the copy is acknowledged; a copy id already stored is only acknowledged again. A copy whose body
+  does not decrypt is stored as failed and leaves the record as the distribution it carried (if
+  any, and valid) made it.
 - Changes (added, removed...) become notice lines of the group's history, read after the last
   change id seen on every connect and on every ``group_changed``.
 """

@@ -299,10 +299,11 @@ class Store:
         private keys, every session, and every envelope still waiting in the outbox, whose message is marked
         failed (it was encrypted with a session that is gone, and the server refuses this device). Messages
         already stored, the contacts' trusted identity keys and the public metadata stay. Call inside a
-        transaction."""
+        transaction. Group frames waiting and sender keys (ours and those received) go too."""
         self.put_secret("account", None)
         self._db.execute("DELETE FROM device_sessions")
-        self._db.execute("DELETE FROM secrets WHERE name LIKE 'outbox:%'")
+        for prefix in ("outbox", "group_outbox", "senderkey", "senderkeys"):
+            self._db.execute("DELETE FROM secrets WHERE name LIKE ?", (f"{prefix}:%",))
         self._db.execute(
             "UPDATE messages SET status = 'failed', failure = 'not sent: this device was unlinked'"
             " WHERE direction = 'out' AND status = 'pending'"

@@ -5,9 +5,9 @@ the one who left), late joiners, linked devices, stale epochs and malformed copi
 
 import pytest
 
-from messenger_client import ApiError, Client
+from messenger_client import ApiError, Client, IdentityChanged
 from messenger_client.inbox import InvalidFrame
-from messenger_client.protocol import ProtocolError, decrypt_group_message
+from messenger_client.protocol import ProtocolError, b64encode, decrypt_group_message
 from tests.client.helpers import befriend, linked, next_event, next_message, registered
 
 
@@ -303,3 +303,52 @@ async def test_live_over_the_socket_messages_changes_and_own_copies(client_serve
             await carol.send_group(group.id, "hello, I am new")
             for client in (alice, bob, laptop):
                 assert (await next_message(client)).text == "hello, I am new"
+
+
+async def test_stale_epoch_after_a_removal_encrypts_again_with_a_new_key(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Shrinking", [bob.email, carol.email])
+        old_key = alice.store.get_json(f"senderkey:{group.id}")["key"]["keyId"]
+        await alice.groups()  # cached with bob
+        # Bob is removed behind the cache's back: alice's first attempt is for an epoch that is gone.
+        await alice.http.call("POST", "groups/remove", {"group": group.id, "email": bob.email})
+        attempts = []
+        submit = alice._outbox.submit
+
+        async def record(frame, frame_type, path):
+            attempts.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = record
+        await alice.send_group(group.id, "bob is gone")
+        assert len(attempts) == 2
+        assert attempts[0]["client_id"] == attempts[1]["client_id"]
+        assert attempts[0]["body"] != attempts[1]["body"]  # encrypted again...
+        new_key = alice.store.get_json(f"senderkey:{group.id}")["key"]["keyId"]
+        assert new_key != old_key  # ...with a new key, handed to carol only
+        assert [k["email"] for k in attempts[1]["keys"]] == [carol.email]
+        assert [m.text for m in await carol.fetch()] == ["bob is gone"]
+        # Bob's records (he had the old key) do not read the body the server stored.
+        await bob.fetch()
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                records_of(bob, group.id, alice),
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=attempts[1]["body"],
+            )
+        assert refused.value.code == "unknown_sender_key"
+
+
+async def test_a_member_whose_identity_changed_holds_the_group(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Held", [bob.email, carol.email])
+        with alice.store.transaction():
+            alice.store.note_identity(bob.email, b64encode(bytes(32)))  # a new key, not accepted
+        with pytest.raises(IdentityChanged):
+            await alice.send_group(group.id, "not while bob's key is in doubt")
+        assert texts(alice, group.id) == []
+        assert await carol.fetch() == []
