@@ -7,7 +7,13 @@ import pytest
 
 from messenger_client import ApiError, Client, IdentityChanged
 from messenger_client.inbox import InvalidFrame
-from messenger_client.protocol import ProtocolError, b64encode, decrypt_group_message
+from messenger_client.protocol import (
+    ProtocolError,
+    b64encode,
+    create_sender_key,
+    decrypt_group_message,
+    sender_key_distribution,
+)
 from tests.client.helpers import befriend, linked, next_event, next_message, registered
 
 
@@ -250,9 +256,7 @@ async def test_a_bad_distribution_or_body_is_refused_without_crashing(client_ser
         await alice.send_group(group.id, "still fine")
         assert [m.text for m in await bob.fetch()] == ["still fine"]
 
-        # A distribution for another group, from a session bob already has: refused, nothing stored.
-        other = await alice.create_group("Other", [bob.email])
-        await bob.fetch()
+        # A pairwise envelope that is not one: stored as failed, acknowledged, no record changed.
         before = records_of(bob, group.id, alice)
         frame = {
             "type": "group_message",
@@ -262,16 +266,33 @@ async def test_a_bad_distribution_or_body_is_refused_without_crashing(client_ser
             "epoch": 1,
             "from": alice.email,
             "from_device": 1,
-            "body": "AAAA",
+            "body": frames[-1]["body"],
             "key": {"kind": "message", "body": "not an envelope"},
         }
         message = await bob._groups.read(frame)
-        assert message.text is None
-        assert message.failure == "malformed_envelope"
+        assert (message.text, message.failure) == (None, "malformed_envelope")
         assert records_of(bob, group.id, alice) == before
-        assert other.id != group.id
+        assert await bob._groups.read(frame) is None  # a copy id already stored: only acknowledged again
         with pytest.raises(InvalidFrame):  # no id to store or acknowledge it by: an event, not a crash
             await bob._groups.read({**frame, "id": "x"})
+
+        # A real distribution through the real session, but of another group: invalid_sender_key.
+        other = await alice.create_group("Other", [bob.email])
+        await bob.fetch()
+        async with alice._account.peer_lock(bob.email):
+            distribution = sender_key_distribution(create_sender_key(), other.id)
+            [copy], sessions = await alice._outbox.encrypt_for(bob.email, [1], distribution)
+            with alice.store.transaction():
+                for (email, device), stored in sessions.items():
+                    alice.store.put_sessions(email, device, stored)
+        message = await bob._groups.read(
+            {**frame, "id": 10**9 + 1, "key": {"kind": copy["kind"], "body": copy["body"]}}
+        )
+        assert (message.text, message.failure) == (None, "invalid_sender_key")
+        assert records_of(bob, group.id, alice) == before
+        alice._outbox.submit = submit
+        await alice.send_group(group.id, "the group goes on")
+        assert [m.text for m in await bob.fetch()] == ["the group goes on"]
 
 
 async def test_live_over_the_socket_messages_changes_and_own_copies(client_server, tmp_path):
