@@ -280,8 +280,9 @@ class Client:
         return await self._outbox.send(peer, text)
 
     async def resend_pending(self) -> int:
-        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``)."""
-        return await self._outbox.resend_pending()
+        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``),
+        1:1 and group ones; returns how many went out."""
+        return await self._outbox.resend_pending() + await self._groups.resend_pending()
 
     async def fetch(self) -> list[Message]:
         """REST fallback of the socket: downloads undelivered envelopes, stores them, then acknowledges them."""

@@ -463,11 +463,14 @@ class Groups:
                     self._store.put_json(f"group_outbox:{client_id}", repaired)
         return repaired
 
-    async def resend_pending(self) -> None:
-        """On every connect: group frames stored but never confirmed."""
+    async def resend_pending(self) -> int:
+        """On every connect: group frames stored but never confirmed; returns how many went out."""
+        count = 0
         for record in self._store.pending_outgoing("group_outbox"):
             with contextlib.suppress(ClientError):
                 await self.transmit(record)
+                count += 1
+        return count
 
     # -- receiving ----------------------------------------------------------------------------------------
 

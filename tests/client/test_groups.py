@@ -373,3 +373,19 @@ async def test_a_member_whose_identity_changed_holds_the_group(client_server, tm
             await alice.send_group(group.id, "not while bob's key is in doubt")
         assert texts(alice, group.id) == []
         assert await carol.fetch() == []
+
+
+async def test_a_frame_stored_but_never_sent_goes_out_later(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Crash", [bob.email])
+        # Encrypted and stored, then "crashed" before sending: pending in the history.
+        client_id = "5b1e7c52-3c4b-4b8e-9d7e-0a3c2f1e9d10"
+        await alice._groups._encrypt(group.id, b"\x01stored first", client_id=client_id, text="stored first")
+        assert alice.history(group=group.id)[-1].status == "pending"
+        assert await alice.resend_pending() == 1  # as on every connect, with the stored frame as it is
+        [received] = await bob.fetch()
+        assert (received.group, received.text) == (group.id, "stored first")
+        [row] = [m for m in alice.history(group=group.id) if m.text == "stored first"]
+        assert (row.status, row.server_id) == ("sent", received.message_id)
+        assert await alice.resend_pending() == 0
