@@ -268,10 +268,10 @@ class Groups:
         try:
             await self.changes(group_id)
         except ApiError as error:
-            if error.code != "group_not_found":
-                raise
-            with self._store.transaction():
-                self._notice(group_id, frame.get("actor"), _describe(frame))
+            # Any other failure (the server unreachable meanwhile): read again on the next connect.
+            if error.code == "group_not_found":
+                with self._store.transaction():
+                    self._notice(group_id, frame.get("actor"), _describe(frame))
         return False  # also an event
 
     async def on_group_epoch(self, frame: dict) -> bool:

@@ -325,6 +325,14 @@ async def test_live_over_the_socket_messages_changes_and_own_copies(client_serve
             for client in (alice, bob, laptop):
                 assert (await next_message(client)).text == "hello, I am new"
 
+            # The one removed hears it too; the group is gone for her (no changes to read): the event's line.
+            await alice.remove_member(group.id, carol.email)
+            assert (await next_event(carol, "group_changed")).data["change"] == "removed"
+            assert notices(carol, group.id)[-1] == f"{alice.email} removed {carol.email}"
+            with pytest.raises(ApiError) as gone:
+                await carol.send_group(group.id, "still here?")
+            assert gone.value.code == "group_not_found"
+
 
 async def test_stale_epoch_after_a_removal_encrypts_again_with_a_new_key(client_server, tmp_path):
     alice, bob, carol = await trio(client_server.url, tmp_path)
