@@ -237,26 +237,99 @@ async def _link_accept(args) -> None:
             _out("The link closed without a new device (declined, cancelled or expired).")
 
 
+def _target(args) -> tuple[str | None, str | None]:
+    """(email, text) of ``send``/``history``/``chat``: with ``--group`` the first positional is the text."""
+    if args.group is None:
+        if args.email is None:
+            raise ClientError("give the contact's email, or --group GROUP")
+        return args.email, getattr(args, "text", None)
+    if getattr(args, "text", None) is not None or (args.email is not None and not hasattr(args, "text")):
+        raise ClientError("with --group, give no email")
+    return None, args.email
+
+
 async def cmd_send(args) -> None:
+    email, text = _target(args)
     async with _open(args) as client:
-        text = args.text if args.text is not None else sys.stdin.read().removesuffix("\n")
-        sent = await client.send(args.email, text)
-        _out(f"Sent to {args.email} (id {sent.id}).")
+        text = text if text is not None else sys.stdin.read().removesuffix("\n")
+        if email is None:
+            group = await client.find_group(args.group)
+            sent = await client.send_group(group.id, text)
+            _out(f"Sent to the group {_group_label(group)} (id {sent.id}).")
+            return
+        sent = await client.send(email, text)
+        _out(f"Sent to {email} (id {sent.id}).")
 
 
-def _show(message: Message) -> str:
+def _group_label(group) -> str:
+    return f"{_printable(group.name)} ({group.id})" if group.name else group.id
+
+
+def _show(message: Message, client: Client | None = None) -> str:
+    where = ""
+    if message.group is not None:
+        name = client.group_name(message.group) if client is not None else None
+        where = f"[{_printable(name) if name else message.group}] "
     if message.text is None:
-        return f"[{message.sender}] (could not decrypt: {message.failure})"
+        return f"{where}[{message.sender}] (could not decrypt: {message.failure})"
     note = "  [safety number changed]" if message.identity_changed else ""
-    return f"[{message.sender}] {message.text}{note}"
+    return f"{where}[{message.sender}] {message.text}{note}"
+
+
+async def cmd_groups(args) -> None:
+    async with _open(args) as client:
+        groups = await client.groups()
+        if not groups:
+            _out("No groups yet (create one with: groups create NAME EMAIL...).")
+        for group in groups:
+            _out(f"{_group_label(group)}  epoch {group.epoch}, you: {group.role}")
+            for member in group.members:
+                admin = " (admin)" if member.role == "admin" else ""
+                _out(f"    {member.email}{admin}")
+
+
+async def cmd_groups_create(args) -> None:
+    async with _open(args) as client:
+        group = await client.create_group(args.name, args.emails)
+        _out(f"Created the group {_group_label(group)} with {', '.join(args.emails)}.")
+
+
+async def cmd_groups_member(args) -> None:
+    """add / remove / admin: one member of one group."""
+    async with _open(args) as client:
+        group = await client.find_group(args.group)
+        if args.groups_command == "add":
+            await client.add_member(group.id, args.email)
+            _out(f"Added {args.email} to {_group_label(group)}.")
+        elif args.groups_command == "remove":
+            await client.remove_member(group.id, args.email)
+            _out(f"Removed {args.email} from {_group_label(group)}.")
+        else:
+            await client.make_admin(group.id, args.email)
+            _out(f"{args.email} is now an admin of {_group_label(group)}.")
+
+
+async def cmd_groups_leave(args) -> None:
+    async with _open(args) as client:
+        group = await client.find_group(args.group)
+        await client.leave_group(group.id)
+        _out(f"You left {_group_label(group)}.")
+
+
+async def cmd_groups_rename(args) -> None:
+    async with _open(args) as client:
+        group = await client.find_group(args.group)
+        await client.rename_group(group.id, args.name)
+        _out(f"Renamed {group.id} to {_printable(args.name)}.")
 
 
 async def cmd_inbox(args) -> None:
     async with _open(args) as client:
         received = await client.fetch()
         await client.sync_receipts()
+        await client.sync_group_receipts()
         for message in received:
-            _out(_show(message))
+            _out(_show(message, client))
             if args.read:
                 await client.mark_read(message)
         if not received:
@@ -264,11 +337,21 @@ async def cmd_inbox(args) -> None:
 
 
 async def cmd_history(args) -> None:
+    email, _ = _target(args)
     async with _open(args) as client:
-        for item in client.history(args.email, args.limit):
+        group = (await client.find_group(args.group)).id if email is None else None
+        for item in client.history(email, args.limit, group=group):
+            if item.notice:
+                if item.text is not None:
+                    _out(f"** {_printable(item.text)}")
+                continue
             arrow = "->" if item.direction == "out" else "<-"
             text = item.text if item.text is not None else f"(could not decrypt: {item.failure})"
-            _out(f"{arrow} {item.status:9} {text}")
+            sender = f"[{item.peer}] " if group is not None and item.direction == "in" else ""
+            counts = ""
+            if group is not None and item.direction == "out" and item.sent_to is not None:
+                counts = f"  (delivered to {item.delivered_to} of {item.sent_to}, read by {item.read_by})"
+            _out(f"{arrow} {item.status:9} {sender}{text}{counts}")
 
 
 async def cmd_safety_number(args) -> None:
@@ -310,8 +393,9 @@ def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
 
 
 async def cmd_chat(args) -> None:
-    peer = args.email
+    peer, _ = _target(args)
     async with _open(args) as client:
+        group = await client.find_group(args.group) if peer is None else None
 
         def on_event(event: Event) -> None:
             if event.type == "identity_changed":
@@ -320,25 +404,41 @@ async def cmd_chat(args) -> None:
                 who = str(event.data.get("email"))
                 own = client.email is not None and who.lower() == client.email.lower()
                 _out("*** Your account's devices changed." if own else f"*** {_printable(who)}'s devices changed.")
-            elif event.type == "sent_elsewhere" and str(event.data.get("to")).lower() == peer.lower():
+            elif event.type == "sent_elsewhere" and (
+                event.data.get("group") == group.id if group else str(event.data.get("to")).lower() == peer.lower()
+            ):
                 text = event.data.get("text")
                 _out(f"[me, on another device] {text if text is not None else '(undecryptable)'}")
+            elif event.type == "group_renamed" and group and event.data.get("group") == group.id:
+                _out(f"*** {event.data.get('by')} named the group {_printable(event.data.get('name'))}.")
+            elif event.type == "group_changed" and group and event.data.get("group") == group.id:
+                _out(f"*** The group changed ({_printable(event.data.get('change'))}).")
             elif event.type == "contact_request":
                 _out(f"*** Contact request from {event.data.get('from')}.")
             elif event.type == "read" and args.receipts:
                 _out(f"*** read: {event.data.get('ids')}")
 
         client.on_event = on_event
-        for item in client.history(peer, 10):
-            who = "me" if item.direction == "out" else peer
+        for item in client.history(peer, 10, group=group.id if group else None):
+            if item.notice:
+                if item.text is not None:
+                    _out(f"** {_printable(item.text)}")
+                continue
+            who = "me" if item.direction == "out" else item.peer
             _out(f"[{who}] {item.text if item.text is not None else '(undecryptable)'}")
         await client.connect()
-        _out(f"--- chatting with {peer}; type a line and Enter to send, Ctrl-D to quit ---")
+        other = f"the group {_group_label(group)}" if group else peer
+        _out(f"--- chatting with {other}; type a line and Enter to send, Ctrl-D to quit ---")
 
         async def show_incoming() -> None:
             async for message in client.messages():
-                _out(_show(message))
-                if message.sender.lower() == peer.lower():
+                _out(_show(message, client))
+                here = (
+                    message.group == group.id
+                    if group
+                    else message.group is None and message.sender.lower() == peer.lower()
+                )
+                if here:
                     await client.mark_read(message)
 
         reader = asyncio.create_task(show_incoming())
@@ -357,7 +457,10 @@ async def cmd_chat(args) -> None:
                 if not line.strip():
                     continue
                 try:
-                    await client.send(peer, line)
+                    if group:
+                        await client.send_group(group.id, line)
+                    else:
+                        await client.send(peer, line)
                 except (ApiError, IdentityChanged) as error:
                     _out(f"!!! not sent: {error}")
         finally:
@@ -470,12 +573,25 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("email", help="the other person's email")
         sub.set_defaults(handler=handler)
 
-    send = command("send", cmd_send, "send one message", ("email", "the contact"))
+    group_help = "a group (its id, or a name only one of your groups has) instead of a contact"
+    send = commands.add_parser(
+        "send", help="send one message", description="send one message: send EMAIL [TEXT] or send --group GROUP [TEXT]"
+    )
+    send.add_argument("email", nargs="?", help="the contact (none with --group)")
     send.add_argument("text", nargs="?", help="the message (default: read from standard input)")
+    send.add_argument("--group", metavar="GROUP", help=group_help)
+    send.set_defaults(handler=cmd_send)
     inbox = command("inbox", cmd_inbox, "download, decrypt and show new messages (without a live connection)")
     inbox.add_argument("--read", action="store_true", help="also send read receipts")
-    history = command("history", cmd_history, "show stored messages with a contact", ("email", "the contact"))
+    history = commands.add_parser(
+        "history",
+        help="show stored messages with a contact or in a group",
+        description="history EMAIL or history --group GROUP",
+    )
+    history.add_argument("email", nargs="?", help="the contact (none with --group)")
+    history.add_argument("--group", metavar="GROUP", help=group_help)
     history.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    history.set_defaults(handler=cmd_history)
     command(
         "safety-number",
         cmd_safety_number,
@@ -488,10 +604,51 @@ def build_parser() -> argparse.ArgumentParser:
         "accept a contact's new identity key after comparing the safety number",
         ("email", "the contact"),
     )
-    chat = command(
-        "chat", cmd_chat, "interactive conversation: incoming messages are printed live", ("email", "the contact")
+    chat = commands.add_parser(
+        "chat",
+        help="interactive conversation: incoming messages are printed live",
+        description="chat EMAIL or chat --group GROUP: incoming messages are printed live",
     )
+    chat.add_argument("email", nargs="?", help="the contact (none with --group)")
+    chat.add_argument("--group", metavar="GROUP", help=group_help)
     chat.add_argument("--receipts", action="store_true", help="print read receipts")
+    chat.set_defaults(handler=cmd_chat)
+
+    groups = commands.add_parser(
+        "groups",
+        help="list, create and change groups",
+        description="Groups (without a subcommand: list them with their members). GROUP is a group's id or a "
+        "name only one of your groups has. Names travel end-to-end encrypted between the members.",
+    )
+    groups.set_defaults(handler=cmd_groups)
+    group_commands = groups.add_subparsers(dest="groups_command", metavar="ACTION")
+    group_commands.add_parser("list", help="list the groups", description="list the groups").set_defaults(
+        handler=cmd_groups
+    )
+    create = group_commands.add_parser(
+        "create", help="create a group with contacts", description="create a group with contacts"
+    )
+    create.add_argument("name", help="1 to 64 characters")
+    create.add_argument("emails", nargs="+", metavar="EMAIL", help="contacts to add")
+    create.set_defaults(handler=cmd_groups_create)
+    for name, help_text in (
+        ("add", "add a contact to a group"),
+        ("remove", "remove a member (admins only)"),
+        ("admin", "make a member admin"),
+    ):
+        sub = group_commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("group", metavar="GROUP")
+        sub.add_argument("email", help="the member's email")
+        sub.set_defaults(handler=cmd_groups_member)
+    leave = group_commands.add_parser("leave", help="leave a group", description="leave a group")
+    leave.add_argument("group", metavar="GROUP")
+    leave.set_defaults(handler=cmd_groups_leave)
+    group_rename = group_commands.add_parser(
+        "rename", help="rename a group (sent to its members)", description="rename a group"
+    )
+    group_rename.add_argument("group", metavar="GROUP")
+    group_rename.add_argument("name", help="1 to 64 characters")
+    group_rename.set_defaults(handler=cmd_groups_rename)
     return parser
 
 

@@ -4,6 +4,7 @@ A facade: each feature lives in its own module, and this class composes them and
 API (cli.py, bots, the README). Dependencies go one way, down this list:
 
     client.py    this facade: builds the parts, fills the socket's dispatch table
+    groups.py    groups: membership, sender keys, group messages in and out, changes, group receipts
     inbox.py     receiving: decrypt, store, acknowledge; messages() and fetch()
     outbox.py    sending: encrypt, store the envelope, transmit; resend on connect
     receipts.py  ack/read with retries; delivered/read pushes; where sent messages stand
@@ -31,6 +32,7 @@ from .contacts import Contacts
 from .devices import Devices
 from .errors import ClientError
 from .events import Event, Events
+from .groups import Group, Groups
 from .http import HttpApi
 from .inbox import Inbox, Message
 from .keys import Keys
@@ -42,7 +44,7 @@ from .store import Store, StoredMessage
 from .tasks import Background
 from .transport import ChatSocket
 
-__all__ = ["Client", "Event", "Message", "SentMessage"]
+__all__ = ["Client", "Event", "Group", "Message", "SentMessage"]
 
 
 class Client:
@@ -71,6 +73,10 @@ class Client:
         self._receipts = Receipts(store, self.http, self._socket, self._background)
         self._outbox = Outbox(store, self.http, self._account, self._socket)
         self._inbox = Inbox(store, self.http, self._account, self._socket, self._receipts, self._keys, self._events)
+        self._groups = Groups(
+            store, self.http, self._account, self._socket, self._outbox, self._inbox, self._receipts, self._events
+        )
+        self._inbox.group_reader = self._groups.read
         self._socket.wire(
             {
                 "message": self._inbox.on_message,
@@ -83,8 +89,17 @@ class Client:
                 "devices_changed": (self._outbox.on_devices_changed, self._devices.on_devices_changed),
                 "identity_changed": self._keys.on_identity_changed,
                 "prekeys_low": self._keys.on_prekeys_low,
+                "group_message": self._groups.on_group_message,
+                "group_changed": self._groups.on_group_changed,
+                "group_epoch": self._groups.on_group_epoch,
+                "group_receipts": self._groups.on_group_receipts,
             },
-            on_open=(self._outbox.resend_quietly, self._receipts.ask, self._keys.check_identities_quietly),
+            on_open=(
+                self._outbox.resend_quietly,
+                self._receipts.ask,
+                self._keys.check_identities_quietly,
+                self._groups.on_connect,
+            ),
             # Receipts waiting for a retry go out only once the server took the socket.
             on_first_frame=(self._receipts.send_failed,),
             on_close=(self._outbox.fail_pending,),
@@ -265,8 +280,9 @@ class Client:
         return await self._outbox.send(peer, text)
 
     async def resend_pending(self) -> int:
-        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``)."""
-        return await self._outbox.resend_pending()
+        """Sends frames that were stored but never confirmed (a crash or lost connection before ``sent``),
+        1:1 and group ones; returns how many went out."""
+        return await self._outbox.resend_pending() + await self._groups.resend_pending()
 
     async def fetch(self) -> list[Message]:
         """REST fallback of the socket: downloads undelivered envelopes, stores them, then acknowledges them."""
@@ -279,8 +295,58 @@ class Client:
         """Where the sent messages still waiting for a read receipt stand, over REST."""
         return await self._receipts.sync()
 
-    def history(self, peer: str | None = None, limit: int = 100) -> list[StoredMessage]:
-        return self.store.history(peer, limit)
+    def history(self, peer: str | None = None, limit: int = 100, *, group: str | None = None) -> list[StoredMessage]:
+        """The newest stored messages, oldest first: all, the conversation with ``peer``, or ``group``'s
+        (its messages and notice lines)."""
+        return self.store.history(peer, limit, group=group)
+
+    # -- groups (docs/PROTOCOL.md part III) ----------------------------------------------------------------
+
+    async def groups(self) -> list[Group]:
+        """The groups this account is a member of, oldest first, with their members and names."""
+        return await self._groups.list()
+
+    def group_name(self, group: str) -> str | None:
+        """The group's name as its members last sent it (None: not known yet)."""
+        return self._groups.name_of(group)
+
+    async def find_group(self, group: str) -> Group:
+        """A group by its id or by a name only one of them has."""
+        return await self._groups.find(group)
+
+    async def create_group(self, name: str, emails: list[str]) -> Group:
+        """Creates a group with these contacts and sends them its name (end-to-end encrypted)."""
+        return await self._groups.create(name, emails)
+
+    async def add_member(self, group: str, email: str) -> Group:
+        """Adds a contact to the group and sends the group's name again for them."""
+        return await self._groups.add_member(group, email)
+
+    async def remove_member(self, group: str, email: str) -> None:
+        """Removes a member (admins only); the next message is sent with a new sender key."""
+        await self._groups.remove_member(group, email)
+
+    async def leave_group(self, group: str) -> None:
+        await self._groups.leave(group)
+
+    async def make_admin(self, group: str, email: str) -> Group:
+        return await self._groups.make_admin(group, email)
+
+    async def rename_group(self, group: str, name: str) -> None:
+        await self._groups.rename(group, name)
+
+    async def group_changes(self, group: str) -> list[dict]:
+        """The group's changes from the server (those not seen yet become lines of its history)."""
+        return await self._groups.changes(group)
+
+    async def send_group(self, group: str, text: str) -> SentMessage:
+        """Encrypts ``text`` once with this device's sender key of the group and sends it to every member
+        device (handing the key to the devices that lack it); returns the message id."""
+        return await self._groups.send(group, text)
+
+    async def sync_group_receipts(self) -> None:
+        """Asks (over REST) where the sent group messages not yet read by everyone stand."""
+        await self._groups.sync_receipts()
 
     # -- the socket ---------------------------------------------------------------------------------------
 

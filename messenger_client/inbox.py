@@ -17,7 +17,7 @@ incoming messages (``Client.messages()``) and its REST fallback (``fetch``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from .account import MAX_DEVICE_ID, Account
@@ -49,6 +49,7 @@ class Message:
     identity_changed: bool = False
     message_id: int | None = None  # what receipts name; ``id`` is this copy's (``mark_read`` sends it)
     to: str | None = None  # set on a message WE sent from another device of the account: its contact
+    group: str | None = None  # the group's id, for a group message (groups.py)
 
 
 class Inbox:
@@ -70,6 +71,9 @@ class Inbox:
         self._keys = keys
         self._events = events
         self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        # groups.py's reader of a `group_message` copy (the REST queue mixes them with 1:1 copies):
+        # stores it and returns the Message to list, or None.
+        self.group_reader: Callable[[dict], Awaitable[Message | None]] | None = None
 
     async def messages(self) -> AsyncIterator[Message]:
         """Incoming messages as they arrive (connects the socket if needed); stops when signed out."""
@@ -115,7 +119,10 @@ class Inbox:
             frames = page.get("messages", [])
             ids = []
             for frame in frames:
-                message = await self.decrypt(frame)
+                if frame.get("type") == "group_message" and self.group_reader is not None:
+                    message = await self.group_reader(frame)
+                else:
+                    message = await self.decrypt(frame)
                 ids.append(int(frame["id"]))
                 after = max(after, int(frame["id"]))
                 if message is not None and message.to is None:  # our own from elsewhere: in the history
@@ -128,7 +135,7 @@ class Inbox:
 
     async def decrypt(self, frame: dict) -> Message | None:
         """Decrypts and stores one copy; None when it was already stored (a redelivery)."""
-        keys = self._account.require()
+        self._account.require()
         copy = _copy_fields(frame, self._account.email)
         peer, device = copy.sender, copy.sender_device
         async with self._account.peer_lock(peer):
@@ -142,39 +149,10 @@ class Inbox:
             try:
                 if copy.problem:
                     raise ProtocolError(ErrorCode.INVALID_ARGUMENT, copy.problem)
-                candidates = [Session.from_json(s) for s in stored]
-                envelope = parse_envelope(frame.get("kind"), frame.get("body"))
-                outcome = None
-                if envelope.kind == KIND_PREKEY:
-                    index = next(
-                        (i for i, s in enumerate(candidates) if s.is_initial_message_for_session(envelope)), None
-                    )
-                    if index is not None:
-                        outcome = (candidates[index], await candidates[index].decrypt(envelope), index)
-                    else:
-                        # Another device of this account holds OUR identity key: a session founded with
-                        # any other key is not one of ours (checked first: no one-time prekey spent on it).
-                        if copy.outgoing and envelope.prekey.identity_key != keys.identity_key:
-                            raise ProtocolError(ErrorCode.SESSION_MISMATCH, "not this account's identity key")
-                        async with self._account.lock:
-                            accepted = await keys.accept_initial_message(envelope)
-                        account_changed = True
-                        outcome = (accepted.session, accepted.plaintext, None)
-                else:
-                    last_error: ProtocolError | None = None
-                    for i, candidate in enumerate(candidates):
-                        try:
-                            outcome = (candidate, await candidate.decrypt(envelope), i)
-                            break
-                        except ProtocolError as error:
-                            last_error = error
-                    if outcome is None:
-                        raise last_error or ProtocolError(ErrorCode.SESSION_MISMATCH, "no session with this device")
-                session, plaintext, index = outcome
-                text = plaintext.decode("utf-8", errors="replace")
-                remote_identity = b64encode(session.remote_identity_key)
-                rest = [s for i, s in enumerate(stored) if i != index]
-                new_sessions = [session.to_json(), *rest][: 1 + ARCHIVED_SESSIONS]
+                opened = await self.open_pairwise(stored, frame.get("kind"), frame.get("body"), outgoing=copy.outgoing)
+                text = opened.plaintext.decode("utf-8", errors="replace")
+                new_sessions, account_changed = opened.sessions, opened.account_changed
+                remote_identity = opened.remote_identity
             except ProtocolError as error:
                 failure = str(error.code)
             changed = False
@@ -196,7 +174,7 @@ class Inbox:
                 if remote_identity is not None and not copy.outgoing:
                     changed = self._store.note_identity(peer, remote_identity) == "changed"
         if account_changed:
-            self._keys.maintain_in_background()
+            self.key_upkeep()
         return Message(
             id=copy.id,
             sender=peer,
@@ -207,6 +185,68 @@ class Inbox:
             message_id=copy.message_id,
             to=copy.conversation if copy.outgoing else None,
         )
+
+    async def open_pairwise(self, stored: list[dict], kind: object, body: object, *, outgoing: bool) -> Opened:
+        """Decrypts one pairwise envelope from a device whose stored sessions are ``stored`` (the
+        caller holds that peer's lock): a session that matches, else, for an initial message, a new
+        one founded with our keys (the account then changed: save it in the same transaction as the
+        sessions). ``outgoing``: the sender is another device of our account. Raises ProtocolError
+        and changes nothing when it does not decrypt."""
+        keys = self._account.require()
+        candidates = [Session.from_json(s) for s in stored]
+        envelope = parse_envelope(kind, body)
+        outcome = None
+        account_changed = False
+        if envelope.kind == KIND_PREKEY:
+            index = next((i for i, s in enumerate(candidates) if s.is_initial_message_for_session(envelope)), None)
+            if index is not None:
+                outcome = (candidates[index], await candidates[index].decrypt(envelope), index)
+            else:
+                # Another device of this account holds OUR identity key: a session founded with
+                # any other key is not one of ours (checked first: no one-time prekey spent on it).
+                if outgoing and envelope.prekey.identity_key != keys.identity_key:
+                    raise ProtocolError(ErrorCode.SESSION_MISMATCH, "not this account's identity key")
+                async with self._account.lock:
+                    accepted = await keys.accept_initial_message(envelope)
+                account_changed = True
+                outcome = (accepted.session, accepted.plaintext, None)
+        else:
+            last_error: ProtocolError | None = None
+            for i, candidate in enumerate(candidates):
+                try:
+                    outcome = (candidate, await candidate.decrypt(envelope), i)
+                    break
+                except ProtocolError as error:
+                    last_error = error
+            if outcome is None:
+                raise last_error or ProtocolError(ErrorCode.SESSION_MISMATCH, "no session with this device")
+        session, plaintext, index = outcome
+        rest = [s for i, s in enumerate(stored) if i != index]
+        return Opened(
+            plaintext=plaintext,
+            sessions=[session.to_json(), *rest][: 1 + ARCHIVED_SESSIONS],
+            account_changed=account_changed,
+            remote_identity=b64encode(session.remote_identity_key),
+        )
+
+    async def deliver(self, message: Message) -> None:
+        """A received message for ``messages()`` (groups.py hands its text messages here)."""
+        await self._queue.put(message)
+
+    def key_upkeep(self) -> None:
+        """An initial message spent a one-time prekey: the server is refilled in the background."""
+        self._keys.maintain_in_background()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A pairwise envelope decrypted: its plaintext, the sessions to store for that device, whether the
+    account (its one-time prekeys) changed, and the sender's identity key (base64)."""
+
+    plaintext: bytes
+    sessions: list[dict]
+    account_changed: bool
+    remote_identity: str
 
 
 class InvalidFrame(ClientError):

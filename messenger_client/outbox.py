@@ -70,10 +70,10 @@ class Outbox:
     @contextlib.asynccontextmanager
     async def _locks(self, peer: str):
         """The contact's sessions and our own devices' sessions, always locked in this order."""
-        async with self._account.peer_lock(peer), self._account.peer_lock(self._own_email()):
+        async with self._account.peer_lock(peer), self._account.peer_lock(self.own_email()):
             yield
 
-    def _own_email(self) -> str:
+    def own_email(self) -> str:
         if self._account.email is None:
             raise NotSetUp("this state file holds no account: register or log in")
         return self._account.email
@@ -81,7 +81,7 @@ class Outbox:
     async def encrypt(self, peer: str, text: str) -> dict:
         """Encrypts and stores (sessions, message, frame) without sending: the frame waits in the outbox."""
         self._account.require()
-        own = self._own_email()
+        own = self.own_email()
         if peer.lower() == own.lower():
             raise ClientError("a message goes to a contact, not to your own account")
         plaintext = text.encode()
@@ -94,8 +94,8 @@ class Outbox:
             known = self._store.get_identity(peer)
             if known and known["changed_to"]:  # noticed since the device list came
                 raise IdentityChanged(peer)
-            copies, sessions = await self._encrypt_for(peer, targets, plaintext)
-            own_copies, own_sessions = await self._encrypt_for(own, own_targets, plaintext)
+            copies, sessions = await self.encrypt_for(peer, targets, plaintext)
+            own_copies, own_sessions = await self.encrypt_for(own, own_targets, plaintext)
             frame = {"client_id": str(uuid.uuid4()), "to": peer, "copies": copies, "own": own_copies}
             with self._store.transaction():
                 self._account.require()  # erased meanwhile (this device unlinked): store nothing of it
@@ -135,7 +135,7 @@ class Outbox:
         """Under ``email``'s lock."""
         if not isinstance(identity_key, str):
             raise ApiError(0, "invalid_answer", "the server's answer has no identity key")
-        if email.lower() == self._own_email().lower():
+        if email.lower() == self.own_email().lower():
             if identity_key != b64encode(self._account.identity_key):
                 raise NotSetUp("another device holds this account's keys now (log in with --new-device)")
             return
@@ -145,7 +145,7 @@ class Outbox:
         if self._store.note_identity(email, identity_key) == "changed":
             raise IdentityChanged(email)
 
-    async def _encrypt_for(
+    async def encrypt_for(
         self, email: str, devices: list[int], plaintext: bytes
     ) -> tuple[list[dict], dict[tuple[str, int], list[dict]]]:
         """One copy per device of ``email``: with the stored session, else X3DH from a fresh bundle.
@@ -227,19 +227,23 @@ class Outbox:
         return message_id
 
     async def _submit(self, frame: dict) -> int:
-        """One attempt: over the socket when connected, else (or when it fails meanwhile) over REST."""
+        return await self.submit(frame, "send", "messages/")
+
+    async def submit(self, frame: dict, frame_type: str, path: str) -> int:
+        """One attempt: over the socket when connected (a ``frame_type`` frame), else (or when it fails
+        meanwhile) over REST (POST ``path``); returns the message id, raises ApiError for a refusal."""
         client_id = frame["client_id"]
         if self._socket.connected:
             future = asyncio.get_running_loop().create_future()
             self._pending[client_id] = future
             try:
-                if await self._socket.send({"type": "send", **frame}):
+                if await self._socket.send({"type": frame_type, **frame}):
                     return await asyncio.wait_for(asyncio.shield(future), SEND_TIMEOUT)
             except (TimeoutError, ConnectionError):
                 pass  # fall back to REST with the same client_id (idempotent)
             finally:
                 self._pending.pop(client_id, None)
-        result = await self._http.call("POST", "messages/", frame)
+        result = await self._http.call("POST", path, frame)
         message_id = result.get("id") if isinstance(result, dict) else None
         if type(message_id) is not int or message_id < 1:
             raise ApiError(0, UNREACHABLE, "the server's answer to a send has no message id")
@@ -249,7 +253,7 @@ class Outbox:
         """The frame corrected after ``device_mismatch`` (see the module docstring), stored before it is
         sent again. A frame stored by a version-1 client ({kind, body}) was encrypted for device 1."""
         peer = str(frame["to"])
-        own = self._own_email()
+        own = self.own_email()
         missing = answer.get("missing") if isinstance(answer.get("missing"), dict) else {}
         extra = answer.get("extra") if isinstance(answer.get("extra"), dict) else {}
         missing_to = device_ids(missing.get("to", []), "device_mismatch answer")
@@ -269,8 +273,8 @@ class Outbox:
             # encrypted for again only if its copy is not there.
             have_to = {c["device"] for c in copies if c["device"] not in extra_to}
             have_own = {c["device"] for c in own_copies if c["device"] not in extra_own}
-            added, sessions = await self._encrypt_for(peer, [d for d in missing_to if d not in have_to], plaintext)
-            added_own, own_sessions = await self._encrypt_for(
+            added, sessions = await self.encrypt_for(peer, [d for d in missing_to if d not in have_to], plaintext)
+            added_own, own_sessions = await self.encrypt_for(
                 own, [d for d in missing_own if d not in have_own], plaintext
             )
             repaired = {

@@ -14,6 +14,12 @@ A message row's ``server_id`` is the server's message id (what receipts name, se
 ``copy_id`` the id of the copy this device received (what it acknowledges and deduplicates by);
 a message sent from this device has no copy id, one sent from another device of the account (its
 ``own`` copy) is an outgoing row with one.
+
+A group message (docs/PROTOCOL.md part III, groups.py) is a row with the group's id in ``group_id``
+and its sender in ``peer``; a sent one keeps the counts of the last ``group_receipts`` (members it
+was delivered to, read by, of how many). A ``notice`` row is a line of the group's history that is
+not a message ("alice added bob", a new name). Group names, sender keys and the sender key records
+received are sealed secrets (``group:``, ``senderkey:``, ``senderkeys:``).
 """
 
 from __future__ import annotations
@@ -79,6 +85,16 @@ CREATE INDEX IF NOT EXISTS messages_peer ON messages (peer, local_id);
 """
 
 
+# Added to the messages table for groups (no schema version of their own: added when missing).
+GROUP_COLUMNS = {
+    "group_id": "TEXT",  # the group of a group message or notice; NULL: a 1:1 message
+    "notice": "INTEGER NOT NULL DEFAULT 0",  # a line of the group's history, not a message
+    "delivered_to": "INTEGER",  # a sent group message: members it was delivered to,
+    "read_by": "INTEGER",  # read by,
+    "sent_to": "INTEGER",  # of how many (the last group_receipts)
+}
+
+
 class WrongPassphrase(ClientError):
     pass
 
@@ -98,6 +114,12 @@ class StoredMessage:
     failure: str | None
     text: str | None
     created_at: float
+    group: str | None = None
+    notice: bool = False
+    delivered_to: int | None = None
+    read_by: int | None = None
+    sent_to: int | None = None
+    copy_id: int | None = None
 
 
 class Store:
@@ -155,6 +177,15 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
+        self._migrate_v1()
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        with self.transaction():
+            for column, kind in GROUP_COLUMNS.items():
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_group ON messages (group_id, local_id)")
+
+    def _migrate_v1(self) -> None:
         """Brings a schema-1 file to schema 2 (see the module docstring), in one transaction: a v1
         session list with a contact becomes the session list with that contact's device 1, and a
         received message's server id, which was its one copy's id, is also its copy id."""
@@ -268,10 +299,11 @@ class Store:
         private keys, every session, and every envelope still waiting in the outbox, whose message is marked
         failed (it was encrypted with a session that is gone, and the server refuses this device). Messages
         already stored, the contacts' trusted identity keys and the public metadata stay. Call inside a
-        transaction."""
+        transaction. Group frames waiting and sender keys (ours and those received) go too."""
         self.put_secret("account", None)
         self._db.execute("DELETE FROM device_sessions")
-        self._db.execute("DELETE FROM secrets WHERE name LIKE 'outbox:%'")
+        for prefix in ("outbox", "group_outbox", "senderkey", "senderkeys"):
+            self._db.execute("DELETE FROM secrets WHERE name LIKE ?", (f"{prefix}:%",))
         self._db.execute(
             "UPDATE messages SET status = 'failed', failure = 'not sent: this device was unlinked'"
             " WHERE direction = 'out' AND status = 'pending'"
@@ -327,11 +359,13 @@ class Store:
         client_id: str | None = None,
         failure: str | None = None,
         copy_id: int | None = None,
+        group: str | None = None,
+        notice: bool = False,
     ) -> int:
         cursor = self._db.execute(
-            "INSERT INTO messages (peer, direction, server_id, client_id, status, failure, created_at, copy_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (peer, direction, server_id, client_id, status, failure, time.time(), copy_id),
+            "INSERT INTO messages (peer, direction, server_id, client_id, status, failure, created_at, copy_id,"
+            " group_id, notice) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (peer, direction, server_id, client_id, status, failure, time.time(), copy_id, group, int(notice)),
         )
         local_id = cursor.lastrowid
         if text is not None:
@@ -376,7 +410,7 @@ class Store:
     def awaiting_receipts(self, limit: int) -> list[int]:
         """Server ids of the newest sent messages whose read receipt has not arrived, oldest first."""
         rows = self._db.execute(
-            "SELECT server_id FROM messages WHERE direction = 'out' AND server_id IS NOT NULL"
+            "SELECT server_id FROM messages WHERE direction = 'out' AND server_id IS NOT NULL AND group_id IS NULL"
             " AND status IN ('sent', 'delivered') ORDER BY server_id DESC LIMIT ?",
             (limit,),
         ).fetchall()
@@ -411,40 +445,83 @@ class Store:
         """Message ids of the newest received messages not read yet, oldest first: another device of the
         account may have read them while this one was offline (docs/PROTOCOL.md section 17.3)."""
         rows = self._db.execute(
-            "SELECT server_id FROM messages WHERE direction = 'in' AND server_id IS NOT NULL"
+            "SELECT server_id FROM messages WHERE direction = 'in' AND server_id IS NOT NULL AND group_id IS NULL"
             " AND status = 'received' ORDER BY server_id DESC LIMIT ?",
             (limit,),
         ).fetchall()
         return [server_id for (server_id,) in reversed(rows)]
 
-    def pending_outgoing(self) -> list[dict]:
-        """Envelopes stored before sending whose ``sent`` never came back (resent with the same client_id)."""
+    def set_group_receipts(self, message_id: int, delivered: int, read: int, of: int) -> None:
+        """The counts of a sent group message (``group_receipts``); counts only grow."""
+        self._db.execute(
+            "UPDATE messages SET delivered_to = MAX(COALESCE(delivered_to, 0), ?),"
+            " read_by = MAX(COALESCE(read_by, 0), ?), sent_to = ?"
+            " WHERE direction = 'out' AND server_id = ? AND group_id IS NOT NULL",
+            (delivered, read, of, message_id),
+        )
+
+    def awaiting_group_receipts(self, limit: int) -> list[int]:
+        """Message ids of the newest sent group messages not yet read by every member, oldest first."""
+        rows = self._db.execute(
+            "SELECT server_id FROM messages WHERE direction = 'out' AND server_id IS NOT NULL AND group_id IS NOT NULL"
+            " AND notice = 0 AND status = 'sent' AND (sent_to IS NULL OR COALESCE(read_by, 0) < sent_to)"
+            " ORDER BY server_id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [server_id for (server_id,) in reversed(rows)]
+
+    def pending_outgoing(self, prefix: str = "outbox") -> list[dict]:
+        """Envelopes stored before sending whose ``sent`` never came back (resent with the same client_id):
+        1:1 frames under ``outbox:``, group frames under ``group_outbox:``."""
         rows = self._db.execute(
             "SELECT client_id FROM messages WHERE direction = 'out' AND status = 'pending' ORDER BY local_id"
         ).fetchall()
         out = []
         for (client_id,) in rows:
-            envelope = self.get_json(f"outbox:{client_id}")
+            envelope = self.get_json(f"{prefix}:{client_id}")
             if envelope is not None:
                 out.append(envelope)
         return out
 
-    def history(self, peer: str | None = None, limit: int = 100) -> list[StoredMessage]:
+    def history(self, peer: str | None = None, limit: int = 100, *, group: str | None = None) -> list[StoredMessage]:
+        """The newest messages, oldest first: all, the 1:1 conversation with ``peer``, or ``group``'s."""
         query = (
-            "SELECT local_id, peer, direction, server_id, client_id, status, failure, sealed_text, created_at"
-            " FROM messages"
+            "SELECT local_id, peer, direction, server_id, client_id, status, failure, sealed_text, created_at,"
+            " group_id, notice, delivered_to, read_by, sent_to, copy_id FROM messages"
         )
         params: tuple = ()
-        if peer is not None:
-            query += " WHERE peer = ?"
+        if group is not None:
+            query += " WHERE group_id = ?"
+            params = (group,)
+        elif peer is not None:
+            query += " WHERE peer = ? AND group_id IS NULL"
             params = (peer,)
         query += " ORDER BY local_id DESC LIMIT ?"
         rows = self._db.execute(query, (*params, limit)).fetchall()
         result = []
-        for local_id, row_peer, direction, server_id, client_id, status, failure, sealed, created in reversed(rows):
+        for local_id, row_peer, direction, server_id, client_id, status, failure, sealed, created, *rest in reversed(
+            rows
+        ):
             text = self._open(f"messages:{local_id}", sealed).decode() if sealed else None
+            group_id, notice, delivered_to, read_by, sent_to, copy_id = rest
             result.append(
-                StoredMessage(local_id, row_peer, direction, server_id, client_id, status, failure, text, created)
+                StoredMessage(
+                    local_id,
+                    row_peer,
+                    direction,
+                    server_id,
+                    client_id,
+                    status,
+                    failure,
+                    text,
+                    created,
+                    group_id,
+                    bool(notice),
+                    delivered_to,
+                    read_by,
+                    sent_to,
+                    copy_id,
+                )
             )
         return result
 

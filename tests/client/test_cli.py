@@ -82,13 +82,15 @@ def test_help_everywhere_and_module_entry_point():
         [sys.executable, "-m", "messenger_client", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0
-    for command in ("register", "login", "devices", "contacts", "send", "inbox", "safety-number", "chat"):
+    for command in ("register", "login", "devices", "contacts", "groups", "send", "inbox", "safety-number", "chat"):
         assert command in result.stdout
     for argv in (
         ["send", "--help"],
         ["contacts", "add", "--help"],
         ["chat", "--help"],
         ["devices", "unlink", "--help"],
+        ["groups", "create", "--help"],
+        ["history", "--help"],
     ):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
@@ -220,3 +222,44 @@ def test_chat_mode_shows_device_changes_and_ends_when_this_device_is_unlinked(cl
     finally:
         if chat.poll() is None:
             chat.kill()
+
+
+def test_groups_are_created_listed_talked_in_and_changed(cli, tmp_path):
+    alice, bob, carol = new_email("alice"), new_email("bob"), new_email("carol")
+    a, b, c = tmp_path / "alice.sqlite3", tmp_path / "bob.sqlite3", tmp_path / "carol.sqlite3"
+    for state, email in ((a, alice), (b, bob), (c, carol)):
+        assert cli(state, "register", email)[0] == 0
+    for state, email in ((b, bob), (c, carol)):
+        assert cli(a, "contacts", "add", email)[0] == 0
+        assert cli(state, "contacts", "accept", alice)[0] == 0
+    assert cli(a, "groups")[1].startswith("No groups yet")
+
+    code, out, err = cli(a, "groups", "create", "Team", bob)
+    assert (code, err) == (0, "")
+    assert out.startswith("Created the group Team (")
+    assert cli(a, "send", "--group", "Team", "hello team")[1].startswith("Sent to the group Team (")
+    assert cli(b, "inbox")[1] == f"[Team] [{alice}] hello team\n"
+    listing = cli(b, "groups")[1].splitlines()
+    assert listing[0].startswith("Team (")
+    assert listing[1:] == [f"    {alice} (admin)", f"    {bob}"]
+
+    assert cli(a, "groups", "add", "Team", carol)[0] == 0
+    assert cli(a, "groups", "admin", "Team", bob)[0] == 0
+    assert cli(b, "groups", "rename", "Team", "Crew")[0] == 0
+    assert cli(b, "send", "--group", "Crew", "renamed")[0] == 0
+    assert cli(c, "inbox")[1] == f"[Crew] [{bob}] renamed\n"  # the earlier message is not hers to read
+    assert cli(a, "inbox")[1] == f"[Crew] [{bob}] renamed\n"  # and the new name, and the receipts
+    history = cli(a, "history", "--group", "Crew")[1]
+    assert f"** {alice} added {carol}" in history
+    assert f'** {bob} named the group "Crew"' in history
+    assert "-> sent      hello team  (delivered to 1 of 1, read by 0)" in history
+    assert f"<- received  [{bob}] renamed" in history
+    code, out, _ = cli(c, "groups", "leave", "Crew")
+    assert code == 0
+    assert out.startswith("You left Crew (")
+    code, _, err = cli(c, "send", "--group", "Crew", "still here?")
+    assert code == 1
+    assert "no group with the id or name 'Crew'" in err
+    code, _, err = cli(a, "send", "--group", "Crew", bob, "both?")
+    assert code == 1
+    assert "with --group, give no email" in err

@@ -10,6 +10,7 @@ PACKAGE = Path(messenger_client.__file__).parent
 # Top to bottom; cli, __init__ and __main__ sit above all of them.
 LAYERS = [
     "client",
+    "groups",
     "inbox",
     "outbox",
     "receipts",

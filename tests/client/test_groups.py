@@ -1,0 +1,399 @@
+"""Groups in the Python client (docs/PROTOCOL.md part III) against the live server: sender keys handed
+out over pairwise sessions (also between members who are not contacts), names in settings messages,
+receipts counts, a new sender key after a removal or a departure (proved with the STORED records of
+the one who left), late joiners, linked devices, stale epochs and malformed copies."""
+
+import pytest
+
+from messenger_client import ApiError, Client, IdentityChanged
+from messenger_client.inbox import InvalidFrame
+from messenger_client.protocol import (
+    ProtocolError,
+    b64encode,
+    create_sender_key,
+    decrypt_group_message,
+    sender_key_distribution,
+)
+from tests.client.helpers import befriend, linked, next_event, next_message, registered
+
+
+async def trio(url, tmp_path) -> tuple[Client, Client, Client]:
+    """Alice has Bob and Carol as contacts; Bob and Carol are not contacts of each other."""
+    alice = await registered(url, tmp_path, "alice")
+    bob = await registered(url, tmp_path, "bob")
+    carol = await registered(url, tmp_path, "carol")
+    await befriend(alice, bob)
+    await befriend(alice, carol)
+    return alice, bob, carol
+
+
+def texts(client: Client, group: str) -> list[tuple[str, str, str | None]]:
+    """(sender, direction, text) of the group's messages (notices left out)."""
+    return [(m.peer, m.direction, m.text) for m in client.history(group=group) if not m.notice]
+
+
+def notices(client: Client, group: str) -> list[str]:
+    return [m.text for m in client.history(group=group) if m.notice and m.text]
+
+
+def records_of(client: Client, group: str, sender: Client) -> dict:
+    """The sender key record ``client`` stored for ``sender``'s device 1 in ``group``."""
+    return client.store.get_json(f"senderkeys:{group}:{sender.email.lower()}:1")
+
+
+async def test_three_members_talk_and_learn_the_name(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Climbing 🧗", [bob.email, carol.email])
+        assert (group.name, group.epoch) == ("Climbing 🧗", 1)
+        assert sorted(m.email for m in group.members) == sorted([alice.email, bob.email, carol.email])
+        sent = await alice.send_group(group.id, "hello both")
+        # Bob and Carol (not contacts) talk through the group: bundles of co-members are served. The
+        # settings message is not listed: it names the group.
+        [from_alice] = await carol.fetch()
+        assert (from_alice.group, from_alice.sender, from_alice.text) == (group.id, alice.email, "hello both")
+        assert from_alice.message_id == sent.id
+        await bob.send_group(group.id, "hi from bob")
+        await carol.send_group(group.id, "hi from carol")
+        got_alice = [(m.sender, m.text) for m in await alice.fetch()]
+        assert got_alice == [(bob.email, "hi from bob"), (carol.email, "hi from carol")]
+        assert [(m.sender, m.text) for m in await carol.fetch()] == [(bob.email, "hi from bob")]
+        assert [(m.sender, m.text) for m in await bob.fetch()] == [
+            (alice.email, "hello both"),
+            (carol.email, "hi from carol"),
+        ]
+        assert texts(bob, group.id) == [  # in the order bob stored them
+            (bob.email, "out", "hi from bob"),
+            (alice.email, "in", "hello both"),
+            (carol.email, "in", "hi from carol"),
+        ]
+        for member in (bob, carol):
+            [seen] = [g for g in await member.groups() if g.id == group.id]
+            assert seen.name == "Climbing 🧗"
+            assert notices(member, group.id) == [f'{alice.email} named the group "Climbing 🧗"']
+            await member.group_changes(group.id)  # missed changes become lines, once
+            await member.group_changes(group.id)
+            [created] = notices(member, group.id)[1:]
+            assert created.startswith(f"{alice.email} created the group with ")
+            assert carol.email in created
+        # A second message from Alice carries no keys any more: everyone has her sender key.
+        again = await alice.send_group(group.id, "second")
+        assert [m.text for m in await bob.fetch()] == ["second"]
+        assert again.id > sent.id
+
+        # Renaming sends the settings again.
+        await bob.rename_group(group.id, "Bouldering")
+        await alice.fetch()
+        assert (await alice.find_group("Bouldering")).id == group.id
+        assert f'{bob.email} named the group "Bouldering"' in notices(alice, group.id)
+
+
+async def test_receipts_count_members(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Receipts", [bob.email, carol.email])
+        sent = await alice.send_group(group.id, "count me")
+        [on_bob] = await bob.fetch()
+        await alice.sync_group_receipts()
+        [row] = [m for m in alice.history(group=group.id) if m.server_id == sent.id]
+        assert (row.delivered_to, row.read_by, row.sent_to) == (1, 0, 2)
+        await bob.mark_read(on_bob)
+        await carol.fetch()
+        await alice.sync_group_receipts()
+        [row] = [m for m in alice.history(group=group.id) if m.server_id == sent.id]
+        assert (row.delivered_to, row.read_by, row.sent_to) == (2, 1, 2)
+        # Pushed over the socket too (at 1, 2, 4... members), and asked for on connect.
+        await alice.connect()
+        [copy_id] = [m.copy_id for m in carol.history(group=group.id) if m.server_id == sent.id]
+        await carol.mark_read(copy_id)
+        event = await next_event(alice, "group_receipts")
+        assert {"id": sent.id, "delivered": 2, "read": 2, "of": 2} in event.data["receipts"]
+        [row] = [m for m in alice.history(group=group.id) if m.server_id == sent.id]
+        assert (row.delivered_to, row.read_by, row.sent_to) == (2, 2, 2)
+
+
+@pytest.mark.parametrize("how", ["removed", "left"])
+async def test_a_member_who_is_gone_cannot_read_what_follows(client_server, tmp_path, how):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Secrets", [bob.email, carol.email])
+        await alice.send_group(group.id, "before")
+        assert [m.text for m in await carol.fetch()] == ["before"]
+        if how == "removed":
+            await alice.remove_member(group.id, carol.email)
+        else:
+            await carol.leave_group(group.id)
+        captured = []
+        submit = alice._outbox.submit
+
+        async def capture(frame, frame_type, path):
+            captured.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = capture
+        await alice.send_group(group.id, "after")
+        assert [m.text for m in await bob.fetch()] == ["before", "after"]
+        assert await carol.fetch() == []
+        # Carol kept every record she got; the new body does not decrypt with any of them.
+        record = records_of(carol, group.id, alice)
+        assert record is not None
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                record,
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=captured[-1]["body"],
+            )
+        assert refused.value.code == "unknown_sender_key"
+        assert [k["email"] for k in captured[-1]["keys"]] == [bob.email]  # a new key, for bob only
+        if how == "removed":
+            assert f"{alice.email} removed {carol.email}" in notices(alice, group.id)
+
+
+async def test_a_late_member_does_not_read_earlier_messages(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Late", [bob.email])
+        captured = []
+        submit = alice._outbox.submit
+
+        async def capture(frame, frame_type, path):
+            captured.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = capture
+        await alice.send_group(group.id, "before carol")
+        early = captured[-1]["body"]
+        await alice.add_member(group.id, carol.email)
+        await alice.send_group(group.id, "after carol")
+        assert [m.text for m in await carol.fetch()] == ["after carol"]
+        assert (await carol.find_group(group.id)).name == "Late"  # the name was sent again for her
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                records_of(carol, group.id, alice),
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=early,
+            )
+        assert refused.value.code == "duplicate_message"  # her record starts after it
+
+
+async def test_linked_devices_get_everything_and_see_their_own(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        laptop = await linked(bob, tmp_path)
+        async with laptop:
+            group = await alice.create_group("Devices", [bob.email, carol.email])
+            await alice.send_group(group.id, "to every device")
+            assert [m.text for m in await bob.fetch()] == ["to every device"]
+            assert [m.text for m in await laptop.fetch()] == ["to every device"]
+            sent = await bob.send_group(group.id, "from bob's phone")
+            assert await laptop.fetch() == []  # our own: in the history as sent, not listed
+            assert texts(laptop, group.id)[-1] == (bob.email, "out", "from bob's phone")
+            assert [m.text for m in await carol.fetch()] == ["to every device", "from bob's phone"]
+            [row] = [m for m in laptop.history(group=group.id) if m.server_id == sent.id]
+            assert row.status == "sent"
+
+
+async def test_stale_epoch_is_repaired_with_the_same_client_id(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Stale", [bob.email])
+        await alice.groups()  # cached at epoch 1
+        await bob.fetch()
+        # Carol joins through another admin action the cache does not know about: alice's view is stale.
+        await alice.http.call("POST", "groups/members", {"group": group.id, "email": carol.email})
+        attempts = []
+        submit = alice._outbox.submit
+
+        async def record(frame, frame_type, path):
+            attempts.append((frame["client_id"], frame["epoch"], sorted(k["email"] for k in frame["keys"])))
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = record
+        await alice.send_group(group.id, "after the change")
+        assert len(attempts) == 2
+        assert attempts[0][0] == attempts[1][0]
+        assert attempts[1][1] == attempts[0][1] + 1
+        assert attempts[1][2] == [carol.email]  # the stored body reused, a key added for carol
+        assert [m.text for m in await carol.fetch()] == ["after the change"]
+        assert [m.text for m in await bob.fetch()] == ["after the change"]
+
+        # Three stale answers in a row: failed.
+        async def always_stale(frame, frame_type, path):
+            raise ApiError(409, "stale_epoch", "stale")
+
+        alice._outbox.submit = always_stale
+        with pytest.raises(ApiError) as failed:
+            await alice.send_group(group.id, "never")
+        assert failed.value.code == "stale_epoch"
+        assert texts(alice, group.id)[-1] == (alice.email, "out", "never")
+        assert alice.history(group=group.id)[-1].status == "failed"
+
+
+async def test_a_bad_distribution_or_body_is_refused_without_crashing(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Broken", [bob.email])
+        await alice.send_group(group.id, "fine")
+        await bob.fetch()
+        frames = []
+        submit = alice._outbox.submit
+
+        async def tamper(frame, frame_type, path):
+            frames.append(frame)
+            body = frame["body"]
+            bad = body[:20] + ("A" if body[20] != "A" else "B") + body[21:]
+            return await submit({**frame, "body": bad}, frame_type, path)
+
+        alice._outbox.submit = tamper
+        await alice.send_group(group.id, "tampered")
+        [failed] = await bob.fetch()
+        assert (failed.text, failed.failure) == (None, "invalid_signature")
+        alice._outbox.submit = submit
+        await alice.send_group(group.id, "still fine")
+        assert [m.text for m in await bob.fetch()] == ["still fine"]
+
+        # A pairwise envelope that is not one: stored as failed, acknowledged, no record changed.
+        before = records_of(bob, group.id, alice)
+        frame = {
+            "type": "group_message",
+            "id": 10**9,
+            "message_id": 10**9,
+            "group": group.id,
+            "epoch": 1,
+            "from": alice.email,
+            "from_device": 1,
+            "body": frames[-1]["body"],
+            "key": {"kind": "message", "body": "not an envelope"},
+        }
+        message = await bob._groups.read(frame)
+        assert (message.text, message.failure) == (None, "malformed_envelope")
+        assert records_of(bob, group.id, alice) == before
+        assert await bob._groups.read(frame) is None  # a copy id already stored: only acknowledged again
+        with pytest.raises(InvalidFrame):  # no id to store or acknowledge it by: an event, not a crash
+            await bob._groups.read({**frame, "id": "x"})
+
+        # A real distribution through the real session, but of another group: invalid_sender_key.
+        other = await alice.create_group("Other", [bob.email])
+        await bob.fetch()
+        async with alice._account.peer_lock(bob.email):
+            distribution = sender_key_distribution(create_sender_key(), other.id)
+            [copy], sessions = await alice._outbox.encrypt_for(bob.email, [1], distribution)
+            with alice.store.transaction():
+                for (email, device), stored in sessions.items():
+                    alice.store.put_sessions(email, device, stored)
+        message = await bob._groups.read(
+            {**frame, "id": 10**9 + 1, "key": {"kind": copy["kind"], "body": copy["body"]}}
+        )
+        assert (message.text, message.failure) == (None, "invalid_sender_key")
+        assert records_of(bob, group.id, alice) == before
+        alice._outbox.submit = submit
+        await alice.send_group(group.id, "the group goes on")
+        assert [m.text for m in await bob.fetch()] == ["the group goes on"]
+
+
+async def test_live_over_the_socket_messages_changes_and_own_copies(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Live", [bob.email])
+        laptop = await linked(alice, tmp_path)
+        async with laptop:
+            for client in (alice, bob, carol, laptop):
+                await client.connect()
+            sent = await bob.send_group(group.id, "over the socket")  # sent as a group_send frame
+            for client in (alice, laptop):
+                message = await next_message(client)
+                assert (message.group, message.sender, message.text) == (group.id, bob.email, "over the socket")
+                assert message.message_id == sent.id
+            # Alice's own message reaches her laptop as sent, not as a message.
+            mine = await alice.send_group(group.id, "from the phone")
+            event = await next_event(laptop, "sent_elsewhere")
+            assert event.data == {"group": group.id, "id": mine.id, "text": "from the phone"}
+            assert (await next_message(bob)).text == "from the phone"
+
+            # A change reaches every member as group_changed and becomes a line of the history.
+            await alice.add_member(group.id, carol.email)
+            changed = await next_event(bob, "group_changed")
+            assert (changed.data["change"], changed.data["members"]) == ("added", [carol.email])
+            assert f"{alice.email} added {carol.email}" in notices(bob, group.id)
+            assert (await next_event(carol, "group_renamed")).data["name"] == "Live"
+            assert (await carol.find_group("Live")).id == group.id
+            await carol.send_group(group.id, "hello, I am new")
+            for client in (alice, bob, laptop):
+                assert (await next_message(client)).text == "hello, I am new"
+
+            # The one removed hears it too; the group is gone for her (no changes to read): the event's line.
+            await alice.remove_member(group.id, carol.email)
+            assert (await next_event(carol, "group_changed")).data["change"] == "removed"
+            assert notices(carol, group.id)[-1] == f"{alice.email} removed {carol.email}"
+            with pytest.raises(ApiError) as gone:
+                await carol.send_group(group.id, "still here?")
+            assert gone.value.code == "group_not_found"
+
+
+async def test_stale_epoch_after_a_removal_encrypts_again_with_a_new_key(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Shrinking", [bob.email, carol.email])
+        old_key = alice.store.get_json(f"senderkey:{group.id}")["key"]["keyId"]
+        await alice.groups()  # cached with bob
+        # Bob is removed behind the cache's back: alice's first attempt is for an epoch that is gone.
+        await alice.http.call("POST", "groups/remove", {"group": group.id, "email": bob.email})
+        attempts = []
+        submit = alice._outbox.submit
+
+        async def record(frame, frame_type, path):
+            attempts.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = record
+        await alice.send_group(group.id, "bob is gone")
+        assert len(attempts) == 2
+        assert attempts[0]["client_id"] == attempts[1]["client_id"]
+        assert attempts[0]["body"] != attempts[1]["body"]  # encrypted again...
+        new_key = alice.store.get_json(f"senderkey:{group.id}")["key"]["keyId"]
+        assert new_key != old_key  # ...with a new key, handed to carol only
+        assert [k["email"] for k in attempts[1]["keys"]] == [carol.email]
+        assert [m.text for m in await carol.fetch()] == ["bob is gone"]
+        # Bob's records (he had the old key) do not read the body the server stored.
+        await bob.fetch()
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                records_of(bob, group.id, alice),
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=attempts[1]["body"],
+            )
+        assert refused.value.code == "unknown_sender_key"
+
+
+async def test_a_member_whose_identity_changed_holds_the_group(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Held", [bob.email, carol.email])
+        with alice.store.transaction():
+            alice.store.note_identity(bob.email, b64encode(bytes(32)))  # a new key, not accepted
+        with pytest.raises(IdentityChanged):
+            await alice.send_group(group.id, "not while bob's key is in doubt")
+        assert texts(alice, group.id) == []
+        assert await carol.fetch() == []
+
+
+async def test_a_frame_stored_but_never_sent_goes_out_later(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Crash", [bob.email])
+        # Encrypted and stored, then "crashed" before sending: pending in the history.
+        client_id = "5b1e7c52-3c4b-4b8e-9d7e-0a3c2f1e9d10"
+        await alice._groups._encrypt(group.id, b"\x01stored first", client_id=client_id, text="stored first")
+        assert alice.history(group=group.id)[-1].status == "pending"
+        assert await alice.resend_pending() == 1  # as on every connect, with the stored frame as it is
+        [received] = await bob.fetch()
+        assert (received.group, received.text) == (group.id, "stored first")
+        [row] = [m for m in alice.history(group=group.id) if m.text == "stored first"]
+        assert (row.status, row.server_id) == ("sent", received.message_id)
+        assert await alice.resend_pending() == 0
