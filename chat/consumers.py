@@ -87,6 +87,9 @@ RECEIPT_FRAMES = ("ack", "read")
 RETRYABLE_CODES = ("server_error", "rate_limited")
 
 
+# Acknowledged envelopes that a backlog re-read had sent, remembered per socket (see
+# ChatConsumer._reread_delivered): a push queued behind the re-read is not sent twice.
+REREAD_ACKED_KEPT = 256
 # The pushes that are queue entries (acknowledged by id, counted in the window).
 MESSAGE_TYPES = ("message", "group_message")
 
@@ -114,6 +117,10 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
     # Flow control: id -> body bytes of the envelopes sent and not acknowledged yet, their
     # total, and whether undelivered envelopes wait in the database above `_cursor`.
     _unacked: dict[int, int] | None = None
+    # Envelopes a re-read of the backlog sent (their pushes may still be queued behind it) and,
+    # once acknowledged, the last few of them: a queued push of one of those is not sent again.
+    _reread_sent: set[int] | None = None
+    _reread_acked: dict[int, None] | None = None
     _in_flight = 0
     _cursor = 0
     _behind = False
@@ -234,6 +241,22 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         if self._unacked:
             for pk in ids:
                 self._in_flight -= self._unacked.pop(pk, 0)
+        if self._reread_sent:
+            self._reread_sent.difference_update(ids)  # it holds only envelopes still in flight
+
+    def _reread_delivered(self, ids: list[int]) -> None:
+        """Of `ids` (acknowledged now), those a re-read sent are remembered (the last
+        REREAD_ACKED_KEPT): their pushes, queued before the re-read, would show them twice."""
+        if not self._reread_sent:
+            return
+        for pk in ids:
+            if pk in self._reread_sent:
+                self._reread_sent.discard(pk)
+                if self._reread_acked is None:
+                    self._reread_acked = {}
+                self._reread_acked[pk] = None
+        while self._reread_acked and len(self._reread_acked) > REREAD_ACKED_KEPT:
+            del self._reread_acked[next(iter(self._reread_acked))]
 
     async def _deliver_backlog(self) -> None:
         """Every undelivered envelope, oldest first, as far as the window allows; the rest
@@ -286,6 +309,9 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             )
             for event in page.events:
                 if not self._unacked or event["id"] not in self._unacked:
+                    if self._reread_sent is None:
+                        self._reread_sent = set()
+                    self._reread_sent.add(event["id"])
                     await self._send_message(event, page.size[event["id"]])
             self._cursor = max(self._cursor, page.cursor)
             if page.drained:
@@ -337,7 +363,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             event = {k: v for k, v in event.items() if k not in (events.DEVICE_KEY, events.EXCEPT_DEVICE_KEY)}
         if event.get("type") in MESSAGE_TYPES:
             pk = event["id"]
-            if self._unacked and pk in self._unacked:
+            if (self._unacked and pk in self._unacked) or (self._reread_acked and pk in self._reread_acked):
                 return
             size = events.message_size(event)
             if self._behind or (self._in_flight and self._in_flight + size > settings.CHAT_UNACKED_WINDOW_BYTES):
@@ -434,6 +460,7 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
         try:
             local_rate_limit_hit(scope, self.user.pk)
             await batcher(services.envelopes_apply).submit(request)
+            self._reread_delivered(request.ids)
         finally:
             self._acknowledged(request.ids)
         if self._behind:

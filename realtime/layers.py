@@ -22,7 +22,8 @@ from channels.layers import InMemoryChannelLayer
 # The message a channel layer puts on every local channel that is in a group once its lost
 # subscriptions are back (realtime.redis_layer): the group messages published while they were
 # down are gone, so the consumer reads again what they would have carried
-# (ChatConsumer.layer_resubscribed). The in-memory layer loses no subscriptions.
+# (ChatConsumer.layer_resubscribed). Both layers also put it on a channel that refused a message
+# because it was full, once it has room again (ChannelQueue).
 RESUBSCRIBED = "layer.resubscribed"
 
 
@@ -35,12 +36,18 @@ class ChannelQueue:
     `asyncio.QueueFull` past `maxsize` (0: unbounded), `get` waits in FIFO order among
     readers, and a reader cancelled after being woken passes the wake-up on."""
 
-    __slots__ = ("_getters", "_items", "maxsize")
+    __slots__ = ("_getters", "_items", "_overflowed", "_refill", "maxsize")
 
-    def __init__(self, maxsize: int = 0):
+    def __init__(self, maxsize: int = 0, refill=None):
         self.maxsize = maxsize
         self._items: list | None = None
         self._getters: list[asyncio.Future] | None = None
+        # A message refused because the queue was full is lost (at most once, like every push);
+        # `refill()` makes the item put at the end of the queue once it has room again (a
+        # RESUBSCRIBED: the consumer re-reads from the database what the lost message carried),
+        # so a consumer that fell behind catches up by itself instead of at its next `sync`.
+        self._refill = refill
+        self._overflowed = False
 
     def qsize(self) -> int:
         return len(self._items) if self._items else 0
@@ -56,6 +63,7 @@ class ChannelQueue:
         if self._items is None:
             self._items = []
         elif 0 < self.maxsize <= len(self._items):
+            self._overflowed = self._refill is not None
             raise asyncio.QueueFull
         self._items.append(item)
         self._wake_getter()
@@ -63,7 +71,14 @@ class ChannelQueue:
     def get_nowait(self):
         if not self._items:
             raise asyncio.QueueEmpty
-        return self._items.pop(0)
+        return self._take()
+
+    def _take(self):
+        item = self._items.pop(0)
+        if self._overflowed and len(self._items) < self.maxsize:
+            self._overflowed = False
+            self._items.append(self._refill())
+        return item
 
     async def get(self):
         while not self._items:
@@ -80,7 +95,7 @@ class ChannelQueue:
                 elif self._items:
                     self._wake_getter()
                 raise
-        return self._items.pop(0)
+        return self._take()
 
     def _wake_getter(self) -> None:
         while self._getters:
@@ -100,7 +115,10 @@ class IndexedInMemoryChannelLayer(InMemoryChannelLayer):
     def _queue(self, channel: str) -> ChannelQueue:
         queue = self.channels.get(channel)
         if queue is None:
-            queue = self.channels[channel] = ChannelQueue(maxsize=self.get_capacity(channel))
+            queue = self.channels[channel] = ChannelQueue(
+                maxsize=self.get_capacity(channel),
+                refill=lambda: (time.time() + self.expiry, {"type": RESUBSCRIBED}),
+            )
         return queue
 
     def _expire_channel(self, channel: str, queue: ChannelQueue) -> None:

@@ -214,6 +214,9 @@ class _Loop:
         elif name in self.named:
             self.put(name, data)
 
+    def _resubscribed_item(self) -> bytes:
+        return self.layer.serialize({"type": RESUBSCRIBED})
+
     def resubscribed(self, host: _Host) -> None:
         """`host`'s subscriptions are back after a cut: every local channel in a group on that
         host gets one RESUBSCRIBED, in order with its other messages, so its consumer re-reads
@@ -227,7 +230,7 @@ class _Loop:
         for host in self.hosts:
             await host.subscribe(self.channel_prefix + "*", pattern=True)
         channel = f"{self.channel_prefix}{next(self._numbers)}"
-        self.channels[channel] = ChannelQueue(self.layer.capacity)
+        self.channels[channel] = ChannelQueue(self.layer.capacity, self._resubscribed_item)
         return channel
 
     async def send(self, channel: str, data: bytes) -> None:
@@ -240,7 +243,7 @@ class _Loop:
     async def receive(self, channel: str) -> bytes:
         queue = self.channels.get(channel)
         if queue is None:
-            queue = self.channels[channel] = ChannelQueue(self.layer.capacity)
+            queue = self.channels[channel] = ChannelQueue(self.layer.capacity, self._resubscribed_item)
             if not channel.startswith(self.channel_prefix):
                 self.named.add(channel)
                 await self.host(channel).subscribe(channel)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers, get_channel_layer
 from django.db import OperationalError
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -836,4 +836,41 @@ async def test_a_backlog_reread_that_fails_in_the_database_is_tried_again(contac
     assert (await receive(bob_socket))["id"] == missed["id"]
     assert await receive(bob_socket) == {"type": "queue_empty"}
     await alice_socket.disconnect()
+    await bob_socket.disconnect()
+
+
+def store_envelope(sender: Account, recipient: Account, body: str) -> None:
+    request = services.SendRequest(sender.id, sender.email, recipient.email, uuid.uuid4(), "message", body)
+    services.envelope_send(request)
+
+
+async def test_pushes_lost_to_a_full_channel_are_read_again_once_it_has_room(contacts, settings, monkeypatch):
+    """A socket that falls behind (its channel holds one message here) loses the pushes that do
+    not fit; the layer tells it once it has room, and it reads them from the database: every
+    message arrives, none twice."""
+    alice, bob = contacts
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "realtime.layers.IndexedInMemoryChannelLayer", "CONFIG": {"capacity": 1}}
+    }
+    channel_layers.backends = {}
+    bob_socket, _ = await open_socket(bob)
+    with monkeypatch.context() as quiet:  # stored without their pushes, which come below
+        quiet.setattr(bus, "publish_on_commit", lambda user_ids, event: None)
+        for n in range(5):
+            await database_sync_to_async(store_envelope)(alice, bob, f"Ym9keSA{n}")
+    pushes = await database_sync_to_async(selectors.envelopes_pending)(user_id=bob.id)
+    layer = get_channel_layer()
+    for event in pushes:  # all at once, before the socket reads any: four do not fit
+        await layer.group_send(bus.user_group(bob.id), {"type": bus.PUSH_EVENT, "event": event})
+    received = []
+    while len(received) < len(pushes):
+        frame = await receive(bob_socket)
+        if frame["type"] == "message":
+            received.append(frame["id"])
+            await send_frame(bob_socket, {"type": "ack", "ids": [frame["id"]]})
+    assert received == [event["id"] for event in pushes]
+    later = []
+    while not await bob_socket.receive_nothing(timeout=0.3):
+        later.append((await receive(bob_socket))["type"])
+    assert "message" not in later  # nothing twice (a `queue_empty` ends the re-read)
     await bob_socket.disconnect()

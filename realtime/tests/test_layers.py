@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.exceptions import ChannelFull
 
-from realtime.layers import ChannelQueue, IndexedInMemoryChannelLayer
+from realtime.layers import RESUBSCRIBED, ChannelQueue, IndexedInMemoryChannelLayer
 
 
 @pytest.fixture
@@ -44,6 +44,11 @@ async def test_a_full_channel_drops_group_messages_but_refuses_direct_sends(laye
     with pytest.raises(ChannelFull):
         await layer.send(a, {"type": "x"})
     assert [(await layer.receive(a))["n"] for _ in range(3)] == [0, 1, 2]
+    # Once it has room, the channel is told that it lost messages: its consumer re-reads the
+    # database (ChatConsumer.layer_resubscribed). Once, however many were lost.
+    assert await layer.receive(a) == {"type": RESUBSCRIBED}
+    await layer.group_send("user.1", {"type": "x", "n": 9})
+    assert await layer.receive(a) == {"type": "x", "n": 9}
 
 
 async def test_a_channel_whose_message_expired_leaves_its_groups(layer):

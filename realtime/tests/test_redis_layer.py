@@ -149,6 +149,9 @@ async def test_a_full_channel_drops_group_messages_and_refuses_direct_sends(admi
     with pytest.raises(ChannelFull):
         await layer.send(a, {"type": "direct"})
     assert [(await layer.receive(a))["n"] for _ in range(2)] == [0, 1]
+    # Each channel that lost messages is told once it has room (its consumer re-reads them).
+    assert await asyncio.wait_for(layer.receive(a), 5) == {"type": RESUBSCRIBED}
+    assert await asyncio.wait_for(layer.receive(b), 5) == {"type": RESUBSCRIBED}
 
 
 async def test_the_default_capacity_is_unbounded_as_with_channels_redis(admin, make_layer):
