@@ -226,9 +226,13 @@ def test_an_expired_access_token_is_refreshed_without_the_user_noticing(people):
     bob.send("to both of your tabs")
     for page in (alice.page, second_tab):
         expect(page.locator("#messages li.message.incoming .text")).to_have_text(["to both of your tabs"])
-    alice.send("from the second tab", second_tab)
-    alice.send("from the first tab")
-    alice.send("second tab again", second_tab)
+    # Each is on the server before the next is typed (two tabs sending at the same moment have no
+    # order between them: the first tab's send may take longer, e.g. reading the device lists).
+    turns = [("from the second tab", second_tab), ("from the first tab", alice.page), ("second tab again", second_tab)]
+    for text, page in turns:
+        alice.send(text, page)
+        status = alice.outgoing(text, page).locator("[data-status]")
+        expect(status).to_have_attribute("data-status", re.compile(r"^(sent|delivered|read)$"))
     expect(bob.page.locator("#messages li.message.incoming .text")).to_have_text(
         ["from the second tab", "from the first tab", "second tab again"]
     )
