@@ -94,24 +94,25 @@ def group_sends_store(requests: list[GroupSendRequest], usage: dict[int, list[in
     stored_now: dict[tuple[int, uuid.UUID], tuple[int, int]] = {}  # -> (message id, group pk)
     # The batch's groups locked up front in id order, the order groups.services locks several in:
     # two transactions that both lock some of them cannot deadlock.
-    list(Group.objects.select_for_update().filter(uid__in={r.group for r in requests}).order_by("pk").values("pk"))
+    groups = Group.objects.select_for_update().filter(uid__in={r.group for r in requests}).order_by("pk")
+    locked = {group.uid: group for group in groups}
     results: list[GroupSent | ChatError] = []
     for request in requests:
         try:
-            results.append(_store_one(request, usage, stored_now))
+            results.append(_store_one(request, locked.get(request.group), usage, stored_now))
         except (ChatError, GroupNotFound) as error:
             results.append(error)
     return results
 
 
-def _store_one(request: GroupSendRequest, usage: dict, stored_now: dict) -> GroupSent:
+def _store_one(request: GroupSendRequest, group: Group | None, usage: dict, stored_now: dict) -> GroupSent:
     """One group message. The group's row is locked until the batch commits, as every membership
     change and every member's device change locks it (groups.services): a removal either commits
     first, and this send reads the new epoch and is refused (`stale_epoch`), or waits for this
     send, which then went to the members of before. So no message the sender encrypted before it
     knew of a removal is stored for the removed member after the removal."""
-    group = Group.objects.select_for_update().filter(uid=request.group).first()
-    if group is None or not Membership.objects.filter(group=group, user_id=request.sender_id).exists():
+    members = {} if group is None else _members(group)
+    if request.sender_id not in members.values():
         raise GroupNotFound()
     key = (request.sender_id, request.client_id)
     earlier = (
@@ -128,7 +129,7 @@ def _store_one(request: GroupSendRequest, usage: dict, stored_now: dict) -> Grou
         raise ClientIdReused()
     if request.epoch != group.epoch:
         raise StaleEpoch(epoch=group.epoch)
-    copies, recipients = _copies(request, group)
+    copies, recipients = _copies(request, members)
     size = sum(copy.size for copy in copies)
     quota = settings.MESSAGE_QUOTA_SENDER_BYTES
     if quota:
@@ -173,10 +174,15 @@ def _store_one(request: GroupSendRequest, usage: dict, stored_now: dict) -> Grou
     return GroupSent(message_id, request.client_id, created=True)
 
 
-def _copies(request: GroupSendRequest, group: Group) -> tuple[list[_Copy], int]:
-    """A copy for every active device of every active member but the sending device, with
-    its key entry; and the number of members (other than the sender) it goes to."""
-    members = dict(Membership.objects.filter(group=group, user__is_active=True).values_list("user__email", "user_id"))
+def _members(group: Group) -> dict[str, int]:
+    """{email: user id} of the group's active members."""
+    return dict(Membership.objects.filter(group=group, user__is_active=True).values_list("user__email", "user_id"))
+
+
+def _copies(request: GroupSendRequest, members: dict[str, int]) -> tuple[list[_Copy], int]:
+    """A copy for every active device of every active member (`members`, {email: id}) but the
+    sending device, with its key entry; and the number of members (other than the sender) it
+    goes to."""
     devices = sql.active_devices(user_ids=members.values())
     if request.sender_device not in devices.get(request.sender_id, ()):
         raise NotAContact("This device was removed from the account.", code="device_removed")

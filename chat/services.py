@@ -182,22 +182,14 @@ def _in_own_transaction(requests: list) -> list:
 # --- sending: prefetch -> decide -> insert -> announce ----------------------------------------
 
 
-def envelope_send(request: SendRequest) -> SendResult:
-    """Store one message (a version-1 copy or a version-2 set of copies) and push it to the
-    recipient's devices once committed. Idempotent per (sender, client_id)."""
+def envelope_send(request: SendRequest | group_messages.GroupSendRequest) -> SendResult | group_messages.GroupSent:
+    """Store one message (a version-1 copy, a version-2 set of copies, or a group message) and
+    push it to the recipient devices once committed, in its own transaction; a refusal raises.
+    Idempotent per (sender, client_id)."""
     [result] = envelopes_send([request])
     if isinstance(result, Exception):
         raise result
     return result
-
-
-def envelopes_group_send(requests: list[group_messages.GroupSendRequest]) -> list[group_messages.GroupSent]:
-    """Group messages in their own transaction (the REST path); a refused one raises."""
-    results = _in_own_transaction(requests)
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return results
 
 
 def envelopes_send(requests: list[SendRequest]) -> list[SendResult | ChatError]:

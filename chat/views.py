@@ -178,7 +178,7 @@ class GroupMessagesView(APIView):
         if not isinstance(request.data, dict):
             raise InvalidFrame("The body must be a JSON object.")
         send = group_messages.group_send_parse(request.data, sender=request.user, sender_device=request.user.device_id)
-        [result] = services.envelopes_group_send([send])
+        result = services.envelope_send(send)
         return Response(
             {"client_id": str(result.client_id), "id": result.id},
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

@@ -306,7 +306,7 @@ def test_sends_racing_a_removal_are_stored_for_the_members_of_before_or_refused(
 
     def send():
         request = group_messages_request(sender, group, epoch=1)
-        return services.envelopes_group_send([request])[0]
+        return services.envelope_send(request)
 
     def remove():
         return groups.member_remove(actor=User.objects.get(pk=alice.id), uid=group.uid, email=carol.email)
