@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count
+
 from accounts.models import Device, User
 from accounts.selectors import user_by_email
 from groups.models import Group, GroupChange, Membership
@@ -60,8 +62,10 @@ def member_ids(*, group_id: int) -> list[int]:
     return list(Membership.objects.filter(group_id=group_id).values_list("user_id", flat=True))
 
 
-def group_count(*, user_id: int) -> int:
-    return Membership.objects.filter(user_id=user_id).count()
+def most_groups(*, user_ids: list[int]) -> int:
+    """The largest number of groups any of these accounts is in (one query)."""
+    counts = Membership.objects.filter(user_id__in=user_ids).values("user_id").annotate(n=Count("id"))
+    return max((row["n"] for row in counts), default=0)
 
 
 def groups_of(*, user_id: int, uids=None) -> list[GroupView]:

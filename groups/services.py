@@ -62,9 +62,8 @@ def _lock_users(user_ids: Iterable[int]) -> None:
 
 
 def _check_room(users: list[User]) -> None:
-    for user in users:
-        if selectors.group_count(user_id=user.pk) >= settings.GROUPS_PER_USER_MAX:
-            raise TooManyGroups()
+    if selectors.most_groups(user_ids=[user.pk for user in users]) >= settings.GROUPS_PER_USER_MAX:
+        raise TooManyGroups()
 
 
 def _contact_of(actor: User, email: str) -> User:
