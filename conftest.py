@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.conf import settings
 
@@ -18,6 +20,16 @@ def account(db):
 @pytest.fixture
 def make_account(db):
     return register_account
+
+
+def pytest_configure(config):
+    """A SQLite test database is a file in WAL mode (messenger/settings.py). Django deletes the
+    file of an earlier run before it creates the new one, not its write-ahead log: a log left
+    behind (a run killed, a connection open at exit) would be replayed into the new file."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database['TEST']['NAME']}{suffix}").unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config, items):
