@@ -196,9 +196,27 @@ class Groups:
         stored = self._store.get_json(f"group:{group_id}")
         return stored.get("name") if isinstance(stored, dict) else None
 
-    def _set_name(self, group_id: str, name: str) -> None:
-        """Inside a transaction."""
-        self._store.put_json(f"group:{group_id}", {"name": name})
+    def _set_name(self, group_id: str, name: str, named: set[tuple[str, int]]) -> None:
+        """Inside a transaction. ``named``: the member devices known to hold this name (section 22,
+        "The group's name on new devices")."""
+        self._store.put_json(f"group:{group_id}", {"name": name, "named": sorted(named)})
+
+    def _named(self, group_id: str) -> set[tuple[str, int]]:
+        stored = self._store.get_json(f"group:{group_id}")
+        return _pairs(stored.get("named", [])) if isinstance(stored, dict) else set()
+
+    async def _announce_name(self, group_id: str) -> None:
+        """Before a message: the group's name goes again, alone, when member devices joined since it was
+        last sent or received (a new member's device, a linked or set-up-again device), so that they do
+        not show the group unnamed. Nothing is added to our history."""
+        name = self.name_of(group_id)
+        if name is None:
+            return
+        group = await self.get(group_id)
+        if group.devices(self._outbox.own_email(), self._account.device_id) <= self._named(group_id):
+            return
+        client_id = str(uuid.uuid4())
+        await self.transmit(await self._encrypt(group_id, _settings(name), client_id=client_id, text=None, name=name))
 
     def _remember(self, answer: Any) -> Group:
         group = self._parse(answer)
@@ -289,7 +307,11 @@ class Groups:
             plaintext = encode_group_text(text)
         except ProtocolError as error:
             raise ClientError(str(error)) from error
-        return await self._send(_group_id(group_id), plaintext, text)
+        group_id = _group_id(group_id)
+        # A name that could not go now goes before a later message; the text is sent (or kept) anyway.
+        with contextlib.suppress(ApiError, IdentityChanged):
+            await self._announce_name(group_id)
+        return await self._send(group_id, plaintext, text)
 
     async def _send(self, group_id: str, plaintext: bytes, text: str, *, name: str | None = None) -> SentMessage:
         """Sends a text, or with ``name`` the group's settings (stored here as a notice line, and as the
@@ -343,7 +365,7 @@ class Groups:
                             notice=name is not None,
                         )
                     if name is not None:
-                        self._set_name(group_id, name)
+                        self._set_name(group_id, name, targets)
                     self._store.put_json(f"group_outbox:{client_id}", record)
         return record
 
@@ -564,9 +586,15 @@ class Groups:
                     self._store.put_json(record_name, record_to_store)
                 if remote_identity is not None and not outgoing:
                     changed = self._store.note_identity(sender, remote_identity) == "changed"
-                if content is not None and content.type == "settings":
-                    self._set_name(group_id, content.name)
+                renamed = content is not None and content.type == "settings" and content.name != self.name_of(group_id)
+                if renamed:
+                    # Sent to every member device of the time: those hold it now.
+                    known = self._groups.get(group_id)
+                    named = known.devices(own, self._account.device_id) if known else set()
+                    self._set_name(group_id, content.name, named)
                     self._notice(group_id, sender, f'{sender} named the group "{content.name}"', copy_id=copy_id)
+                elif content is not None and content.type == "settings":
+                    self._notice(group_id, sender, None, copy_id=copy_id)  # the same name again: not shown
                 elif content is not None and content.type == "unknown":
                     self._notice(group_id, sender, None, copy_id=copy_id)  # acknowledged, not shown
                 else:
@@ -583,6 +611,8 @@ class Groups:
         if account_changed:
             self._inbox.key_upkeep()
         if content is not None and content.type == "settings":
+            if not renamed:
+                return None
             if group_id in self._groups:
                 self._groups[group_id] = dataclasses.replace(self._groups[group_id], name=content.name)
             self._events.emit(Event("group_renamed", {"group": group_id, "name": content.name, "by": sender}))

@@ -397,3 +397,27 @@ async def test_a_frame_stored_but_never_sent_goes_out_later(client_server, tmp_p
         [row] = [m for m in alice.history(group=group.id) if m.text == "stored first"]
         assert (row.status, row.server_id) == ("sent", received.message_id)
         assert await alice.resend_pending() == 0
+
+
+async def test_a_device_linked_later_learns_the_name_with_the_next_message(client_server, tmp_path):
+    """The name travels in settings messages: a device that joins after it went (here a member's
+    newly linked laptop) gets it again, alone, before the next message; nobody's history shows
+    the same name twice."""
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Named once", [bob.email, carol.email])
+        await bob.fetch()
+        laptop = await linked(bob, tmp_path)
+        async with laptop:
+            await alice.groups()  # the laptop is a member device now
+            await alice.send_group(group.id, "with the laptop")
+            assert [m.text for m in await laptop.fetch()] == ["with the laptop"]
+            assert laptop.group_name(group.id) == "Named once"
+            assert [m.text for m in await bob.fetch()] == ["with the laptop"]
+            assert notices(bob, group.id) == [f'{alice.email} named the group "Named once"']
+            # Once the laptop has the name, it is not sent again.
+            await alice.send_group(group.id, "again")
+            assert [m.text for m in await laptop.fetch()] == ["again"]
+            assert [line for line in notices(alice, group.id) if "named" in line] == [
+                f'{alice.email} named the group "Named once"'
+            ]
