@@ -26,6 +26,8 @@ import {
   decodeGroupPlaintext,
   decryptGroupMessage,
   decryptMessage,
+  encodeGroupSettings,
+  encodeGroupText,
   encryptGroupMessage,
   encryptMessage,
   EnvelopeKind,
@@ -572,6 +574,20 @@ export function bodyKeyId(body) {
   return ((bytes[1] << 24) >>> 0) + (bytes[2] << 16) + (bytes[3] << 8) + bytes[4];
 }
 
+/** The plaintext of a group text message (section 22, type 0x01), base64 as an outbox entry keeps it. */
+export function groupTextPlaintext(text) {
+  return toBase64(encodeGroupText(text));
+}
+
+/** The plaintext of a group's settings (type 0x02: its name); a name breaking section 22's rule throws. */
+export function groupSettingsPlaintext(name) {
+  try {
+    return toBase64(encodeGroupSettings({ name }));
+  } catch {
+    throw new Error("A group name has 1 to 64 characters and no control characters.");
+  }
+}
+
 /**
  * Encrypts a group message (docs/PROTOCOL.md sections 22 and 23) under the group's lock: section
  * 22's rule decides whether our sender key is kept or a new one made (senderKeyPlan); its
@@ -593,7 +609,7 @@ export function bodyKeyId(body) {
  *
  * @param {object} store
  * @param {{groupId: string, self: string, selfDevice: number, members: {email: string, devices: number[]}[]}} group
- * @param {Uint8Array} plaintext with its type byte (encodeGroupText, encodeGroupSettings)
+ * @param {string} plaintext base64, with its type byte (groupTextPlaintext, groupSettingsPlaintext)
  * @param {object} io
  * @param {(email: string, deviceIds: number[]) => Promise<object>} io.fetchBundles keys/bundles
  * @param {(made: {body: string, keys: object[], distribution: string}) => object[]} io.writesFor
@@ -647,7 +663,7 @@ export function encryptForGroup(store, { groupId, self, selfDevice, members }, p
           groupId,
           senderIdentityKey: identityKeyPair.publicKey,
           senderDevice: selfDevice,
-          plaintext,
+          plaintext: fromBase64(plaintext, { what: "stored group plaintext" }),
         });
         body = encrypted.body;
         writes.push({ put: "senderKeys", value: { group: groupId, key: encrypted.state, given: plan.fresh ? [] : stored.given } });

@@ -4,7 +4,8 @@
 //
 // A group (docs/PROTOCOL.md part III) is a conversation too: its key is groupKey(id), and its
 // messages have `contact` set to that key, so windows, counters and the storage indexes serve
-// contacts and groups alike. A group key cannot be an email (no "@" before its colon).
+// contacts and groups alike (client/groupkey.js).
+import { groupKey, isGroupKey } from "./client/groupkey.js";
 
 export const Topic = Object.freeze({
   CONNECTION: "connection",
@@ -23,21 +24,7 @@ export const Topic = Object.freeze({
   GROUP: "group", // detail.email: one group's row (its key: name, members, unread, typing, held)
 });
 
-export const GROUP_PREFIX = "group:";
-
-/** The conversation key of group `id` (the server's lower-case UUID). */
-export function groupKey(id) {
-  return `${GROUP_PREFIX}${id}`;
-}
-
-export function isGroupKey(key) {
-  return typeof key === "string" && key.startsWith(GROUP_PREFIX);
-}
-
-/** The group id of a group key. */
-export function groupIdOf(key) {
-  return key.slice(GROUP_PREFIX.length);
-}
+export { GROUP_PREFIX, groupIdOf, groupKey, isGroupKey } from "./client/groupkey.js";
 
 // A conversation in memory is a window of it: at most WINDOW_MAX messages in a row, the latest ones
 // unless the user scrolled up (then `hasNewer`). Older and newer pages come from IndexedDB

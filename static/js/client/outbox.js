@@ -6,9 +6,12 @@
 // down; an identity change not accepted: `held`) and is encrypted when it is flushed. A
 // `device_mismatch` corrects the stored frame (the ciphertexts made stay, fanout.js) and sends it
 // again; after MISMATCHES_MAX in a row the message fails. A failed message can be sent again (retry).
+// Group messages (entries with `group`) wait in the same store and go in the same order, as
+// `group_send` frames; groups.js makes their frames and takes the server's answers about them.
 import { ApiError, errorMessage, keysApi } from "../api.js";
 import { encryptFor, IdentityChangedError } from "../session.js";
 import { afterMismatch, DeviceLists, MISMATCHES_MAX, targetsOf } from "./fanout.js";
+import { isGroupKey } from "./groupkey.js";
 import { laterStatus, withStatus } from "./status.js";
 
 function uuid() {
@@ -35,8 +38,9 @@ export class NoDevicesError extends Error {
 }
 
 export class Outbox {
-  constructor({ state, store, transport, tabs, conversations, keys, receipts }) {
+  constructor({ state, store, transport, tabs, conversations, keys, receipts, groups }) {
     this.state = state;
+    this.groups = groups;
     this.store = store;
     this.transport = transport;
     this.tabs = tabs;
@@ -118,7 +122,7 @@ export class Outbox {
       const retry = withStatus(record, "sending");
       delete retry.error;
       delete retry.serverId;
-      const entry = { clientId: record.id, seq, to: record.contact };
+      const entry = isGroupKey(record.contact) ? this.groups.retryEntry(record, seq) : { clientId: record.id, seq, to: record.contact };
       return { writes: [{ put: "messages", value: retry }, { put: "outbox", value: entry }], result: retry };
     });
     if (!message) return;
@@ -148,7 +152,9 @@ export class Outbox {
   /** The user accepted `email`'s new identity key: the messages held for it go out at the next flush. */
   async releaseHeld(email) {
     // They wait in the outbox: read from there, not from the whole conversation.
-    const queued = (await this.store.all("outbox")).filter((entry) => entry.to === email);
+    const entries = await this.store.all("outbox");
+    const inGroup = await Promise.all(entries.map((entry) => entry.group && this.groups.hasMember(entry.group, email)));
+    const queued = entries.filter((entry, i) => entry.to === email || inGroup[i]);
     const records = await Promise.all(queued.map((entry) => this.store.get("messages", entry.clientId)));
     const sending = records.filter((m) => m && m.status === "held").map((m) => ({ ...m, status: "sending" }));
     if (sending.length) {
@@ -172,6 +178,11 @@ export class Outbox {
         for (const entry of entries) {
           if (!this.transport.isOpen) return;
           if (this.inFlight.has(entry.clientId)) continue;
+          if (entry.group) {
+            const frame = entry.frame || (await this.groups.encryptHeld(entry));
+            if (frame && this.transport.send({ type: "group_send", ...frame })) this.inFlight.add(entry.clientId);
+            continue;
+          }
           const frame = entry.copies ? { copies: entry.copies, own: entry.own || [] } : await this.encryptHeld(entry);
           if (!frame) continue;
           if (this.transport.send({ type: "send", client_id: entry.clientId, to: entry.to, copies: frame.copies, own: frame.own })) {
@@ -215,6 +226,12 @@ export class Outbox {
   async onSent(frame) {
     const clientId = frame.client_id;
     this.inFlight.delete(clientId);
+    const entry = await this.store.get("outbox", clientId);
+    const record = entry ? null : await this.store.get("messages", clientId);
+    if ((entry && entry.group) || (record && isGroupKey(record.contact))) {
+      await this.groups.onSent(frame, entry);
+      return;
+    }
     const early = this.receipts.takeEarly(frame.id);
     const message = await this.store.update(
       ["messages", "outbox"],
@@ -245,11 +262,23 @@ export class Outbox {
       await this.onMismatch(frame);
       return;
     }
-    this.inFlight.delete(frame.client_id);
     if (frame.code === "rate_limited") {
+      this.inFlight.delete(frame.client_id);
       setTimeout(() => this.flush(), Math.max(1, frame.retry_after || 1) * 1000);
       return;
     }
+    const queued = await this.store.get("outbox", frame.client_id);
+    if (queued && queued.group) {
+      // In flight until handled: a flush meanwhile must not send the refused frame again.
+      try {
+        await this.groups.onError(frame, queued);
+      } finally {
+        this.inFlight.delete(frame.client_id);
+      }
+      this.flush();
+      return;
+    }
+    this.inFlight.delete(frame.client_id);
     if (frame.code === "no_devices") {
       const entry = await this.store.get("outbox", frame.client_id);
       if (entry) this.forgetDevices(entry.to);
