@@ -12,6 +12,9 @@ const PRIMARY_KEYS = {
   signalSessions: ['email', 'device'],
   signalKeys: ['name'],
   ephemeralKeys: ['key'],
+  groups: ['id'],
+  senderKeys: ['group'],
+  receivedSenderKeys: ['group', 'email', 'device'],
 };
 const keyOf = (parts) => JSON.stringify(parts);
 // The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
@@ -23,6 +26,7 @@ const INDEXES = {
     unread: ['contact', 'unread'],
     awaiting: ['awaiting'],
     messageId: ['messageId'],
+    groupAwaiting: ['groupAwaiting'],
   },
   outbox: { order: ['seq'] },
 };

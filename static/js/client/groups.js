@@ -583,6 +583,8 @@ export class Groups {
     }
     const renamed = stored.filter((r) => r.content && r.content.type === "settings");
     if (renamed.length) await this.loadLocal();
+    // A group we were just added to, its copies ahead of its group_changed: read the list now.
+    if ([...keys].some((key) => !this.state.groups.has(key))) await this.sync();
     if (results.identityChanged) {
       await this.keys.refreshIdentity(email);
       await this.refreshHeld();
@@ -595,9 +597,10 @@ export class Groups {
     const ts = Date.parse(frame.sent_at) || Date.now();
     if (content && content.type === "unknown") return {}; // acknowledged, not shown (section 22)
     if (content && content.type === "settings") {
-      const group = groups.get(frame.group);
-      const writes = group ? [{ put: "groups", value: { ...group, name: content.name } }] : [];
-      if (group) groups.set(frame.group, { ...group, name: content.name });
+      // A group not read from the server yet keeps its name until it is (readList merges).
+      const group = groups.get(frame.group) || { id: frame.group, epoch: 1, role: "member", members: [], lastChange: 0 };
+      groups.set(frame.group, { ...group, name: content.name });
+      const writes = [{ put: "groups", value: groups.get(frame.group) }];
       return { message: { ...noticeRecord(id, key, namedLine(frame.from, content.name), ts), sender: frame.from }, writes };
     }
     const record = {
