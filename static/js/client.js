@@ -69,6 +69,7 @@ export class MessengerClient {
       notifications,
       typing,
       flush: () => this.outbox.flush(),
+      fail: (clientId, reason) => this.outbox.fail(clientId, reason),
       report,
     });
     const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts, groups });

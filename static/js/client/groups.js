@@ -32,23 +32,11 @@ import {
   noteKeysGiven,
 } from "../session.js";
 import { groupIdOf, groupKey, isGroupKey } from "./groupkey.js";
+import { newClientId, retriable } from "./status.js";
 
 export const STALE_MAX = 3; // stale_epoch answers in a row before a group message fails (section 23)
 const RECEIPTS_MAX_IDS = 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-function retriable(error) {
-  return error instanceof ApiError && (error.status === 0 || error.status >= 500);
-}
 
 /** A group id as the server writes it (a lower-case UUID), or null. */
 export function checkGroupId(value) {
@@ -126,9 +114,12 @@ export function withGroupCounts(record, { delivered, read, of }) {
 }
 
 export class Groups {
-  /** `flush()` sends what waits in the outbox (outbox.js, which hands group answers back here). */
-  constructor({ state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, report }) {
-    Object.assign(this, { state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, report });
+  /**
+   * `flush()` sends what waits in the outbox (outbox.js, which hands group answers back here);
+   * `fail(clientId, reason)` fails a queued message (outbox.js, for both kinds).
+   */
+  constructor({ state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, report }) {
+    Object.assign(this, { state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, report });
     this.seq = 0;
   }
 
@@ -337,7 +328,7 @@ export class Groups {
   async queue(id, plaintext, { text = null, name = null }) {
     const group = await this.member(id);
     const key = groupKey(id);
-    const clientId = uuid();
+    const clientId = newClientId();
     const now = Date.now();
     const message =
       name === null
@@ -435,31 +426,9 @@ export class Groups {
     return { clientId: record.id, seq, group: groupIdOf(record.contact), plaintext: groupTextPlaintext(record.text) };
   }
 
-  /** `sent` for a group entry: the devices of its `keys` hold our sender key now; the message is sent. */
-  async onSent(frame, entry) {
-    if (entry && entry.frame) await noteKeysGiven(this.store, entry.group, entry.frame);
-    const message = await this.store.update(
-      ["messages", "outbox"],
-      [{ store: "messages", key: [frame.client_id] }],
-      ([record]) => {
-        const writes = [{ delete: "outbox", key: [frame.client_id] }];
-        if (!record) return { writes };
-        const updated = { ...record, serverId: frame.id };
-        delete updated.error;
-        if (!record.notice) {
-          if (record.status === "sending" || record.status === "held") updated.status = "sent";
-          updated.groupAwaiting = frame.id;
-        } else {
-          delete updated.status;
-        }
-        writes.push({ put: "messages", value: updated });
-        return { writes, result: updated };
-      },
-    );
-    if (message) {
-      this.state.upsertMessage(message);
-      this.tabs.broadcast({ type: "conversation", email: message.contact });
-    }
+  /** `sent` for a group entry (outbox.js marks the message sent): the devices of its `keys` hold our sender key now. */
+  async onSent(entry) {
+    if (entry.frame) await noteKeysGiven(this.store, entry.group, entry.frame);
   }
 
   /**
@@ -504,25 +473,6 @@ export class Groups {
       }
       if (retriable(error)) return; // the stored frame goes again on the next connect
       await this.fail(entry.clientId, errorMessage(error));
-    }
-  }
-
-  async fail(clientId, reason) {
-    const message = await this.store.update(
-      ["messages", "outbox"],
-      [{ store: "messages", key: [clientId] }],
-      ([record]) => {
-        const writes = [{ delete: "outbox", key: [clientId] }];
-        if (!record) return { writes };
-        const updated = { ...record, status: "failed", error: reason };
-        delete updated.groupAwaiting;
-        writes.push({ put: "messages", value: updated });
-        return { writes, result: updated };
-      },
-    );
-    if (message) {
-      this.state.upsertMessage(message);
-      this.tabs.broadcast({ type: "conversation", email: message.contact });
     }
   }
 

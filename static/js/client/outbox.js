@@ -8,24 +8,11 @@
 // again; after MISMATCHES_MAX in a row the message fails. A failed message can be sent again (retry).
 // Group messages (entries with `group`) wait in the same store and go in the same order, as
 // `group_send` frames; groups.js makes their frames and takes the server's answers about them.
-import { ApiError, errorMessage, keysApi } from "../api.js";
+import { errorMessage, keysApi } from "../api.js";
 import { encryptFor, IdentityChangedError } from "../session.js";
 import { afterMismatch, DeviceLists, MISMATCHES_MAX, targetsOf } from "./fanout.js";
 import { isGroupKey } from "./groupkey.js";
-import { laterStatus, withStatus } from "./status.js";
-
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-function retriable(error) {
-  return error instanceof ApiError && (error.status === 0 || error.status >= 500);
-}
+import { laterStatus, newClientId, retriable, withStatus } from "./status.js";
 
 // The outbox entry a device_mismatch named was sent or changed meanwhile (another tab).
 class EntryGone extends Error {}
@@ -91,7 +78,7 @@ export class Outbox {
 
   /** Encrypts and queues `body` for `email`; it is sent now if the socket is open, else on reconnect. */
   async send(email, body) {
-    const clientId = uuid();
+    const clientId = newClientId();
     const now = Date.now();
     const seq = this.nextSeq(now);
     const message = { id: clientId, contact: email, direction: "out", text: body, ts: now, status: "sending" };
@@ -222,16 +209,12 @@ export class Outbox {
     }
   }
 
-  /** The server stored our envelope (`sent`): it leaves the outbox. */
+  /** The server stored our envelope or group message (`sent`): it leaves the outbox. */
   async onSent(frame) {
     const clientId = frame.client_id;
     this.inFlight.delete(clientId);
     const entry = await this.store.get("outbox", clientId);
-    const record = entry ? null : await this.store.get("messages", clientId);
-    if ((entry && entry.group) || (record && isGroupKey(record.contact))) {
-      await this.groups.onSent(frame, entry);
-      return;
-    }
+    if (entry && entry.group) await this.groups.onSent(entry);
     const early = this.receipts.takeEarly(frame.id);
     const message = await this.store.update(
       ["messages", "outbox"],
