@@ -455,6 +455,26 @@ function envelopeOpener(store, identityKeyPair, own, writes) {
 }
 
 /**
+ * What a batch from one sender device starts from (the caller holds the sender's lock): which
+ * frames are duplicates, our identity key pair and the stored sessions with that device. A copy
+ * whose acknowledgement was lost comes back: it is already stored (and its message key is gone),
+ * so it is only acknowledged again; so is a copy repeated within the batch.
+ */
+async function batchStart(store, { email, device }, frames, recordId) {
+  const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
+  const identityKeyPair = await store.getKey("identity");
+  if (!identityKeyPair) throw new NotSetUpError();
+  const first = await store.get("signalSessions", email, device);
+  const seen = new Set();
+  const duplicate = frames.map((frame, i) => {
+    const again = stored[i] || seen.has(frame.id);
+    seen.add(frame.id);
+    return again;
+  });
+  return { duplicate, identityKeyPair, first };
+}
+
+/**
  * Decrypts envelopes from one sender, in order, and commits the outcome of all of them in one
  * transaction, under the sender's lock: a message record per envelope (decrypted text, or a failure
  * marker), the session state after the last one, the consumed one-time prekeys and the used
@@ -479,25 +499,18 @@ function envelopeOpener(store, identityKeyPair, own, writes) {
  */
 export function decryptBatchFrom(store, { email, device, own = false }, frames, { recordId, messageRecord }) {
   return withLock(peerLock(store, email), async () => {
-    // An envelope whose acknowledgement was lost comes back: it is already stored (and its message
-    // key is gone), so it is only acknowledged again.
-    const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
-    const identityKeyPair = await store.getKey("identity");
-    if (!identityKeyPair) throw new NotSetUpError();
-    const first = await store.get("signalSessions", email, device);
+    const { duplicate, identityKeyPair, first } = await batchStart(store, { email, device }, frames, recordId);
     let record = first;
-    const seen = new Set();
     const remoteIdentityKeys = [];
     const writes = [];
     const results = [];
     const open = envelopeOpener(store, identityKeyPair, own, writes);
 
     for (const [i, frame] of frames.entries()) {
-      if (stored[i] || seen.has(frame.id)) {
+      if (duplicate[i]) {
         results.push({ status: "duplicate" });
         continue;
       }
-      seen.add(frame.id);
       let text = null;
       let failed = null;
       try {
@@ -714,27 +727,22 @@ export function noteKeysGiven(store, groupId, frame) {
  */
 export function decryptGroupBatchFrom(store, { email, device, own = false }, frames, { recordId, outcome }) {
   return withLock(peerLock(store, email), async () => {
-    const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
-    const identityKeyPair = await store.getKey("identity");
-    if (!identityKeyPair) throw new NotSetUpError();
+    const { duplicate, identityKeyPair, first } = await batchStart(store, { email, device }, frames, recordId);
     const trusted = own ? null : await store.get("identities", email);
-    const first = await store.get("signalSessions", email, device);
     const lower = email.toLowerCase();
     let record = first;
     const senderKeys = new Map(); // group id -> received sender key record (null: none)
     const changedGroups = new Set();
-    const seen = new Set();
     const remoteIdentityKeys = [];
     const writes = [];
     const results = [];
     const open = envelopeOpener(store, identityKeyPair, own, writes);
 
     for (const [i, frame] of frames.entries()) {
-      if (stored[i] || seen.has(frame.id)) {
+      if (duplicate[i]) {
         results.push({ status: "duplicate" });
         continue;
       }
-      seen.add(frame.id);
       const group = frame.group;
       let content = null;
       let failed = null;

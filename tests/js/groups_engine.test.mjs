@@ -5,7 +5,6 @@
 // (static/js/client/groups.js).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateOneTimePrekeys, generateSignedPrekey, publicOneTimePrekey, publicSignedPrekey } from '../../static/js/crypto/index.js';
 import {
   bodyKeyId,
   decryptGroupBatchFrom,
@@ -18,7 +17,7 @@ import {
 } from '../../static/js/session.js';
 import { describeChange, groupCopyFrame, parseGroup, withGroupCounts } from '../../static/js/client/groups.js';
 import { groupIdOf, groupKey, isGroupKey } from '../../static/js/state.js';
-import { MemoryStore } from './client_parts.mjs';
+import { bundlesOf, deviceOf, storeOf } from './client_parts.mjs';
 import { makeParty } from './helpers.mjs';
 
 const ME = 'me@example.org';
@@ -100,22 +99,6 @@ test('group receipts: counts kept, read by all ends the question', () => {
 
 // --- encryption and decryption on stores ---------------------------------------------------------
 
-function deviceOf(party, id) {
-  const signedPrekey = generateSignedPrekey(party.identityKeyPair, 1);
-  const { prekeys } = generateOneTimePrekeys(1, 3);
-  return { id, identityKeyPair: party.identityKeyPair, signedPrekey, oneTimePrekeys: prekeys };
-}
-
-function storeOf(device) {
-  const store = new MemoryStore();
-  store.apply([
-    { put: 'signalKeys', value: { name: 'identity', value: device.identityKeyPair } },
-    { put: 'signalKeys', value: { name: 'spk:1', value: device.signedPrekey } },
-    ...device.oneTimePrekeys.map((p) => ({ put: 'signalKeys', value: { name: `opk:${p.keyId}`, value: p } })),
-  ]);
-  return store;
-}
-
 function setUp() {
   const me = makeParty('me');
   const bob = makeParty('bob');
@@ -126,11 +109,7 @@ function setUp() {
   const asked = [];
   const fetchBundles = async (email, ids) => {
     asked.push([email, ids]);
-    const list = devices[email].filter((d) => ids.includes(d.id));
-    return {
-      identity_key: list[0].identityKeyPair.publicKey,
-      devices: list.map((d) => ({ device_id: d.id, signed_prekey: publicSignedPrekey(d.signedPrekey), one_time_prekey: publicOneTimePrekey(d.oneTimePrekeys[0]) })),
-    };
+    return bundlesOf(devices[email].filter((d) => ids.includes(d.id)));
   };
   return { me, bob, carol, store, stores, asked, fetchBundles };
 }
