@@ -170,10 +170,10 @@ export class Groups {
 
   /** On every connect: the list, the changes missed, and where our group messages stand. */
   async sync() {
+    await this.askReceipts();
     try {
       const listed = await this.readList();
       for (const group of listed) await this.catchUp(group.id);
-      this.askReceipts();
     } catch (error) {
       if (!retriable(error)) this.report(error, "The groups could not be read: ");
     }
