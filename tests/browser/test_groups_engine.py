@@ -1,7 +1,7 @@
 """The browser's group engine (static/js/client/groups.js) in real Chromium, below the UI: a
 group made over REST reaches both people's clients (list, notice lines in IndexedDB), and a
 group message sent by a second client built in Alice's page (the UI for groups is not served
-yet) is decrypted by Bob's app, with no error in either page."""
+yet) is decrypted by Bob's app, counted delivered, and answered, with no error in either page."""
 
 import pytest
 
@@ -90,5 +90,24 @@ def test_a_group_reaches_both_clients_and_a_group_message_is_read(people):
         "Alice's message sent",
     )
     assert not [e for e in records(alice, "outbox") if e.get("group") == group_id]
+    # Bob's copy was acknowledged: Alice's message counts it delivered (group_receipts).
+    alice.wait_until(
+        lambda: any(
+            m.get("text") == "Hello group" and (m.get("counts") or {}).get("delivered") == 1
+            for m in records(alice, "messages")
+        ),
+        "Alice's message counted delivered",
+    )
+
+    # Bob answers through the pairwise session Alice's key envelope founded; Alice's app reads it.
+    bob.page.evaluate(HEADLESS_CLIENT)
+    bob.page.evaluate("(id) => window.groupsEngineClient.sendText(`group:${id}`, 'Hello Alice')", group_id)
+    alice.wait_until(
+        lambda: any(
+            m.get("text") == "Hello Alice" and m["direction"] == "in" and m.get("sender") == bob.email
+            for m in records(alice, "messages")
+        ),
+        "Alice's app decrypted Bob's answer",
+    )
     no_errors(alice)
     no_errors(bob)
