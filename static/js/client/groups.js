@@ -348,28 +348,26 @@ export class Groups {
     this.flush();
   }
 
-  /** Encrypts an outbox entry for the group as stored; commits `writes` and the entry with the frame. */
-  encrypt(group, entry, writes, again = null) {
-    return encryptForGroup(
+  /**
+   * Encrypts an outbox entry for the group as stored; commits `writes` and the entry with its
+   * group_send frame (without `type`), which it resolves to.
+   */
+  async encrypt(group, entry, writes, again = null) {
+    let frame = null;
+    await encryptForGroup(
       this.store,
       { groupId: group.id, self: this.self, selfDevice: this.state.deviceId, members: group.members },
       entry.plaintext,
       {
         again,
         fetchBundles: (email, deviceIds) => keysApi.bundles(email, deviceIds),
-        writesFor: (made) => [
-          ...writes,
-          {
-            put: "outbox",
-            value: {
-              ...entry,
-              frame: { client_id: entry.clientId, group: group.id, epoch: group.epoch, body: made.body, keys: made.keys },
-              distribution: made.distribution,
-            },
-          },
-        ],
+        writesFor: (made) => {
+          frame = { client_id: entry.clientId, group: group.id, epoch: group.epoch, body: made.body, keys: made.keys };
+          return [...writes, { put: "outbox", value: { ...entry, frame, distribution: made.distribution } }];
+        },
       },
     );
+    return frame;
   }
 
   /** A message that could not be encrypted yet: queued (network, a member's identity change) or failed. */
@@ -401,24 +399,29 @@ export class Groups {
     const sending = { ...message, status: "sending" };
     try {
       const group = await this.member(entry.group);
-      const made = await this.encrypt(group, entry, [{ put: "messages", value: sending }]);
+      const frame = await this.encrypt(group, entry, [{ put: "messages", value: sending }]);
       this.state.upsertMessage(sending);
-      return { client_id: entry.clientId, group: group.id, epoch: group.epoch, body: made.body, keys: made.keys };
+      return frame;
     } catch (error) {
       if (error instanceof IdentityChangedError) {
-        if (message.status !== "held") {
-          const held = { ...message, status: "held" };
-          await this.store.write([{ put: "messages", value: held }]);
-          this.state.upsertMessage(held);
-        }
-        await this.keys.refreshIdentity(error.email);
-        await this.refreshHeld();
+        await this.hold(message, error.email);
         return null;
       }
       if (retriable(error)) return null;
       await this.fail(entry.clientId, errorMessage(error));
       return null;
     }
+  }
+
+  /** `message` waits (status "held") until the user accepts `email`'s new safety number. */
+  async hold(message, email) {
+    if (message.status !== "held") {
+      const held = { ...message, status: "held" };
+      await this.store.write([{ put: "messages", value: held }]);
+      this.state.upsertMessage(held);
+    }
+    await this.keys.refreshIdentity(email);
+    await this.refreshHeld();
   }
 
   /** The outbox entry of a failed group message sent again (outbox.js retry), from its text. */
@@ -467,8 +470,11 @@ export class Groups {
       await this.encrypt(group, entry, [], again);
     } catch (error) {
       if (error instanceof IdentityChangedError) {
-        await this.store.write([{ put: "outbox", value: { clientId: entry.clientId, seq: entry.seq, group: entry.group, plaintext: entry.plaintext } }]);
-        await this.encryptHeld({ ...entry, frame: undefined });
+        // The entry waits without a frame until the change is accepted (then encryptHeld).
+        const { frame, distribution, ...unencrypted } = entry;
+        await this.store.write([{ put: "outbox", value: unencrypted }]);
+        const message = await this.store.get("messages", entry.clientId);
+        if (message) await this.hold(message, error.email);
         return;
       }
       if (retriable(error)) return; // the stored frame goes again on the next connect
