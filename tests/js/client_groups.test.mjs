@@ -10,6 +10,7 @@ import { Keys } from '../../static/js/client/keys.js';
 import { Outbox } from '../../static/js/client/outbox.js';
 import { Receipts } from '../../static/js/client/receipts.js';
 import { Typing } from '../../static/js/client/typing.js';
+import { encryptForGroup, groupSettingsPlaintext, groupTextPlaintext } from '../../static/js/session.js';
 import { bundlesOf, deviceOf, parts, storeOf } from './client_parts.mjs';
 import { makeParty } from './helpers.mjs';
 
@@ -46,7 +47,8 @@ function setUp() {
   const p = parts();
   const me = makeParty('me');
   const devices = { [BOB]: [deviceOf(makeParty('bob'), 1)], [CAROL]: [deviceOf(makeParty('carol'), 1)], [ME]: [] };
-  const store = storeOf(deviceOf(me, 1));
+  const meDevice = deviceOf(me, 1);
+  const store = storeOf(meDevice);
   p.state.setMe({ id: 1, email: ME, device: { id: 1, name: 'this' } });
   const server = fakeServer(devices);
   const errors = [];
@@ -70,7 +72,7 @@ function setUp() {
     report,
   });
   built.outbox = new Outbox({ ...p, store, conversations, keys, receipts, groups: built.groups });
-  return { ...p, store, server, errors, devices, ...built };
+  return { ...p, store, server, errors, devices, meDevice, ...built };
 }
 
 const groupSends = (transport) => transport.sent.filter((f) => f.type === 'group_send');
@@ -180,3 +182,40 @@ test('a member whose safety number changed holds the group send until the change
   assert.deepEqual(state.groups.get(KEY).held, []);
 });
 
+
+test('received copies: a text from a member (stored once), the name from a settings message', async () => {
+  const { state, store, groups, devices, meDevice, errors } = setUp();
+  await groups.sync();
+  // Bob's browser: its sender key handed to us through a new session.
+  const bobStore = storeOf(devices[BOB][0]);
+  const bundles = async () => bundlesOf([meDevice]);
+  const members = [{ email: ME, devices: [1] }, { email: BOB, devices: [1] }];
+  const text = await encryptForGroup(bobStore, { groupId: ID, self: BOB, selfDevice: 1, members }, groupTextPlaintext('from bob'), {
+    fetchBundles: bundles,
+    writesFor: () => [],
+  });
+  const named = await encryptForGroup(bobStore, { groupId: ID, self: BOB, selfDevice: 1, members }, groupSettingsPlaintext('Climbing'), {
+    fetchBundles: bundles,
+    writesFor: () => [],
+  });
+  const frame = (id, made, key) => groups.checkFrame({
+    type: 'group_message', id, message_id: id, group: ID, from: BOB, from_device: 1, body: made.body,
+    key: key ? { kind: key.kind, body: key.body } : null, sent_at: '2026-01-02T00:00:00Z',
+  });
+  await groups.takeFrom([frame(11, text, text.keys[0]), frame(12, named, null)]);
+  assert.deepEqual(errors, []);
+  const received = await store.get('messages', 'in:11');
+  assert.equal(received.text, 'from bob');
+  assert.equal(received.contact, KEY);
+  assert.equal(received.sender, BOB);
+  assert.equal(received.unread, 1);
+  const line = await store.get('messages', 'in:12');
+  assert.equal(line.notice, true);
+  assert.equal(line.text, `${BOB} named the group "Climbing"`);
+  assert.equal((await store.get('groups', ID)).name, 'Climbing');
+  assert.equal(state.groups.get(KEY).name, 'Climbing');
+  assert.equal(state.groups.get(KEY).unread, 1);
+  // Redelivered: stored once.
+  await groups.takeFrom([frame(11, text, text.keys[0])]);
+  assert.equal((await store.all('messages')).filter((m) => m.id === 'in:11').length, 1);
+});
