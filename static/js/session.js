@@ -720,12 +720,13 @@ export function noteKeysGiven(store, groupId, frame) {
  * @param {object} store
  * @param {{email: string, device: number, own?: boolean}} sender
  * @param {{id: number, group: string, body: string, key?: {kind, body}}[]} frames checked frames
- * @param {{recordId: (frame) => string, outcome: (frame, {content, failed}) => {message?: object, writes?: object[]}}} records
- *   `content` is decodeGroupPlaintext's ({type: "text"|"settings"|"unknown", ...}) or null when `failed`
+ * @param {{recordId: (frame) => string, messageRecord: (frame, {content, failed}) => object|null}} records
+ *   `content` is decodeGroupPlaintext's ({type: "text"|"settings"|"unknown", ...}) or null when
+ *   `failed`; a null record stores nothing for the copy
  * @returns {Promise<{status: "duplicate"|"stored"|"failed", message?: object, content?: object}[]>}
  *   and `identityChanged` on the array
  */
-export function decryptGroupBatchFrom(store, { email, device, own = false }, frames, { recordId, outcome }) {
+export function decryptGroupBatchFrom(store, { email, device, own = false }, frames, { recordId, messageRecord }) {
   return withLock(peerLock(store, email), async () => {
     const { duplicate, identityKeyPair, first } = await batchStart(store, { email, device }, frames, recordId);
     const trusted = own ? null : await store.get("identities", email);
@@ -778,10 +779,9 @@ export function decryptGroupBatchFrom(store, { email, device, own = false }, fra
       } catch (error) {
         failed = failureCode(error);
       }
-      const made = outcome(frame, { content, failed });
-      if (made.message) writes.push({ put: "messages", value: made.message });
-      writes.push(...(made.writes || []));
-      results.push({ status: failed ? "failed" : "stored", message: made.message || null, content });
+      const message = messageRecord(frame, { content, failed });
+      if (message) writes.push({ put: "messages", value: message });
+      results.push({ status: failed ? "failed" : "stored", message, content });
     }
 
     for (const group of changedGroups) {

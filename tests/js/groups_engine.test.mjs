@@ -131,7 +131,7 @@ async function readAt(store, made, email, device, { own = false, sender = ME } =
   const frame = { id: copyId, message_id: 50, group: GROUP, from: sender, from_device: 1, body: made.body, key: key ? { kind: key.kind, body: key.body } : null, own };
   const [result] = await decryptGroupBatchFrom(store, { email: sender, device: 1, own }, [frame], {
     recordId: (f) => `in:${f.id}`,
-    outcome: (f, { content, failed }) => ({ message: { id: `in:${f.id}`, text: content && content.text, failed } }),
+    messageRecord: (f, { content, failed }) => ({ id: `in:${f.id}`, text: content && content.text, failed }),
   });
   return result.message;
 }

@@ -335,15 +335,14 @@ export class Groups {
         ? { id: clientId, contact: key, direction: "out", text, ts: now, status: "sending", sender: this.self }
         : { ...noticeRecord(clientId, key, namedLine(this.self, name), now), status: "sending", sender: this.self };
     const entry = { clientId, seq: this.nextSeq(now), group: id, plaintext };
-    const named = name === null ? [] : [{ put: "groups", value: { ...group, name } }];
     if (!this.state.loaded.has(key)) await this.conversations.reload(key);
     this.state.upsertMessage(message);
     try {
-      await this.encrypt(group, entry, [{ put: "messages", value: message }, ...named]);
+      await this.encrypt(group, entry, [{ put: "messages", value: message }]);
     } catch (error) {
-      await this.keepUnencrypted(message, entry, error, named);
+      await this.keepUnencrypted(message, entry, error);
     }
-    if (name !== null) this.state.updateGroup(key, { name });
+    if (name !== null) await this.setName(id, name);
     this.tabs.broadcast({ type: "conversation", email: key });
     this.flush();
   }
@@ -371,17 +370,17 @@ export class Groups {
   }
 
   /** A message that could not be encrypted yet: queued (network, a member's identity change) or failed. */
-  async keepUnencrypted(message, entry, error, named) {
+  async keepUnencrypted(message, entry, error) {
     if (error instanceof IdentityChangedError) {
       const held = { ...message, status: "held" };
-      await this.store.write([{ put: "messages", value: held }, { put: "outbox", value: entry }, ...named]);
+      await this.store.write([{ put: "messages", value: held }, { put: "outbox", value: entry }]);
       this.state.upsertMessage(held);
       await this.keys.refreshIdentity(error.email);
       await this.refreshHeld();
       return;
     }
     if (retriable(error)) {
-      await this.store.write([{ put: "messages", value: message }, { put: "outbox", value: entry }, ...named]);
+      await this.store.write([{ put: "messages", value: message }, { put: "outbox", value: entry }]);
       return;
     }
     const failed = { ...message, status: "failed", error: errorMessage(error) };
@@ -482,6 +481,19 @@ export class Groups {
     }
   }
 
+  /**
+   * The group's name, from a settings message (ours or a member's), on the group as stored now. A
+   * group not read from the server yet (its copies came first) keeps it until it is (readList merges).
+   */
+  async setName(id, name) {
+    await this.store.update(["groups"], [{ store: "groups", key: [id] }], ([group]) => {
+      const current = group || { id, epoch: 1, role: "member", members: [], lastChange: 0 };
+      return { writes: [{ put: "groups", value: { ...current, name } }] };
+    });
+    this.state.updateGroup(groupKey(id), { name });
+    this.tabs.broadcast({ type: "groups" });
+  }
+
   /** Whether `email` is a member of group `id` as stored (outbox.js releaseHeld). */
   async hasMember(id, email) {
     const group = await this.store.get("groups", id);
@@ -513,13 +525,12 @@ export class Groups {
    */
   async takeFrom(frames) {
     const { from: email, from_device: device, own } = frames[0];
-    const groups = new Map((await this.store.all("groups")).map((group) => [group.id, group]));
     const recordId = (frame) => `${own ? "own" : "in"}:${frame.id}`;
     let results;
     try {
       results = await decryptGroupBatchFrom(this.store, { email, device, own }, frames, {
         recordId,
-        outcome: (frame, { content, failed }) => this.outcome(frame, recordId(frame), content, failed, groups),
+        messageRecord: (frame, { content, failed }) => this.messageRecord(frame, recordId(frame), content, failed),
       });
     } catch (error) {
       // Storage failure or no keys: not acknowledged, so the server keeps them for later.
@@ -537,8 +548,9 @@ export class Groups {
         this.notifications.notifyGroup(key, group && group.name);
       }
     }
-    const renamed = stored.filter((r) => r.content && r.content.type === "settings");
-    if (renamed.length) await this.loadLocal();
+    for (const { message, content } of stored) {
+      if (content && content.type === "settings") await this.setName(groupIdOf(message.contact), content.name);
+    }
     // A group we were just added to, its copies ahead of its group_changed: read the list now.
     if ([...keys].some((key) => !this.state.groups.has(key))) await this.sync();
     if (results.identityChanged) {
@@ -547,17 +559,17 @@ export class Groups {
     }
   }
 
-  /** The record (and writes) for one copy's outcome (session.js decryptGroupBatchFrom). */
-  outcome(frame, id, content, failed, groups) {
+  /**
+   * The record of one copy's outcome (session.js decryptGroupBatchFrom), or null for a type this
+   * client does not know (acknowledged, not shown: section 22); a settings message's name is
+   * stored after the batch.
+   */
+  messageRecord(frame, id, content, failed) {
     const key = groupKey(frame.group);
     const ts = Date.parse(frame.sent_at) || Date.now();
-    if (content && content.type === "unknown") return {}; // acknowledged, not shown (section 22)
+    if (content && content.type === "unknown") return null;
     if (content && content.type === "settings") {
-      // A group not read from the server yet keeps its name until it is (readList merges).
-      const group = groups.get(frame.group) || { id: frame.group, epoch: 1, role: "member", members: [], lastChange: 0 };
-      groups.set(frame.group, { ...group, name: content.name });
-      const writes = [{ put: "groups", value: groups.get(frame.group) }];
-      return { message: { ...noticeRecord(id, key, namedLine(frame.from, content.name), ts), sender: frame.from }, writes };
+      return { ...noticeRecord(id, key, namedLine(frame.from, content.name), ts), sender: frame.from };
     }
     const record = {
       id,
@@ -573,7 +585,7 @@ export class Groups {
       Object.assign(record, { serverId: frame.id, messageId: frame.message_id, status: "received", unread: 1 });
     }
     if (failed) record.failed = failed;
-    return { message: record };
+    return record;
   }
 
   // --- receipts -----------------------------------------------------------------------------------
