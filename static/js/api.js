@@ -246,3 +246,15 @@ export const messagesApi = {
   ack: (ids) => request("POST", "/api/v1/messages/ack", { ids }),
   read: (ids) => request("POST", "/api/v1/messages/read", { ids }),
 };
+
+// Groups (docs/PROTOCOL.md section 21). Group ids and emails travel in bodies, never in a path.
+export const groupsApi = {
+  list: () => request("GET", "/api/v1/groups/"),
+  create: (emails) => request("POST", "/api/v1/groups/", { members: emails }),
+  add: (group, email) => request("POST", "/api/v1/groups/members", { group, email }),
+  remove: (group, email) => request("POST", "/api/v1/groups/remove", { group, email }),
+  leave: (group) => request("POST", "/api/v1/groups/leave", { group }),
+  admin: (group, email) => request("POST", "/api/v1/groups/admins", { group, email }),
+  changes: (group, after = 0) => request("POST", "/api/v1/groups/changes", { group, after }),
+  receipts: (ids) => request("POST", "/api/v1/groups/receipts", { ids }),
+};

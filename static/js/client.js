@@ -4,11 +4,14 @@
 // API main.js uses. Dependencies go one way, down this list (all of them use state and storage):
 //
 //   client.js             this facade
-//   client/inbox.js       incoming envelopes in batches: decrypt, store, ack -> receipts, typing,
-//                         notifications, keys, conversations, tabs
-//   client/outbox.js      send, queue, resend by client_id, retry -> receipts, keys, conversations,
-//                         tabs, transport
+//   client/inbox.js       incoming envelopes in batches: decrypt, store, ack -> groups (group
+//                         copies), receipts, typing, notifications, keys, conversations, tabs
+//   client/outbox.js      send, queue, resend by client_id, retry -> groups (group entries),
+//                         receipts, keys, conversations, tabs, transport
 //   client/contacts.js    contacts and requests -> keys, conversations, tabs
+//   client/groups.js      groups: list, membership, changes as notice lines, group messages in
+//                         and out (frames for the outbox), group receipts -> receipts, typing,
+//                         notifications, keys, conversations, tabs, transport
 //   client/devices.js     the account's devices: list, rename, unlink, `devices_changed`
 //   client/fanout.js      (pure) device lists and `device_mismatch` for outbox.js and devices.js
 //   client/receipts.js    ack, read, delivered/read, read_elsewhere, the receipts question -> tabs,
@@ -18,13 +21,17 @@
 //   (each conversation's window, read in pages),
 //   client/tabs.js (other tabs), client/transport.js (the socket), client/status.js (pure)
 //
-// Lists (contacts, requests) are re-read on every connect and receipts asked for: pushes are
+// A group is a conversation keyed groupKey(id) (state.js): the user actions below taking a
+// contact's email take a group key too, and dispatch on isGroupKey.
+//
+// Lists (contacts, requests, groups) are re-read on every connect and receipts asked for: pushes are
 // at-most-once. Other tabs of the account hear of changes through tabs.js and re-read storage; a tab
 // erasing the account's data tells them on the same channel (main.js: they erase too).
 import { errorMessage } from "./api.js";
 import { Contacts } from "./client/contacts.js";
 import { Conversations } from "./client/conversations.js";
 import { Devices } from "./client/devices.js";
+import { Groups } from "./client/groups.js";
 import { Inbox } from "./client/inbox.js";
 import { Keys } from "./client/keys.js";
 import { Notifications } from "./client/notifications.js";
@@ -34,7 +41,7 @@ import { Tabs } from "./client/tabs.js";
 import { Transport } from "./client/transport.js";
 import { Typing } from "./client/typing.js";
 import { Connection } from "./socket.js";
-import { Topic } from "./state.js";
+import { isGroupKey, Topic } from "./state.js";
 
 export class MessengerClient {
   constructor({ state, store, onSessionEnded, onDeviceRemoved }) {
@@ -51,8 +58,22 @@ export class MessengerClient {
     const notifications = new Notifications({ state, store, open: (email) => this.openConversation(email) });
     const receipts = new Receipts({ state, store, transport, tabs });
     const contacts = new Contacts({ state, store, tabs, conversations, keys, report });
-    const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts });
-    const inbox = new Inbox({ state, store, tabs, conversations, keys, typing, receipts, notifications, report });
+    const groups = new Groups({
+      state,
+      store,
+      transport,
+      tabs,
+      conversations,
+      keys,
+      receipts,
+      notifications,
+      typing,
+      flush: () => this.outbox.flush(),
+      fail: (clientId, reason) => this.outbox.fail(clientId, reason),
+      report,
+    });
+    const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts, groups });
+    const inbox = new Inbox({ state, store, tabs, conversations, keys, typing, receipts, notifications, groups, report });
     const devices = new Devices({ state, store, report, onUnlinked: onDeviceRemoved });
     // The parts; each owns its own state, and they reach each other only through their methods.
     Object.assign(this, {
@@ -65,6 +86,7 @@ export class MessengerClient {
       notifications,
       receipts,
       contacts,
+      groups,
       outbox,
       inbox,
       devices,
@@ -113,12 +135,14 @@ export class MessengerClient {
     this.state.setContacts(contacts);
     for (const identity of identities) this.keys.applyIdentity(identity);
     await Promise.all([...emails].map((email) => this.conversations.refreshCounters(email)));
+    await this.groups.loadLocal();
   }
 
   onSocketOpen() {
     this.outbox.onConnect();
     this.receipts.onConnect();
     this.contacts.sync();
+    this.groups.sync();
     this.devices.load();
     this.outbox.flush();
     this.receipts.markActiveRead();
@@ -130,9 +154,12 @@ export class MessengerClient {
     if (data.type === "conversation" || data.type === "identity") {
       if (this.state.loaded.has(data.email)) await this.conversations.refresh(data.email);
       await this.conversations.refreshCounters(data.email);
-      await this.keys.refreshIdentity(data.email);
+      if (!isGroupKey(data.email)) await this.keys.refreshIdentity(data.email);
+      if (data.type === "identity") await this.groups.refreshHeld();
     } else if (data.type === "contacts") {
       await this.contacts.reloadLocal();
+    } else if (data.type === "groups") {
+      await this.groups.loadLocal();
     }
   }
 
@@ -149,6 +176,10 @@ export class MessengerClient {
       receipts: (frame) => this.receipts.onAnswer(frame),
       error: (frame) => this.onServerError(frame),
       typing: (frame) => this.typing.onFrame(frame),
+      group_message: (frame) => this.inbox.onGroupMessage(frame),
+      group_receipts: (frame) => this.groups.onReceipts(frame),
+      group_changed: (frame) => this.groups.onChanged(frame),
+      group_epoch: (frame) => this.groups.onEpoch(frame),
       contact_request: () => this.contacts.syncRequests().catch((e) => this.report(e)),
       contact_request_answered: () => this.contacts.sync(),
       contact_removed: (frame) => this.contacts.onRemoved(frame),
@@ -200,7 +231,8 @@ export class MessengerClient {
     const body = text.replace(/\s+$/, "");
     if (!body.trim()) return;
     this.typing.stop(email);
-    await this.outbox.send(email, body);
+    if (isGroupKey(email)) await this.groups.send(email, body);
+    else await this.outbox.send(email, body);
   }
 
   retryMessage(id) {
@@ -209,6 +241,32 @@ export class MessengerClient {
 
   typingInput(email) {
     this.typing.input(email);
+  }
+
+  // --- groups (keys are groupKey(id); each throws an Error the UI shows on refusal) ------------
+
+  createGroup(name, emails) {
+    return this.groups.create(name, emails);
+  }
+
+  addGroupMember(key, email) {
+    return this.groups.add(key, email);
+  }
+
+  removeGroupMember(key, email) {
+    return this.groups.remove(key, email);
+  }
+
+  leaveGroup(key) {
+    return this.groups.leave(key);
+  }
+
+  makeGroupAdmin(key, email) {
+    return this.groups.makeAdmin(key, email);
+  }
+
+  renameGroup(key, name) {
+    return this.groups.rename(key, name);
   }
 
   requestContact(email) {
@@ -235,6 +293,7 @@ export class MessengerClient {
     await this.keys.accept(email);
     // Messages held back while the change was unacknowledged go out now, to the new key.
     await this.outbox.releaseHeld(email);
+    await this.groups.refreshHeld();
     this.tabs.broadcast({ type: "identity", email });
     this.outbox.flush();
   }

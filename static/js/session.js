@@ -13,26 +13,42 @@
 // - The first identity key seen for a contact is trusted; a different one later is recorded as a
 //   pending change and nothing is encrypted until the user acknowledges it (the server could have
 //   substituted it).
+// - Groups (docs/PROTOCOL.md sections 22 and 23): our sender key of a group is used under the Web
+//   Lock "sm:<account>:group:<id>", taken before the peer locks of the members whose pairwise
+//   sessions carry its distribution (those in sorted order, as every send takes them: no cycle).
+//   Received sender keys of a sender device change only under that sender's peer lock, as its
+//   pairwise session does.
 // - Nothing here logs. Private keys stay in IndexedDB.
 import {
   acceptInitialMessage,
   bytesToText,
+  createSenderKey,
+  decodeGroupPlaintext,
+  decryptGroupMessage,
   decryptMessage,
+  encodeGroupSettings,
+  encodeGroupText,
+  encryptGroupMessage,
   encryptMessage,
   EnvelopeKind,
   formatSafetyNumber,
+  fromBase64,
   generateIdentityKeyPair,
   generateOneTimePrekeys,
   generateSignedPrekey,
   initiateSession,
   isInitialMessageForSession,
   parseEnvelope,
+  parseSenderKeyDistribution,
   ProtocolError,
   publicOneTimePrekey,
   publicSignedPrekey,
+  receivedSenderKeys,
   registrationKeys,
   safetyNumber,
+  senderKeyDistribution,
   textToBytes,
+  toBase64,
 } from "./crypto/index.js";
 import { withLock } from "./locks.js";
 
@@ -62,6 +78,7 @@ export class NotSetUpError extends Error {
 
 const peerLock = (store, email) => `sm:${store.account}:peer:${email}`;
 const keysLock = (store) => `sm:${store.account}:keys`;
+const groupLock = (store, groupId) => `sm:${store.account}:group:${groupId}`;
 
 // --- device keys --------------------------------------------------------------------------------
 
@@ -212,6 +229,69 @@ function bundlesAnswer(answer, wanted) {
 }
 
 /**
+ * Encrypts `plaintext` (bytes) once for each of `deviceIds` of `email`, with the session of that
+ * device pair, starting sessions by X3DH from fresh bundles where none is bound to the expected
+ * identity key (docs/PROTOCOL.md sections 16 and 17.1). The caller holds the lock of `email` and
+ * commits the returned writes (the advanced sessions; the identity trusted at first contact) with
+ * whatever the copies are for, in ONE transaction. Shared by 1:1 sends (encryptFor) and sender key
+ * distributions (encryptForGroup).
+ *
+ * `identityKey` is the trusted key of `email` (null: first contact, the bundles' key is trusted,
+ * unverified); `own`: our own account, whose devices must carry our own identity key. A bundle
+ * under another key is recorded as a pending change (IdentityChangedError): nothing is encrypted.
+ * Devices of `previous` (copies already made, [{device, kind, body}]) keep their copy as made.
+ *
+ * @returns {Promise<{copies: {device: number, kind: string, body: string}[], writes: object[]}>}
+ *   copies in device order; a device the bundles answer left out (no current signed prekey) has none
+ */
+async function sealForDevices(store, identityKeyPair, { email, deviceIds, identityKey = null, own = false, previous = [], plaintext, fetchBundles }) {
+  const expected = own ? identityKeyPair.publicKey : identityKey;
+  const made = new Map((previous || []).map((copy) => [copy.device, copy]));
+  const sorted = [...deviceIds].sort((a, b) => a - b);
+  const writes = [];
+  const records = new Map();
+  const needBundle = [];
+  for (const device of sorted) {
+    if (made.has(device)) continue;
+    const record = await store.get("signalSessions", email, device);
+    records.set(device, record);
+    if (!record || !record.current || (expected && record.current.remoteIdentityKey !== expected)) needBundle.push(device);
+  }
+  let started = new Map();
+  if (needBundle.length) {
+    const answer = bundlesAnswer(await fetchBundles(email, needBundle), needBundle);
+    if (!expected) {
+      // First contact: the identity key of the first bundles is trusted (unverified).
+      writes.push({ put: "identities", value: { email, identityKey: answer.identity_key, verified: false, firstSeen: Date.now() } });
+    } else if (answer.identity_key !== expected) {
+      if (own) throw new ProtocolError("invalid_bundle", "our own device's bundle carries another identity key");
+      await noteIdentityKey(store, email, answer.identity_key);
+      throw new IdentityChangedError(email);
+    }
+    started = await sessionsFromBundles(identityKeyPair, answer);
+  }
+  const copies = [];
+  for (const device of sorted) {
+    if (made.has(device)) {
+      copies.push(made.get(device));
+      continue;
+    }
+    const old = records.get(device);
+    let record = old;
+    if (started.has(device)) {
+      record = withCurrent(email, device, null, started.get(device));
+      record.archived = sessionCandidates(old).slice(0, ARCHIVED_SESSIONS);
+    } else if (needBundle.includes(device)) {
+      continue; // no bundle (no current signed prekey): the server's answer will say so
+    }
+    const encrypted = await encryptMessage(record.current, plaintext);
+    writes.push({ put: "signalSessions", value: { ...record, email, device, current: encrypted.session } });
+    copies.push({ device, kind: encrypted.kind, body: encrypted.body });
+  }
+  return { copies, writes };
+}
+
+/**
  * Encrypts `text` once for each device of `targets` (docs/PROTOCOL.md section 17.1): the
  * recipient's (`copies`) and our own other devices (`own`), each with the session of that device
  * pair, starting sessions by X3DH from fresh bundles where none is bound to the trusted identity
@@ -252,56 +332,27 @@ export function encryptFor(store, { to, self }, text, { targets, fetchBundles, w
     }
     const made = (reuse && (await reuse())) || { copies: [], own: [] };
     const writes = [];
-    const frame = { copies: [], own: [] };
-    let identityKey = trusted ? trusted.identityKey : null;
-    const sides = [
-      ["copies", to, targets.to, drop ? drop.to : []],
-      ["own", self, targets.own, drop ? drop.own : []],
-    ];
-    for (const [list, email, deviceIds, dropped] of sides) {
-      for (const device of dropped) writes.push({ delete: "signalSessions", key: [email, device] });
-      const key = list === "own" ? identityKeyPair.publicKey : identityKey;
-      const previous = new Map((made[list] || []).map((copy) => [copy.device, copy]));
-      const records = new Map();
-      const needBundle = [];
-      for (const device of [...deviceIds].sort((a, b) => a - b)) {
-        if (previous.has(device)) continue;
-        const record = await store.get("signalSessions", email, device);
-        records.set(device, record);
-        if (!record || !record.current || (key && record.current.remoteIdentityKey !== key)) needBundle.push(device);
-      }
-      let started = new Map();
-      if (needBundle.length) {
-        const answer = bundlesAnswer(await fetchBundles(email, needBundle), needBundle);
-        if (list === "copies" && !key) {
-          // First contact: the identity key of the first bundles is trusted (unverified).
-          identityKey = answer.identity_key;
-          writes.push({ put: "identities", value: { email, identityKey, verified: false, firstSeen: Date.now() } });
-        } else if (answer.identity_key !== (list === "own" ? identityKeyPair.publicKey : identityKey)) {
-          if (list === "own") throw new ProtocolError("invalid_bundle", "our own device's bundle carries another identity key");
-          await noteIdentityKey(store, to, answer.identity_key);
-          throw new IdentityChangedError(to);
-        }
-        started = await sessionsFromBundles(identityKeyPair, answer);
-      }
-      for (const device of [...deviceIds].sort((a, b) => a - b)) {
-        if (previous.has(device)) {
-          frame[list].push(previous.get(device));
-          continue;
-        }
-        const old = records.get(device);
-        let record = old;
-        if (started.has(device)) {
-          record = withCurrent(email, device, null, started.get(device));
-          record.archived = sessionCandidates(old).slice(0, ARCHIVED_SESSIONS);
-        } else if (needBundle.includes(device)) {
-          continue; // no bundle (no current signed prekey): the server's answer will say so
-        }
-        const encrypted = await encryptMessage(record.current, textToBytes(text));
-        writes.push({ put: "signalSessions", value: { ...record, email, device, current: encrypted.session } });
-        frame[list].push({ device, kind: encrypted.kind, body: encrypted.body });
-      }
-    }
+    for (const device of drop ? drop.to : []) writes.push({ delete: "signalSessions", key: [to, device] });
+    for (const device of drop ? drop.own : []) writes.push({ delete: "signalSessions", key: [self, device] });
+    const plaintext = textToBytes(text);
+    const theirs = await sealForDevices(store, identityKeyPair, {
+      email: to,
+      deviceIds: targets.to,
+      identityKey: trusted ? trusted.identityKey : null,
+      previous: made.copies,
+      plaintext,
+      fetchBundles,
+    });
+    const ours = await sealForDevices(store, identityKeyPair, {
+      email: self,
+      deviceIds: targets.own,
+      own: true,
+      previous: made.own,
+      plaintext,
+      fetchBundles,
+    });
+    writes.push(...theirs.writes, ...ours.writes);
+    const frame = { copies: theirs.copies, own: ours.copies };
     if (!frame.copies.length) throw new Error(`None of ${to}'s devices can be written to now.`);
     writes.push(...writesFor(frame));
     await store.write(writes);
@@ -329,6 +380,101 @@ function failureCode(error) {
 }
 
 /**
+ * The opening of pairwise envelopes from one sender device within a batch (docs/PROTOCOL.md
+ * sections 7.2 and 16): `open(record, kind, body)` decrypts one envelope against the sessions of
+ * `record` (the state the previous envelope left), or founds a session from a prekey envelope,
+ * and resolves to {session, plaintext (bytes), index} (index: the candidate session used, null
+ * for a new one) without storing anything; the consumed one-time prekeys and used ephemeral keys
+ * are pushed to `writes`, which the caller commits with the sessions. Shared by 1:1 messages
+ * (decryptBatchFrom) and the sender key entries of group messages (decryptGroupBatchFrom).
+ * `own`: the sender is our own account; its envelopes must be under our own identity key.
+ */
+function envelopeOpener(store, identityKeyPair, own, writes) {
+  const consumedPrekeys = new Set();
+  const usedEphemeralKeys = new Set();
+  return async (record, kind, body) => {
+    const envelope = parseEnvelope(kind, body);
+    const candidates = sessionCandidates(record);
+    let outcome = null;
+    if (envelope.kind === EnvelopeKind.PREKEY) {
+      const index = candidates.findIndex((s) => isInitialMessageForSession(s, envelope));
+      if (index >= 0) {
+        // The initiator repeats its X3DH header until it hears back: same session.
+        const result = await decryptMessage(candidates[index], envelope);
+        outcome = { session: result.session, plaintext: result.plaintext, index };
+      } else {
+        const header = envelope.prekey;
+        const signedPrekey = await store.getKey(`spk:${header.signedPrekeyId}`);
+        const oneTimePrekey =
+          header.oneTimePrekeyId === null || consumedPrekeys.has(header.oneTimePrekeyId)
+            ? null
+            : await store.getKey(`opk:${header.oneTimePrekeyId}`);
+        const used =
+          usedEphemeralKeys.has(header.ephemeralKey) || Boolean(await store.get("ephemeralKeys", header.ephemeralKey));
+        const result = await acceptInitialMessage({
+          identityKeyPair,
+          signedPrekey,
+          oneTimePrekey,
+          envelope,
+          usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
+        });
+        if (own && result.session.remoteIdentityKey !== identityKeyPair.publicKey) {
+          // Not our account's key: not one of our devices, whatever the server labelled it.
+          // Nothing of it is kept (its prekey stays for the genuine first message).
+          throw new ProtocolError("authentication_failed", "own device message under another identity key");
+        }
+        outcome = { session: result.session, plaintext: result.plaintext, index: null };
+        // Only now that a session was established from them (never on a failed attempt):
+        if (result.consumedOneTimePrekeyId !== null) {
+          consumedPrekeys.add(result.consumedOneTimePrekeyId);
+          writes.push({ delete: "signalKeys", key: [`opk:${result.consumedOneTimePrekeyId}`] });
+        }
+        usedEphemeralKeys.add(result.ephemeralKey);
+        writes.push({
+          put: "ephemeralKeys",
+          value: { key: result.ephemeralKey, signedPrekeyId: header.signedPrekeyId, at: Date.now() },
+        });
+      }
+    } else {
+      let lastError = null;
+      for (let c = 0; c < candidates.length && !outcome; c += 1) {
+        try {
+          const result = await decryptMessage(candidates[c], envelope);
+          outcome = { session: result.session, plaintext: result.plaintext, index: c };
+        } catch (error) {
+          lastError = error;
+        }
+      }
+      if (!outcome) throw lastError || new ProtocolError("session_mismatch", "no session with this contact");
+    }
+    if (own && outcome.session.remoteIdentityKey !== identityKeyPair.publicKey) {
+      throw new ProtocolError("authentication_failed", "own device message under another identity key");
+    }
+    return outcome;
+  };
+}
+
+/**
+ * What a batch from one sender device starts from (the caller holds the sender's lock): which
+ * frames are duplicates, our identity key pair and the stored sessions with that device. A copy
+ * whose acknowledgement was lost comes back: it is already stored (and its message key is gone),
+ * so it is only acknowledged again; so is a copy repeated within the batch.
+ */
+async function batchStart(store, { email, device }, frames, recordId) {
+  const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
+  const identityKeyPair = await store.getKey("identity");
+  if (!identityKeyPair) throw new NotSetUpError();
+  const first = await store.get("signalSessions", email, device);
+  const seen = new Set();
+  const duplicate = frames.map((frame, i) => {
+    const again = stored[i] || seen.has(frame.id);
+    seen.add(frame.id);
+    return again;
+  });
+  return { duplicate, identityKeyPair, first };
+}
+
+/**
  * Decrypts envelopes from one sender, in order, and commits the outcome of all of them in one
  * transaction, under the sender's lock: a message record per envelope (decrypted text, or a failure
  * marker), the session state after the last one, the consumed one-time prekeys and the used
@@ -353,87 +499,23 @@ function failureCode(error) {
  */
 export function decryptBatchFrom(store, { email, device, own = false }, frames, { recordId, messageRecord }) {
   return withLock(peerLock(store, email), async () => {
-    // An envelope whose acknowledgement was lost comes back: it is already stored (and its message
-    // key is gone), so it is only acknowledged again.
-    const stored = await store.has("messages", null, frames.map((frame) => [recordId(frame)]));
-    const identityKeyPair = await store.getKey("identity");
-    if (!identityKeyPair) throw new NotSetUpError();
-    const first = await store.get("signalSessions", email, device);
+    const { duplicate, identityKeyPair, first } = await batchStart(store, { email, device }, frames, recordId);
     let record = first;
-    const seen = new Set();
-    const consumedPrekeys = new Set();
-    const usedEphemeralKeys = new Set();
     const remoteIdentityKeys = [];
     const writes = [];
     const results = [];
+    const open = envelopeOpener(store, identityKeyPair, own, writes);
 
     for (const [i, frame] of frames.entries()) {
-      if (stored[i] || seen.has(frame.id)) {
+      if (duplicate[i]) {
         results.push({ status: "duplicate" });
         continue;
       }
-      seen.add(frame.id);
       let text = null;
       let failed = null;
       try {
-        const envelope = parseEnvelope(frame.kind, frame.body);
-        const candidates = sessionCandidates(record);
-        let outcome = null;
-        if (envelope.kind === EnvelopeKind.PREKEY) {
-          const index = candidates.findIndex((s) => isInitialMessageForSession(s, envelope));
-          if (index >= 0) {
-            // The initiator repeats its X3DH header until it hears back: same session.
-            const result = await decryptMessage(candidates[index], envelope);
-            outcome = { session: result.session, plaintext: result.plaintext, index };
-          } else {
-            const header = envelope.prekey;
-            const signedPrekey = await store.getKey(`spk:${header.signedPrekeyId}`);
-            const oneTimePrekey =
-              header.oneTimePrekeyId === null || consumedPrekeys.has(header.oneTimePrekeyId)
-                ? null
-                : await store.getKey(`opk:${header.oneTimePrekeyId}`);
-            const used =
-              usedEphemeralKeys.has(header.ephemeralKey) || Boolean(await store.get("ephemeralKeys", header.ephemeralKey));
-            const result = await acceptInitialMessage({
-              identityKeyPair,
-              signedPrekey,
-              oneTimePrekey,
-              envelope,
-              usedEphemeralKeys: { has: (key) => used && key === header.ephemeralKey },
-            });
-            if (own && result.session.remoteIdentityKey !== identityKeyPair.publicKey) {
-              // Not our account's key: not one of our devices, whatever the server labelled it.
-              // Nothing of it is kept (its prekey stays for the genuine first message).
-              throw new ProtocolError("authentication_failed", "own device message under another identity key");
-            }
-            outcome = { session: result.session, plaintext: result.plaintext, index: null };
-            // Only now that a session was established from them (never on a failed attempt):
-            if (result.consumedOneTimePrekeyId !== null) {
-              consumedPrekeys.add(result.consumedOneTimePrekeyId);
-              writes.push({ delete: "signalKeys", key: [`opk:${result.consumedOneTimePrekeyId}`] });
-            }
-            usedEphemeralKeys.add(result.ephemeralKey);
-            writes.push({
-              put: "ephemeralKeys",
-              value: { key: result.ephemeralKey, signedPrekeyId: header.signedPrekeyId, at: Date.now() },
-            });
-          }
-        } else {
-          let lastError = null;
-          for (let c = 0; c < candidates.length && !outcome; c += 1) {
-            try {
-              const result = await decryptMessage(candidates[c], envelope);
-              outcome = { session: result.session, plaintext: result.plaintext, index: c };
-            } catch (error) {
-              lastError = error;
-            }
-          }
-          if (!outcome) throw lastError || new ProtocolError("session_mismatch", "no session with this contact");
-        }
+        const outcome = await open(record, frame.kind, frame.body);
         const key = outcome.session.remoteIdentityKey;
-        if (own && key !== identityKeyPair.publicKey) {
-          throw new ProtocolError("authentication_failed", "own device message under another identity key");
-        }
         text = bytesToText(outcome.plaintext);
         if (remoteIdentityKeys[remoteIdentityKeys.length - 1] !== key) remoteIdentityKeys.push(key);
         record = withCurrent(email, device, record, outcome.session, outcome.index);
@@ -447,12 +529,267 @@ export function decryptBatchFrom(store, { email, device, own = false }, frames, 
 
     if (record !== first) writes.push({ put: "signalSessions", value: record });
     await store.write(writes);
+    results.identityChanged = await noteSenderIdentity(store, email, own, remoteIdentityKeys);
+    return results;
+  });
+}
 
-    let identityChanged = false;
-    for (const key of own ? [] : remoteIdentityKeys) {
-      if ((await noteIdentityKey(store, email, key)) === "changed") identityChanged = true;
+/** The identity keys a batch's sessions were bound to, compared with the trusted one: whether it changed. */
+async function noteSenderIdentity(store, email, own, remoteIdentityKeys) {
+  let identityChanged = false;
+  for (const key of own ? [] : remoteIdentityKeys) {
+    if ((await noteIdentityKey(store, email, key)) === "changed") identityChanged = true;
+  }
+  return identityChanged;
+}
+
+// --- groups -------------------------------------------------------------------------------------
+
+/**
+ * The member devices a group message reaches (section 21's `devices`): [lower-case email, device]
+ * for every device of every member, this device left out, in a fixed order.
+ */
+export function memberDevices(members, self, selfDevice) {
+  const own = self.toLowerCase();
+  const pairs = [];
+  for (const member of members) {
+    const email = member.email.toLowerCase();
+    for (const device of member.devices) if (!(email === own && device === selfDevice)) pairs.push([email, device]);
+  }
+  return pairs.sort(comparePairs);
+}
+
+function comparePairs([a, x], [b, y]) {
+  if (a !== b) return a < b ? -1 : 1;
+  return x - y;
+}
+
+const pairLabel = ([email, device]) => `${device} ${email}`;
+
+/**
+ * Section 22's "when to make a new sender key": `given` are the devices our current key was handed
+ * to (null: no key yet), `targets` the member devices now (memberDevices). If any device given the
+ * key is no longer a member device, a new key is made (`fresh`) and every target needs it (a
+ * removed member keeps every key it got and must not read what follows); otherwise only the
+ * targets without it need it.
+ * @returns {{fresh: boolean, needs: [string, number][]}}
+ */
+export function senderKeyPlan(given, targets) {
+  const now = new Set(targets.map(pairLabel));
+  if (!given || !given.every((pair) => now.has(pairLabel(pair)))) return { fresh: true, needs: [...targets] };
+  const holding = new Set(given.map(pairLabel));
+  return { fresh: false, needs: targets.filter((pair) => !holding.has(pairLabel(pair))) };
+}
+
+/** The key id a group message body of ours was encrypted with (its header's bytes 1-4, section 22). */
+export function bodyKeyId(body) {
+  const bytes = fromBase64(body, { what: "group message body" });
+  return ((bytes[1] << 24) >>> 0) + (bytes[2] << 16) + (bytes[3] << 8) + bytes[4];
+}
+
+/** The plaintext of a group text message (section 22, type 0x01), base64 as an outbox entry keeps it. */
+export function groupTextPlaintext(text) {
+  return toBase64(encodeGroupText(text));
+}
+
+/** The plaintext of a group's settings (type 0x02: its name); a name breaking section 22's rule throws. */
+export function groupSettingsPlaintext(name) {
+  try {
+    return toBase64(encodeGroupSettings({ name }));
+  } catch {
+    throw new Error("A group name has 1 to 64 characters and no control characters.");
+  }
+}
+
+/**
+ * Encrypts a group message (docs/PROTOCOL.md sections 22 and 23) under the group's lock: section
+ * 22's rule decides whether our sender key is kept or a new one made (senderKeyPlan); its
+ * distribution goes to each member device that needs it through the pairwise session with that
+ * device (sealForDevices: bundles where no session, identity checks as for 1:1 sends), then the
+ * body is encrypted ONCE. The advanced sender key, the sessions and `writesFor(made)` (the message
+ * and the outbox entry holding the whole frame) are committed in ONE transaction before the frame
+ * can leave: a sender key's message key is never used twice.
+ *
+ * `again` is the frame stored before a `stale_epoch` (section 23): if our key is still the body's
+ * and no device holding it left, the body stays as it is, the `keys` entries of devices still
+ * members stay, and the stored distribution (of the body's iteration, so new members read this
+ * message too) goes to the devices that lack the key; else everything is made again, with a new
+ * key when a device that holds it left. Only devices that hold the key after a `sent` count
+ * (noteKeysGiven): the `keys` of a refused frame reached nobody.
+ *
+ * Nothing goes to a group with a member whose identity key changed and was not accepted
+ * (IdentityChangedError naming that member).
+ *
+ * @param {object} store
+ * @param {{groupId: string, self: string, selfDevice: number, members: {email: string, devices: number[]}[]}} group
+ * @param {string} plaintext base64, with its type byte (groupTextPlaintext, groupSettingsPlaintext)
+ * @param {object} io
+ * @param {(email: string, deviceIds: number[]) => Promise<object>} io.fetchBundles keys/bundles
+ * @param {(made: {body: string, keys: object[], distribution: string}) => object[]} io.writesFor
+ * @param {{body: string, keys: object[], distribution: string}|null} [io.again]
+ * @returns {Promise<{body: string, keys: {email, device, kind, body}[], distribution: string}>}
+ */
+export function encryptForGroup(store, { groupId, self, selfDevice, members }, plaintext, { fetchBundles, writesFor, again = null }) {
+  return withLock(groupLock(store, groupId), async () => {
+    const identityKeyPair = await store.getKey("identity");
+    if (!identityKeyPair) throw new NotSetUpError();
+    const own = self.toLowerCase();
+    // Sessions with our own devices are kept under our email as we hold it.
+    const emailOf = new Map(members.map((m) => [m.email.toLowerCase(), m.email.toLowerCase() === own ? self : m.email]));
+    const trusted = new Map();
+    for (const email of emailOf.values()) {
+      if (email === self) continue;
+      const identity = await store.get("identities", email);
+      if (identity && identity.changedTo) throw new IdentityChangedError(email);
+      trusted.set(email, identity);
     }
-    results.identityChanged = identityChanged;
+    const targets = memberDevices(members, self, selfDevice);
+    const stored = await store.get("senderKeys", groupId);
+    const plan = senderKeyPlan(stored ? stored.given : null, targets);
+    const reuse = Boolean(again && stored && !plan.fresh && stored.key.keyId === bodyKeyId(again.body));
+    const current = new Set(targets.map(pairLabel));
+    const kept = reuse ? again.keys.filter((k) => current.has(pairLabel([k.email.toLowerCase(), k.device]))) : [];
+    const keptLabels = new Set(kept.map((k) => pairLabel([k.email.toLowerCase(), k.device])));
+    const needs = plan.needs.filter((pair) => !keptLabels.has(pairLabel(pair)));
+    const state = reuse ? null : plan.fresh ? createSenderKey() : stored.key;
+    const distribution = reuse ? fromBase64(again.distribution, { what: "stored distribution" }) : senderKeyDistribution(state, groupId);
+    const emails = [...new Set(needs.map(([email]) => emailOf.get(email)))];
+    return withPeerLocks(store, emails, async () => {
+      const writes = [];
+      const keys = [...kept];
+      for (const email of emails) {
+        const sealed = await sealForDevices(store, identityKeyPair, {
+          email,
+          deviceIds: needs.filter(([lower]) => emailOf.get(lower) === email).map(([, device]) => device),
+          own: email === self,
+          identityKey: trusted.get(email) ? trusted.get(email).identityKey : null,
+          plaintext: distribution,
+          fetchBundles,
+        });
+        writes.push(...sealed.writes);
+        keys.push(...sealed.copies.map((copy) => ({ email, ...copy })));
+      }
+      keys.sort((a, b) => comparePairs([a.email.toLowerCase(), a.device], [b.email.toLowerCase(), b.device]));
+      let body = reuse ? again.body : null;
+      if (!reuse) {
+        const encrypted = await encryptGroupMessage(state, {
+          groupId,
+          senderIdentityKey: identityKeyPair.publicKey,
+          senderDevice: selfDevice,
+          plaintext: fromBase64(plaintext, { what: "stored group plaintext" }),
+        });
+        body = encrypted.body;
+        writes.push({ put: "senderKeys", value: { group: groupId, key: encrypted.state, given: plan.fresh ? [] : stored.given } });
+      }
+      const made = { body, keys, distribution: toBase64(distribution) };
+      writes.push(...writesFor(made));
+      await store.write(writes);
+      return made;
+    });
+  });
+}
+
+/**
+ * The server took our group frame (`sent`): the devices of its `keys` hold our sender key now, if
+ * it is still the body's (section 22's `given` set).
+ */
+export function noteKeysGiven(store, groupId, frame) {
+  return withLock(groupLock(store, groupId), async () => {
+    const stored = await store.get("senderKeys", groupId);
+    if (!stored || !frame.keys.length || stored.key.keyId !== bodyKeyId(frame.body)) return;
+    const given = new Map(stored.given.map((pair) => [pairLabel(pair), pair]));
+    for (const entry of frame.keys) {
+      const pair = [entry.email.toLowerCase(), entry.device];
+      given.set(pairLabel(pair), pair);
+    }
+    await store.write([{ put: "senderKeys", value: { ...stored, given: [...given.values()].sort(comparePairs) } }]);
+  });
+}
+
+/**
+ * Decrypts group message copies from one sender device (docs/PROTOCOL.md section 23), in order,
+ * under the sender's lock, and commits the outcome of all of them in ONE transaction, as
+ * decryptBatchFrom does for 1:1 envelopes. A copy's `key` is a pairwise envelope (opened with the
+ * session of that device, founding it from a prekey envelope: envelopeOpener) holding a sender key
+ * distribution for the copy's group, which updates the record of (group, sender, device); then the
+ * body is decrypted with that record and the identity key the sender's messages are bound to: ours
+ * for our own other devices, else the one of the pairwise session with that device (the trusted
+ * one when there is none yet). A body that fails leaves the sender key record as it was (the
+ * authentic `key` envelope is spent all the same, and its distribution kept).
+ *
+ * @param {object} store
+ * @param {{email: string, device: number, own?: boolean}} sender
+ * @param {{id: number, group: string, body: string, key?: {kind, body}}[]} frames checked frames
+ * @param {{recordId: (frame) => string, messageRecord: (frame, {content, failed}) => object|null}} records
+ *   `content` is decodeGroupPlaintext's ({type: "text"|"settings"|"unknown", ...}) or null when
+ *   `failed`; a null record stores nothing for the copy
+ * @returns {Promise<{status: "duplicate"|"stored"|"failed", message?: object, content?: object}[]>}
+ *   and `identityChanged` on the array
+ */
+export function decryptGroupBatchFrom(store, { email, device, own = false }, frames, { recordId, messageRecord }) {
+  return withLock(peerLock(store, email), async () => {
+    const { duplicate, identityKeyPair, first } = await batchStart(store, { email, device }, frames, recordId);
+    const trusted = own ? null : await store.get("identities", email);
+    const lower = email.toLowerCase();
+    let record = first;
+    const senderKeys = new Map(); // group id -> received sender key record (null: none)
+    const changedGroups = new Set();
+    const remoteIdentityKeys = [];
+    const writes = [];
+    const results = [];
+    const open = envelopeOpener(store, identityKeyPair, own, writes);
+
+    for (const [i, frame] of frames.entries()) {
+      if (duplicate[i]) {
+        results.push({ status: "duplicate" });
+        continue;
+      }
+      const group = frame.group;
+      let content = null;
+      let failed = null;
+      try {
+        if (!senderKeys.has(group)) {
+          const held = await store.get("receivedSenderKeys", group, lower, device);
+          senderKeys.set(group, held ? held.record : null);
+        }
+        if (frame.key) {
+          const opened = await open(record, frame.key.kind, frame.key.body);
+          const key = opened.session.remoteIdentityKey;
+          if (remoteIdentityKeys[remoteIdentityKeys.length - 1] !== key) remoteIdentityKeys.push(key);
+          record = withCurrent(email, device, record, opened.session, opened.index);
+          // The envelope was authentic and is spent, whatever it carried.
+          senderKeys.set(group, receivedSenderKeys(senderKeys.get(group), parseSenderKeyDistribution(opened.plaintext, group)));
+          changedGroups.add(group);
+        }
+        const identityKey = own
+          ? identityKeyPair.publicKey
+          : record && record.current
+            ? record.current.remoteIdentityKey
+            : trusted && trusted.identityKey;
+        if (!identityKey) throw new ProtocolError("unknown_sender_key", "no sender key of this device");
+        const decrypted = await decryptGroupMessage(senderKeys.get(group), {
+          groupId: group,
+          senderIdentityKey: identityKey,
+          senderDevice: device,
+          body: frame.body,
+        });
+        content = decodeGroupPlaintext(decrypted.plaintext);
+        senderKeys.set(group, decrypted.record);
+        changedGroups.add(group);
+      } catch (error) {
+        failed = failureCode(error);
+      }
+      const message = messageRecord(frame, { content, failed });
+      if (message) writes.push({ put: "messages", value: message });
+      results.push({ status: failed ? "failed" : "stored", message, content });
+    }
+
+    for (const group of changedGroups) {
+      writes.push({ put: "receivedSenderKeys", value: { group, email: lower, device, record: senderKeys.get(group) } });
+    }
+    if (record !== first) writes.push({ put: "signalSessions", value: record });
+    await store.write(writes);
+    results.identityChanged = await noteSenderIdentity(store, email, own, remoteIdentityKeys);
     return results;
   });
 }

@@ -1,6 +1,11 @@
 // In-memory model of the signed-in user's world: connection, contacts, requests, conversations.
 // Every mutation goes through a method that emits a "change" event naming what changed, so the UI
 // re-renders only the parts concerned. No I/O here.
+//
+// A group (docs/PROTOCOL.md part III) is a conversation too: its key is groupKey(id), and its
+// messages have `contact` set to that key, so windows, counters and the storage indexes serve
+// contacts and groups alike (client/groupkey.js).
+import { groupKey, isGroupKey } from "./client/groupkey.js";
 
 export const Topic = Object.freeze({
   CONNECTION: "connection",
@@ -15,7 +20,11 @@ export const Topic = Object.freeze({
   SETTINGS: "settings",
   DEVICE: "device",
   DEVICES: "devices", // the account's devices (the Devices panel)
+  GROUPS: "groups", // the list of groups: groups added, left, or their order changed
+  GROUP: "group", // detail.email: one group's row (its key: name, members, unread, typing, held)
 });
+
+export { GROUP_PREFIX, groupIdOf, groupKey, isGroupKey } from "./client/groupkey.js";
 
 // A conversation in memory is a window of it: at most WINDOW_MAX messages in a row, the latest ones
 // unless the user scrolled up (then `hasNewer`). Older and newer pages come from IndexedDB
@@ -62,6 +71,9 @@ export class AppState extends EventTarget {
     this.notice = null; // {text, kind: "error"|"info"}
     this.settings = { notifications: false };
     this.devices = null; // {list: [{id, name, created_at, last_seen_at, current}], max}, once read
+    // key -> {key, id, name, epoch, role, members: [{email, role, devices}], unread, typing: [emails],
+    // lastAt, held: [emails whose safety number changed, not accepted], left}
+    this.groups = new Map();
   }
 
   emit(topic, detail = {}) {
@@ -118,12 +130,21 @@ export class AppState extends EventTarget {
       });
     }
     this.contacts = next;
-    if (this.active && !next.has(this.active) && !this.conversations.has(this.active)) this.active = null;
+    if (this.active && !isGroupKey(this.active) && !next.has(this.active) && !this.conversations.has(this.active)) {
+      this.active = null;
+    }
     this.emit(Topic.CONTACTS);
   }
 
-  /** Changes one contact's fields: its row is updated; the list is re-ordered only when it moved. */
+  /**
+   * Changes one contact's fields: its row is updated; the list is re-ordered only when it moved.
+   * A group key changes the group instead (conversations.js and receipts.js count for both).
+   */
   updateContact(email, fields) {
+    if (isGroupKey(email)) {
+      this.updateGroup(email, fields);
+      return;
+    }
     const contact = this.contacts.get(email);
     if (!contact) return;
     const lastAt = contact.lastAt;
@@ -144,6 +165,51 @@ export class AppState extends EventTarget {
   /** Contacts, most recent conversation first, then alphabetically. */
   sortedContacts() {
     return [...this.contacts.values()].sort((a, b) => b.lastAt - a.lastAt || a.email.localeCompare(b.email));
+  }
+
+  // --- groups ---------------------------------------------------------------------------------
+
+  /**
+   * The groups as stored (client/groups.js): each keeps its counters, typing and held members
+   * from before. A group left stays listed (its history is kept), and stays open if it is.
+   */
+  setGroups(list) {
+    const next = new Map();
+    for (const item of list) {
+      const key = groupKey(item.id);
+      const old = this.groups.get(key);
+      next.set(key, {
+        key,
+        id: item.id,
+        name: item.name ?? null,
+        epoch: item.epoch,
+        role: item.role,
+        members: item.members || [],
+        left: Boolean(item.left),
+        unread: old ? old.unread : 0,
+        typing: old ? old.typing : [],
+        lastAt: old ? old.lastAt : 0,
+        held: old ? old.held : [],
+      });
+    }
+    this.groups = next;
+    this.emit(Topic.GROUPS);
+  }
+
+  /** Changes one group's fields: its row is updated; the list is re-ordered only when it moved. */
+  updateGroup(key, fields) {
+    const group = this.groups.get(key);
+    if (!group) return;
+    const lastAt = group.lastAt;
+    Object.assign(group, fields);
+    this.emit(Topic.GROUP, { email: key });
+    if (group.lastAt !== lastAt) this.emit(Topic.GROUPS);
+  }
+
+  /** Groups, most recent conversation first, then by name. */
+  sortedGroups() {
+    const label = (g) => g.name || g.id;
+    return [...this.groups.values()].sort((a, b) => b.lastAt - a.lastAt || label(a).localeCompare(label(b)));
   }
 
   setRequests(requests) {
@@ -252,7 +318,7 @@ export class AppState extends EventTarget {
   }
 
   touchContact(email, list) {
-    const contact = this.contacts.get(email);
+    const contact = isGroupKey(email) ? this.groups.get(email) : this.contacts.get(email);
     if (contact && list.length) {
       const last = list[list.length - 1].ts;
       if (last > contact.lastAt) this.updateContact(email, { lastAt: last });

@@ -15,7 +15,9 @@ const DB_NAME = "SecureMessengerDB";
 // 3: the messages index `history` (a conversation in display order, read in pages).
 // 4: sessions per (email, device id), the messages index `messageId`, outbox entries as fan-out
 //    frames (docs/PROTOCOL.md sections 17 and 19; upgradeToDevices).
-const DB_VERSION = 4;
+// 5: groups (docs/PROTOCOL.md part III): the stores `groups`, `senderKeys`, `receivedSenderKeys`
+//    and the messages index `groupAwaiting`; nothing older changes.
+const DB_VERSION = 5;
 
 // Store name -> [key path (after "account"), indexes {name: key path}]
 const SCHEMA = {
@@ -30,6 +32,11 @@ const SCHEMA = {
   // server where they stand.
   // `history` orders a conversation as the page shows it (time, then id: one key per message), so
   // a window of it is read in pages (AccountStore.page) without reading the whole conversation.
+  // A group's messages have `contact` "group:<id>" (state.js groupKey) and `sender` (the email of
+  // who sent it); its membership and name lines are `notice: true` records (never unread, no
+  // serverId: receipts never name them). Our own group messages carry `groupAwaiting` (their
+  // message id) until every member read them, and `counts` {delivered, read, of} from the
+  // server's `group_receipts`; on every connect the client asks about those still awaiting.
   messages: [["account", "id"], {
     conversation: ["account", "contact", "ts"],
     history: ["account", "contact", "ts", "id"],
@@ -37,6 +44,7 @@ const SCHEMA = {
     unread: ["account", "contact", "unread"],
     awaiting: ["account", "awaiting"],
     messageId: ["account", "messageId"],
+    groupAwaiting: ["account", "groupAwaiting"],
   }],
   // Pending requests mirrored from the server: {account, id, email, direction, created_at}
   contactRequests: [["account", "id"], {}],
@@ -51,7 +59,24 @@ const SCHEMA = {
   identities: [["account", "email"], {}],
   // Messages waiting to be sent: {account, clientId, seq, to, copies?, own?, mismatches?}; without
   // `copies` the message is not encrypted yet. copies/own: [{device, kind, body}] (the send frame's)
+  // A group message's entry is {account, clientId, seq, group, plaintext, frame?, distribution?,
+  // stale?} instead: `plaintext` (base64, with its type byte) is what is encrypted (again, after
+  // a stale_epoch that needs a new sender key); `frame` the whole group_send frame as stored and
+  // sent again; `distribution` (base64) the sender key distribution of the body's iteration, for
+  // devices that join before it is taken (docs/PROTOCOL.md section 23). Without `frame` the
+  // message is not encrypted yet (held, network down). One order for both: the outbox's.
   outbox: [["account", "clientId"], { order: ["account", "seq"] }],
+  // The groups we are (or were) a member of, as GET groups/ last showed them (section 21):
+  // {account, id, name (from the members' settings messages; null until one arrived), epoch, role,
+  // members: [{email, role, devices}], lastChange (the last change id turned into a notice line),
+  // left?: true (no longer listed: we left or were removed; the history stays)}
+  groups: [["account", "id"], {}],
+  // Our own sender key per group (section 22): {account, group, key (the sender key state), given:
+  // [[lower-case email, device], ...] the member devices that hold it}
+  senderKeys: [["account", "group"], {}],
+  // Sender keys received, per sender device (section 22): {account, group, email (lower case),
+  // device, record (the current and previous key)}
+  receivedSenderKeys: [["account", "group", "email", "device"], {}],
   // X3DH ephemeral keys that already founded a session (replay guard): {account, key, signedPrekeyId}
   ephemeralKeys: [["account", "key"], {}],
   // Small values: {account, name, value}

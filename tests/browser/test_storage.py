@@ -91,7 +91,7 @@ def test_upgrading_from_version_3_makes_each_session_the_one_with_the_contacts_d
         }""",
         ACCOUNT,
     )
-    assert result["version"] == 4
+    assert result["version"] == 5
     assert result["session"] == {
         "account": ACCOUNT,
         "email": "bob@example.test",
@@ -112,3 +112,64 @@ def test_upgrading_from_version_3_makes_each_session_the_one_with_the_contacts_d
         "own": [],
     }
     assert result["held"] == {"account": ACCOUNT, "clientId": "c3", "seq": 2, "to": "bob@example.test"}
+
+
+def test_upgrading_from_version_4_adds_the_group_stores_and_keeps_everything(people):
+    """Version 5 (docs/PROTOCOL.md part III) only adds the stores `groups`, `senderKeys` and
+    `receivedSenderKeys` and the messages index `groupAwaiting`: nothing stored changes."""
+    page = people("ann").page
+    page.goto("/login")
+    result = page.evaluate(
+        """async (account) => {
+          const bob = "bob@example.test";
+          const v4 = await new Promise((resolve, reject) => {
+            const request = indexedDB.open("SecureMessengerDB", 4);
+            request.onupgradeneeded = () => {
+              const db = request.result;
+              const messages = db.createObjectStore("messages", { keyPath: ["account", "id"] });
+              messages.createIndex("serverId", ["account", "serverId"]);
+              messages.add({ account, id: "c1", contact: bob, direction: "out", serverId: 15, text: "out", ts: 2 });
+              const outbox = db.createObjectStore("outbox", { keyPath: ["account", "clientId"] });
+              outbox.add({ account, clientId: "c2", seq: 1, to: bob, copies: [], own: [] });
+            };
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          });
+          v4.close();
+          const storage = await import("/static/js/storage.js");
+          const db = await storage.openDatabase();
+          const store = new storage.AccountStore(db, account);
+          const out = {
+            version: db.version,
+            stores: [...db.objectStoreNames],
+            indexes: [...db.transaction("messages").objectStore("messages").indexNames],
+            sent: await store.get("messages", "c1"),
+            queued: await store.get("outbox", "c2"),
+            groups: await store.all("groups"),
+          };
+          db.close();
+          return out;
+        }""",
+        ACCOUNT,
+    )
+    assert result["version"] == 5
+    assert {"groups", "senderKeys", "receivedSenderKeys", "messages", "outbox"} <= set(result["stores"])
+    assert "groupAwaiting" in result["indexes"]
+    assert result["sent"] == {
+        "account": ACCOUNT,
+        "id": "c1",
+        "contact": "bob@example.test",
+        "direction": "out",
+        "serverId": 15,
+        "text": "out",
+        "ts": 2,
+    }
+    assert result["queued"] == {
+        "account": ACCOUNT,
+        "clientId": "c2",
+        "seq": 1,
+        "to": "bob@example.test",
+        "copies": [],
+        "own": [],
+    }
+    assert result["groups"] == []

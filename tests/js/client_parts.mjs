@@ -1,6 +1,7 @@
 // Stand-ins for the browser around static/js/client/: an in-memory store with the queries of
 // static/js/storage.js (AccountStore), a transport whose socket the test opens and closes, and the
 // cross-tab channel. State is the real AppState (static/js/state.js).
+import { generateOneTimePrekeys, generateSignedPrekey, publicOneTimePrekey, publicSignedPrekey } from '../../static/js/crypto/index.js';
 import { AppState } from '../../static/js/state.js';
 
 const PRIMARY_KEYS = {
@@ -12,6 +13,9 @@ const PRIMARY_KEYS = {
   signalSessions: ['email', 'device'],
   signalKeys: ['name'],
   ephemeralKeys: ['key'],
+  groups: ['id'],
+  senderKeys: ['group'],
+  receivedSenderKeys: ['group', 'email', 'device'],
 };
 const keyOf = (parts) => JSON.stringify(parts);
 // The indexes of static/js/storage.js's SCHEMA (after "account"); a record lacking a field is not in them.
@@ -23,6 +27,7 @@ const INDEXES = {
     unread: ['contact', 'unread'],
     awaiting: ['awaiting'],
     messageId: ['messageId'],
+    groupAwaiting: ['groupAwaiting'],
   },
   outbox: { order: ['seq'] },
 };
@@ -146,4 +151,34 @@ export function parts() {
   const state = new AppState();
   state.setContacts([{ email: 'bob@example.org', since: '2026-01-01' }]);
   return { state, store: new MemoryStore(), transport: new FakeTransport(), tabs: new FakeTabs() };
+}
+
+/** A device of `party`'s account (tests/js/helpers.mjs makeParty): the account's identity key, prekeys of its own. */
+export function deviceOf(party, id) {
+  const signedPrekey = generateSignedPrekey(party.identityKeyPair, 1);
+  const { prekeys } = generateOneTimePrekeys(1, 3);
+  return { id, identityKeyPair: party.identityKeyPair, signedPrekey, oneTimePrekeys: prekeys };
+}
+
+/** A keys/bundles answer for `devices` (each claiming its first one-time prekey). */
+export function bundlesOf(devices, identityKey = devices[0].identityKeyPair.publicKey) {
+  return {
+    identity_key: identityKey,
+    devices: devices.map((d) => ({
+      device_id: d.id,
+      signed_prekey: publicSignedPrekey(d.signedPrekey),
+      one_time_prekey: publicOneTimePrekey(d.oneTimePrekeys[0]),
+    })),
+  };
+}
+
+/** The store of a browser holding `device`'s keys. */
+export function storeOf(device) {
+  const store = new MemoryStore();
+  store.apply([
+    { put: 'signalKeys', value: { name: 'identity', value: device.identityKeyPair } },
+    { put: 'signalKeys', value: { name: 'spk:1', value: device.signedPrekey } },
+    ...device.oneTimePrekeys.map((p) => ({ put: 'signalKeys', value: { name: `opk:${p.keyId}`, value: p } })),
+  ]);
+  return store;
 }

@@ -4,47 +4,16 @@
 // bundles, and copies decrypted per sender device (our own devices only under our own key).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateOneTimePrekeys, generateSignedPrekey, publicOneTimePrekey, publicSignedPrekey } from '../../static/js/crypto/index.js';
 import { decryptBatchFrom, dropSessionsExcept, encryptFor, IdentityChangedError } from '../../static/js/session.js';
 import { Conversations } from '../../static/js/client/conversations.js';
 import { Keys } from '../../static/js/client/keys.js';
 import { Outbox } from '../../static/js/client/outbox.js';
 import { Receipts } from '../../static/js/client/receipts.js';
-import { MemoryStore, parts } from './client_parts.mjs';
+import { bundlesOf, deviceOf, MemoryStore, parts, storeOf } from './client_parts.mjs';
 import { makeParty } from './helpers.mjs';
 
 const ME = 'me@example.org';
 const BOB = 'bob@example.org';
-
-/** A device of `party`'s account: the account's identity key, prekeys of its own. */
-function deviceOf(party, id) {
-  const signedPrekey = generateSignedPrekey(party.identityKeyPair, 1);
-  const { prekeys } = generateOneTimePrekeys(1, 3);
-  return { id, identityKeyPair: party.identityKeyPair, signedPrekey, oneTimePrekeys: prekeys };
-}
-
-/** A keys/bundles answer for `devices` (each claiming its first one-time prekey). */
-function bundlesOf(devices, identityKey = devices[0].identityKeyPair.publicKey) {
-  return {
-    identity_key: identityKey,
-    devices: devices.map((d) => ({
-      device_id: d.id,
-      signed_prekey: publicSignedPrekey(d.signedPrekey),
-      one_time_prekey: publicOneTimePrekey(d.oneTimePrekeys[0]),
-    })),
-  };
-}
-
-/** The store of a device holding `device`'s keys. */
-function storeOf(device) {
-  const store = new MemoryStore();
-  store.apply([
-    { put: 'signalKeys', value: { name: 'identity', value: device.identityKeyPair } },
-    { put: 'signalKeys', value: { name: 'spk:1', value: device.signedPrekey } },
-    ...device.oneTimePrekeys.map((p) => ({ put: 'signalKeys', value: { name: `opk:${p.keyId}`, value: p } })),
-  ]);
-  return store;
-}
 
 function setUp() {
   const me = makeParty('me');

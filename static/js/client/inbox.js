@@ -12,6 +12,9 @@
 // its sender device (`from`, `from_device`). A copy from our own account is our own message, sent
 // from another device: it is filed as sent in the conversation with `to`, acknowledged, and never
 // read, counted or notified.
+//
+// `group_message` copies (docs/PROTOCOL.md section 23) join the same intake, so a backlog keeps its
+// order and its batches; each sender device's group copies are handed to groups.js.
 
 import { decryptBatchFrom } from "../session.js";
 import { withStatus } from "./status.js";
@@ -86,8 +89,9 @@ export class EnvelopeIntake {
 }
 
 export class Inbox {
-  constructor({ state, store, tabs, conversations, keys, typing, receipts, notifications, report }) {
+  constructor({ state, store, tabs, conversations, keys, typing, receipts, notifications, groups, report }) {
     this.state = state;
+    this.groups = groups;
     this.store = store;
     this.tabs = tabs;
     this.conversations = conversations;
@@ -108,6 +112,13 @@ export class Inbox {
     else this.report(new Error("The server sent a message frame that is malformed; it was not read."));
   }
 
+  /** A `group_message` copy: checked (groups.js), then taken in the same batches. */
+  onGroupMessage(frame) {
+    const checked = this.groups.checkFrame(frame);
+    if (checked) this.intake.push({ ...checked, grouped: true });
+    else this.report(new Error("The server sent a group message frame that is malformed; it was not read."));
+  }
+
   stop() {
     this.intake.clear();
   }
@@ -116,12 +127,13 @@ export class Inbox {
   async take(frames) {
     const bySender = new Map();
     for (const frame of frames) {
-      const key = `${frame.from_device}:${frame.from}`;
+      const key = `${frame.grouped ? "group" : "direct"}:${frame.from_device}:${frame.from}`;
       if (!bySender.has(key)) bySender.set(key, []);
       bySender.get(key).push(frame);
     }
     for (const list of bySender.values()) {
-      if (list[0].own) await this.takeOwn(list);
+      if (list[0].grouped) await this.groups.takeFrom(list);
+      else if (list[0].own) await this.takeOwn(list);
       else await this.takeFrom(list);
     }
     await this.receipts.markActiveRead();

@@ -1,5 +1,6 @@
 // Notifications: the user's setting (kept in storage meta `settings`, asked of the browser's
-// permission) and a system notification for a message arriving while the tab is hidden.
+// permission) and a system notification for a message arriving while the tab is hidden (from a
+// contact, or in a group).
 export class Notifications {
   /** `open(email)` opens that conversation (a click on the notification). */
   constructor({ state, store, open }) {
@@ -20,13 +21,22 @@ export class Notifications {
   }
 
   notify(email) {
+    this.show(`New message from ${email}`, email);
+  }
+
+  /** A group message: names the group (its name, once a member sent it), never the text. */
+  notifyGroup(key, name) {
+    this.show(name ? `New message in ${name}` : "New message in a group", key);
+  }
+
+  show(body, key) {
     if (!document.hidden || !this.state.settings.notifications) return;
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     // Never the message text: a notification shows on the lock screen and in system logs.
-    const notification = new Notification("Secured Messenger", { body: `New message from ${email}`, tag: email });
+    const notification = new Notification("Secured Messenger", { body, tag: key });
     notification.onclick = () => {
       window.focus();
-      this.open(email);
+      this.open(key);
       notification.close();
     };
   }

@@ -6,23 +6,13 @@
 // down; an identity change not accepted: `held`) and is encrypted when it is flushed. A
 // `device_mismatch` corrects the stored frame (the ciphertexts made stay, fanout.js) and sends it
 // again; after MISMATCHES_MAX in a row the message fails. A failed message can be sent again (retry).
-import { ApiError, errorMessage, keysApi } from "../api.js";
+// Group messages (entries with `group`) wait in the same store and go in the same order, as
+// `group_send` frames; groups.js makes their frames and takes the server's answers about them.
+import { errorMessage, keysApi } from "../api.js";
 import { encryptFor, IdentityChangedError } from "../session.js";
 import { afterMismatch, DeviceLists, MISMATCHES_MAX, targetsOf } from "./fanout.js";
-import { laterStatus, withStatus } from "./status.js";
-
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-function retriable(error) {
-  return error instanceof ApiError && (error.status === 0 || error.status >= 500);
-}
+import { isGroupKey } from "./groupkey.js";
+import { laterStatus, newClientId, retriable, withStatus } from "./status.js";
 
 // The outbox entry a device_mismatch named was sent or changed meanwhile (another tab).
 class EntryGone extends Error {}
@@ -35,8 +25,9 @@ export class NoDevicesError extends Error {
 }
 
 export class Outbox {
-  constructor({ state, store, transport, tabs, conversations, keys, receipts }) {
+  constructor({ state, store, transport, tabs, conversations, keys, receipts, groups }) {
     this.state = state;
+    this.groups = groups;
     this.store = store;
     this.transport = transport;
     this.tabs = tabs;
@@ -87,7 +78,7 @@ export class Outbox {
 
   /** Encrypts and queues `body` for `email`; it is sent now if the socket is open, else on reconnect. */
   async send(email, body) {
-    const clientId = uuid();
+    const clientId = newClientId();
     const now = Date.now();
     const seq = this.nextSeq(now);
     const message = { id: clientId, contact: email, direction: "out", text: body, ts: now, status: "sending" };
@@ -118,7 +109,7 @@ export class Outbox {
       const retry = withStatus(record, "sending");
       delete retry.error;
       delete retry.serverId;
-      const entry = { clientId: record.id, seq, to: record.contact };
+      const entry = isGroupKey(record.contact) ? this.groups.retryEntry(record, seq) : { clientId: record.id, seq, to: record.contact };
       return { writes: [{ put: "messages", value: retry }, { put: "outbox", value: entry }], result: retry };
     });
     if (!message) return;
@@ -148,7 +139,9 @@ export class Outbox {
   /** The user accepted `email`'s new identity key: the messages held for it go out at the next flush. */
   async releaseHeld(email) {
     // They wait in the outbox: read from there, not from the whole conversation.
-    const queued = (await this.store.all("outbox")).filter((entry) => entry.to === email);
+    const entries = await this.store.all("outbox");
+    const inGroup = await Promise.all(entries.map((entry) => entry.group && this.groups.hasMember(entry.group, email)));
+    const queued = entries.filter((entry, i) => entry.to === email || inGroup[i]);
     const records = await Promise.all(queued.map((entry) => this.store.get("messages", entry.clientId)));
     const sending = records.filter((m) => m && m.status === "held").map((m) => ({ ...m, status: "sending" }));
     if (sending.length) {
@@ -172,6 +165,11 @@ export class Outbox {
         for (const entry of entries) {
           if (!this.transport.isOpen) return;
           if (this.inFlight.has(entry.clientId)) continue;
+          if (entry.group) {
+            const frame = entry.frame || (await this.groups.encryptHeld(entry));
+            if (frame && this.transport.send({ type: "group_send", ...frame })) this.inFlight.add(entry.clientId);
+            continue;
+          }
           const frame = entry.copies ? { copies: entry.copies, own: entry.own || [] } : await this.encryptHeld(entry);
           if (!frame) continue;
           if (this.transport.send({ type: "send", client_id: entry.clientId, to: entry.to, copies: frame.copies, own: frame.own })) {
@@ -211,10 +209,12 @@ export class Outbox {
     }
   }
 
-  /** The server stored our envelope (`sent`): it leaves the outbox. */
+  /** The server stored our envelope or group message (`sent`): it leaves the outbox. */
   async onSent(frame) {
     const clientId = frame.client_id;
     this.inFlight.delete(clientId);
+    const entry = await this.store.get("outbox", clientId);
+    if (entry && entry.group) await this.groups.onSent(entry);
     const early = this.receipts.takeEarly(frame.id);
     const message = await this.store.update(
       ["messages", "outbox"],
@@ -245,11 +245,23 @@ export class Outbox {
       await this.onMismatch(frame);
       return;
     }
-    this.inFlight.delete(frame.client_id);
     if (frame.code === "rate_limited") {
+      this.inFlight.delete(frame.client_id);
       setTimeout(() => this.flush(), Math.max(1, frame.retry_after || 1) * 1000);
       return;
     }
+    const queued = await this.store.get("outbox", frame.client_id);
+    if (queued && queued.group) {
+      // In flight until handled: a flush meanwhile must not send the refused frame again.
+      try {
+        await this.groups.onError(frame, queued);
+      } finally {
+        this.inFlight.delete(frame.client_id);
+      }
+      this.flush();
+      return;
+    }
+    this.inFlight.delete(frame.client_id);
     if (frame.code === "no_devices") {
       const entry = await this.store.get("outbox", frame.client_id);
       if (entry) this.forgetDevices(entry.to);

@@ -115,8 +115,9 @@ export class Receipts {
       if (this.state.loaded.has(email)) this.state.upsertMessages(changed);
       marked = true;
     }
-    const contact = this.state.contacts.get(email);
-    if (contact && contact.unread) this.state.updateContact(email, { unread: 0 });
+    // A contact's row, or a group's (its key is the conversation's, ./groupkey.js).
+    const row = this.state.contacts.get(email) || this.state.groups.get(email);
+    if (row && row.unread) this.state.updateContact(email, { unread: 0 });
     if (marked) this.tabs.broadcast({ type: "conversation", email });
   }
 
