@@ -29,6 +29,7 @@ import {
   groupSettingsPlaintext,
   groupTextPlaintext,
   IdentityChangedError,
+  memberDevices,
   noteKeysGiven,
 } from "../session.js";
 import { groupIdOf, groupKey, isGroupKey } from "./groupkey.js";
@@ -96,6 +97,20 @@ export function namedLine(email, name) {
 /** A notice line of a group's history: never unread, never named by receipts. */
 function noticeRecord(id, key, text, ts) {
   return { id, contact: key, direction: "in", notice: true, text, ts };
+}
+
+/**
+ * The record of a copy that shows nothing (a type this client does not know, a name it holds
+ * already): in no conversation, kept so that a redelivered copy is recognised by its id and only
+ * acknowledged again, not decrypted again (its message key is gone) and shown as failed.
+ */
+function ignoredRecord(id, ts) {
+  return { id, contact: "", direction: "in", ignored: true, ts };
+}
+
+/** The member devices of `group` other than ours, as stored in a group's `named` ("<device> <email>"). */
+function deviceLabels(group, self, selfDevice) {
+  return memberDevices(group.members, self, selfDevice).map(([email, device]) => `${device} ${email}`);
 }
 
 /**
@@ -280,8 +295,7 @@ export class Groups {
   async add(key, email) {
     const group = await this.remember(await groupsApi.add(groupIdOf(key), email));
     await this.catchUp(group.id);
-    const stored = await this.store.get("groups", group.id);
-    if (stored && stored.name) await this.queue(group.id, groupSettingsPlaintext(stored.name), { name: stored.name });
+    await this.announceName(group.id);
   }
 
   async remove(key, email) {
@@ -312,7 +326,24 @@ export class Groups {
   // --- sending ----------------------------------------------------------------------------------
 
   async send(key, text) {
-    await this.queue(groupIdOf(key), groupTextPlaintext(text), { text });
+    const id = groupIdOf(key);
+    const plaintext = groupTextPlaintext(text);
+    await this.announceName(id);
+    await this.queue(id, plaintext, { text });
+  }
+
+  /**
+   * The group's name again, alone, when member devices joined since it was last sent or received
+   * (a new member's, a member's newly linked device, one set up again): they would show the group
+   * unnamed (docs/PROTOCOL.md section 22, "The group's name on new devices"). Nothing joins our
+   * history; it is queued before the text, which goes whatever becomes of it.
+   */
+  async announceName(id) {
+    const group = await this.store.get("groups", id);
+    if (!group || group.left || !group.name) return;
+    const named = new Set(group.named || []);
+    if (deviceLabels(group, this.self, this.state.deviceId).every((label) => named.has(label))) return;
+    await this.queue(id, groupSettingsPlaintext(group.name), { name: group.name, quiet: true });
   }
 
   nextSeq(now = Date.now()) {
@@ -325,24 +356,29 @@ export class Groups {
    * as the group's name). One that cannot be encrypted now waits in the outbox (held, network) or
    * fails; either way the outbox sends what it can.
    */
-  async queue(id, plaintext, { text = null, name = null }) {
+  async queue(id, plaintext, { text = null, name = null, quiet = false }) {
     const group = await this.member(id);
     const key = groupKey(id);
     const clientId = newClientId();
     const now = Date.now();
-    const message =
-      name === null
+    // `quiet`: the name sent again for new devices: no record of it (the outbox sends it all the same).
+    const message = quiet
+      ? null
+      : name === null
         ? { id: clientId, contact: key, direction: "out", text, ts: now, status: "sending", sender: this.self }
         : { ...noticeRecord(clientId, key, namedLine(this.self, name), now), status: "sending", sender: this.self };
-    const entry = { clientId, seq: this.nextSeq(now), group: id, plaintext };
-    if (!this.state.loaded.has(key)) await this.conversations.reload(key);
-    this.state.upsertMessage(message);
+    const entry = { clientId, seq: this.nextSeq(now), group: id, plaintext, ...(quiet ? { quiet } : {}) };
+    if (message) {
+      if (!this.state.loaded.has(key)) await this.conversations.reload(key);
+      this.state.upsertMessage(message);
+    }
     try {
-      await this.encrypt(group, entry, [{ put: "messages", value: message }]);
+      await this.encrypt(group, entry, message ? [{ put: "messages", value: message }] : []);
     } catch (error) {
       await this.keepUnencrypted(message, entry, error);
     }
-    if (name !== null) await this.setName(id, name);
+    // Sent to every member device of now: they hold the name.
+    if (name !== null) await this.setName(id, name, deviceLabels(group, this.self, this.state.deviceId));
     this.tabs.broadcast({ type: "conversation", email: key });
     this.flush();
   }
@@ -371,6 +407,11 @@ export class Groups {
 
   /** A message that could not be encrypted yet: queued (network, a member's identity change) or failed. */
   async keepUnencrypted(message, entry, error) {
+    if (!message) {
+      // A quiet name: it waits like a message (or goes with the next name sent).
+      if (error instanceof IdentityChangedError || retriable(error)) await this.store.write([{ put: "outbox", value: entry }]);
+      return;
+    }
     if (error instanceof IdentityChangedError) {
       const held = { ...message, status: "held" };
       await this.store.write([{ put: "messages", value: held }, { put: "outbox", value: entry }]);
@@ -391,19 +432,19 @@ export class Groups {
   /** The frame of a group entry stored without one (held, network down), or null if it cannot be made now. */
   async encryptHeld(entry) {
     const message = await this.store.get("messages", entry.clientId);
-    if (!message) {
+    if (!message && !entry.quiet) {
       await this.store.write([{ delete: "outbox", key: [entry.clientId] }]);
       return null;
     }
-    const sending = { ...message, status: "sending" };
+    const sending = message && { ...message, status: "sending" };
     try {
       const group = await this.member(entry.group);
-      const frame = await this.encrypt(group, entry, [{ put: "messages", value: sending }]);
-      this.state.upsertMessage(sending);
+      const frame = await this.encrypt(group, entry, sending ? [{ put: "messages", value: sending }] : []);
+      if (sending) this.state.upsertMessage(sending);
       return frame;
     } catch (error) {
       if (error instanceof IdentityChangedError) {
-        await this.hold(message, error.email);
+        if (message) await this.hold(message, error.email);
         return null;
       }
       if (retriable(error)) return null;
@@ -485,10 +526,13 @@ export class Groups {
    * The group's name, from a settings message (ours or a member's), on the group as stored now. A
    * group not read from the server yet (its copies came first) keeps it until it is (readList merges).
    */
-  async setName(id, name) {
+  async setName(id, name, named = null) {
     await this.store.update(["groups"], [{ store: "groups", key: [id] }], ([group]) => {
       const current = group || { id, epoch: 1, role: "member", members: [], lastChange: 0 };
-      return { writes: [{ put: "groups", value: { ...current, name } }] };
+      // `named`: the member devices that hold this name (section 22); a member's settings message
+      // went to every member device of its time, as stored here.
+      const holders = named || deviceLabels(current, this.self, this.state.deviceId);
+      return { writes: [{ put: "groups", value: { ...current, name, named: holders } }] };
     });
     this.state.updateGroup(groupKey(id), { name });
     this.tabs.broadcast({ type: "groups" });
@@ -538,12 +582,12 @@ export class Groups {
       return;
     }
     for (const frame of frames) this.receipts.ack(frame.id);
-    const stored = results.filter((result) => result.status !== "duplicate");
-    const keys = new Set(stored.filter((r) => r.message).map((r) => r.message.contact));
+    const stored = results.filter((result) => result.status !== "duplicate" && result.message && !result.message.ignored);
+    const keys = new Set(stored.map((r) => r.message.contact));
     for (const key of keys) {
-      await this.shown(key, stored.filter((r) => r.message && r.message.contact === key).map((r) => r.message));
+      await this.shown(key, stored.filter((r) => r.message.contact === key).map((r) => r.message));
       if (!own) this.typing.showIn(key, email, false);
-      if (!own && stored.some((r) => r.message && r.message.contact === key && !r.message.notice)) {
+      if (!own && stored.some((r) => r.message.contact === key && !r.message.notice)) {
         const group = this.state.groups.get(key);
         this.notifications.notifyGroup(key, group && group.name);
       }
@@ -560,14 +604,16 @@ export class Groups {
   }
 
   /**
-   * The record of one copy's outcome (session.js decryptGroupBatchFrom), or null for a type this
-   * client does not know (acknowledged, not shown: section 22); a settings message's name is
-   * stored after the batch.
+   * The record of one copy's outcome (session.js decryptGroupBatchFrom): a type this client does
+   * not know, and a name the group has already, are acknowledged and not shown (section 22); a
+   * settings message's name is stored after the batch.
    */
   messageRecord(frame, id, content, failed) {
     const key = groupKey(frame.group);
     const ts = Date.parse(frame.sent_at) || Date.now();
-    if (content && content.type === "unknown") return null;
+    const group = this.state.groups.get(key);
+    const sameName = content && content.type === "settings" && group && group.name === content.name;
+    if ((content && content.type === "unknown") || sameName) return ignoredRecord(id, ts);
     if (content && content.type === "settings") {
       return { ...noticeRecord(id, key, namedLine(frame.from, content.name), ts), sender: frame.from };
     }
