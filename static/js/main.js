@@ -278,6 +278,12 @@ async function start() {
       markVerified: (email, verified) => client.markVerified(email, verified),
       acceptIdentity: (email) => client.acceptIdentity(email),
       setNotifications: (enabled) => client.setNotifications(enabled),
+      createGroup: (name, emails) => client.createGroup(name, emails),
+      addGroupMember: (key, email) => client.addGroupMember(key, email),
+      removeGroupMember: (key, email) => client.removeGroupMember(key, email),
+      leaveGroup: (key) => client.leaveGroup(key),
+      makeGroupAdmin: (key, email) => client.makeGroupAdmin(key, email),
+      renameGroup: (key, name) => client.renameGroup(key, name),
     },
   });
   const devicesPanel = mountDevices({

@@ -2,8 +2,9 @@
 // DOM only: renders from the state on its change events and calls `actions` (main.js wires them to
 // the client). Every piece of user data is set as text. Each event touches only what it names: one
 // contact's row, the header, or the messages that changed (ui/messages.js).
-import { Topic } from "../state.js";
+import { isGroupKey, Topic } from "../state.js";
 import { byId, el, errorMessage, placeChildren, replaceChildren, show } from "./dom.js";
+import { groupTitle, mountGroups, otherMembers } from "./groups.js";
 import { mountMessageList } from "./messages.js";
 
 const CONNECTION_TEXT = {
@@ -43,6 +44,8 @@ export function mountApp({ state, actions }) {
     warning: byId("identity-warning"),
     warningText: byId("identity-warning-text"),
     remove: byId("remove-contact"),
+    safety: byId("safety-button"),
+    membersButton: byId("members-button"),
     dialog: byId("safety-dialog"),
     safetyIntro: byId("safety-intro"),
     safetyNumber: byId("safety-number"),
@@ -201,19 +204,59 @@ export function mountApp({ state, actions }) {
     onError: (error) => state.setNotice(errorMessage(error)),
   });
 
+  /**
+   * A warning about a changed safety number: `email`'s, in the conversation with them or in a
+   * group they are in (nothing goes to that group until it is accepted, as for them alone).
+   */
+  function renderIdentityWarning(email, inGroup) {
+    show(dom.warning, Boolean(email));
+    if (!email) return;
+    dom.warning.dataset.email = email;
+    dom.warningText.textContent =
+      `The safety number with ${email} has changed. They may have set up a new browser, or someone may be ` +
+      "trying to intercept the conversation. Compare the new safety number with them (in person or by a call) " +
+      `before you continue. Nothing is sent to the new key${inGroup ? ", and nothing to this group," : ""} until you accept it.`;
+  }
+
+  function renderGroupHeader(key) {
+    const group = state.groups.get(key);
+    dom.title.textContent = groupTitle(group);
+    const typing = (group && group.typing) || [];
+    dom.typing.textContent = typing.length
+      ? `${typing.join(", ")} ${typing.length > 1 ? "are" : "is"} typing…`
+      : group
+        ? otherMembers(group, state.me && state.me.email).join(", ")
+        : "";
+    const held = (group && group.held) || [];
+    renderIdentityWarning(held[0] || null, true);
+    dom.remove.hidden = true;
+    dom.safety.hidden = true;
+    dom.membersButton.hidden = !group;
+    const member = Boolean(group) && !group.left;
+    dom.input.disabled = !member;
+    dom.send.disabled = !member;
+    dom.note.textContent = !member
+      ? "You are no longer a member of this group; you can read its history but not send."
+      : held.length
+        ? "Messages you write now are held until you accept the new safety number."
+        : state.connection === "online"
+          ? ""
+          : "You are offline: messages are kept and sent when the connection is back.";
+  }
+
   function renderConversationHeader() {
     const email = state.active;
+    if (isGroupKey(email)) {
+      renderGroupHeader(email);
+      return;
+    }
+    dom.safety.hidden = false;
+    dom.membersButton.hidden = true;
     const contact = state.contacts.get(email);
     dom.title.textContent = email || "";
     dom.typing.textContent = contact && contact.typing ? `${email} is typing…` : "";
     const changed = contact && contact.identity && contact.identity.changedTo;
-    show(dom.warning, Boolean(changed));
-    if (changed) {
-      dom.warningText.textContent =
-        `The safety number with ${email} has changed. They may have set up a new browser, or someone may be ` +
-        "trying to intercept the conversation. Compare the new safety number with them (in person or by a call) " +
-        "before you continue. Nothing is sent to the new key until you accept it.";
-    }
+    renderIdentityWarning(changed ? email : null, false);
     const isContact = Boolean(contact);
     dom.remove.hidden = !isContact;
     dom.input.disabled = !isContact;
@@ -253,6 +296,8 @@ export function mountApp({ state, actions }) {
     } else if (topic === Topic.CONTACTS) {
       renderContacts();
       if (state.active) renderConversationHeader();
+    } else if (topic === Topic.GROUP || topic === Topic.GROUPS) {
+      if (isGroupKey(state.active) && (topic === Topic.GROUPS || email === state.active)) renderConversationHeader();
     } else if (topic === Topic.REQUESTS) renderRequests();
     else if (topic === Topic.ACTIVE) renderActive();
     else if (topic === Topic.SETTINGS) dom.notify.checked = Boolean(state.settings.notifications);
@@ -334,9 +379,10 @@ export function mountApp({ state, actions }) {
 
   // Safety number dialog
   let dialogEmail = null;
-  async function openSafety() {
-    const email = state.active;
-    if (!email) return;
+  /** The safety number with the open conversation's contact, or with the group member the warning names. */
+  async function openSafety(event) {
+    const email = event.currentTarget.id === "identity-review" ? dom.warning.dataset.email : state.active;
+    if (!email || isGroupKey(email)) return;
     dialogEmail = email;
     dom.safetyIntro.textContent =
       `Compare this number with the one ${email} sees for you, in person or over a call. ` +
@@ -373,7 +419,18 @@ export function mountApp({ state, actions }) {
     dom.dialog.close();
   });
   byId("identity-accept").addEventListener("click", async () => {
-    if (state.active) await actions.acceptIdentity(state.active);
+    const email = dom.warning.dataset.email;
+    if (!email) return;
+    try {
+      await actions.acceptIdentity(email);
+    } catch (error) {
+      state.setNotice(errorMessage(error));
+    }
+  });
+
+  const groups = mountGroups({ state, actions });
+  dom.membersButton.addEventListener("click", () => {
+    if (isGroupKey(state.active)) groups.openMembers(state.active);
   });
 
   show(dom.messenger, true);

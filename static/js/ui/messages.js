@@ -9,7 +9,7 @@
 // Scrolling: near the top (or the bottom, when the window does not reach the latest) the next page is
 // asked for; what the user is reading stays where it is while pages join or leave (the element at the
 // top of the view is the anchor; the browser's own scroll anchoring is off for the list in app.css).
-import { compareMessages, locate, Topic } from "../state.js";
+import { compareMessages, isGroupKey, locate, Topic } from "../state.js";
 import { dayKey, el, formatDay, formatFull, formatTime } from "./dom.js";
 
 const STATUS_TEXT = {
@@ -20,6 +20,24 @@ const STATUS_TEXT = {
   held: "Not sent: safety number changed",
   failed: "Not sent",
 };
+
+/**
+ * The status of a message we sent to a group, once the server stored it: how many of the members
+ * it went to read it, or received it (docs/PROTOCOL.md section 23); null for anything else.
+ */
+export function groupStatusText(message) {
+  const counts = message.counts;
+  if (!counts || !["sent", "delivered", "read"].includes(message.status) || !(counts.of > 0)) return null;
+  if (counts.read > 0) return `Read by ${counts.read} of ${counts.of}`;
+  if (counts.delivered > 0) return `Delivered to ${counts.delivered} of ${counts.of}`;
+  return STATUS_TEXT.sent;
+}
+
+function sameCounts(a, b) {
+  const x = a.counts || {};
+  const y = b.counts || {};
+  return x.delivered === y.delivered && x.read === y.read && x.of === y.of;
+}
 
 // A page is asked for when fewer than this many pixels are left above (or below) the view.
 const LOAD_MARGIN_PX = 800;
@@ -38,7 +56,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
 
   function statusLine(message) {
     if (message.direction === "in") return [];
-    const text = STATUS_TEXT[message.status] || message.status;
+    const text = groupStatusText(message) || STATUS_TEXT[message.status] || message.status;
     const full = message.status === "failed" && message.error ? `${text}: ${message.error}` : text;
     const status = el("span", { class: `status status-${message.status}`, "data-status": message.status, text: full });
     if (message.status !== "failed") return [status];
@@ -53,11 +71,17 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   }
 
   function messageItem(message) {
+    if (message.notice) {
+      // A line of the group's history: who joined, left, renamed it.
+      return el("li", { class: "message notice", "data-id": message.id, "data-direction": "notice", text: message.text });
+    }
     const classes = ["message", message.direction === "in" ? "incoming" : "outgoing"];
     if (message.failed) classes.push("undecryptable");
     const body = message.failed
       ? el("p", { class: "text notice-text", text: "This message could not be decrypted." })
       : el("p", { class: "text", text: message.text });
+    // In a group, who wrote each received message.
+    const sender = message.direction === "in" && isGroupKey(message.contact) && message.sender;
     return el(
       "li",
       {
@@ -66,6 +90,7 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
         "data-direction": message.direction,
         "data-status": message.status || "",
       },
+      sender ? el("span", { class: "sender", text: message.sender }) : null,
       body,
       el(
         "span",
@@ -80,13 +105,15 @@ export function mountMessageList({ state, actions, list, jump, onError }) {
   function update(entry, message) {
     const before = entry.message;
     entry.message = message;
-    if (before.text !== message.text || before.failed !== message.failed || before.direction !== message.direction) {
+    const rebuild = before.notice !== message.notice || before.direction !== message.direction;
+    if (rebuild || before.text !== message.text || before.failed !== message.failed) {
       const li = messageItem(message);
       entry.li.replaceWith(li);
       entry.li = li;
       return;
     }
-    if (before.status === message.status && before.error === message.error) return;
+    if (message.notice) return; // a line has no status
+    if (before.status === message.status && before.error === message.error && sameCounts(before, message)) return;
     entry.li.dataset.status = message.status || "";
     const meta = entry.li.querySelector(".meta");
     for (const node of meta.querySelectorAll(".status, .retry")) node.remove();
