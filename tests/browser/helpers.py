@@ -1,6 +1,7 @@
 """A person using the messenger in their own browser context, through the UI only."""
 
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -68,6 +69,8 @@ class Person:
         self.dialogs: list[str] = []
         self.page_errors: list[str] = []
         self.console_messages: list[str] = []
+        # Every frame the server sent this person's pages over the chat socket, as JSON text.
+        self.socket_frames: list[str] = []
         self.context = None
         self.page: Page | None = None
         self.open_browser()
@@ -89,6 +92,7 @@ class Person:
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("console", lambda message: self.console_messages.append(f"{message.type}: {message.text}"))
+        page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: self.socket_frames.append(frame)))
 
     def new_tab(self) -> Page:
         page = self.context.new_page()
@@ -211,6 +215,42 @@ class Person:
 
     def outgoing(self, text: str, page: Page | None = None):
         return (page or self.page).locator("#messages li.message.outgoing").filter(has_text=text)
+
+    # --- groups ---------------------------------------------------------------------------------
+
+    def create_group(self, name: str, members: list["Person"]) -> None:
+        """Creates a group through "New group" with these contacts, and waits until it is open."""
+        page = self.page
+        page.get_by_role("button", name="New group").click()
+        dialog = page.get_by_role("dialog", name="New group")
+        dialog.get_by_label("Group name").fill(name)
+        for member in members:
+            dialog.get_by_label(member.email, exact=True).check()
+        dialog.get_by_role("button", name="Create group").click()
+        expect(page.locator("#conversation-title")).to_have_text(name)
+
+    def group_button(self, name: str, page: Page | None = None):
+        return (page or self.page).locator("#group-list button.contact").filter(has_text=name)
+
+    def open_group(self, name: str, page: Page | None = None) -> None:
+        page = page or self.page
+        self.group_button(name, page).click()
+        expect(page.locator("#conversation-title")).to_have_text(name)
+
+    def members_dialog(self, page: Page | None = None):
+        """Opens the open group's members dialog."""
+        page = page or self.page
+        page.get_by_role("button", name="Members").click()
+        return page.get_by_role("dialog", name=re.compile("members$"))
+
+    def notices(self, page: Page | None = None) -> list[str]:
+        """The lines of the open group's history (who created, added, removed, left, renamed)."""
+        return (page or self.page).locator("#messages li.message.notice").all_text_contents()
+
+    def group_frames(self) -> list[dict]:
+        """The `group_message` frames this person's pages received, oldest first."""
+        frames = [json.loads(text) for text in self.socket_frames if '"group_message"' in text]
+        return [frame for frame in frames if frame.get("type") == "group_message"]
 
     # --- inspection ----------------------------------------------------------------------------
 
