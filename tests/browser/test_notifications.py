@@ -127,3 +127,29 @@ def test_a_hidden_tab_shows_a_notification_without_the_text_only_once_opted_in(p
     (shown,) = wait_for_notifications(alice, 1)
     assert shown["options"]["body"] == f"New message from {bob.email}"
     assert alice.page_errors == []
+
+
+def test_a_group_message_to_a_hidden_tab_names_the_group_never_the_text(people, messenger_server):
+    alice = people("alice")
+    alice.context.add_init_script(script=TAB_VISIBILITY_AND_NOTIFICATIONS)
+    alice.register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.context.grant_permissions(["notifications"], origin=messenger_server.url)
+    alice.page.get_by_label(TOGGLE).check()
+    bob.create_group("Night shift", [alice])
+    expect(alice.group_button("Night shift")).to_be_visible()
+
+    set_tab_hidden(alice, True)
+    bob.send("the code is 0451")
+    expect(alice.group_button("Night shift").locator(".badge")).to_have_text("1")
+    (shown,) = wait_for_notifications(alice, 1)
+    assert shown["options"]["body"] == "New message in Night shift"
+    assert "0451" not in json.dumps(shown)
+
+    alice.page.evaluate("window.__clickNotification(0)")
+    set_tab_hidden(alice, False)
+    expect(alice.page.locator("#conversation-title")).to_have_text("Night shift")
+    expect(alice.page.locator("#messages li.message.incoming .text")).to_have_text(["the code is 0451"])
+    expect(bob.outgoing("the code is 0451").locator(".status")).to_have_text("Read by 1 of 1")
+    assert alice.page_errors == []
