@@ -12,6 +12,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.helpers import link_device
+
 pytestmark = pytest.mark.browser
 
 
@@ -242,3 +244,38 @@ def test_a_members_new_safety_number_holds_the_group_until_accepted(people):
     expect(incoming(carol2, "held in the group")).to_have_count(1)
     expect(incoming(carol2, "before the change")).to_have_count(0)
     assert alice.page_errors == []
+
+
+def test_a_linked_browser_gets_the_group_its_name_and_what_its_account_sent(people):
+    alice = people("alice").register()
+    bob = people("bob").register()
+    alice.befriend(bob)
+    alice.create_group("Two devices", [bob])
+    alice.send("before the laptop")
+    bob.open_group("Two devices")
+    expect(incoming(bob, "before the laptop")).to_have_count(1)
+
+    laptop = people("bob-laptop", email=bob.email)
+    link_device(bob, laptop)
+    # The laptop learns the group from the server and its name with the next message.
+    alice.send("with the laptop")
+    laptop.open_group("Two devices")
+    expect(incoming(laptop, "with the laptop").locator(".sender")).to_have_text(alice.email)
+    expect(incoming(laptop, "before the laptop")).to_have_count(0)
+    # Bob's message from his first browser shows as sent on the laptop.
+    bob.send("from bob's first browser")
+    expect(laptop.outgoing("from bob's first browser")).to_have_count(1)
+    expect(incoming(alice, "from bob's first browser")).to_have_count(1)
+    laptop.send("from the laptop")
+    expect(incoming(alice, "from the laptop").locator(".sender")).to_have_text(bob.email)
+    expect(bob.outgoing("from the laptop")).to_have_count(1)
+    # Bob counts once in "read by": reading on either device is the member's read.
+    expect(laptop.outgoing("from the laptop").locator(".status")).to_have_text("Read by 1 of 1")
+    assert notices_named(bob) == 1
+    for person in (alice, bob, laptop):
+        assert person.page_errors == []
+
+
+def notices_named(person) -> int:
+    """How many "named the group" lines the open group's history shows."""
+    return len([line for line in person.notices() if "named the group" in line])
