@@ -222,6 +222,7 @@ export function mountApp({ state, actions }) {
     const group = state.groups.get(key);
     dom.title.textContent = groupTitle(group);
     const typing = (group && group.typing) || [];
+    dom.typing.classList.toggle("members-line", !typing.length);
     dom.typing.textContent = typing.length
       ? `${typing.join(", ")} ${typing.length > 1 ? "are" : "is"} typing…`
       : group
@@ -252,6 +253,7 @@ export function mountApp({ state, actions }) {
     }
     dom.safety.hidden = false;
     dom.membersButton.hidden = true;
+    dom.typing.classList.remove("members-line");
     const contact = state.contacts.get(email);
     dom.title.textContent = email || "";
     dom.typing.textContent = contact && contact.typing ? `${email} is typing…` : "";
