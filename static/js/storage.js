@@ -34,7 +34,9 @@ const SCHEMA = {
   // a window of it is read in pages (AccountStore.page) without reading the whole conversation.
   // A group's messages have `contact` "group:<id>" (state.js groupKey) and `sender` (the email of
   // who sent it); its membership and name lines are `notice: true` records (never unread, no
-  // serverId: receipts never name them). Our own group messages carry `groupAwaiting` (their
+  // serverId: receipts never name them). A copy that shows nothing (an unknown type, a name the
+  // group has already) is an `ignored: true` record in no conversation (contact ""): its id
+  // recognises a redelivery. Our own group messages carry `groupAwaiting` (their
   // message id) until every member read them, and `counts` {delivered, read, of} from the
   // server's `group_receipts`; on every connect the client asks about those still awaiting.
   messages: [["account", "id"], {
@@ -60,7 +62,8 @@ const SCHEMA = {
   // Messages waiting to be sent: {account, clientId, seq, to, copies?, own?, mismatches?}; without
   // `copies` the message is not encrypted yet. copies/own: [{device, kind, body}] (the send frame's)
   // A group message's entry is {account, clientId, seq, group, plaintext, frame?, distribution?,
-  // stale?} instead: `plaintext` (base64, with its type byte) is what is encrypted (again, after
+  // stale?, quiet?} instead (`quiet`: the group's name sent again for new devices, with no message
+  // record): `plaintext` (base64, with its type byte) is what is encrypted (again, after
   // a stale_epoch that needs a new sender key); `frame` the whole group_send frame as stored and
   // sent again; `distribution` (base64) the sender key distribution of the body's iteration, for
   // devices that join before it is taken (docs/PROTOCOL.md section 23). Without `frame` the
@@ -69,7 +72,8 @@ const SCHEMA = {
   // The groups we are (or were) a member of, as GET groups/ last showed them (section 21):
   // {account, id, name (from the members' settings messages; null until one arrived), epoch, role,
   // members: [{email, role, devices}], lastChange (the last change id turned into a notice line),
-  // left?: true (no longer listed: we left or were removed; the history stays)}
+  // named: ["<device> <lower-case email>", ...] (the member devices known to hold the name,
+  // section 22), left?: true (no longer listed: we left or were removed; the history stays)}
   groups: [["account", "id"], {}],
   // Our own sender key per group (section 22): {account, group, key (the sender key state), given:
   // [[lower-case email, device], ...] the member devices that hold it}
