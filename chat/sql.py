@@ -22,6 +22,7 @@ from django.db import connection
 
 from accounts.models import Device, normalize_email
 from chat.models import Envelope, GroupBody, MailboxUsage
+from groups.models import Group, Membership
 
 # Keeps every statement well under SQLite's and MariaDB's limits on bound parameters.
 CHUNK = 500
@@ -471,6 +472,134 @@ def _group_names() -> tuple[str, ...]:
             for name in ("message_id", "sender", "delivered", "read", "recipients", "remaining", "body")
         ),
     )
+
+
+class LockedGroup(NamedTuple):
+    pk: int
+    epoch: int
+
+
+class GroupMembers(NamedTuple):
+    """A group's active members and their active devices, as a group send needs them."""
+
+    ids: dict[str, int]  # {email: user id}
+    devices: dict[int, list[int]]  # {user id: active device ids, ascending}; members without one missing
+
+
+class EarlierGroupSend(NamedTuple):
+    """What a (sender, client_id) pair was used for before: a group message (`group_id` set) or
+    another envelope (`group_id` None)."""
+
+    message_id: int
+    group_id: int | None
+
+
+def groups_locked(uids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LockedGroup]:
+    """{uid: (pk, epoch)} of these groups, their rows locked in id order where the database can
+    (the order groups.services locks several groups in: two transactions that both lock some of
+    them cannot deadlock); stands for `Group.objects.select_for_update().filter(uid__in=...)
+    .order_by("pk")`. Unknown uids are missing."""
+    meta = Group._meta
+    table, pk, uid, epoch = (_quote(meta.db_table), *(_quote(meta.get_field(n).column) for n in ("id", "uid", "epoch")))
+    uid_field = meta.get_field("uid")
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    wanted = sorted(uid_field.get_db_prep_value(value, connection) for value in set(uids))
+    found = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(wanted):
+            cursor.execute(
+                f"SELECT {pk}, {uid}, {epoch} FROM {table} WHERE {uid} IN ({_marks(len(chunk))}) ORDER BY {pk}{lock}",  # noqa: S608 - see above
+                chunk,
+            )
+            for row_pk, row_uid, row_epoch in cursor.fetchall():
+                found[uid_field.to_python(row_uid)] = LockedGroup(row_pk, row_epoch)
+    return found
+
+
+def group_members(group_pks: Iterable[int]) -> dict[int, GroupMembers]:
+    """{group pk: its active members and their active devices} in ONE statement (memberships
+    joined to the users and, left, to their devices); stands for `Membership.objects.filter(
+    group=..., user__is_active=True).values_list("user__email", "user_id")` per group and
+    `active_devices(user_ids=...)` of their members. Groups without an active member are missing."""
+    membership, users_meta, device = (
+        Membership._meta,
+        Envelope._meta.get_field("sender").related_model._meta,
+        Device._meta,
+    )
+    m_table, m_group, m_user = (
+        _quote(membership.db_table),
+        *(_quote(membership.get_field(n).column) for n in ("group", "user")),
+    )
+    u_table, u_pk, u_email, u_active = (
+        _quote(users_meta.db_table),
+        *(_quote(users_meta.get_field(n).column) for n in ("id", "email", "is_active")),
+    )
+    d_table, d_user, d_number, d_removed = (
+        _quote(device.db_table),
+        *(_quote(device.get_field(n).column) for n in ("user", "device_id", "removed_at")),
+    )
+    found: dict[int, GroupMembers] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(group_pks))):
+            cursor.execute(
+                f"SELECT m.{m_group}, u.{u_pk}, u.{u_email}, d.{d_number} FROM {m_table} m "  # noqa: S608 - see above
+                f"JOIN {u_table} u ON u.{u_pk} = m.{m_user} "
+                f"LEFT JOIN {d_table} d ON d.{d_user} = u.{u_pk} AND d.{d_removed} IS NULL "
+                f"WHERE m.{m_group} IN ({_marks(len(chunk))}) AND u.{u_active} = %s",
+                [*chunk, True],
+            )
+            for group_pk, user_id, email, device_id in cursor.fetchall():
+                members = found.setdefault(group_pk, GroupMembers({}, {}))
+                members.ids[email] = user_id
+                if device_id is not None:
+                    members.devices.setdefault(user_id, []).append(device_id)
+    for members in found.values():
+        for devices in members.devices.values():
+            devices.sort()
+    return found
+
+
+def group_sends_earlier(keys: Iterable[tuple[int, uuid.UUID]]) -> dict[tuple[int, uuid.UUID], EarlierGroupSend]:
+    """{(sender id, client_id): what the pair was used for} of these pairs, in ONE statement:
+    the group messages (GroupBody, on its unique (sender, client_id) index) and, UNION ALL, the
+    first copies of other envelopes (`stored_for_resend`'s WHERE). A group message's first copy
+    is an envelope too: its GroupBody row wins. Stands for `GroupBody.objects.filter(sender_id=,
+    client_id=).values_list(...).first()` and `Envelope.objects.filter(sender_id=, client_id=,
+    copy_index=0).exists()` per send."""
+    meta = GroupBody._meta
+    table, message, sender, client, group = (
+        _quote(meta.db_table),
+        *(_quote(meta.get_field(n).column) for n in ("message_id", "sender", "client_id", "group")),
+    )
+    client_field = Envelope._meta.get_field("client_id")
+    found: dict[tuple[int, uuid.UUID], EarlierGroupSend] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(keys)), CHUNK // 4):
+            envelope_where, params = _resend_where(chunk)
+            pairs = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(chunk))
+            cursor.execute(
+                f"SELECT 0, {sender}, {client}, {message}, {group} FROM {table} WHERE {pairs} "  # noqa: S608 - see above
+                f"UNION ALL SELECT 1, {_column('sender')}, {_column('client_id')}, {_column('id')}, NULL "
+                f"FROM {_table()} WHERE {envelope_where}",
+                [*params, *params],
+            )
+            # The envelopes' rows (tag 1) first: a GroupBody row (tag 0) of the same pair replaces them.
+            for _, sender_id, client_id, message_id, group_id in sorted(cursor.fetchall(), key=lambda row: -row[0]):
+                found[(sender_id, client_field.to_python(client_id))] = EarlierGroupSend(message_id, group_id)
+    return found
+
+
+def group_body_insert(body: GroupBody) -> None:
+    """INSERT this (unsaved) GroupBody; stands for `GroupBody.objects.create(...)`, whose
+    compiler cost more than the statement."""
+    fields = [field for field in GroupBody._meta.concrete_fields]
+    names = ", ".join(_quote(field.column) for field in fields)
+    values = [field.get_db_prep_save(getattr(body, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_quote(GroupBody._meta.db_table)} ({names}) VALUES ({_marks(len(fields))})",  # noqa: S608 - see above
+            values,
+        )
 
 
 def group_counts_add(changes: dict[int, tuple[int, int, int]], *, erase: bool) -> None:

@@ -6,16 +6,21 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection, transaction
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from chat import services
+from chat import group_messages, services
+from chat.errors import ClientIdReused, StaleEpoch
 from chat.models import Envelope, GroupBody
 from chat.tests.helpers import make_contacts, open_socket, receive, second_device, send_frame
 from groups import services as groups
+from groups.errors import GroupNotFound
 from groups.models import Group
 from keys.services import device_unlink
+from realtime import bus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -326,3 +331,92 @@ def group_messages_request(sender, group, *, epoch):
     from chat.group_messages import GroupSendRequest
 
     return GroupSendRequest(sender.pk, sender.email, 1, uuid.uuid4(), group.uid, epoch, BODY)
+
+
+def _batch(requests: list) -> list:
+    """One socket batch: `envelopes_apply` in one transaction, its events collected."""
+    with transaction.atomic(), bus.collecting([]):
+        return services.envelopes_apply(requests)
+
+
+def test_a_batch_of_group_sends_reads_once_and_stores_each_message_in_three_statements(trio):
+    """chat.sql's group path: the batch's reads are one statement each, every new message
+    is its first copy, its other copies in one INSERT and its body; everything is stored, the
+    key entry in its own copy only; a resend (in the batch or later) answers the same id."""
+    alice, bob, carol, group = trio
+    second_device(alice)
+    sender = User.objects.get(pk=alice.id)
+
+    def request(client_id, *, epoch=1, keys=()):
+        return group_messages.GroupSendRequest(alice.id, sender.email, 1, client_id, group.uid, epoch, BODY, keys)
+
+    first, second = uuid.uuid4(), uuid.uuid4()
+    carol_key = group_messages.GroupKey(carol.email.upper(), 1, "prekey", "a2V5IGZvcg==")
+    with CaptureQueriesContext(connection) as queries:
+        results = _batch(
+            [request(first, keys=(carol_key,)), request(second), request(first), request(uuid.uuid4(), epoch=2)]
+        )
+    # groups, members with devices, earlier sends, quota counters; 3 per new message; the counters.
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(("SELECT", "INSERT", "UPDATE"))]
+    assert len(statements) == 4 + 3 * 2 + 1
+    assert [r.created for r in results[:3]] == [True, True, False]
+    assert results[2].id == results[0].id
+    assert isinstance(results[3], StaleEpoch)
+    copies = list(Envelope.objects.filter(Q(id=results[0].id) | Q(message_id=results[0].id)).order_by("id"))
+    assert [(c.recipient_id, c.recipient_device, c.copy_index) for c in copies] == [
+        (bob.id, 1, 0),
+        (carol.id, 1, 1),
+        (alice.id, 2, 2),
+    ]
+    assert [(c.kind, c.body, c.size) for c in copies] == [
+        ("message", "", len(BODY)),
+        ("prekey", "a2V5IGZvcg==", len(BODY) + 12),
+        ("message", "", len(BODY)),
+    ]
+    assert {c.group_id for c in copies} == {group.pk}
+    assert copies[2].peer_id == alice.id
+    body = GroupBody.objects.get(message_id=results[0].id)
+    assert (body.group_id, body.sender_id, body.client_id, body.epoch, body.body) == (
+        group.pk,
+        alice.id,
+        first,
+        1,
+        BODY,
+    )
+    assert (body.size, body.recipients, body.remaining, body.delivered) == (len(BODY), 2, 3, 0)
+    again = _batch([request(first), request(second)])
+    assert [(r.id, r.created) for r in again] == [(results[0].id, False), (results[1].id, False)]
+    assert GroupBody.objects.count() == 2
+
+
+def test_a_client_id_used_by_a_one_to_one_message_or_another_group_is_refused(trio):
+    alice, bob, carol, group = trio
+    sender = User.objects.get(pk=alice.id)
+    other = groups.group_create(creator=sender, emails=[bob.email])
+    client_id = uuid.uuid4()
+    [sent] = services.envelopes_send(
+        [
+            services.send_request_parse(
+                {"client_id": str(client_id), "to": bob.email, "kind": "message", "body": BODY},
+                sender=sender,
+                sender_device=1,
+            )
+        ]
+    )
+    assert sent.created
+    reused = _batch([group_messages.GroupSendRequest(alice.id, sender.email, 1, client_id, group.uid, 1, BODY)])
+    assert isinstance(reused[0], ClientIdReused)
+    fresh = uuid.uuid4()
+    results = _batch(
+        [
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, fresh, group.uid, 1, BODY),
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, fresh, other.uid, 1, BODY),
+            group_messages.GroupSendRequest(carol.id, carol.email, 1, uuid.uuid4(), other.uid, 1, BODY),
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), uuid.uuid4(), 1, BODY),
+        ]
+    )
+    assert results[0].created
+    assert isinstance(results[1], ClientIdReused)
+    assert isinstance(results[2], GroupNotFound)  # carol is not in the other group
+    assert isinstance(results[3], GroupNotFound)
+    assert GroupBody.objects.count() == 1
