@@ -337,16 +337,3 @@ def copies_removed(copies: dict[int, int]) -> None:
     """{message id: undelivered copies deleted} (their device was unlinked): fewer copies wait."""
     for message_id, count in copies.items():
         GroupBody.objects.filter(message_id=message_id).update(remaining=F("remaining") - count)
-
-
-# --- the queue --------------------------------------------------------------------------------
-
-
-def bodies_of(message_ids: set[int]) -> dict[int, tuple[str, int]]:
-    """{message id: (body, epoch)} for the group copies of a page of the queue."""
-    return {
-        message_id: (body, epoch)
-        for message_id, body, epoch in GroupBody.objects.filter(message_id__in=list(message_ids)).values_list(
-            "message_id", "body", "epoch"
-        )
-    }

@@ -452,6 +452,131 @@ def messages_marked_before(message_ids: list[int], *, column: str, now_ids: Iter
     return found
 
 
+# --- the queue (a socket's backlog) -------------------------------------------------------------
+
+
+class PendingRow(NamedTuple):
+    """An undelivered copy as a socket sends it (chat.selectors turns it into its event)."""
+
+    id: int
+    message_id: int | None
+    client_id: uuid.UUID
+    sender_email: str
+    sender_device: int
+    recipient_email: str
+    peer_email: str | None
+    kind: str
+    body: str
+    created_at: datetime
+    group_uid: uuid.UUID | None
+    group_body: str | None  # a group copy's GroupBody (the message's body and epoch)
+    group_epoch: int | None
+
+
+def _queue_where(user_id: int, device_id: int, after: int) -> tuple[str, list]:
+    """The undelivered copies to one device of a user above `after` (the queue index)."""
+    where = (
+        f"e.{_column('recipient')} = %s AND e.{_column('recipient_device')} = %s "
+        f"AND e.{_column('delivered_at')} IS NULL AND e.{_column('id')} > %s"
+    )
+    return where, [user_id, device_id, after]
+
+
+def queue_sizes(*, user_id: int, device_id: int, after: int, limit: int) -> list[tuple[int, int]]:
+    """(id, size) of the first `limit` undelivered copies to this device above `after`, in id
+    order; stands for `Envelope.objects.filter(recipient_id=, recipient_device=,
+    delivered_at__isnull=True, id__gt=).order_by("id").values_list("id", "size")[:limit]`."""
+    where, params = _queue_where(user_id, device_id, after)
+    pk = _column("id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.{pk}, e.{_column('size')} FROM {_table()} e WHERE {where} ORDER BY e.{pk} LIMIT %s",  # noqa: S608 - see above
+            [*params, limit],
+        )
+        return cursor.fetchall()
+
+
+def queue_rows(*, user_id: int, device_id: int, after: int, limit: int, ids: list[int] | None) -> list[PendingRow]:
+    """The first `limit` undelivered copies to this device above `after` (and among `ids`, if
+    given), in id order, with the emails of their sender, recipient and peer, their group's
+    uid and a group copy's body and epoch: ONE statement (the copies on the queue index joined
+    by primary key). Stands for the `values_list("sender__email", ..., "group__uid")` of
+    chat.selectors and a GroupBody query; a socket that fell behind reads its backlog with it
+    page after page, so its compiler cost was paid per page."""
+    users_meta = Envelope._meta.get_field("sender").related_model._meta
+    users, user_pk, user_email = (
+        _quote(users_meta.db_table),
+        _quote(users_meta.pk.column),
+        _quote(users_meta.get_field("email").column),
+    )
+    group_meta = Group._meta
+    groups, group_pk, group_uid = (
+        _quote(group_meta.db_table),
+        *(_quote(group_meta.get_field(n).column) for n in ("id", "uid")),
+    )
+    bodies, body_message, _, _, _, _, _, body_text = _group_names()
+    body_epoch = _quote(GroupBody._meta.get_field("epoch").column)
+    where, params = _queue_where(user_id, device_id, after)
+    if ids is not None:
+        where += f" AND e.{_column('id')} IN ({_marks(len(ids))})"
+        params += ids
+    pk, message_id, group = _column("id"), _column("message_id"), _column("group")
+    columns = ", ".join(
+        f"e.{_column(name)}"
+        for name in ("id", "message_id", "client_id", "sender_device", "kind", "body", "created_at")
+    )
+    client_field = Envelope._meta.get_field("client_id")
+    uid_field = group_meta.get_field("uid")
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns}, s.{user_email}, r.{user_email}, p.{user_email}, g.{group_uid}, b.{body_text}, "  # noqa: S608 - see above
+            f"b.{body_epoch} FROM {_table()} e "
+            f"JOIN {users} s ON s.{user_pk} = e.{_column('sender')} "
+            f"JOIN {users} r ON r.{user_pk} = e.{_column('recipient')} "
+            f"LEFT JOIN {users} p ON p.{user_pk} = e.{_column('peer')} "
+            f"LEFT JOIN {groups} g ON g.{group_pk} = e.{group} "
+            f"LEFT JOIN {bodies} b ON e.{group} IS NOT NULL AND b.{body_message} = COALESCE(e.{message_id}, e.{pk}) "
+            f"WHERE {where} ORDER BY e.{pk} LIMIT %s",
+            [*params, limit],
+        )
+        for pk_, message, client, device, kind, body, created, sender, recipient, peer, uid, text, epoch in cursor:
+            found.append(
+                PendingRow(
+                    pk_,
+                    message,
+                    client_field.to_python(client),
+                    sender,
+                    device,
+                    recipient,
+                    peer,
+                    kind,
+                    body,
+                    connection.ops.convert_datetimefield_value(created, None, connection),
+                    uid_field.to_python(uid) if uid is not None else None,
+                    text,
+                    epoch,
+                )
+            )
+    return found
+
+
+def queue_among(*, user_id: int, device_id: int, ids: list[int]) -> set[int]:
+    """Which of `ids` are undelivered copies to this device; stands for `Envelope.objects.filter(
+    recipient_id=, recipient_device=, delivered_at__isnull=True, id__in=).values_list("id")`."""
+    found: set[int] = set()
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(ids))):
+            where, params = _queue_where(user_id, device_id, 0)
+            where += f" AND e.{_column('id')} IN ({_marks(len(chunk))})"
+            cursor.execute(
+                f"SELECT e.{_column('id')} FROM {_table()} e WHERE {where}",  # noqa: S608 - see above
+                [*params, *chunk],
+            )
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
 # --- group messages ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from chat import group_messages, services
+from chat import group_messages, selectors, services
 from chat.errors import ClientIdReused, StaleEpoch
 from chat.models import Envelope, GroupBody
 from chat.tests.helpers import make_contacts, open_socket, receive, second_device, send_frame
@@ -420,3 +420,35 @@ def test_a_client_id_used_by_a_one_to_one_message_or_another_group_is_refused(tr
     assert isinstance(results[2], GroupNotFound)  # carol is not in the other group
     assert isinstance(results[3], GroupNotFound)
     assert GroupBody.objects.count() == 1
+
+
+def test_a_backlog_of_group_copies_is_read_in_two_statements_with_bodies_and_keys(trio):
+    """chat.sql's queue reads (a socket that fell behind reads its backlog page by page): the
+    ids and sizes, then the copies that fit with their group, body, epoch and key entry."""
+    alice, _, carol, group = trio
+    sender = User.objects.get(pk=alice.id)
+    carol_key = group_messages.GroupKey(carol.email, 1, "prekey", "a2V5IGZvcg==")
+    sent = _batch(
+        [
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), group.uid, 1, BODY, keys)
+            for keys in ((carol_key,), (), ())
+        ]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        window = selectors.envelopes_pending_within(user_id=carol.id, after=0, room=10**6)
+    assert len(queries) == 2
+    assert window.drained
+    copies = {c.id: c for c in Envelope.objects.filter(recipient_id=carol.id)}
+    assert [e["message_id"] for e in window.events] == [r.id for r in sent]
+    assert [e.get("key") for e in window.events] == [{"kind": "prekey", "body": "a2V5IGZvcg=="}, None, None]
+    for event in window.events:
+        stored = copies[event["id"]]
+        assert (event["type"], event["group"], event["epoch"], event["body"]) == (
+            "group_message",
+            str(group.uid),
+            1,
+            BODY,
+        )
+        assert (event["from"], event["from_device"], event["client_id"]) == (alice.email, 1, str(stored.client_id))
+        assert event["sent_at"] == stored.created_at.isoformat().replace("+00:00", "Z")
+        assert window.size[event["id"]] == stored.size
