@@ -730,24 +730,31 @@ def group_body_insert(body: GroupBody) -> None:
 def group_counts_add(changes: dict[int, tuple[int, int, int]], *, erase: bool) -> None:
     """Add {message id: (members delivered to now, members who read now, copies delivered
     now)} to the GroupBody counters, and erase the body of a message none of whose copies waits
-    any more (with `erase`): one statement per message, run together. Stands for
-    `GroupBody.objects.filter(message_id=...).update(delivered=F(...) + ..., ...)`. The body's
-    assignment comes first: MariaDB evaluates SET left to right (a later one sees the new
-    `remaining`), SQLite with the old values; first, both read the old one."""
+    any more (with `erase`): ONE statement for the batch's messages (each amount a `CASE` on the
+    message id), not one per message (MySQLdb's `executemany` sends an UPDATE per row, a round
+    trip each). Stands for `GroupBody.objects.filter(message_id=...).update(delivered=F(...) +
+    ..., ...)` per message. The body's assignment comes first: MariaDB evaluates SET left to
+    right (a later one sees the new `remaining`), SQLite with the old values; first, both read
+    the old one."""
     if not changes:
         return
     table, message, _, delivered, read, _, remaining, body = _group_names()
-    wipe = f"CASE WHEN {remaining} - %s <= 0 THEN '' ELSE {body} END" if erase else body
-    statement = (
-        f"UPDATE {table} SET {body} = {wipe}, {delivered} = {delivered} + %s, "  # noqa: S608 - see above
-        f"{read} = {read} + %s, {remaining} = {remaining} - %s WHERE {message} = %s"
-    )
-    rows = [
-        ([copies] if erase else []) + [new_delivered, new_read, copies, message_id]
-        for message_id, (new_delivered, new_read, copies) in sorted(changes.items())
-    ]
     with connection.cursor() as cursor:
-        cursor.executemany(statement, rows)
+        # Nine bound values per message.
+        for chunk in _chunks(sorted(changes), CHUNK // 10):
+            whens = " ".join(["WHEN %s THEN %s"] * len(chunk))
+
+            def amounts(slot: int, chunk: list[int] = chunk) -> list[int]:
+                return [value for pk in chunk for value in (pk, changes[pk][slot])]
+
+            copies = f"(CASE {message} {whens} END)"
+            wipe = f"CASE WHEN {remaining} - {copies} <= 0 THEN '' ELSE {body} END" if erase else body
+            cursor.execute(
+                f"UPDATE {table} SET {body} = {wipe}, {delivered} = {delivered} + (CASE {message} {whens} END), "  # noqa: S608 - see above
+                f"{read} = {read} + (CASE {message} {whens} END), {remaining} = {remaining} - {copies} "
+                f"WHERE {message} IN ({_marks(len(chunk))})",
+                [*(amounts(2) if erase else []), *amounts(0), *amounts(1), *amounts(2), *chunk],
+            )
 
 
 def group_counts(message_ids: Iterable[int]) -> list[GroupCounts]:

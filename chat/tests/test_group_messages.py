@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from chat import group_messages, selectors, services
+from chat import group_messages, selectors, services, sql
 from chat.errors import ClientIdReused, StaleEpoch
 from chat.models import Envelope, GroupBody
 from chat.tests.helpers import make_contacts, open_socket, receive, second_device, send_frame
@@ -452,3 +452,23 @@ def test_a_backlog_of_group_copies_is_read_in_two_statements_with_bodies_and_key
         assert (event["from"], event["from_device"], event["client_id"]) == (alice.email, 1, str(stored.client_id))
         assert event["sent_at"] == stored.created_at.isoformat().replace("+00:00", "Z")
         assert window.size[event["id"]] == stored.size
+
+
+def test_the_counters_of_a_batch_of_receipts_are_added_in_one_statement(trio):
+    alice, _, _, group = trio
+    sender = User.objects.get(pk=alice.id)
+    first, second = (
+        r.id
+        for r in _batch(
+            [
+                group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), group.uid, 1, BODY)
+                for _ in range(2)
+            ]
+        )
+    )
+    with CaptureQueriesContext(connection) as queries:
+        sql.group_counts_add({first: (1, 0, 1), second: (2, 1, 2)}, erase=True)
+    assert len(queries) == 1
+    counts = {b.message_id: (b.delivered, b.read, b.remaining, b.body) for b in GroupBody.objects.all()}
+    # Two copies each (bob, carol): the second has none waiting any more, its body is erased.
+    assert counts == {first: (1, 0, 1, BODY), second: (2, 1, 0, "")}
