@@ -26,6 +26,11 @@ from groups.models import Group, Membership
 
 # Keeps every statement well under SQLite's and MariaDB's limits on bound parameters.
 CHUNK = 500
+# An INSERT of envelopes may bind more: the copies of a group message to up to 285 devices (a
+# group of 256 members with one device each) in one statement rather than one per 35 rows. Far below
+# SQLite's default limit (32,766 since 3.32) and MariaDB's (65,535); a SQLite built with a lower
+# one is asked (`envelopes_insert`).
+INSERT_PARAMS = 4000
 
 
 class UserRow(NamedTuple):
@@ -345,9 +350,9 @@ def users_and_resends(
 
 
 def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]:
-    """Insert these envelopes; returns their ids in order. Stands for
-    `Envelope.objects.bulk_create(...)`, which on SQLite (3.35+) and MariaDB (10.5+) also
-    uses INSERT ... RETURNING."""
+    """Insert these envelopes; returns their ids in order, in one statement per INSERT_PARAMS
+    bound values (285 rows). Stands for `Envelope.objects.bulk_create(...)`, which on SQLite
+    (3.35+) and MariaDB (10.5+) also uses INSERT ... RETURNING."""
     columns = [
         "client_id",
         "sender",
@@ -365,12 +370,15 @@ def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]
         "created_at",
     ]
     created = _prep("created_at", created_at)
+    # The copies of one message share their client_id: prepared once.
+    client_ids = {client_id: _prep("client_id", client_id) for client_id in {row.client_id for row in rows}}
+    limit = min(INSERT_PARAMS, connection.features.max_query_params or INSERT_PARAMS)
     ids: list[int] = []
     with connection.cursor() as cursor:
-        for chunk in _chunks(rows, CHUNK // len(columns)):
+        for chunk in _chunks(rows, limit // len(columns)):
             params = []
             for client_id, *fields in chunk:
-                params += [_prep("client_id", client_id), *fields, created]
+                params += [client_ids[client_id], *fields, created]
             values = ", ".join([f"({_marks(len(columns))})"] * len(chunk))
             names = ", ".join(_column(c) for c in columns)
             cursor.execute(
