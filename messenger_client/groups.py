@@ -175,13 +175,12 @@ class Groups:
         stored leaves it pending (``resend_pending`` sends it on the next connect): the caller gets the
         group. Any other failure raises ``GroupNameNotSent``, which says that the group is there and
         carries it, rather than the bare error, which would read as if the group were not made."""
-        client_id = str(uuid.uuid4())
+        await self.catch_up(group.id)
+        if name is None:
+            return
         try:
-            await self.catch_up(group.id)
-            if name is None:
-                return
             record = await self._encrypt(
-                group.id, settings, client_id=client_id, text=f'named the group "{name}"', name=name
+                group.id, settings, client_id=str(uuid.uuid4()), text=f'named the group "{name}"', name=name
             )
         except (ClientError, ProtocolError) as error:
             raise GroupNameNotSent(group, done, error) from error
