@@ -82,6 +82,16 @@ def group_message_event(
     return event
 
 
+def group_copy_for_device(event: dict, id: int, key: tuple[str, str] | None, device_id: int) -> dict:
+    """One device's copy of a `group_message_event` built once per message: its own id and key
+    entry, routed to that device (`for_device`). Building the event once saves a hundred
+    timestamps and UUID strings per message to a hundred members."""
+    copy = {**event, "id": id, DEVICE_KEY: device_id}
+    if key is not None:
+        copy["key"] = {"kind": key[0], "body": key[1]}
+    return copy
+
+
 def group_receipts_event(*, receipts: list[tuple[int, int, int, int]]) -> dict:
     """Where group messages stand: (message id, members delivered to, members who read,
     members it was sent to)."""

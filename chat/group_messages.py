@@ -23,6 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import F, Q
@@ -33,7 +34,7 @@ from chat import events, sql, validation
 from chat.errors import ChatError, ClientIdReused, InvalidKeys, NoDevices, NotAContact, QuotaExceeded, StaleEpoch
 from chat.models import Envelope, GroupBody
 from groups.errors import GroupNotFound
-from groups.models import Group, Membership
+from groups.models import Membership
 from realtime import bus
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ def group_send_parse(frame: dict, *, sender, sender_device: int) -> GroupSendReq
     return GroupSendRequest(sender.pk, sender.email, sender_device, client_id, group, epoch, body, keys)
 
 
-@dataclass(frozen=True)
-class _Copy:
+class _Copy(NamedTuple):
     recipient_id: int
     device: int
     key: GroupKey | None
@@ -88,107 +88,118 @@ class _Copy:
     size: int
 
 
+@dataclass(frozen=True)
+class _BatchReads:
+    """What the batch's group sends read once, up front (chat.sql, one statement each): the
+    locked groups, their members and devices, the earlier uses of the sends' (sender,
+    client_id) pairs, and the senders' undelivered bytes. Nothing the batch does changes them:
+    the groups are locked (membership and device changes lock them too), and the counters are
+    written only at the end of the batch (`usage`, sql.usage_add)."""
+
+    groups: dict[uuid.UUID, sql.LockedGroup]
+    members: dict[int, sql.GroupMembers]
+    earlier: dict[tuple[int, uuid.UUID], sql.EarlierGroupSend]
+    sent_bytes: dict[int, int]
+
+
 def group_sends_store(requests: list[GroupSendRequest], usage: dict[int, list[int]]) -> list[GroupSent | ChatError]:
     """Store these group messages within the caller's transaction (the socket's batch), each
-    decided alone; the copies' bytes are added to `usage` like envelope_send's."""
-    stored_now: dict[tuple[int, uuid.UUID], tuple[int, int]] = {}  # -> (message id, group pk)
-    # The batch's groups locked up front in id order, the order groups.services locks several in:
-    # two transactions that both lock some of them cannot deadlock.
-    groups = Group.objects.select_for_update().filter(uid__in={r.group for r in requests}).order_by("pk")
-    locked = {group.uid: group for group in groups}
+    decided alone; the copies' bytes are added to `usage` like envelope_send's.
+
+    A batch of sends to one group costs five statements whatever its size, and each message
+    three more (its first copy, the other copies in one INSERT, its body): the ORM's six
+    queries per message cost more CPU in Django's compiler than in the database."""
+    groups = sql.groups_locked({r.group for r in requests})
+    quota = settings.MESSAGE_QUOTA_SENDER_BYTES
+    reads = _BatchReads(
+        groups,
+        sql.group_members([group.pk for group in groups.values()]),
+        sql.group_sends_earlier({(r.sender_id, r.client_id) for r in requests}),
+        sql.pending_bytes(sender_ids={r.sender_id for r in requests}, recipient_emails=[])[0] if quota else {},
+    )
+    stored_now: dict[tuple[int, uuid.UUID], sql.EarlierGroupSend] = {}
     results: list[GroupSent | ChatError] = []
     for request in requests:
         try:
-            results.append(_store_one(request, locked.get(request.group), usage, stored_now))
+            results.append(_store_one(request, reads, usage, stored_now))
         except (ChatError, GroupNotFound) as error:
             results.append(error)
     return results
 
 
-def _store_one(request: GroupSendRequest, group: Group | None, usage: dict, stored_now: dict) -> GroupSent:
+def _store_one(request: GroupSendRequest, reads: _BatchReads, usage: dict, stored_now: dict) -> GroupSent:
     """One group message. The group's row is locked until the batch commits, as every membership
     change and every member's device change locks it (groups.services): a removal either commits
     first, and this send reads the new epoch and is refused (`stale_epoch`), or waits for this
     send, which then went to the members of before. So no message the sender encrypted before it
     knew of a removal is stored for the removed member after the removal."""
-    members = {} if group is None else _members(group)
-    if request.sender_id not in members.values():
+    group = reads.groups.get(request.group)
+    members = reads.members.get(group.pk) if group else None
+    if members is None or request.sender_id not in members.ids.values():
         raise GroupNotFound()
     key = (request.sender_id, request.client_id)
-    earlier = (
-        stored_now.get(key)
-        or GroupBody.objects.filter(sender_id=request.sender_id, client_id=request.client_id)
-        .values_list("message_id", "group_id")
-        .first()
-    )
+    earlier = stored_now.get(key) or reads.earlier.get(key)
     if earlier is not None:
-        if earlier[1] != group.pk:
+        if earlier.group_id != group.pk:
             raise ClientIdReused()
-        return GroupSent(earlier[0], request.client_id, created=False)
-    if Envelope.objects.filter(sender_id=request.sender_id, client_id=request.client_id, copy_index=0).exists():
-        raise ClientIdReused()
+        return GroupSent(earlier.message_id, request.client_id, created=False)
     if request.epoch != group.epoch:
         raise StaleEpoch(epoch=group.epoch)
     copies, recipients = _copies(request, members)
     size = sum(copy.size for copy in copies)
     quota = settings.MESSAGE_QUOTA_SENDER_BYTES
-    if quota:
-        sent, _ = sql.pending_bytes(sender_ids=[request.sender_id], recipient_emails=[])
-        if sent.get(request.sender_id, 0) + usage.get(request.sender_id, [0, 0])[0] + size > quota:
-            raise QuotaExceeded(
-                f"Your undelivered messages have reached the storage limit ({quota} bytes); "
-                "you can send more as they are delivered."
-            )
+    if quota and reads.sent_bytes.get(request.sender_id, 0) + usage.get(request.sender_id, [0, 0])[0] + size > quota:
+        raise QuotaExceeded(
+            f"Your undelivered messages have reached the storage limit ({quota} bytes); "
+            "you can send more as they are delivered."
+        )
     usage.setdefault(request.sender_id, [0, 0])[0] += size
     for copy in copies:
         usage.setdefault(copy.recipient_id, [0, 0])[1] += copy.size
     message_id, copy_ids, now = _insert(request, group, copies)
-    GroupBody.objects.create(
-        message_id=message_id,
-        group=group,
-        sender_id=request.sender_id,
-        client_id=request.client_id,
-        epoch=group.epoch,
-        body=request.body,
-        size=len(request.body.encode("utf-8")),
-        recipients=recipients,
-        remaining=len(copies),
-        created_at=now,
-    )
-    stored_now[key] = (message_id, group.pk)
-    for copy, copy_id in zip(copies, copy_ids, strict=True):
-        event = events.group_message_event(
-            id=copy_id,
+    sql.group_body_insert(
+        GroupBody(
             message_id=message_id,
+            group_id=group.pk,
+            sender_id=request.sender_id,
             client_id=request.client_id,
-            group=str(group.uid),
             epoch=group.epoch,
-            sender_email=request.sender_email,
-            sender_device=request.sender_device,
             body=request.body,
-            key=(copy.key.kind, copy.key.body) if copy.key else None,
-            sent_at=now,
+            size=len(request.body.encode("utf-8")),
+            recipients=recipients,
+            remaining=len(copies),
+            created_at=now,
         )
-        bus.publish_on_commit([copy.recipient_id], events.for_device(event, copy.device))
+    )
+    stored_now[key] = sql.EarlierGroupSend(message_id, group.pk)
+    event = events.group_message_event(
+        id=message_id,
+        message_id=message_id,
+        client_id=request.client_id,
+        group=str(request.group),
+        epoch=group.epoch,
+        sender_email=request.sender_email,
+        sender_device=request.sender_device,
+        body=request.body,
+        key=None,
+        sent_at=now,
+    )
+    for copy, copy_id in zip(copies, copy_ids, strict=True):
+        key_entry = (copy.key.kind, copy.key.body) if copy.key else None
+        bus.publish_on_commit([copy.recipient_id], events.group_copy_for_device(event, copy_id, key_entry, copy.device))
     logger.debug("group message stored id=%s group=%s copies=%s", message_id, group.pk, len(copies))
     return GroupSent(message_id, request.client_id, created=True)
 
 
-def _members(group: Group) -> dict[str, int]:
-    """{email: user id} of the group's active members."""
-    return dict(Membership.objects.filter(group=group, user__is_active=True).values_list("user__email", "user_id"))
-
-
-def _copies(request: GroupSendRequest, members: dict[str, int]) -> tuple[list[_Copy], int]:
-    """A copy for every active device of every active member (`members`, {email: id}) but the
-    sending device, with its key entry; and the number of members (other than the sender) it
-    goes to."""
-    devices = sql.active_devices(user_ids=members.values())
+def _copies(request: GroupSendRequest, members: sql.GroupMembers) -> tuple[list[_Copy], int]:
+    """A copy for every active device of every active member but the sending device, with its
+    key entry; and the number of members (other than the sender) it goes to."""
+    devices = members.devices
     if request.sender_device not in devices.get(request.sender_id, ()):
         raise NotAContact("This device was removed from the account.", code="device_removed")
     targets = {
         (user_id, device)
-        for user_id in members.values()
+        for user_id in members.ids.values()
         for device in devices.get(user_id, ())
         if (user_id, device) != (request.sender_id, request.sender_device)
     }
@@ -196,7 +207,7 @@ def _copies(request: GroupSendRequest, members: dict[str, int]) -> tuple[list[_C
         raise NoDevices("Nobody else in this group has a device that can receive messages.")
     keys = {}
     for entry in request.keys:
-        target = (members.get(normalize_email(entry.email)), entry.device)
+        target = (members.ids.get(normalize_email(entry.email)), entry.device)
         if target not in targets:
             raise InvalidKeys()
         keys[target] = entry
@@ -218,7 +229,9 @@ def _copies(request: GroupSendRequest, members: dict[str, int]) -> tuple[list[_C
     return copies, len([user_id for user_id in per_recipient if user_id != request.sender_id])
 
 
-def _insert(request: GroupSendRequest, group: Group, copies: list[_Copy]) -> tuple[int, list[int], datetime]:
+def _insert(request: GroupSendRequest, group: sql.LockedGroup, copies: list[_Copy]) -> tuple[int, list[int], datetime]:
+    """The copies' envelope rows: the first alone (its id is the message id), then all the
+    others in one INSERT (sql.envelopes_insert)."""
     now = timezone.now()
 
     def row(index: int, copy: _Copy, message_id: int | None) -> sql.NewEnvelope:
@@ -324,16 +337,3 @@ def copies_removed(copies: dict[int, int]) -> None:
     """{message id: undelivered copies deleted} (their device was unlinked): fewer copies wait."""
     for message_id, count in copies.items():
         GroupBody.objects.filter(message_id=message_id).update(remaining=F("remaining") - count)
-
-
-# --- the queue --------------------------------------------------------------------------------
-
-
-def bodies_of(message_ids: set[int]) -> dict[int, tuple[str, int]]:
-    """{message id: (body, epoch)} for the group copies of a page of the queue."""
-    return {
-        message_id: (body, epoch)
-        for message_id, body, epoch in GroupBody.objects.filter(message_id__in=list(message_ids)).values_list(
-            "message_id", "body", "epoch"
-        )
-    }

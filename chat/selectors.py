@@ -5,16 +5,11 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from chat import events, group_messages
+from chat import events, sql
 from chat.models import Envelope
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
-
-
-def _queue(*, user_id: int, device_id: int):
-    """The undelivered copies addressed to one device of the user."""
-    return Envelope.objects.filter(recipient_id=user_id, recipient_device=device_id, delivered_at__isnull=True)
 
 
 def envelopes_pending(
@@ -23,53 +18,36 @@ def envelopes_pending(
     """The undelivered copies for one device of the user with an id above `after` (and in
     `ids`, if given), oldest first, as `message` events (the same shape the socket pushes)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    rows = _queue(user_id=user_id, device_id=device_id).filter(id__gt=after)
-    if ids is not None:
-        rows = rows.filter(id__in=list(ids))
-    columns = (
-        "id",
-        "message_id",
-        "client_id",
-        "sender__email",
-        "sender_device",
-        "recipient__email",
-        "peer__email",
-        "kind",
-        "body",
-        "created_at",
-        "group__uid",
+    rows = sql.queue_rows(
+        user_id=user_id, device_id=device_id, after=after, limit=limit, ids=None if ids is None else sorted(ids)
     )
-    found = list(rows.order_by("id").values_list(*columns)[:limit])
-    groups = group_messages.bodies_of({row[1] or row[0] for row in found if row[10] is not None})
-    return [_pending_event(row, groups) for row in found]
+    return [_pending_event(row) for row in rows]
 
 
-def _pending_event(row: tuple, groups: dict[int, tuple[str, int]]) -> dict:
-    pk, message_id, client_id, sender_email, sender_device, recipient_email, peer, kind, body, sent_at, group = row
-    if group is None:
+def _pending_event(row: sql.PendingRow) -> dict:
+    if row.group_uid is None:
         return events.message_event(
-            id=pk,
-            message_id=message_id or pk,
-            client_id=client_id,
-            sender_email=sender_email,
-            sender_device=sender_device,
-            to_email=peer or recipient_email,
-            kind=kind,
-            body=body,
-            sent_at=sent_at,
+            id=row.id,
+            message_id=row.message_id or row.id,
+            client_id=row.client_id,
+            sender_email=row.sender_email,
+            sender_device=row.sender_device,
+            to_email=row.peer_email or row.recipient_email,
+            kind=row.kind,
+            body=row.body,
+            sent_at=row.created_at,
         )
-    group_body, epoch = groups.get(message_id or pk, ("", 0))
     return events.group_message_event(
-        id=pk,
-        message_id=message_id or pk,
-        client_id=client_id,
-        group=str(group),
-        epoch=epoch,
-        sender_email=sender_email,
-        sender_device=sender_device,
-        body=group_body,
-        key=(kind, body) if body else None,
-        sent_at=sent_at,
+        id=row.id,
+        message_id=row.message_id or row.id,
+        client_id=row.client_id,
+        group=str(row.group_uid),
+        epoch=row.group_epoch or 0,
+        sender_email=row.sender_email,
+        sender_device=row.sender_device,
+        body=row.group_body or "",
+        key=(row.kind, row.body) if row.body else None,
+        sent_at=row.created_at,
     )
 
 
@@ -97,13 +75,9 @@ def envelopes_pending_within(
     The socket's flow control (chat.consumers): a client that does not read must not make
     the server hold its whole backlog in memory. The ids and sizes are read first (from the
     queue index, one page), and the bodies only of the envelopes that fit, so a socket with
-    a full window costs a small read and no body at all."""
-    rows = list(
-        _queue(user_id=user_id, device_id=device_id)
-        .filter(id__gt=after)
-        .order_by("id")
-        .values_list("id", "size")[:PAGE_SIZE]
-    )
+    a full window costs a small read and no body at all. Both reads are chat.sql's: a socket
+    that fell behind (a burst of group messages) reads its backlog page after page."""
+    rows = sql.queue_sizes(user_id=user_id, device_id=device_id, after=after, limit=PAGE_SIZE)
     chosen: dict[int, int] = {}
     cursor, total, full = after, 0, False
     for pk, size in rows:
@@ -126,15 +100,7 @@ def envelopes_undelivered_among(*, user_id: int, device_id: int = 1, ids: Collec
     """Which of `ids` are copies to this device of the user that are still undelivered (the
     others were acknowledged on another socket of the device, or deleted at the end of
     retention or with their device)."""
-    ids = sorted(ids)
-    found: set[int] = set()
-    for start in range(0, len(ids), MAX_PAGE_SIZE):
-        found.update(
-            _queue(user_id=user_id, device_id=device_id)
-            .filter(id__in=ids[start : start + MAX_PAGE_SIZE])
-            .values_list("id", flat=True)
-        )
-    return found
+    return sql.queue_among(user_id=user_id, device_id=device_id, ids=list(ids))
 
 
 def envelope_receipts(*, user_id: int, ids: list[int]) -> dict:

@@ -13,6 +13,7 @@ Only identifiers from `_meta` and placeholder lists are formatted into the SQL; 
 is a bound parameter (hence the `noqa: S608` on each statement).
 """
 
+import functools
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -22,9 +23,15 @@ from django.db import connection
 
 from accounts.models import Device, normalize_email
 from chat.models import Envelope, GroupBody, MailboxUsage
+from groups.models import Group, Membership
 
 # Keeps every statement well under SQLite's and MariaDB's limits on bound parameters.
 CHUNK = 500
+# An INSERT of envelopes may bind more: the copies of a group message to up to 285 devices (a
+# group of 256 members with one device each) in one statement rather than one per 35 rows. Far below
+# SQLite's default limit (32,766 since 3.32) and MariaDB's (65,535); a SQLite built with a lower
+# one is asked (`envelopes_insert`).
+INSERT_PARAMS = 4000
 
 
 class UserRow(NamedTuple):
@@ -82,10 +89,15 @@ class ReceiptRow(NamedTuple):
     group_id: int | None  # set on the copies of a group message
 
 
+@functools.cache
 def _quote(name: str) -> str:
+    """The quoted identifier, computed once per name: the app has one database (settings.DATABASES),
+    and every `connection.ops` goes through Django's per-thread connection proxy (about 3,000
+    quotes per second of a 100-member group's traffic)."""
     return connection.ops.quote_name(name)
 
 
+@functools.cache
 def _column(field: str) -> str:
     return _quote(Envelope._meta.get_field(field).column)
 
@@ -344,9 +356,9 @@ def users_and_resends(
 
 
 def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]:
-    """Insert these envelopes; returns their ids in order. Stands for
-    `Envelope.objects.bulk_create(...)`, which on SQLite (3.35+) and MariaDB (10.5+) also
-    uses INSERT ... RETURNING."""
+    """Insert these envelopes; returns their ids in order, in one statement per INSERT_PARAMS
+    bound values (285 rows). Stands for `Envelope.objects.bulk_create(...)`, which on SQLite
+    (3.35+) and MariaDB (10.5+) also uses INSERT ... RETURNING."""
     columns = [
         "client_id",
         "sender",
@@ -364,12 +376,15 @@ def envelopes_insert(rows: list[NewEnvelope], created_at: datetime) -> list[int]
         "created_at",
     ]
     created = _prep("created_at", created_at)
+    # The copies of one message share their client_id: prepared once.
+    client_ids = {client_id: _prep("client_id", client_id) for client_id in {row.client_id for row in rows}}
+    limit = min(INSERT_PARAMS, connection.features.max_query_params or INSERT_PARAMS)
     ids: list[int] = []
     with connection.cursor() as cursor:
-        for chunk in _chunks(rows, CHUNK // len(columns)):
+        for chunk in _chunks(rows, limit // len(columns)):
             params = []
             for client_id, *fields in chunk:
-                params += [_prep("client_id", client_id), *fields, created]
+                params += [client_ids[client_id], *fields, created]
             values = ", ".join([f"({_marks(len(columns))})"] * len(chunk))
             names = ", ".join(_column(c) for c in columns)
             cursor.execute(
@@ -451,6 +466,131 @@ def messages_marked_before(message_ids: list[int], *, column: str, now_ids: Iter
     return found
 
 
+# --- the queue (a socket's backlog) -------------------------------------------------------------
+
+
+class PendingRow(NamedTuple):
+    """An undelivered copy as a socket sends it (chat.selectors turns it into its event)."""
+
+    id: int
+    message_id: int | None
+    client_id: uuid.UUID
+    sender_email: str
+    sender_device: int
+    recipient_email: str
+    peer_email: str | None
+    kind: str
+    body: str
+    created_at: datetime
+    group_uid: uuid.UUID | None
+    group_body: str | None  # a group copy's GroupBody (the message's body and epoch)
+    group_epoch: int | None
+
+
+def _queue_where(user_id: int, device_id: int, after: int) -> tuple[str, list]:
+    """The undelivered copies to one device of a user above `after` (the queue index)."""
+    where = (
+        f"e.{_column('recipient')} = %s AND e.{_column('recipient_device')} = %s "
+        f"AND e.{_column('delivered_at')} IS NULL AND e.{_column('id')} > %s"
+    )
+    return where, [user_id, device_id, after]
+
+
+def queue_sizes(*, user_id: int, device_id: int, after: int, limit: int) -> list[tuple[int, int]]:
+    """(id, size) of the first `limit` undelivered copies to this device above `after`, in id
+    order; stands for `Envelope.objects.filter(recipient_id=, recipient_device=,
+    delivered_at__isnull=True, id__gt=).order_by("id").values_list("id", "size")[:limit]`."""
+    where, params = _queue_where(user_id, device_id, after)
+    pk = _column("id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.{pk}, e.{_column('size')} FROM {_table()} e WHERE {where} ORDER BY e.{pk} LIMIT %s",  # noqa: S608 - see above
+            [*params, limit],
+        )
+        return cursor.fetchall()
+
+
+def queue_rows(*, user_id: int, device_id: int, after: int, limit: int, ids: list[int] | None) -> list[PendingRow]:
+    """The first `limit` undelivered copies to this device above `after` (and among `ids`, if
+    given), in id order, with the emails of their sender, recipient and peer, their group's
+    uid and a group copy's body and epoch: ONE statement (the copies on the queue index joined
+    by primary key). Stands for the `values_list("sender__email", ..., "group__uid")` of
+    chat.selectors and a GroupBody query; a socket that fell behind reads its backlog with it
+    page after page, so its compiler cost was paid per page."""
+    users_meta = Envelope._meta.get_field("sender").related_model._meta
+    users, user_pk, user_email = (
+        _quote(users_meta.db_table),
+        _quote(users_meta.pk.column),
+        _quote(users_meta.get_field("email").column),
+    )
+    group_meta = Group._meta
+    groups, group_pk, group_uid = (
+        _quote(group_meta.db_table),
+        *(_quote(group_meta.get_field(n).column) for n in ("id", "uid")),
+    )
+    bodies, body_message, _, _, _, _, _, body_text = _group_names()
+    body_epoch = _quote(GroupBody._meta.get_field("epoch").column)
+    where, params = _queue_where(user_id, device_id, after)
+    if ids is not None:
+        where += f" AND e.{_column('id')} IN ({_marks(len(ids))})"
+        params += ids
+    pk, message_id, group = _column("id"), _column("message_id"), _column("group")
+    columns = ", ".join(
+        f"e.{_column(name)}"
+        for name in ("id", "message_id", "client_id", "sender_device", "kind", "body", "created_at")
+    )
+    client_field = Envelope._meta.get_field("client_id")
+    uid_field = group_meta.get_field("uid")
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns}, s.{user_email}, r.{user_email}, p.{user_email}, g.{group_uid}, b.{body_text}, "  # noqa: S608 - see above
+            f"b.{body_epoch} FROM {_table()} e "
+            f"JOIN {users} s ON s.{user_pk} = e.{_column('sender')} "
+            f"JOIN {users} r ON r.{user_pk} = e.{_column('recipient')} "
+            f"LEFT JOIN {users} p ON p.{user_pk} = e.{_column('peer')} "
+            f"LEFT JOIN {groups} g ON g.{group_pk} = e.{group} "
+            f"LEFT JOIN {bodies} b ON e.{group} IS NOT NULL AND b.{body_message} = COALESCE(e.{message_id}, e.{pk}) "
+            f"WHERE {where} ORDER BY e.{pk} LIMIT %s",
+            [*params, limit],
+        )
+        for pk_, message, client, device, kind, body, created, sender, recipient, peer, uid, text, epoch in cursor:
+            found.append(
+                PendingRow(
+                    pk_,
+                    message,
+                    client_field.to_python(client),
+                    sender,
+                    device,
+                    recipient,
+                    peer,
+                    kind,
+                    body,
+                    connection.ops.convert_datetimefield_value(created, None, connection),
+                    uid_field.to_python(uid) if uid is not None else None,
+                    text,
+                    epoch,
+                )
+            )
+    return found
+
+
+def queue_among(*, user_id: int, device_id: int, ids: list[int]) -> set[int]:
+    """Which of `ids` are undelivered copies to this device; stands for `Envelope.objects.filter(
+    recipient_id=, recipient_device=, delivered_at__isnull=True, id__in=).values_list("id")`."""
+    found: set[int] = set()
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(ids))):
+            where, params = _queue_where(user_id, device_id, 0)
+            where += f" AND e.{_column('id')} IN ({_marks(len(chunk))})"
+            cursor.execute(
+                f"SELECT e.{_column('id')} FROM {_table()} e WHERE {where}",  # noqa: S608 - see above
+                [*params, *chunk],
+            )
+            found.update(row[0] for row in cursor.fetchall())
+    return found
+
+
 # --- group messages ---------------------------------------------------------------------------
 
 
@@ -473,27 +613,162 @@ def _group_names() -> tuple[str, ...]:
     )
 
 
+class LockedGroup(NamedTuple):
+    pk: int
+    epoch: int
+
+
+class GroupMembers(NamedTuple):
+    """A group's active members and their active devices, as a group send needs them."""
+
+    ids: dict[str, int]  # {email: user id}
+    devices: dict[int, list[int]]  # {user id: active device ids, ascending}; members without one missing
+
+
+class EarlierGroupSend(NamedTuple):
+    """What a (sender, client_id) pair was used for before: a group message (`group_id` set) or
+    another envelope (`group_id` None)."""
+
+    message_id: int
+    group_id: int | None
+
+
+def groups_locked(uids: Iterable[uuid.UUID]) -> dict[uuid.UUID, LockedGroup]:
+    """{uid: (pk, epoch)} of these groups, their rows locked in id order where the database can
+    (the order groups.services locks several groups in: two transactions that both lock some of
+    them cannot deadlock); stands for `Group.objects.select_for_update().filter(uid__in=...)
+    .order_by("pk")`. Unknown uids are missing."""
+    meta = Group._meta
+    table, pk, uid, epoch = (_quote(meta.db_table), *(_quote(meta.get_field(n).column) for n in ("id", "uid", "epoch")))
+    uid_field = meta.get_field("uid")
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    wanted = sorted(uid_field.get_db_prep_value(value, connection) for value in set(uids))
+    found = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(wanted):
+            cursor.execute(
+                f"SELECT {pk}, {uid}, {epoch} FROM {table} WHERE {uid} IN ({_marks(len(chunk))}) ORDER BY {pk}{lock}",  # noqa: S608 - see above
+                chunk,
+            )
+            for row_pk, row_uid, row_epoch in cursor.fetchall():
+                found[uid_field.to_python(row_uid)] = LockedGroup(row_pk, row_epoch)
+    return found
+
+
+def group_members(group_pks: Iterable[int]) -> dict[int, GroupMembers]:
+    """{group pk: its active members and their active devices} in ONE statement (memberships
+    joined to the users and, left, to their devices); stands for `Membership.objects.filter(
+    group=..., user__is_active=True).values_list("user__email", "user_id")` per group and
+    `active_devices(user_ids=...)` of their members. Groups without an active member are missing."""
+    membership, users_meta, device = (
+        Membership._meta,
+        Envelope._meta.get_field("sender").related_model._meta,
+        Device._meta,
+    )
+    m_table, m_group, m_user = (
+        _quote(membership.db_table),
+        *(_quote(membership.get_field(n).column) for n in ("group", "user")),
+    )
+    u_table, u_pk, u_email, u_active = (
+        _quote(users_meta.db_table),
+        *(_quote(users_meta.get_field(n).column) for n in ("id", "email", "is_active")),
+    )
+    d_table, d_user, d_number, d_removed = (
+        _quote(device.db_table),
+        *(_quote(device.get_field(n).column) for n in ("user", "device_id", "removed_at")),
+    )
+    found: dict[int, GroupMembers] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(group_pks))):
+            cursor.execute(
+                f"SELECT m.{m_group}, u.{u_pk}, u.{u_email}, d.{d_number} FROM {m_table} m "  # noqa: S608 - see above
+                f"JOIN {u_table} u ON u.{u_pk} = m.{m_user} "
+                f"LEFT JOIN {d_table} d ON d.{d_user} = u.{u_pk} AND d.{d_removed} IS NULL "
+                f"WHERE m.{m_group} IN ({_marks(len(chunk))}) AND u.{u_active} = %s",
+                [*chunk, True],
+            )
+            for group_pk, user_id, email, device_id in cursor.fetchall():
+                members = found.setdefault(group_pk, GroupMembers({}, {}))
+                members.ids[email] = user_id
+                if device_id is not None:
+                    members.devices.setdefault(user_id, []).append(device_id)
+    for members in found.values():
+        for devices in members.devices.values():
+            devices.sort()
+    return found
+
+
+def group_sends_earlier(keys: Iterable[tuple[int, uuid.UUID]]) -> dict[tuple[int, uuid.UUID], EarlierGroupSend]:
+    """{(sender id, client_id): what the pair was used for} of these pairs, in ONE statement:
+    the group messages (GroupBody, on its unique (sender, client_id) index) and, UNION ALL, the
+    first copies of other envelopes (`stored_for_resend`'s WHERE). A group message's first copy
+    is an envelope too: its GroupBody row wins. Stands for `GroupBody.objects.filter(sender_id=,
+    client_id=).values_list(...).first()` and `Envelope.objects.filter(sender_id=, client_id=,
+    copy_index=0).exists()` per send."""
+    meta = GroupBody._meta
+    table, message, sender, client, group = (
+        _quote(meta.db_table),
+        *(_quote(meta.get_field(n).column) for n in ("message_id", "sender", "client_id", "group")),
+    )
+    client_field = Envelope._meta.get_field("client_id")
+    found: dict[tuple[int, uuid.UUID], EarlierGroupSend] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(set(keys)), CHUNK // 4):
+            envelope_where, params = _resend_where(chunk)
+            pairs = " OR ".join([f"({sender} = %s AND {client} = %s)"] * len(chunk))
+            cursor.execute(
+                f"SELECT 0, {sender}, {client}, {message}, {group} FROM {table} WHERE {pairs} "  # noqa: S608 - see above
+                f"UNION ALL SELECT 1, {_column('sender')}, {_column('client_id')}, {_column('id')}, NULL "
+                f"FROM {_table()} WHERE {envelope_where}",
+                [*params, *params],
+            )
+            # The envelopes' rows (tag 1) first: a GroupBody row (tag 0) of the same pair replaces them.
+            for _, sender_id, client_id, message_id, group_id in sorted(cursor.fetchall(), key=lambda row: -row[0]):
+                found[(sender_id, client_field.to_python(client_id))] = EarlierGroupSend(message_id, group_id)
+    return found
+
+
+def group_body_insert(body: GroupBody) -> None:
+    """INSERT this (unsaved) GroupBody; stands for `GroupBody.objects.create(...)`, whose
+    compiler cost more than the statement."""
+    fields = [field for field in GroupBody._meta.concrete_fields]
+    names = ", ".join(_quote(field.column) for field in fields)
+    values = [field.get_db_prep_save(getattr(body, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_quote(GroupBody._meta.db_table)} ({names}) VALUES ({_marks(len(fields))})",  # noqa: S608 - see above
+            values,
+        )
+
+
 def group_counts_add(changes: dict[int, tuple[int, int, int]], *, erase: bool) -> None:
     """Add {message id: (members delivered to now, members who read now, copies delivered
     now)} to the GroupBody counters, and erase the body of a message none of whose copies waits
-    any more (with `erase`): one statement per message, run together. Stands for
-    `GroupBody.objects.filter(message_id=...).update(delivered=F(...) + ..., ...)`. The body's
-    assignment comes first: MariaDB evaluates SET left to right (a later one sees the new
-    `remaining`), SQLite with the old values; first, both read the old one."""
+    any more (with `erase`): ONE statement for the batch's messages (each amount a `CASE` on the
+    message id), not one per message (MySQLdb's `executemany` sends an UPDATE per row, a round
+    trip each). Stands for `GroupBody.objects.filter(message_id=...).update(delivered=F(...) +
+    ..., ...)` per message. The body's assignment comes first: MariaDB evaluates SET left to
+    right (a later one sees the new `remaining`), SQLite with the old values; first, both read
+    the old one."""
     if not changes:
         return
     table, message, _, delivered, read, _, remaining, body = _group_names()
-    wipe = f"CASE WHEN {remaining} - %s <= 0 THEN '' ELSE {body} END" if erase else body
-    statement = (
-        f"UPDATE {table} SET {body} = {wipe}, {delivered} = {delivered} + %s, "  # noqa: S608 - see above
-        f"{read} = {read} + %s, {remaining} = {remaining} - %s WHERE {message} = %s"
-    )
-    rows = [
-        ([copies] if erase else []) + [new_delivered, new_read, copies, message_id]
-        for message_id, (new_delivered, new_read, copies) in sorted(changes.items())
-    ]
     with connection.cursor() as cursor:
-        cursor.executemany(statement, rows)
+        # Nine bound values per message.
+        for chunk in _chunks(sorted(changes), CHUNK // 10):
+            whens = " ".join(["WHEN %s THEN %s"] * len(chunk))
+
+            def amounts(slot: int, chunk: list[int] = chunk) -> list[int]:
+                return [value for pk in chunk for value in (pk, changes[pk][slot])]
+
+            copies = f"(CASE {message} {whens} END)"
+            wipe = f"CASE WHEN {remaining} - {copies} <= 0 THEN '' ELSE {body} END" if erase else body
+            cursor.execute(
+                f"UPDATE {table} SET {body} = {wipe}, {delivered} = {delivered} + (CASE {message} {whens} END), "  # noqa: S608 - see above
+                f"{read} = {read} + (CASE {message} {whens} END), {remaining} = {remaining} - {copies} "
+                f"WHERE {message} IN ({_marks(len(chunk))})",
+                [*(amounts(2) if erase else []), *amounts(0), *amounts(1), *amounts(2), *chunk],
+            )
 
 
 def group_counts(message_ids: Iterable[int]) -> list[GroupCounts]:

@@ -315,11 +315,14 @@ class Client:
         return await self._groups.find(group)
 
     async def create_group(self, name: str, emails: list[str]) -> Group:
-        """Creates a group with these contacts and sends them its name (end-to-end encrypted)."""
+        """Creates a group with these contacts and sends them its name (end-to-end encrypted). Without a
+        network the name stays pending (sent on the next connect); ``GroupNameNotSent`` when it could not
+        be sent otherwise: the group exists (the error carries it)."""
         return await self._groups.create(name, emails)
 
     async def add_member(self, group: str, email: str) -> Group:
-        """Adds a contact to the group and sends the group's name again for them."""
+        """Adds a contact to the group and sends the group's name again for them (a failure of that: as
+        for ``create_group``)."""
         return await self._groups.add_member(group, email)
 
     async def remove_member(self, group: str, email: str) -> None:
@@ -343,6 +346,11 @@ class Client:
         """Encrypts ``text`` once with this device's sender key of the group and sends it to every member
         device (handing the key to the devices that lack it); returns the message id."""
         return await self._groups.send(group, text)
+
+    async def typing_group(self, group: str, state: str = "start") -> bool:
+        """Tells the other members' open sockets that we are typing (``start``) or stopped (``stop``); over the
+        open socket only, never stored: False when it is not connected."""
+        return await self._groups.typing(group, state)
 
     async def sync_group_receipts(self) -> None:
         """Asks (over REST) where the sent group messages not yet read by everyone stand."""

@@ -80,3 +80,13 @@ class TooManyConnections(ClientError):
             "the server refused the connection: too many connections are open for this account "
             "(other clients, browser tabs or devices); close one and try again"
         )
+
+
+class GroupNameNotSent(ClientError):
+    """A group was created (or a member added) on the server, but its name could not be sent to the
+    members afterwards: the group exists (``group``), and ``rename`` sends the name again."""
+
+    def __init__(self, group, done: str, error: Exception) -> None:
+        self.group = group
+        self.error = error
+        super().__init__(f"the group {group.id} {done}, but its name was not sent yet ({error}); send it with rename")

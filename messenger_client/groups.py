@@ -38,7 +38,7 @@ from typing import Any
 
 from .account import MAX_DEVICE_ID, Account
 from .devices import device_ids
-from .errors import ApiError, ClientError, IdentityChanged
+from .errors import ApiError, ClientError, GroupNameNotSent, IdentityChanged
 from .events import Event, Events
 from .http import HttpApi
 from .inbox import Inbox, InvalidFrame, Message
@@ -154,23 +154,41 @@ class Groups:
         return matches[0]
 
     async def create(self, name: str, emails: list[str]) -> Group:
-        """Creates the group with our contacts ``emails`` and sends them its name."""
+        """Creates the group with our contacts ``emails`` and sends them its name (see ``_send_name``)."""
         settings = _settings(name)
         group = self._remember(await self._http.call("POST", "groups/", {"members": list(emails)}))
-        await self.catch_up(group.id)
-        await self._send(group.id, settings, f'named the group "{name}"', name=name)
+        await self._send_name(group, name, settings, done="was created")
         return dataclasses.replace(group, name=name)
 
     async def add_member(self, group_id: str, email: str) -> Group:
-        """Adds a contact; then sends the name again, so that the new member learns it."""
+        """Adds a contact; then sends the name again, so that the new member learns it (see ``_send_name``)."""
         group = self._remember(
             await self._http.call("POST", "groups/members", {"group": _group_id(group_id), "email": email})
         )
-        await self.catch_up(group.id)
         name = self.name_of(group.id)
-        if name is not None:
-            await self._send(group.id, _settings(name), f'named the group "{name}"', name=name)
+        await self._send_name(group, name, _settings(name) if name is not None else None, done=f"has {email}")
         return group
+
+    async def _send_name(self, group: Group, name: str | None, settings: bytes | None, *, done: str) -> None:
+        """After the group was created or a member added (done on the server, whatever follows): its
+        changes are read, and its name, if known, is sent. A network failure once the name's frame is
+        stored leaves it pending (``resend_pending`` sends it on the next connect): the caller gets the
+        group. Any other failure raises ``GroupNameNotSent``, which says that the group is there and
+        carries it, rather than the bare error, which would read as if the group were not made."""
+        await self.catch_up(group.id)
+        if name is None:
+            return
+        try:
+            record = await self._encrypt(
+                group.id, settings, client_id=str(uuid.uuid4()), text=f'named the group "{name}"', name=name
+            )
+        except (ClientError, ProtocolError) as error:
+            raise GroupNameNotSent(group, done, error) from error
+        try:
+            await self.transmit(record)
+        except ApiError as error:
+            if error.code != UNREACHABLE:
+                raise GroupNameNotSent(group, done, error) from error
 
     async def remove_member(self, group_id: str, email: str) -> None:
         await self._http.call("POST", "groups/remove", {"group": _group_id(group_id), "email": email})
@@ -312,6 +330,13 @@ class Groups:
         with contextlib.suppress(ApiError, IdentityChanged):
             await self._announce_name(group_id)
         return await self._send(group_id, plaintext, text)
+
+    async def typing(self, group_id: str, state: str) -> bool:
+        """Tells the other members' open sockets that we are typing (``start``) or stopped (``stop``)
+        (section 23's "Typing"): only over the open socket, never stored; False when none is open."""
+        if state not in ("start", "stop"):
+            raise ClientError("the typing state is start or stop")
+        return await self._socket.send({"type": "typing", "group": _group_id(group_id), "state": state})
 
     async def _send(self, group_id: str, plaintext: bytes, text: str, *, name: str | None = None) -> SentMessage:
         """Sends a text, or with ``name`` the group's settings (stored here as a notice line, and as the

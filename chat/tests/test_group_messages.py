@@ -6,16 +6,21 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection, transaction
 from django.db.models import Q
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from chat import services
+from chat import group_messages, selectors, services, sql
+from chat.errors import ClientIdReused, StaleEpoch
 from chat.models import Envelope, GroupBody
 from chat.tests.helpers import make_contacts, open_socket, receive, second_device, send_frame
 from groups import services as groups
+from groups.errors import GroupNotFound
 from groups.models import Group
 from keys.services import device_unlink
+from realtime import bus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -326,3 +331,144 @@ def group_messages_request(sender, group, *, epoch):
     from chat.group_messages import GroupSendRequest
 
     return GroupSendRequest(sender.pk, sender.email, 1, uuid.uuid4(), group.uid, epoch, BODY)
+
+
+def _batch(requests: list) -> list:
+    """One socket batch: `envelopes_apply` in one transaction, its events collected."""
+    with transaction.atomic(), bus.collecting([]):
+        return services.envelopes_apply(requests)
+
+
+def test_a_batch_of_group_sends_reads_once_and_stores_each_message_in_three_statements(trio):
+    """chat.sql's group path: the batch's reads are one statement each, every new message
+    is its first copy, its other copies in one INSERT and its body; everything is stored, the
+    key entry in its own copy only; a resend (in the batch or later) answers the same id."""
+    alice, bob, carol, group = trio
+    second_device(alice)
+    sender = User.objects.get(pk=alice.id)
+
+    def request(client_id, *, epoch=1, keys=()):
+        return group_messages.GroupSendRequest(alice.id, sender.email, 1, client_id, group.uid, epoch, BODY, keys)
+
+    first, second = uuid.uuid4(), uuid.uuid4()
+    carol_key = group_messages.GroupKey(carol.email.upper(), 1, "prekey", "a2V5IGZvcg==")
+    with CaptureQueriesContext(connection) as queries:
+        results = _batch(
+            [request(first, keys=(carol_key,)), request(second), request(first), request(uuid.uuid4(), epoch=2)]
+        )
+    # groups, members with devices, earlier sends, quota counters; 3 per new message; the counters.
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(("SELECT", "INSERT", "UPDATE"))]
+    assert len(statements) == 4 + 3 * 2 + 1
+    assert [r.created for r in results[:3]] == [True, True, False]
+    assert results[2].id == results[0].id
+    assert isinstance(results[3], StaleEpoch)
+    copies = list(Envelope.objects.filter(Q(id=results[0].id) | Q(message_id=results[0].id)).order_by("id"))
+    assert [(c.recipient_id, c.recipient_device, c.copy_index) for c in copies] == [
+        (bob.id, 1, 0),
+        (carol.id, 1, 1),
+        (alice.id, 2, 2),
+    ]
+    assert [(c.kind, c.body, c.size) for c in copies] == [
+        ("message", "", len(BODY)),
+        ("prekey", "a2V5IGZvcg==", len(BODY) + 12),
+        ("message", "", len(BODY)),
+    ]
+    assert {c.group_id for c in copies} == {group.pk}
+    assert copies[2].peer_id == alice.id
+    body = GroupBody.objects.get(message_id=results[0].id)
+    assert (body.group_id, body.sender_id, body.client_id, body.epoch, body.body) == (
+        group.pk,
+        alice.id,
+        first,
+        1,
+        BODY,
+    )
+    assert (body.size, body.recipients, body.remaining, body.delivered) == (len(BODY), 2, 3, 0)
+    again = _batch([request(first), request(second)])
+    assert [(r.id, r.created) for r in again] == [(results[0].id, False), (results[1].id, False)]
+    assert GroupBody.objects.count() == 2
+
+
+def test_a_client_id_used_by_a_one_to_one_message_or_another_group_is_refused(trio):
+    alice, bob, carol, group = trio
+    sender = User.objects.get(pk=alice.id)
+    other = groups.group_create(creator=sender, emails=[bob.email])
+    client_id = uuid.uuid4()
+    [sent] = services.envelopes_send(
+        [
+            services.send_request_parse(
+                {"client_id": str(client_id), "to": bob.email, "kind": "message", "body": BODY},
+                sender=sender,
+                sender_device=1,
+            )
+        ]
+    )
+    assert sent.created
+    reused = _batch([group_messages.GroupSendRequest(alice.id, sender.email, 1, client_id, group.uid, 1, BODY)])
+    assert isinstance(reused[0], ClientIdReused)
+    fresh = uuid.uuid4()
+    results = _batch(
+        [
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, fresh, group.uid, 1, BODY),
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, fresh, other.uid, 1, BODY),
+            group_messages.GroupSendRequest(carol.id, carol.email, 1, uuid.uuid4(), other.uid, 1, BODY),
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), uuid.uuid4(), 1, BODY),
+        ]
+    )
+    assert results[0].created
+    assert isinstance(results[1], ClientIdReused)
+    assert isinstance(results[2], GroupNotFound)  # carol is not in the other group
+    assert isinstance(results[3], GroupNotFound)
+    assert GroupBody.objects.count() == 1
+
+
+def test_a_backlog_of_group_copies_is_read_in_two_statements_with_bodies_and_keys(trio):
+    """chat.sql's queue reads (a socket that fell behind reads its backlog page by page): the
+    ids and sizes, then the copies that fit with their group, body, epoch and key entry."""
+    alice, _, carol, group = trio
+    sender = User.objects.get(pk=alice.id)
+    carol_key = group_messages.GroupKey(carol.email, 1, "prekey", "a2V5IGZvcg==")
+    sent = _batch(
+        [
+            group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), group.uid, 1, BODY, keys)
+            for keys in ((carol_key,), (), ())
+        ]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        window = selectors.envelopes_pending_within(user_id=carol.id, after=0, room=10**6)
+    assert len(queries) == 2
+    assert window.drained
+    copies = {c.id: c for c in Envelope.objects.filter(recipient_id=carol.id)}
+    assert [e["message_id"] for e in window.events] == [r.id for r in sent]
+    assert [e.get("key") for e in window.events] == [{"kind": "prekey", "body": "a2V5IGZvcg=="}, None, None]
+    for event in window.events:
+        stored = copies[event["id"]]
+        assert (event["type"], event["group"], event["epoch"], event["body"]) == (
+            "group_message",
+            str(group.uid),
+            1,
+            BODY,
+        )
+        assert (event["from"], event["from_device"], event["client_id"]) == (alice.email, 1, str(stored.client_id))
+        assert event["sent_at"] == stored.created_at.isoformat().replace("+00:00", "Z")
+        assert window.size[event["id"]] == stored.size
+
+
+def test_the_counters_of_a_batch_of_receipts_are_added_in_one_statement(trio):
+    alice, _, _, group = trio
+    sender = User.objects.get(pk=alice.id)
+    first, second = (
+        r.id
+        for r in _batch(
+            [
+                group_messages.GroupSendRequest(alice.id, sender.email, 1, uuid.uuid4(), group.uid, 1, BODY)
+                for _ in range(2)
+            ]
+        )
+    )
+    with CaptureQueriesContext(connection) as queries:
+        sql.group_counts_add({first: (1, 0, 1), second: (2, 1, 2)}, erase=True)
+    assert len(queries) == 1
+    counts = {b.message_id: (b.delivered, b.read, b.remaining, b.body) for b in GroupBody.objects.all()}
+    # Two copies each (bob, carol): the second has none waiting any more, its body is erased.
+    assert counts == {first: (1, 0, 1, BODY), second: (2, 1, 0, "")}

@@ -5,8 +5,9 @@ the one who left), late joiners, linked devices, stale epochs and malformed copi
 
 import pytest
 
-from messenger_client import ApiError, Client, IdentityChanged
+from messenger_client import ApiError, Client, ClientError, GroupNameNotSent, IdentityChanged
 from messenger_client.inbox import InvalidFrame
+from messenger_client.outbox import UNREACHABLE
 from messenger_client.protocol import (
     ProtocolError,
     b64encode,
@@ -421,3 +422,53 @@ async def test_a_device_linked_later_learns_the_name_with_the_next_message(clien
             assert [line for line in notices(alice, group.id) if "named" in line] == [
                 f'{alice.email} named the group "Named once"'
             ]
+
+
+async def test_typing_in_a_group_reaches_the_other_members(client_server, tmp_path):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        group = await alice.create_group("Typing", [bob.email, carol.email])
+        assert not await alice.typing_group(group.id)  # no socket: nothing is sent (never stored)
+        for client in (alice, bob, carol):
+            await client.connect()
+        assert await alice.typing_group(group.id, "start")
+        for client in (bob, carol):
+            event = await next_event(client, "typing")
+            assert event.data == {"from": alice.email, "state": "start", "group": group.id}
+        assert await alice.typing_group(group.id, "stop")
+        assert (await next_event(bob, "typing")).data["state"] == "stop"
+        with pytest.raises(ClientError):
+            await alice.typing_group(group.id, "typing")
+
+
+async def test_a_name_that_could_not_be_sent_does_not_lose_the_group(client_server, tmp_path, monkeypatch):
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        # Offline after the group was made: the name's frame is stored and goes out on the next connect.
+        submit = alice._outbox.submit
+
+        async def unreachable(*args, **kwargs):
+            raise ApiError(0, UNREACHABLE, "the server did not answer")
+
+        monkeypatch.setattr(alice._outbox, "submit", unreachable)
+        group = await alice.create_group("Offline", [bob.email])
+        assert group.name == "Offline"
+        assert alice.history(group=group.id)[-1].status == "pending"
+        monkeypatch.setattr(alice._outbox, "submit", submit)
+        assert await alice.resend_pending() == 1
+        await bob.fetch()
+        assert bob.group_name(group.id) == "Offline"
+
+        # Refused before anything was sent (Bob's identity changed): the error names the group, which exists.
+        with alice.store.transaction():
+            alice.store.note_identity(bob.email, b64encode(bytes(32)))
+        with pytest.raises(GroupNameNotSent) as failed:
+            await alice.create_group("Held", [bob.email])
+        assert "was created" in str(failed.value)
+        assert failed.value.group.id in str(failed.value)
+        assert isinstance(failed.value.error, IdentityChanged)
+        assert failed.value.group.id in [g.id for g in await alice.groups()]
+        with pytest.raises(GroupNameNotSent) as failed:
+            await alice.add_member(group.id, carol.email)
+        assert f"has {carol.email}" in str(failed.value)
+        assert carol.email in [m.email for m in (await alice._groups.get(group.id)).members]
