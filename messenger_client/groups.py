@@ -157,7 +157,7 @@ class Groups:
         """Creates the group with our contacts ``emails`` and sends them its name (see ``_send_name``)."""
         settings = _settings(name)
         group = self._remember(await self._http.call("POST", "groups/", {"members": list(emails)}))
-        await self._send_name(group, name, settings, done="was created")
+        await self._send_name(group, name, settings, done="was created", shown=True)
         return dataclasses.replace(group, name=name)
 
     async def add_member(self, group_id: str, email: str) -> Group:
@@ -166,12 +166,17 @@ class Groups:
             await self._http.call("POST", "groups/members", {"group": _group_id(group_id), "email": email})
         )
         name = self.name_of(group.id)
-        await self._send_name(group, name, _settings(name) if name is not None else None, done=f"has {email}")
+        await self._send_name(
+            group, name, _settings(name) if name is not None else None, done=f"has {email}", shown=False
+        )
         return group
 
-    async def _send_name(self, group: Group, name: str | None, settings: bytes | None, *, done: str) -> None:
+    async def _send_name(
+        self, group: Group, name: str | None, settings: bytes | None, *, done: str, shown: bool
+    ) -> None:
         """After the group was created or a member added (done on the server, whatever follows): its
-        changes are read, and its name, if known, is sent. A network failure once the name's frame is
+        changes are read, and its name, if known, is sent (``shown``: as a line of our history; the
+        name sent again for a new member is not, as section 22 says). A network failure once the name's frame is
         stored leaves it pending (``resend_pending`` sends it on the next connect): the caller gets the
         group. Any other failure raises ``GroupNameNotSent``, which says that the group is there and
         carries it, rather than the bare error, which would read as if the group were not made."""
@@ -179,9 +184,8 @@ class Groups:
         if name is None:
             return
         try:
-            record = await self._encrypt(
-                group.id, settings, client_id=str(uuid.uuid4()), text=f'named the group "{name}"', name=name
-            )
+            text = f'named the group "{name}"' if shown else None
+            record = await self._encrypt(group.id, settings, client_id=str(uuid.uuid4()), text=text, name=name)
         except (ClientError, ProtocolError) as error:
             raise GroupNameNotSent(group, done, error) from error
         try:
