@@ -125,6 +125,16 @@ def test_three_people_talk_in_a_group_and_a_removed_member_reads_nothing_after(p
     expect(incoming(carol, "after carol left")).to_have_count(0)
     assert not [frame for frame in carol.group_frames() if frame["body"] == frame_of(bob, alice.email)["body"]]
 
+    # Alice makes Bob admin: his Members dialog offers what admins may do.
+    dialog = alice.members_dialog()
+    dialog.get_by_role("button", name=f"Make {bob.email} admin").click()
+    expect(dialog.locator(f"li.member[data-email='{bob.email}'] .device-tag")).to_have_text("admin")
+    dialog.get_by_role("button", name="Close").click()
+    expect(bob.page.locator("#messages li.message.notice").filter(has_text=f"made {bob.email} admin")).to_have_count(1)
+    dialog = bob.members_dialog()
+    expect(dialog.get_by_role("button", name=f"Remove {alice.email}")).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+
     # Carol's browser keeps every sender key it received, Alice's earlier one included; none of
     # them opens what Alice and Bob sent after the removal: both made new sender keys.
     for sender, receiver in ((alice, bob), (bob, alice)):

@@ -472,3 +472,40 @@ async def test_a_name_that_could_not_be_sent_does_not_lose_the_group(client_serv
             await alice.add_member(group.id, carol.email)
         assert f"has {carol.email}" in str(failed.value)
         assert carol.email in [m.email for m in (await alice._groups.get(group.id)).members]
+
+
+async def test_an_unlinked_device_cannot_read_what_follows(client_server, tmp_path):
+    """Unlinking a member's device makes every sender's next message use a new sender key: the
+    record the laptop held before it was unlinked (kept here as a device that does not erase its
+    keys would keep it) opens nothing sent after."""
+    alice, bob, carol = await trio(client_server.url, tmp_path)
+    async with alice, bob, carol:
+        laptop = await linked(bob, tmp_path)
+        async with laptop:
+            group = await alice.create_group("Unlinked", [bob.email, carol.email])
+            await alice.send_group(group.id, "before")
+            assert [m.text for m in await laptop.fetch()] == ["before"]
+            kept = records_of(laptop, group.id, alice)
+            assert kept is not None
+            await bob.unlink_device(laptop.device_id)
+        captured = []
+        submit = alice._outbox.submit
+
+        async def capture(frame, frame_type, path):
+            captured.append(frame)
+            return await submit(frame, frame_type, path)
+
+        alice._outbox.submit = capture
+        await alice.groups()  # the group as it is now (the group_epoch nudge, over REST)
+        await alice.send_group(group.id, "after")
+        assert [m.text for m in await carol.fetch()] == ["before", "after"]
+        with pytest.raises(ProtocolError) as refused:
+            await decrypt_group_message(
+                kept,
+                group_id=group.id,
+                sender_identity_key=alice.identity_key,
+                sender_device=1,
+                body=captured[-1]["body"],
+            )
+        assert refused.value.code == "unknown_sender_key"
+        assert sorted(k["email"] for k in captured[-1]["keys"]) == sorted([bob.email, carol.email])
