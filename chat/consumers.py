@@ -480,8 +480,8 @@ class ChatConsumer(SingleInboxWebsocketConsumer):
             local_rate_limit_hit("typing", self.user.pk)
             recipients = [await run_in_db_thread(services.typing_recipient, sender=self.user, to_email=to_email)]
             event = events.typing_event(sender_email=self.user.email, state=state)
-        for recipient_id in recipients:
-            await self.channel_layer.group_send(bus.user_group(recipient_id), {"type": bus.PUSH_EVENT, "event": event})
+        # A group's members in one round trip to Redis (realtime.redis_layer group_send_many), not one each.
+        await bus.send_collected(self.channel_layer, [(recipients, {"type": bus.PUSH_EVENT, "event": event})])
 
     async def _frame_receipts(self, frame: dict) -> None:
         """Where the user's own sent envelopes stand (the receipts a push may have lost)."""
