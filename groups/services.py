@@ -227,6 +227,20 @@ def group_delete(*, group: Group) -> None:
         bus.publish_on_commit(members, event)
 
 
+def account_deleted(*, user: User) -> None:
+    """An operator deletes `user`'s account (the Django admin): it leaves each of its groups the
+    way a member leaves, before its memberships go with it, so the others are told, the epoch
+    moves on (every sender's next message uses a new sender key, docs/PROTOCOL.md section 22),
+    an admin is named if it was the last one, and a group it was alone in is deleted. Without
+    this the membership would vanish silently: no line, no event, no heir."""
+    with transaction.atomic():
+        groups = list(Group.objects.select_for_update().filter(memberships__user_id=user.pk).order_by("pk"))
+        for group in groups:
+            _depart(group, selectors.membership(group_id=group.pk, user_id=user.pk), Kind.LEFT, None)
+    if groups:
+        logger.info("user id=%s left %s groups as the account is deleted", user.pk, len(groups))
+
+
 def member_devices_changed(*, user_id: int) -> None:
     """A device of `user_id` was linked or unlinked: every group of theirs gets a new epoch, and
     its members are told (within the caller's transaction, announced after its commit)."""

@@ -187,3 +187,30 @@ def test_concurrent_adds_respect_the_member_cap_and_each_get_an_epoch(settings):
     assert Membership.objects.filter(group=group).count() == 3
     assert Group.objects.get(pk=group.pk).epoch == 3
     assert sorted(GroupChange.objects.filter(group=group).values_list("epoch", flat=True)) == [1, 2, 3]
+
+
+def test_an_account_deleted_leaves_its_groups_as_a_member_leaves(people, published, django_capture_on_commit_callbacks):
+    """An operator deleting an account (the Django admin) must not make it vanish silently from
+    its groups: the others are told and the epoch moves on (their next messages use new sender
+    keys), an heir is named, and a group it was alone in goes."""
+    alice, bob, carol = people
+    shared = services.group_create(creator=alice, emails=[bob.email, carol.email])
+    alone = services.group_create(creator=alice, emails=[bob.email])
+    services.group_leave(user=bob, uid=alone.uid)
+    with django_capture_on_commit_callbacks(execute=True):
+        User.objects.get(pk=alice.pk).delete()
+    assert roles(shared) == {bob.email: "admin", carol.email: "member"}  # bob joined first
+    assert Group.objects.get(pk=shared.pk).epoch == 2
+    assert [c.kind for c in GroupChange.objects.filter(group=shared)] == ["created", "left", "admin"]
+    left = [event for _, event in published if event["change"] == "left" and event["group"] == str(shared.uid)]
+    assert left == [
+        {
+            "type": "group_changed",
+            "group": str(shared.uid),
+            "epoch": 2,
+            "change": "left",
+            "actor": None,
+            "members": [alice.email],
+        }
+    ]
+    assert not Group.objects.filter(pk=alone.pk).exists()
