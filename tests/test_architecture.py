@@ -14,6 +14,7 @@ helpers (tests/) or the terminal client (messenger_client/).
 """
 
 import ast
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,14 @@ def test_every_app_of_this_repository_has_a_layer():
     local_apps = {app.split(".")[0] for app in settings.INSTALLED_APPS if is_local(app)}
     assert local_apps, "no local app found in INSTALLED_APPS"
     assert local_apps <= set(LAYERS), f"give these apps a layer in LAYERS: {sorted(local_apps - set(LAYERS))}"
+
+
+def test_pytest_collects_every_packages_tests():
+    """A package's tests/ folder outside pytest's `testpaths` never runs, in CI or anywhere
+    (the groups app's did not, for a while)."""
+    configured = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])
+    with_tests = {path.parent.name for path in ROOT.glob("*/tests") if path.is_dir()}
+    assert with_tests <= configured, sorted(with_tests - configured)
 
 
 def test_the_check_sees_deferred_and_relative_imports(tmp_path, monkeypatch):
