@@ -37,6 +37,29 @@ def notices(client: Client, group: str) -> list[str]:
     return [m.text for m in client.history(group=group) if m.notice and m.text]
 
 
+def submitted_frames(client: Client) -> list[dict]:
+    """Every group frame ``client`` submits from now on (each attempt, a resend too), oldest first."""
+    frames: list[dict] = []
+    submit = client._outbox.submit
+
+    async def capture(frame, frame_type, path):
+        frames.append(frame)
+        return await submit(frame, frame_type, path)
+
+    client._outbox.submit = capture
+    return frames
+
+
+async def refusal(record: dict, group_id: str, sender: Client, body: str) -> str:
+    """The error code a kept sender key ``record`` gives for ``body`` (from ``sender``'s device 1):
+    how a member who is gone, or came late, is shown not to read it."""
+    with pytest.raises(ProtocolError) as refused:
+        await decrypt_group_message(
+            record, group_id=group_id, sender_identity_key=sender.identity_key, sender_device=1, body=body
+        )
+    return refused.value.code
+
+
 def records_of(client: Client, group: str, sender: Client) -> dict:
     """The sender key record ``client`` stored for ``sender``'s device 1 in ``group``."""
     return client.store.get_json(f"senderkeys:{group}:{sender.email.lower()}:1")
@@ -124,29 +147,14 @@ async def test_a_member_who_is_gone_cannot_read_what_follows(client_server, tmp_
             await alice.remove_member(group.id, carol.email)
         else:
             await carol.leave_group(group.id)
-        captured = []
-        submit = alice._outbox.submit
-
-        async def capture(frame, frame_type, path):
-            captured.append(frame)
-            return await submit(frame, frame_type, path)
-
-        alice._outbox.submit = capture
+        captured = submitted_frames(alice)
         await alice.send_group(group.id, "after")
         assert [m.text for m in await bob.fetch()] == ["before", "after"]
         assert await carol.fetch() == []
         # Carol kept every record she got; the new body does not decrypt with any of them.
         record = records_of(carol, group.id, alice)
         assert record is not None
-        with pytest.raises(ProtocolError) as refused:
-            await decrypt_group_message(
-                record,
-                group_id=group.id,
-                sender_identity_key=alice.identity_key,
-                sender_device=1,
-                body=captured[-1]["body"],
-            )
-        assert refused.value.code == "unknown_sender_key"
+        assert await refusal(record, group.id, alice, captured[-1]["body"]) == "unknown_sender_key"
         assert [k["email"] for k in captured[-1]["keys"]] == [bob.email]  # a new key, for bob only
         if how == "removed":
             assert f"{alice.email} removed {carol.email}" in notices(alice, group.id)
@@ -156,29 +164,16 @@ async def test_a_late_member_does_not_read_earlier_messages(client_server, tmp_p
     alice, bob, carol = await trio(client_server.url, tmp_path)
     async with alice, bob, carol:
         group = await alice.create_group("Late", [bob.email])
-        captured = []
-        submit = alice._outbox.submit
-
-        async def capture(frame, frame_type, path):
-            captured.append(frame)
-            return await submit(frame, frame_type, path)
-
-        alice._outbox.submit = capture
+        captured = submitted_frames(alice)
         await alice.send_group(group.id, "before carol")
         early = captured[-1]["body"]
         await alice.add_member(group.id, carol.email)
         await alice.send_group(group.id, "after carol")
         assert [m.text for m in await carol.fetch()] == ["after carol"]
         assert (await carol.find_group(group.id)).name == "Late"  # the name was sent again for her
-        with pytest.raises(ProtocolError) as refused:
-            await decrypt_group_message(
-                records_of(carol, group.id, alice),
-                group_id=group.id,
-                sender_identity_key=alice.identity_key,
-                sender_device=1,
-                body=early,
-            )
-        assert refused.value.code == "duplicate_message"  # her record starts after it
+        assert (
+            await refusal(records_of(carol, group.id, alice), group.id, alice, early) == "duplicate_message"
+        )  # her record starts after it
 
 
 async def test_linked_devices_get_everything_and_see_their_own(client_server, tmp_path):
@@ -206,15 +201,9 @@ async def test_stale_epoch_is_repaired_with_the_same_client_id(client_server, tm
         await bob.fetch()
         # Carol joins through another admin action the cache does not know about: alice's view is stale.
         await alice.http.call("POST", "groups/members", {"group": group.id, "email": carol.email})
-        attempts = []
-        submit = alice._outbox.submit
-
-        async def record(frame, frame_type, path):
-            attempts.append((frame["client_id"], frame["epoch"], sorted(k["email"] for k in frame["keys"])))
-            return await submit(frame, frame_type, path)
-
-        alice._outbox.submit = record
+        frames = submitted_frames(alice)
         await alice.send_group(group.id, "after the change")
+        attempts = [(f["client_id"], f["epoch"], sorted(k["email"] for k in f["keys"])) for f in frames]
         assert len(attempts) == 2
         assert attempts[0][0] == attempts[1][0]
         assert attempts[1][1] == attempts[0][1] + 1
@@ -343,14 +332,7 @@ async def test_stale_epoch_after_a_removal_encrypts_again_with_a_new_key(client_
         await alice.groups()  # cached with bob
         # Bob is removed behind the cache's back: alice's first attempt is for an epoch that is gone.
         await alice.http.call("POST", "groups/remove", {"group": group.id, "email": bob.email})
-        attempts = []
-        submit = alice._outbox.submit
-
-        async def record(frame, frame_type, path):
-            attempts.append(frame)
-            return await submit(frame, frame_type, path)
-
-        alice._outbox.submit = record
+        attempts = submitted_frames(alice)
         await alice.send_group(group.id, "bob is gone")
         assert len(attempts) == 2
         assert attempts[0]["client_id"] == attempts[1]["client_id"]
@@ -361,15 +343,10 @@ async def test_stale_epoch_after_a_removal_encrypts_again_with_a_new_key(client_
         assert [m.text for m in await carol.fetch()] == ["bob is gone"]
         # Bob's records (he had the old key) do not read the body the server stored.
         await bob.fetch()
-        with pytest.raises(ProtocolError) as refused:
-            await decrypt_group_message(
-                records_of(bob, group.id, alice),
-                group_id=group.id,
-                sender_identity_key=alice.identity_key,
-                sender_device=1,
-                body=attempts[1]["body"],
-            )
-        assert refused.value.code == "unknown_sender_key"
+        assert (
+            await refusal(records_of(bob, group.id, alice), group.id, alice, attempts[1]["body"])
+            == "unknown_sender_key"
+        )
 
 
 async def test_a_member_whose_identity_changed_holds_the_group(client_server, tmp_path):
@@ -488,24 +465,9 @@ async def test_an_unlinked_device_cannot_read_what_follows(client_server, tmp_pa
             kept = records_of(laptop, group.id, alice)
             assert kept is not None
             await bob.unlink_device(laptop.device_id)
-        captured = []
-        submit = alice._outbox.submit
-
-        async def capture(frame, frame_type, path):
-            captured.append(frame)
-            return await submit(frame, frame_type, path)
-
-        alice._outbox.submit = capture
+        captured = submitted_frames(alice)
         await alice.groups()  # the group as it is now (the group_epoch nudge, over REST)
         await alice.send_group(group.id, "after")
         assert [m.text for m in await carol.fetch()] == ["before", "after"]
-        with pytest.raises(ProtocolError) as refused:
-            await decrypt_group_message(
-                kept,
-                group_id=group.id,
-                sender_identity_key=alice.identity_key,
-                sender_device=1,
-                body=captured[-1]["body"],
-            )
-        assert refused.value.code == "unknown_sender_key"
+        assert await refusal(kept, group.id, alice, captured[-1]["body"]) == "unknown_sender_key"
         assert sorted(k["email"] for k in captured[-1]["keys"]) == sorted([bob.email, carol.email])
