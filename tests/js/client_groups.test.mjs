@@ -148,6 +148,20 @@ test('`sent` marks it sent and awaiting counts; group_receipts keep the counts, 
   assert.equal('groupAwaiting' in message, false);
 });
 
+test('on connect the newest group messages still awaiting are asked about, not the oldest', async () => {
+  const { store, transport, groups } = setUp();
+  // More than one question holds (1,000 ids): in a group someone never reads, the oldest wait for ever.
+  const waiting = Array.from({ length: 1005 }, (_, i) => ({
+    id: `c${i}`, contact: KEY, direction: 'out', status: 'sent', ts: i, serverId: 10 + i, groupAwaiting: 10 + i,
+  }));
+  await store.write(waiting.map((value) => ({ put: 'messages', value })));
+  await groups.askReceipts();
+  const [question] = transport.sent.filter((f) => f.type === 'group_receipts');
+  assert.equal(question.ids.length, 1000);
+  assert.equal(question.ids.at(-1), 1014);
+  assert.equal(question.ids.includes(10), false);
+});
+
 test('group_not_found fails the message with a reason', async () => {
   const { store, transport, groups, outbox } = setUp();
   await groups.sync();

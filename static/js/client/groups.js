@@ -659,9 +659,13 @@ export class Groups {
     for (const key of new Set((updated || []).map((m) => m.contact))) this.tabs.broadcast({ type: "conversation", email: key });
   }
 
-  /** On every connect: where our group messages not read by every member stand (pushes are sparse). */
+  /**
+   * On every connect: where our newest group messages not read by every member stand (pushes are
+   * sparse). The newest: in a group someone may never read, and the oldest waiting ones would then
+   * be asked about for ever while newer ones never are (receipts.js asks the same way).
+   */
   async askReceipts() {
-    const waiting = await this.store.all("messages", { index: "groupAwaiting", limit: RECEIPTS_MAX_IDS });
+    const waiting = await this.store.page("messages", "groupAwaiting", [], { limit: RECEIPTS_MAX_IDS });
     const ids = waiting.map((m) => m.groupAwaiting);
     if (ids.length) this.transport.send({ type: "group_receipts", ids });
   }
