@@ -70,6 +70,7 @@ export class MessengerClient {
       typing,
       flush: () => this.outbox.flush(),
       fail: (clientId, reason) => this.outbox.fail(clientId, reason),
+      keep: (message, entry, error) => this.outbox.keepUnencrypted(message, entry, error),
       report,
     });
     const outbox = new Outbox({ state, store, transport, tabs, conversations, keys, receipts, groups });

@@ -69,6 +69,7 @@ function setUp() {
     typing,
     flush: () => built.outbox.flush(),
     fail: (clientId, reason) => built.outbox.fail(clientId, reason),
+    keep: (message, entry, error) => built.outbox.keepUnencrypted(message, entry, error),
     report,
   });
   built.outbox = new Outbox({ ...p, store, conversations, keys, receipts, groups: built.groups });

@@ -131,10 +131,11 @@ export function withGroupCounts(record, { delivered, read, of }) {
 export class Groups {
   /**
    * `flush()` sends what waits in the outbox (outbox.js, which hands group answers back here);
-   * `fail(clientId, reason)` fails a queued message (outbox.js, for both kinds).
+   * `fail(clientId, reason)` fails a queued message and `keep(message, entry, error)` keeps one
+   * that could not be encrypted (outbox.js, for both kinds).
    */
-  constructor({ state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, report }) {
-    Object.assign(this, { state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, report });
+  constructor({ state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, keep, report }) {
+    Object.assign(this, { state, store, transport, tabs, conversations, keys, receipts, notifications, typing, flush, fail, keep, report });
     this.seq = 0;
   }
 
@@ -372,13 +373,14 @@ export class Groups {
       if (!this.state.loaded.has(key)) await this.conversations.reload(key);
       this.state.upsertMessage(message);
     }
+    let queued = true;
     try {
       await this.encrypt(group, entry, message ? [{ put: "messages", value: message }] : []);
     } catch (error) {
-      await this.keepUnencrypted(message, entry, error);
+      queued = await this.keepUnencrypted(message, entry, error);
     }
-    // Sent to every member device of now: they hold the name.
-    if (name !== null) await this.setName(id, name, deviceLabels(group, this.self, this.state.deviceId));
+    // Going to every member device of now: they will hold the name (a refused one changes nothing).
+    if (name !== null && queued) await this.setName(id, name, deviceLabels(group, this.self, this.state.deviceId));
     this.tabs.broadcast({ type: "conversation", email: key });
     this.flush();
   }
@@ -405,28 +407,20 @@ export class Groups {
     return frame;
   }
 
-  /** A message that could not be encrypted yet: queued (network, a member's identity change) or failed. */
+  /**
+   * A message that could not be encrypted yet: queued (network, a member's identity change: held)
+   * or failed, as a 1:1 message (outbox.js keepUnencrypted: `keep`). A quiet name, without a
+   * record, waits the same way, or is dropped. Resolves to whether it is still queued.
+   */
   async keepUnencrypted(message, entry, error) {
+    const held = error instanceof IdentityChangedError;
     if (!message) {
-      // A quiet name: it waits like a message (or goes with the next name sent).
-      if (error instanceof IdentityChangedError || retriable(error)) await this.store.write([{ put: "outbox", value: entry }]);
-      return;
+      if (held || retriable(error)) await this.store.write([{ put: "outbox", value: entry }]);
+      return held || retriable(error);
     }
-    if (error instanceof IdentityChangedError) {
-      const held = { ...message, status: "held" };
-      await this.store.write([{ put: "messages", value: held }, { put: "outbox", value: entry }]);
-      this.state.upsertMessage(held);
-      await this.keys.refreshIdentity(error.email);
-      await this.refreshHeld();
-      return;
-    }
-    if (retriable(error)) {
-      await this.store.write([{ put: "messages", value: message }, { put: "outbox", value: entry }]);
-      return;
-    }
-    const failed = { ...message, status: "failed", error: errorMessage(error) };
-    await this.store.write([{ put: "messages", value: failed }]);
-    this.state.upsertMessage(failed);
+    const queued = await this.keep(message, entry, error);
+    if (held) await this.refreshHeld();
+    return queued;
   }
 
   /** The frame of a group entry stored without one (held, network down), or null if it cannot be made now. */

@@ -118,22 +118,26 @@ export class Outbox {
     this.flush();
   }
 
-  /** A message that could not be encrypted yet: queued (network, identity change) or failed. */
+  /**
+   * A message (1:1 or group: groups.js) that could not be encrypted yet: queued with its outbox
+   * entry (network, an identity change: held) or failed. Resolves to whether it is still queued.
+   */
   async keepUnencrypted(message, outbox, error) {
     if (error instanceof IdentityChangedError) {
       const held = { ...message, status: "held" };
       await this.store.write([{ put: "messages", value: held }, { put: "outbox", value: outbox }]);
       this.state.upsertMessage(held);
-      await this.keys.refreshIdentity(message.contact);
-      return;
+      await this.keys.refreshIdentity(error.email);
+      return true;
     }
     if (retriable(error)) {
       await this.store.write([{ put: "messages", value: message }, { put: "outbox", value: outbox }]);
-      return;
+      return true;
     }
     const failed = { ...message, status: "failed", error: errorMessage(error) };
     await this.store.write([{ put: "messages", value: failed }]);
     this.state.upsertMessage(failed);
+    return false;
   }
 
   /** The user accepted `email`'s new identity key: the messages held for it go out at the next flush. */
