@@ -217,23 +217,26 @@ export class Outbox {
   async onSent(frame) {
     const clientId = frame.client_id;
     this.inFlight.delete(clientId);
-    const entry = await this.store.get("outbox", clientId);
-    if (entry && entry.group) await this.groups.onSent(entry);
     const early = this.receipts.takeEarly(frame.id);
-    const message = await this.store.update(
+    // The entry is read in the same transaction: a group entry's frame names the devices given our sender key.
+    const { message, entry } = await this.store.update(
       ["messages", "outbox"],
-      [{ store: "messages", key: [clientId] }],
-      ([record]) => {
+      [
+        { store: "messages", key: [clientId] },
+        { store: "outbox", key: [clientId] },
+      ],
+      ([record, queued]) => {
         const writes = [{ delete: "outbox", key: [clientId] }];
-        if (!record) return { writes };
+        if (!record) return { writes, result: { message: null, entry: queued } };
         let status = laterStatus(record.status, "sent");
         if (early) status = laterStatus(status, early);
         const updated = withStatus({ ...record, serverId: frame.id }, status);
         delete updated.error;
         writes.push({ put: "messages", value: updated });
-        return { writes, result: updated };
+        return { writes, result: { message: updated, entry: queued } };
       },
     );
+    if (entry && entry.group) await this.groups.onSent(entry);
     if (message) {
       this.state.upsertMessage(message);
       this.tabs.broadcast({ type: "conversation", email: message.contact });
